@@ -1,0 +1,123 @@
+"""create_app: wire settings, store, storage and routes into one ASGI app.
+
+State that several API processes must agree on lives in the database and blob
+store; ``Services`` holds only handles and caches.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from ltxserve import __version__
+from ltxserve.api import files, routes
+from ltxserve.api.errors import JSONBytes, error_response, ltx_error_response
+from ltxserve.api.middleware import RequestContext
+from ltxserve.config import Settings
+from ltxserve.errors import LtxError
+from ltxserve.jobs.catalog import Catalog
+from ltxserve.jobs.db import open_store
+from ltxserve.jobs.manager import JobManager
+from ltxserve.keys import KeyChecker
+from ltxserve.storage.local import LocalBlobStore
+
+log = logging.getLogger("ltxserve.api")
+T = TypeVar("T")
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = open_store(settings)
+        self.blobs = LocalBlobStore(settings.blob_dir)
+        self.catalog = Catalog.load(settings.models_file)
+        self.manager = JobManager(settings, self.store, self.blobs, self.catalog)
+        self.keys = KeyChecker(self.store, settings.key_cache_seconds)
+        self.signing_key = settings.signing_key()
+        # SQLite on local disk answers a primary-key lookup in microseconds: cheaper to
+        # run inline than to hop to the thread pool. A networked database must not
+        # block the event loop.
+        self.inline_db = self.store.is_sqlite
+
+    async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.inline_db:
+            return fn(*args)
+        return await run_in_threadpool(fn, *args)
+
+    async def check_key(self, header: str | None) -> str:
+        return await self.run_db(self.keys.check, header)
+
+    async def check_submit(self, key_id: str, endpoint: str, request: dict[str, Any]) -> None:
+        """Hook for admission control (rate, concurrency, credits); open by default."""
+
+
+class Sweeper(threading.Thread):
+    """Retention and lost-job housekeeping in the API process, every sweep_interval."""
+
+    def __init__(self, manager: JobManager, interval: float) -> None:
+        super().__init__(name="ltxserve-sweeper", daemon=True)
+        self.manager = manager
+        self.interval = interval
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.wait(self.interval):
+            try:
+                self.manager.sweep()
+            except Exception:  # noqa: BLE001 - keep sweeping; the next pass retries
+                log.exception("sweep failed")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    services = Services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sweeper = Sweeper(services.manager, settings.sweep_interval)
+        sweeper.start()
+        try:
+            yield
+        finally:
+            sweeper.stop_event.set()
+
+    app = FastAPI(title="ltxserve", version=__version__, lifespan=lifespan,
+                  openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.services = services
+
+    @app.exception_handler(LtxError)
+    async def _ltx_error(_request: Request, exc: LtxError) -> Response:
+        return ltx_error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return error_response("not_found_error", f"No route for {request.url.path}")
+        if exc.status_code == 405:
+            return error_response("invalid_request_error",
+                                  f"Method {request.method} is not allowed on {request.url.path}",
+                                  status=405, headers=dict(exc.headers or {}))
+        return error_response("invalid_request_error" if exc.status_code < 500 else "api_error",
+                              str(exc.detail), status=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        return error_response("invalid_request_error", str(exc.errors()[0].get("msg")))
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> Response:
+        return JSONBytes({"status": "ok"})
+
+    app.include_router(routes.router)
+    app.include_router(files.router)
+    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    return app

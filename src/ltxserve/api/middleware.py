@@ -1,0 +1,92 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task per request).
+
+RequestContext, outermost of ours: gives every response an ``x-request-id``,
+enforces the body size limit while the body streams, and turns any exception
+that escaped the app into a 500 api_error envelope while logging the traceback
+with the request id. The client never sees a traceback.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ltxserve.api.errors import envelope
+from ltxserve.errors import RequestTooLargeError
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+log = logging.getLogger("ltxserve.api")
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+def _unlimited(scope: Scope) -> bool:
+    """Upload PUTs stream to storage under their own, larger limit."""
+    return bool(scope["method"] == "PUT" and scope["path"].startswith("/uploads/"))
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = uuid.uuid4().hex
+        request_id_var.set(rid)
+        scope.setdefault("state", {})["request_id"] = rid
+        rid_header = (b"x-request-id", rid.encode())
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", []), rid_header]
+            await send(message)
+
+        limit = None if _unlimited(scope) else self.max_body_bytes
+        if limit is not None:
+            for name, value in scope["headers"]:
+                if name == b"content-length":
+                    if not value.isdigit() or int(value) > limit:
+                        await self._send_error(send_wrapper, 413, "request_too_large",
+                                               f"Request body exceeds the {limit} byte limit")
+                        return
+        received = 0
+
+        async def receive_wrapper() -> Message:
+            nonlocal received
+            message = await receive()
+            if limit is not None and message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise RequestTooLargeError(f"Request body exceeds the {limit} byte limit")
+            return message
+
+        try:
+            await self.app(scope, receive_wrapper, send_wrapper)
+        except Exception:
+            log.exception("unhandled error in %s %s [request %s]",
+                          scope["method"], scope["path"], rid)
+            if not started:
+                await self._send_error(send_wrapper, 500, "api_error",
+                                       "An unexpected error occurred")
+
+    @staticmethod
+    async def _send_error(send: Any, status: int, type_: str, message: str) -> None:
+        body = envelope(type_, message)
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,80 @@
+"""The documented v2 operations: seven submits and the status poll."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from ltxserve.api.errors import JSONBytes
+from ltxserve.api.status import iso_ms, status_body
+from ltxserve.errors import InvalidRequestError, NotFoundError
+from ltxserve.jobs.requests import ENDPOINTS
+
+router = APIRouter()
+
+
+def services(request: Request) -> Any:
+    return request.app.state.services
+
+
+async def authenticate(request: Request) -> str:
+    svc = services(request)
+    header = request.headers.get("authorization")
+    return await svc.check_key(header)
+
+
+async def read_json(request: Request) -> Any:
+    ctype = request.headers.get("content-type", "")
+    if ctype.split(";")[0].strip().lower() != "application/json":
+        raise InvalidRequestError("Content-Type must be application/json")
+    raw = await request.body()
+    if not raw.strip():
+        raise InvalidRequestError("request body is empty; a JSON object is required")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"request body is not valid JSON: {exc}") from None
+
+
+def base_url(request: Request) -> str:
+    configured = services(request).settings.public_url
+    if configured:
+        return str(configured).rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+async def submit(request: Request, endpoint: str) -> Response:
+    svc = services(request)
+    key_id = await authenticate(request)
+    body = await read_json(request)
+    validated = svc.manager.validate(endpoint, body)
+    await svc.check_submit(key_id, endpoint, validated)
+    job = await run_in_threadpool(svc.manager.submit, key_id, endpoint, validated)
+    return JSONBytes({"id": job.id, "created_at": iso_ms(job.created_at)}, status_code=202)
+
+
+def _make_submit(endpoint: str) -> Any:
+    async def handler(request: Request) -> Response:
+        return await submit(request, endpoint)
+
+    handler.__name__ = f"submit_{endpoint.replace('-', '_')}"
+    return handler
+
+
+for _endpoint in ENDPOINTS:
+    router.add_api_route(f"/v2/{_endpoint}", _make_submit(_endpoint), methods=["POST"],
+                         status_code=202)
+
+
+@router.get("/v2/{endpoint}/{job_id}")
+async def get_status(request: Request, endpoint: str, job_id: str) -> Response:
+    svc = services(request)
+    key_id = await authenticate(request)
+    if endpoint not in ENDPOINTS:
+        raise NotFoundError(f"Job {job_id} not found")
+    job = await svc.run_db(svc.manager.get, key_id, endpoint, job_id)
+    return JSONBytes(status_body(job, base_url(request), svc.signing_key))

@@ -1,0 +1,41 @@
+"""Job -> the documented status object, with signed absolute result URLs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ltxserve.jobs.states import JobStatus
+from ltxserve.jobs.store import Job
+from ltxserve.storage.signing import signed_query
+
+
+def iso_ms(ms: int) -> str:
+    """ISO 8601, UTC, millisecond precision, ``Z`` suffix (as the hosted API)."""
+    dt = datetime.fromtimestamp(ms // 1000, UTC)
+    return f"{dt:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+
+
+def file_url(base_url: str, key: bytes, blob_key: str, expires_ms: int) -> str:
+    path = f"/files/{blob_key}"
+    expires = (expires_ms + 999) // 1000
+    return f"{base_url}{path}?{signed_query(key, path, expires)}"
+
+
+def status_body(job: Job, base_url: str, key: bytes) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": job.status.value, "id": job.id,
+                            "created_at": iso_ms(job.created_at)}
+    if job.status == JobStatus.PROCESSING:
+        if job.progress is not None:
+            body["progress"] = round(job.progress, 4)  # additive extension (docs/api.md)
+    elif job.status == JobStatus.COMPLETED:
+        assert job.completed_at is not None and job.expires_at is not None
+        body["completed_at"] = iso_ms(job.completed_at)
+        body["result"] = {label: file_url(base_url, key, out["key"], job.expires_at)
+                          for label, out in (job.result or {}).items()}
+    elif job.status == JobStatus.FAILED:
+        assert job.completed_at is not None
+        body["completed_at"] = iso_ms(job.completed_at)
+        body["error"] = {"type": job.error_type or "api_error",
+                         "message": job.error_message or "generation failed"}
+    return body

@@ -1,0 +1,225 @@
+"""Everything ``Client`` and ``AsyncClient`` share that does no I/O.
+
+The two clients differ only in how they wait (``time.sleep`` or ``asyncio.sleep``)
+and which httpx client they drive. The decisions live here, once: retry or not,
+how long to back off, which headers to send where, what a local path is, where a
+download goes. The sync and async code cannot drift apart on them.
+
+Retry policy (API-NOTES "Errors"): 429, 500, 503 and network errors are retried
+with exponential backoff and jitter, up to ``max_retries`` times. A ``Retry-After``
+header replaces the backoff, unless it asks for more than ``max_retry_after``
+seconds: then the error is raised at once with ``retry_after`` set, because
+sleeping for minutes inside a library call surprises people more than an
+exception does. 400, 401, 402, 404, 413 and 422 are never retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from ltxserve import __version__
+from ltxserve.client._exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    ConfigurationError,
+)
+from ltxserve.client.types import CompletedJob, RequestModel, Uri
+
+log = logging.getLogger("ltxserve.client")
+
+DEFAULT_BASE_URL = "https://api.ltx.video"
+DEFAULT_POLL_INTERVAL = 5.0  # what the hosted docs tell clients to use
+DEFAULT_WAIT_TIMEOUT = 1800.0
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+RETRY_STATUSES = frozenset({429, 500, 503})
+CHUNK_SIZE = 1 << 20
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # 2+ chars, so "C:\x" is a path
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date), or None."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def local_file(value: Uri) -> Path | None:
+    """The local file a ``*_uri`` value names, or None if it is a URI to pass on.
+
+    A ``Path`` is always a file. A string with a scheme (``https:``, ``data:``,
+    ``ltx:``...) is a URI. Any other string must name an existing file. A typo is
+    reported here, before a job is paid for.
+    """
+    if isinstance(value, Path):
+        path = value
+    elif _SCHEME.match(value):
+        return None
+    else:
+        path = Path(value)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    return path
+
+
+def default_filename(job: CompletedJob, url: str) -> str:
+    """``<job id>.mp4``, or ``.zip`` for HDR frame archives."""
+    suffix = Path(urlsplit(url).path).suffix
+    if not suffix:
+        suffix = ".zip" if "exr_frames_url" in job.result and "video_url" not in job.result else ".mp4"
+    return f"{job.id}{suffix}"
+
+
+class BaseClient:
+    """Configuration and policy shared by the sync and async clients."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = 3,
+        initial_retry_delay: float = 0.5,
+        max_retry_delay: float = 8.0,
+        max_retry_after: float = 60.0,
+        poll_interval: float | None = None,
+        default_headers: dict[str, str] | None = None,
+    ) -> None:
+        api_key = api_key if api_key is not None else os.environ.get("LTXV_API_KEY")
+        if not api_key:
+            raise ConfigurationError("no API key: pass api_key= or set LTXV_API_KEY")
+        self.api_key = api_key
+        base = base_url or os.environ.get("LTX_BASE_URL") or DEFAULT_BASE_URL
+        if urlsplit(base).scheme not in ("http", "https"):
+            raise ConfigurationError(f"base URL must be http(s): {base!r}")
+        self.base_url = base.rstrip("/")
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.initial_retry_delay = initial_retry_delay
+        self.max_retry_delay = max_retry_delay
+        self.max_retry_after = max_retry_after
+        if poll_interval is None:
+            poll_interval = float(os.environ.get("LTX_POLL_INTERVAL") or DEFAULT_POLL_INTERVAL)
+        self.poll_interval = poll_interval
+        self.default_headers = {
+            "User-Agent": f"ltxserve-client/{__version__}",
+            **(default_headers or {}),
+        }
+
+    # -- URLs and headers ---------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        """An API path under the base URL (which may itself carry a path prefix)."""
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def _resolve(self, url: str) -> str:
+        """A URL the server handed out (upload or result), made absolute if relative."""
+        return urljoin(self.base_url + "/", url)
+
+    def _same_origin(self, url: str) -> bool:
+        a, b = urlsplit(url), urlsplit(self.base_url)
+        return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+    def _headers(self, url: str, extra: dict[str, str] | None, *, auth: bool) -> dict[str, str]:
+        """Request headers. The key is only ever sent to the API's own origin.
+
+        Upload and result URLs may be pre-signed URLs on a storage service. Those
+        must not get the key, and some refuse requests that carry a second
+        credential.
+        """
+        headers = dict(self.default_headers)
+        if auth and self._same_origin(url):
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        headers.update(extra or {})
+        return headers
+
+    # -- retries ------------------------------------------------------------------
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with up to 25 % jitter, so clients spread out."""
+        delay = min(self.max_retry_delay, self.initial_retry_delay * 2**attempt)
+        return float(delay * (1 - 0.25 * random.random()))
+
+    def _retry_delay(self, response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to wait before retrying ``response``, or None to raise now."""
+        if attempt >= self.max_retries or response.status_code not in RETRY_STATUSES:
+            return None
+        hint = parse_retry_after(response.headers.get("retry-after"))
+        if hint is None:
+            return self._backoff(attempt)
+        return hint if hint <= self.max_retry_after else None
+
+    def _connection_retry_delay(self, exc: httpx.TransportError, attempt: int) -> float:
+        """Backoff for a network error, or raise it wrapped once retries are spent."""
+        if attempt >= self.max_retries:
+            cls = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
+            raise cls(f"{type(exc).__name__}: {exc}") from exc
+        return self._backoff(attempt)
+
+    @staticmethod
+    def _log_retry(method: str, url: str, why: str, delay: float, attempt: int) -> None:
+        log.info("%s %s: %s; retry %d in %.2fs", method, url, why, attempt + 1, delay)
+
+    # -- bodies -------------------------------------------------------------------
+
+    @staticmethod
+    def _check_request(request: RequestModel | None, model: type[RequestModel],
+                       fields: dict[str, Any]) -> RequestModel:
+        """One request object from either a model instance or keyword fields."""
+        if request is None:
+            return model(**fields)
+        if fields:
+            raise TypeError("pass a request model or keyword fields, not both")
+        if not isinstance(request, model):
+            raise TypeError(f"expected {model.__name__}, got {type(request).__name__}")
+        return request
+
+    @staticmethod
+    def _body(request: RequestModel, uploaded: dict[str, str],
+              extra_body: dict[str, Any] | None) -> dict[str, Any]:
+        body = request.to_body()
+        body.update(uploaded)
+        body.update(extra_body or {})
+        return body
+
+    @staticmethod
+    def _download_target(job: CompletedJob | str, dest: str | Path | None,
+                         label: str | None) -> tuple[str, Path]:
+        """The URL to fetch and the file to write it to."""
+        if isinstance(job, str):
+            if dest is None:
+                raise ValueError("dest is required when downloading a bare URL")
+            url, name = job, Path(urlsplit(job).path).name or "download"
+        else:
+            url = job.output_url(label)
+            name = default_filename(job, url)
+        path = Path(dest) if dest is not None else Path(name)
+        if path.is_dir():
+            path = path / name
+        return url, path
+
+    @staticmethod
+    def _content_length(response: httpx.Response) -> int | None:
+        value = response.headers.get("content-length")
+        return int(value) if value and value.isdigit() else None

@@ -1,0 +1,75 @@
+"""Settings: defaults embedded, overridable by ``LTXSERVE_*`` environment variables.
+
+One Settings object describes one deployment; API processes and workers that share
+a database and storage must share the settings that matter across processes
+(database_url, data_dir or storage, secret).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "ltxserve"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LTXSERVE_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None  # default: sqlite file in data_dir
+    public_url: str | None = None  # absolute base for result URLs; default: request's own
+    secret: str | None = None  # HMAC key for signed URLs; default: data_dir/secret.key
+    models_file: Path | None = None  # model x resolution x fps x duration table
+
+    retention_seconds: float = 24 * 3600
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 5.0
+    max_attempts: int = 3
+    poll_interval: float = 0.5  # how often an idle worker looks for work
+    sweep_interval: float = 30.0
+
+    max_body_bytes: int = 32 * 1024 * 1024
+    key_cache_seconds: float = 2.0
+
+    engine: str = "auto"  # auto | minimal | preview | ltx
+    workers: int = 1  # worker processes `serve` supervises
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'ltxserve.db'}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    def ensure_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.blob_dir.mkdir(parents=True, exist_ok=True)
+
+    def signing_key(self) -> bytes:
+        """The HMAC key, created once per data dir so every process agrees on it."""
+        if self.secret:
+            return self.secret.encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.ensure_dirs()
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_hex(32))
+            tmp.chmod(0o600)
+            try:
+                os.link(tmp, path)  # atomic create-if-absent: racing processes agree
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
+        return path.read_text().strip().encode()

@@ -1,0 +1,54 @@
+"""Generation backends behind one interface (see engines.base).
+
+``get_engine(name)`` builds one by name; ``auto`` picks the model engine when a
+GPU and configured weights are present, the preview engine otherwise, and the
+minimal engine when neither of those is installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ltxserve.engines.base import Engine
+
+ENGINES = {
+    "minimal": "ltxserve.engines.minimal:MinimalEngine",
+    "preview": "ltxserve.engines.preview:PreviewEngine",
+    "ltx": "ltxserve.engines.ltx:LtxEngine",
+}
+
+
+class EngineUnavailable(Exception):
+    """The named engine cannot run here (module missing, no weights, no GPU)."""
+
+
+def _load(name: str) -> Engine:
+    try:
+        module_name, _, cls_name = ENGINES[name].partition(":")
+    except KeyError:
+        raise EngineUnavailable(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}") from None
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise EngineUnavailable(f"engine {name} is not available: {exc}") from exc
+    engine: Engine = getattr(module, cls_name)()
+    return engine
+
+
+def auto_engine_name() -> str:
+    """ltx with CUDA and configured weights, else preview, else minimal."""
+    try:
+        ltx = importlib.import_module("ltxserve.engines.ltx")
+        if ltx.available():
+            return "ltx"
+    except ImportError:
+        pass
+    try:
+        importlib.import_module("ltxserve.engines.preview")
+        return "preview"
+    except ImportError:
+        return "minimal"
+
+
+def get_engine(name: str) -> Engine:
+    return _load(auto_engine_name() if name == "auto" else name)

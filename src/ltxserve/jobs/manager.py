@@ -1,0 +1,64 @@
+"""JobManager: what the API asks of the job layer (submit, look up, sweep).
+
+It owns the rules that are not storage: ownership and endpoint checks, retention
+visibility (a job past retention is gone even before the sweeper deletes it),
+and which files belong to a job.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ltxserve.config import Settings
+from ltxserve.errors import NotFoundError
+from ltxserve.jobs.catalog import Catalog
+from ltxserve.jobs.requests import validate
+from ltxserve.jobs.store import Job, JobStore, now_ms
+from ltxserve.storage.base import BlobStore
+
+log = logging.getLogger(__name__)
+
+
+def job_prefix(job_id: str) -> str:
+    return f"jobs/{job_id}"
+
+
+class JobManager:
+    def __init__(self, settings: Settings, store: JobStore, blobs: BlobStore,
+                 catalog: Catalog) -> None:
+        self.settings = settings
+        self.store = store
+        self.blobs = blobs
+        self.catalog = catalog
+
+    @property
+    def retention_ms(self) -> int:
+        return int(self.settings.retention_seconds * 1000)
+
+    def validate(self, endpoint: str, body: Any) -> dict[str, Any]:
+        return validate(endpoint, body, self.catalog)
+
+    def submit(self, api_key_id: str, endpoint: str, request: dict[str, Any]) -> Job:
+        return self.store.create_job(api_key_id, endpoint, request)
+
+    def get(self, api_key_id: str, endpoint: str, job_id: str) -> Job:
+        """The job, if this key may see it under this endpoint and it is not past retention."""
+        job = self.store.get(job_id) if len(job_id) <= 64 else None
+        if (job is None or job.api_key_id != api_key_id or job.endpoint != endpoint
+                or (job.expires_at is not None and job.expires_at <= now_ms())):
+            raise NotFoundError(f"Job {job_id} not found")
+        return job
+
+    def sweep(self) -> dict[str, int]:
+        """One pass of housekeeping; idempotent, so any number of processes may run it."""
+        failed = self.store.fail_exhausted(self.settings.max_attempts, self.retention_ms)
+        self.store.fix_unset_expiry(self.retention_ms)
+        deleted = 0
+        while ids := self.store.expired_ids():
+            for job_id in ids:
+                self.blobs.delete_prefix(job_prefix(job_id))
+            deleted += self.store.delete_jobs(ids)
+        if failed or deleted:
+            log.info("sweep: failed %d lost jobs, deleted %d expired jobs", failed, deleted)
+        return {"failed": failed, "deleted": deleted}

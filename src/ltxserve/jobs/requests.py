@@ -1,0 +1,175 @@
+"""Request bodies of the seven operations, validated as the official schemas say.
+
+Pydantic checks shapes and types (strictly: JSON ``8.0`` is not an integer and
+``"true"`` is not a boolean); the model table (catalog) checks the combinations.
+Every rejection becomes InvalidRequestError with a message naming the field and
+the rule, e.g. "prompt is required".
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ltxserve.errors import InvalidRequestError
+from ltxserve.jobs.catalog import Catalog
+
+CameraMotion = Literal[
+    "dolly_in", "dolly_out", "dolly_left", "dolly_right", "jib_up", "jib_down", "static",
+    "focus_shift",
+]
+URI_SCHEMES = ("https://", "http://", "data:", "ltx://")
+MAX_PROMPT = 5000
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class TextToVideo(_Body):
+    prompt: str = Field(max_length=MAX_PROMPT)
+    model: str
+    duration: int | None
+    resolution: str
+    fps: int = 24
+    generate_audio: bool = True
+    camera_motion: CameraMotion | None = None
+
+
+class ImageToVideo(TextToVideo):
+    image_uri: str
+    last_frame_uri: str | None = None
+
+
+class AudioToVideo(_Body):
+    audio_uri: str
+    image_uri: str | None = None
+    prompt: str | None = Field(default=None, max_length=MAX_PROMPT)
+    resolution: Literal["1920x1080", "1080x1920"] | None = None
+    guidance_scale: float | None = Field(default=None, ge=1, le=50)
+    model: str = "ltx-2-3-pro"
+
+
+class Retake(_Body):
+    video_uri: str
+    prompt: str | None = Field(default=None, max_length=MAX_PROMPT)
+    start_time: float = Field(ge=0)
+    duration: float = Field(ge=2)
+    mode: Literal["replace_audio", "replace_video", "replace_audio_and_video"] = (
+        "replace_audio_and_video"
+    )
+    resolution: Literal["1920x1080", "1080x1920"] | None = None
+    model: str = "ltx-2-3-pro"
+
+
+class Extend(_Body):
+    video_uri: str
+    prompt: str | None = Field(default=None, max_length=MAX_PROMPT)
+    duration: float = Field(ge=2, le=20)
+    mode: Literal["start", "end"] = "end"
+    model: str = "ltx-2-3-pro"
+    context: float | None = Field(default=None, ge=1, le=20)
+
+
+class VideoToVideoHdr(_Body):
+    video_uri: str
+
+
+class VideoToVideoReframe(_Body):
+    video_uri: str
+    model: str
+    resolution: Literal[
+        "720x720", "1080x1080", "720x900", "1080x1350", "900x720", "1350x1080",
+        "720x1280", "1080x1920", "1280x720", "1920x1080",
+    ]
+
+
+BODIES: dict[str, type[_Body]] = {
+    "text-to-video": TextToVideo,
+    "image-to-video": ImageToVideo,
+    "audio-to-video": AudioToVideo,
+    "retake": Retake,
+    "extend": Extend,
+    "video-to-video-hdr": VideoToVideoHdr,
+    "video-to-video-reframe": VideoToVideoReframe,
+}
+ENDPOINTS = tuple(BODIES)
+URI_FIELDS = ("image_uri", "last_frame_uri", "audio_uri", "video_uri")
+
+_TYPE_WORDS = {
+    "int_type": "an integer", "string_type": "a string", "bool_type": "a boolean",
+    "float_type": "a number", "int_from_float": "an integer", "dict_type": "an object",
+}
+
+
+def _message(err: dict[str, Any], body: dict[str, Any]) -> str:
+    field = ".".join(str(p) for p in err["loc"] if not isinstance(p, int)) or "body"
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind == "missing":
+        return f"{field} is required"
+    if kind == "literal_error":
+        return f"{field} must be one of {ctx.get('expected', '').replace(chr(39), '')}"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"{field} must be at least {ctx.get('ge', ctx.get('gt'))}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"{field} must be at most {ctx.get('le', ctx.get('lt'))}"
+    if kind == "string_too_long":
+        return f"{field} must be at most {ctx.get('max_length')} characters"
+    if kind in _TYPE_WORDS:
+        if body.get(field, 0) is None:
+            return f"{field} must not be null"
+        return f"{field} must be {_TYPE_WORDS[kind]}"
+    return f"{field}: {err['msg']}"
+
+
+def _parse_resolution(field: str, value: str) -> tuple[int, int]:
+    try:
+        w, h = value.lower().split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise InvalidRequestError(f"{field} must look like WIDTHxHEIGHT, e.g. 1920x1080") from None
+
+
+def validate(endpoint: str, body: Any, catalog: Catalog) -> dict[str, Any]:
+    """Validate one request body; return it normalised with documented defaults filled in."""
+    if not isinstance(body, dict):
+        raise InvalidRequestError("request body must be a JSON object")
+    model_cls = BODIES[endpoint]
+    try:
+        parsed = model_cls.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise InvalidRequestError(_message(dict(first), body)) from None
+    data = parsed.model_dump()
+    for field in URI_FIELDS:
+        value = data.get(field)
+        if value is None:
+            continue
+        if not value.strip():
+            raise InvalidRequestError(f"{field} must not be empty")
+        if not value.startswith(URI_SCHEMES):
+            raise InvalidRequestError(
+                f"{field} must be an https:// URL, a data: URI or an ltx:// storage URI"
+            )
+    spec = catalog.model_for(data["model"], endpoint) if "model" in data else None
+    if endpoint in ("text-to-video", "image-to-video"):
+        assert spec is not None
+        if not data["prompt"].strip():
+            raise InvalidRequestError("prompt is required")
+        _parse_resolution("resolution", data["resolution"])
+        if data["duration"] is not None and data["duration"] <= 0:
+            raise InvalidRequestError("duration must be at least 1")
+        catalog.check_combination(spec, data["resolution"], data["fps"], data["duration"])
+        if data.get("last_frame_uri") and not spec.last_frame:
+            raise InvalidRequestError(f"last_frame_uri is not supported by model {spec.name}")
+    elif endpoint == "audio-to-video":
+        if data["prompt"] is None and data["image_uri"] is None:
+            raise InvalidRequestError("prompt is required when image_uri is not provided")
+        if data["guidance_scale"] is None:
+            data["guidance_scale"] = 9.0 if data["image_uri"] else 5.0
+    elif endpoint == "extend":
+        if data["context"] is not None and data["context"] + data["duration"] <= 0:
+            raise InvalidRequestError("context must be at least 1")
+    return data

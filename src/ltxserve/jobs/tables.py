@@ -1,0 +1,56 @@
+"""Table definitions: the schema the Alembic migrations must produce (a test checks).
+
+Times are integer milliseconds since the epoch: exact at the API's millisecond
+precision, portable between SQLite and PostgreSQL, and cheap to compare.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("api_key_id", String(32), nullable=False),
+    Column("endpoint", String(40), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("started_at", BigInteger, nullable=True),
+    Column("completed_at", BigInteger, nullable=True),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("result", JSON, nullable=True),
+    Column("error_type", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("progress", Float, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", BigInteger, nullable=True),
+    Index("ix_jobs_queue", "status", "created_at"),
+    Index("ix_jobs_expires_at", "expires_at"),
+)

@@ -1,0 +1,69 @@
+"""API keys: created once, shown once, stored as a SHA-256 hash.
+
+Keys are 32 random bytes, so a fast hash is enough (no password stretching needed);
+the prefix is kept in clear so an operator can tell keys apart in ``keys list``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+from ltxserve.errors import AuthenticationError
+from ltxserve.jobs.store import JobStore
+
+KEY_PREFIX = "ltxsk_"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(store: JobStore, name: str = "") -> str:
+    token = KEY_PREFIX + secrets.token_urlsafe(32)
+    key_id = secrets.token_hex(8)
+    store.add_key(key_id, name, hash_key(token), token[: len(KEY_PREFIX) + 6])
+    return token
+
+
+@dataclass
+class _Cached:
+    key_id: str
+    until: float
+
+
+class KeyChecker:
+    """Looks keys up in the store, with a short positive cache for the poll path.
+
+    The cache is only an optimisation: a revoked key stops working everywhere
+    within ``cache_seconds`` (0 disables it).
+    """
+
+    def __init__(self, store: JobStore, cache_seconds: float) -> None:
+        self.store = store
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, _Cached] = {}
+
+    def check(self, authorization: str | None) -> str:
+        """Return the key id for an ``Authorization`` header value or raise."""
+        if not authorization:
+            raise AuthenticationError("Missing authorization header")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationError("Invalid API key")
+        digest = hash_key(token.strip())
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit and hit.until > now:
+            return hit.key_id
+        row = self.store.key_by_hash(digest)
+        if row is None or row["revoked_at"] is not None:
+            self._cache.pop(digest, None)
+            raise AuthenticationError("Invalid API key")
+        if self.cache_seconds > 0:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = _Cached(row["id"], now + self.cache_seconds)
+        return str(row["id"])

@@ -1,0 +1,70 @@
+"""Read the facts of a media file (streams, size, rate, length) without decoding it all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from ltxserve.errors import InvalidRequestError
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    codec: str
+    width: int
+    height: int
+    fps: Fraction
+    frames: int
+    duration: float
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    codec: str
+    sample_rate: int
+    channels: int
+    duration: float
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    container: str
+    video: VideoInfo | None
+    audio: AudioInfo | None
+
+
+def probe(path: Path | str, *, label: str = "input") -> MediaInfo:
+    """Probe a media file; unreadable files raise InvalidRequestError naming ``label``."""
+    try:
+        with av.open(str(path)) as container:
+            duration = (container.duration or 0) / 1_000_000
+            video = None
+            if container.streams.video:
+                vs = container.streams.video[0]
+                fps = Fraction(vs.average_rate or vs.guessed_rate or 0)
+                vdur = float(vs.duration * vs.time_base) if vs.duration and vs.time_base else duration
+                frames = vs.frames or (round(vdur * fps) if fps else 0)
+                video = VideoInfo(
+                    codec=vs.codec_context.name,
+                    width=vs.codec_context.width,
+                    height=vs.codec_context.height,
+                    fps=fps,
+                    frames=int(frames),
+                    duration=vdur,
+                )
+            audio = None
+            if container.streams.audio:
+                au = container.streams.audio[0]
+                adur = float(au.duration * au.time_base) if au.duration and au.time_base else duration
+                audio = AudioInfo(
+                    codec=au.codec_context.name,
+                    sample_rate=au.codec_context.sample_rate,
+                    channels=au.codec_context.channels,
+                    duration=adur,
+                )
+            return MediaInfo(container=container.format.name, video=video, audio=audio)
+    except av.FFmpegError as exc:
+        raise InvalidRequestError(f"{label}: the file could not be read as media ({exc})") from exc

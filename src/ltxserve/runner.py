@@ -1,0 +1,116 @@
+"""The runner: a long-lived child process that loads one engine and runs jobs.
+
+Modelled on cog's python server: the worker talks to the runner over a pipe and
+gets typed events back. Because generation lives in its own process, a crash
+there (segfault, OOM kill) shows up as a closed pipe, which the worker tells
+apart from a job's own failure (a Failed event) and retries.
+
+    worker -> runner:  RunJob
+    runner -> worker:  Ready | LoadFailed | Progress | Done | Failed
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from ltxserve.errors import LtxError
+
+
+@dataclass(frozen=True)
+class RunJob:
+    job_id: str
+    endpoint: str
+    request: dict[str, Any]
+    inputs: dict[str, str]
+    output_dir: str
+
+
+@dataclass(frozen=True)
+class Ready:
+    engine: str
+
+
+@dataclass(frozen=True)
+class LoadFailed:
+    message: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    job_id: str
+    fraction: float
+
+
+@dataclass(frozen=True)
+class Done:
+    job_id: str
+    outputs: dict[str, tuple[str, str]]  # label -> (path, content type)
+
+
+@dataclass(frozen=True)
+class Failed:
+    job_id: str
+    type: str
+    message: str
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL us when the worker dies, so no orphan keeps generating."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def runner_main(conn: Connection, engine_name: str) -> None:
+    """Entry point of the child process."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when we stop
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
+    from ltxserve.engines import get_engine
+    from ltxserve.engines.base import EngineJob
+
+    try:
+        engine = get_engine(engine_name)
+        engine.load()
+    except Exception as exc:  # noqa: BLE001 - reported to the worker, which exits
+        conn.send(LoadFailed(f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(Ready(engine.name))
+    parent = os.getppid()
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if not isinstance(msg, RunJob):
+            return
+        last = [-1.0]
+
+        def progress(fraction: float, job_id: str = msg.job_id) -> None:
+            if os.getppid() != parent:
+                os._exit(1)
+            if fraction - last[0] >= 0.01 or fraction >= 1.0:
+                last[0] = fraction
+                conn.send(Progress(job_id, float(min(max(fraction, 0.0), 1.0))))
+
+        job = EngineJob(msg.job_id, msg.endpoint, msg.request,
+                        {k: Path(v) for k, v in msg.inputs.items()}, Path(msg.output_dir))
+        try:
+            result = engine.run(job, progress)
+            conn.send(Done(msg.job_id, {label: (str(o.path), o.content_type)
+                                        for label, o in result.outputs.items()}))
+        except LtxError as exc:
+            conn.send(Failed(msg.job_id, exc.type, exc.message))
+        except Exception:  # noqa: BLE001 - a job's own failure, told to the worker
+            logging.error("job %s failed:\n%s", msg.job_id, traceback.format_exc())
+            conn.send(Failed(msg.job_id, "api_error", "generation failed unexpectedly"))

@@ -1,0 +1,220 @@
+"""The worker: claim -> resolve inputs -> run engine (in the runner child) -> store -> finish.
+
+One worker process runs one job at a time. It holds a lease on its job and renews
+it by heartbeat; if the worker vanishes, the lease runs out and another worker
+(or this one, restarted) reclaims the job. A runner crash releases the job for a
+retry; the attempt count bounds retries (``max_attempts``), after which the job
+fails with api_error.
+
+SIGTERM/SIGINT: stop claiming, finish the job at hand, exit. A second signal
+releases the job at once and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from ltxserve.config import Settings
+from ltxserve.errors import LtxError
+from ltxserve.jobs.db import open_store
+from ltxserve.jobs.manager import job_prefix
+from ltxserve.jobs.states import JobStatus
+from ltxserve.jobs.store import Job, JobStore
+from ltxserve.runner import Done, Failed, LoadFailed, Progress, Ready, RunJob, runner_main
+from ltxserve.storage.base import BlobStore
+from ltxserve.storage.local import LocalBlobStore
+
+log = logging.getLogger("ltxserve.worker")
+
+
+class RunnerCrashed(Exception):
+    """The runner process died or stopped answering; not the job's fault."""
+
+
+class RunnerStartFailed(Exception):
+    """The engine could not be loaded; the worker cannot serve any job."""
+
+
+class Runner:
+    """Handle on the runner child process."""
+
+    def __init__(self, engine_name: str) -> None:
+        self.engine_name = engine_name
+        self.proc: Any = None
+        self.conn: Connection | None = None
+        self.engine = ""
+
+    def start(self) -> None:
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self.proc = ctx.Process(target=runner_main, args=(child, self.engine_name), daemon=True)
+        self.proc.start()
+        child.close()
+        self.conn = parent
+        msg = self._recv(timeout=600)
+        if isinstance(msg, LoadFailed):
+            raise RunnerStartFailed(msg.message)
+        assert isinstance(msg, Ready)
+        self.engine = msg.engine
+
+    def _recv(self, timeout: float) -> Any:
+        assert self.conn is not None
+        try:
+            if not self.conn.poll(timeout):
+                return None
+            return self.conn.recv()
+        except (EOFError, OSError) as exc:
+            raise RunnerCrashed(f"runner exited with code {self.proc.exitcode}") from exc
+
+    def send(self, msg: RunJob) -> None:
+        assert self.conn is not None
+        try:
+            self.conn.send(msg)
+        except OSError as exc:
+            raise RunnerCrashed("runner pipe closed") from exc
+
+    def recv(self, timeout: float) -> Any:
+        return self._recv(timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
+        if self.conn is not None:
+            self.conn.close()
+        self.proc, self.conn = None, None
+
+
+class Worker:
+    def __init__(self, settings: Settings, engine_name: str = "auto", *,
+                 store: JobStore | None = None, blobs: BlobStore | None = None) -> None:
+        self.settings = settings
+        self.store = store or open_store(settings)
+        self.blobs = blobs or LocalBlobStore(settings.blob_dir)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.runner = Runner(engine_name if engine_name != "auto" else settings.engine)
+        self.stopping = threading.Event()
+        self.abort = threading.Event()
+        self.retention_ms = int(settings.retention_seconds * 1000)
+
+    # -- lifecycle ----------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        def handler(signum: int, _frame: Any) -> None:
+            if self.stopping.is_set():
+                self.abort.set()
+            self.stopping.set()
+            log.info("signal %d: stopping after the current job", signum)
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def run(self) -> None:
+        self.runner.start()
+        log.info("worker %s ready with engine %s", self.owner, self.runner.engine)
+        try:
+            while not self.stopping.is_set():
+                job = self.store.claim(self.owner, self.settings.lease_seconds,
+                                       self.settings.max_attempts)
+                if job is None:
+                    self.stopping.wait(self.settings.poll_interval)
+                    continue
+                self.process(job)
+        finally:
+            self.runner.stop()
+
+    # -- one job --------------------------------------------------------------
+    def process(self, job: Job) -> None:
+        log.info("job %s (%s) claimed, attempt %d", job.id, job.endpoint, job.attempts)
+        workdir = Path(tempfile.mkdtemp(prefix=f"ltxserve-{job.id[:8]}-"))
+        try:
+            try:
+                inputs = self._resolve_inputs(job, workdir)
+            except LtxError as exc:
+                self._finish_failed(job, exc.type, exc.message)
+                return
+            out_dir = workdir / "out"
+            out_dir.mkdir()
+            self._run(job, inputs, out_dir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _resolve_inputs(self, job: Job, workdir: Path) -> dict[str, str]:
+        from ltxserve.inputs import resolve_inputs
+
+        paths = resolve_inputs(job.request, workdir / "in", settings=self.settings,
+                               blobs=self.blobs, api_key_id=job.api_key_id)
+        return {k: str(v) for k, v in paths.items()}
+
+    def _run(self, job: Job, inputs: dict[str, str], out_dir: Path) -> None:
+        try:
+            self.runner.send(RunJob(job.id, job.endpoint, job.request, inputs, str(out_dir)))
+            progress: float | None = None
+            next_beat = time.monotonic() + self.settings.heartbeat_seconds
+            while True:
+                msg = self.runner.recv(timeout=min(0.5, self.settings.heartbeat_seconds))
+                if isinstance(msg, Progress):
+                    progress = msg.fraction
+                elif isinstance(msg, Done):
+                    self._finish_done(job, msg)
+                    return
+                elif isinstance(msg, Failed):
+                    self._finish_failed(job, msg.type, msg.message)
+                    return
+                if self.abort.is_set():
+                    raise RunnerCrashed("worker aborted by signal")
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + self.settings.heartbeat_seconds
+                    if not self.store.heartbeat(job.id, self.owner, self.settings.lease_seconds,
+                                                progress):
+                        log.warning("job %s: lease lost; abandoning it", job.id)
+                        self._restart_runner()
+                        return
+        except RunnerCrashed as exc:
+            log.error("job %s: %s; releasing it for another attempt", job.id, exc)
+            if job.attempts >= self.settings.max_attempts:
+                self._finish_failed(job, "api_error",
+                                    f"generation crashed {job.attempts} times and was given up")
+            else:
+                self.store.release(job.id, self.owner)
+            if not self.stopping.is_set():
+                self._restart_runner()
+
+    def _restart_runner(self) -> None:
+        self.runner.stop()
+        self.runner.start()
+
+    def _finish_done(self, job: Job, msg: Done) -> None:
+        result: dict[str, Any] = {}
+        for label, (path, content_type) in msg.outputs.items():
+            name = Path(path).name
+            key = f"{job_prefix(job.id)}/{name}"
+            size = self.blobs.put_file(key, Path(path))
+            result[label] = {"key": key, "content_type": content_type, "size": size}
+        if self.store.finish(job.id, self.owner, JobStatus.COMPLETED, self.retention_ms,
+                             result=result):
+            log.info("job %s completed", job.id)
+        else:
+            log.warning("job %s: finished after losing its lease; result dropped", job.id)
+
+    def _finish_failed(self, job: Job, type_: str, message: str) -> None:
+        self.store.finish(job.id, self.owner, JobStatus.FAILED, self.retention_ms,
+                          error=(type_, message))
+        log.info("job %s failed: %s: %s", job.id, type_, message)
+
+
+def run_worker(settings: Settings, engine_name: str = "auto") -> None:
+    worker = Worker(settings, engine_name)
+    worker.install_signal_handlers()
+    worker.run()
