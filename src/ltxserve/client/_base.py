@@ -19,10 +19,11 @@ import logging
 import os
 import random
 import re
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -33,7 +34,7 @@ from ltxserve.client._exceptions import (
     APITimeoutError,
     ConfigurationError,
 )
-from ltxserve.client.types import CompletedJob, RequestModel, Uri
+from ltxserve.client.types import CompletedJob, JobStatus, RequestModel, Uri
 
 log = logging.getLogger("ltxserve.client")
 
@@ -43,6 +44,11 @@ DEFAULT_WAIT_TIMEOUT = 1800.0
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 RETRY_STATUSES = frozenset({429, 500, 503})
 CHUNK_SIZE = 1 << 20
+
+StatusCallback = Callable[[JobStatus], None]
+"""Called with every status object ``wait`` fetches (for progress displays)."""
+ProgressCallback = Callable[[int, int | None], None]
+"""Called with (bytes done, total bytes or None when the server sends no length)."""
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # 2+ chars, so "C:\x" is a path
 
@@ -60,8 +66,8 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def local_file(value: Uri) -> Path | None:
@@ -86,16 +92,26 @@ def default_filename(job: CompletedJob, url: str) -> str:
     """``<job id>.mp4``, or ``.zip`` for HDR frame archives."""
     suffix = Path(urlsplit(url).path).suffix
     if not suffix:
-        suffix = ".zip" if "exr_frames_url" in job.result and "video_url" not in job.result else ".mp4"
+        hdr = "exr_frames_url" in job.result and "video_url" not in job.result
+        suffix = ".zip" if hdr else ".mp4"
     return f"{job.id}{suffix}"
 
 
-class BaseClient:
-    """Configuration and policy shared by the sync and async clients."""
+_HttpT = TypeVar("_HttpT", httpx.Client, httpx.AsyncClient)
+
+
+class BaseClient(Generic[_HttpT]):
+    """Configuration and policy shared by the sync and async clients.
+
+    Arguments win over the environment, and the environment wins over defaults.
+    ``http_client`` lets callers bring their own httpx client (proxies, mTLS,
+    transports in tests); it is then the caller's to configure.
+    """
 
     def __init__(
         self,
         *,
+        http_client: _HttpT | None = None,
         api_key: str | None = None,
         base_url: str | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
@@ -126,6 +142,14 @@ class BaseClient:
             "User-Agent": f"ltxserve-client/{__version__}",
             **(default_headers or {}),
         }
+        self._http: _HttpT = http_client if http_client is not None else self._new_http()
+        self._init_resources()
+
+    def _new_http(self) -> _HttpT:
+        raise NotImplementedError
+
+    def _init_resources(self) -> None:
+        """Attach the per-endpoint resources (sync or async flavour)."""
 
     # -- URLs and headers ---------------------------------------------------------
 

@@ -74,7 +74,7 @@ class RequestModel(BaseModel):
 
 
 class TextToVideoRequest(RequestModel):
-    endpoint = "text-to-video"
+    endpoint: ClassVar[EndpointName] = "text-to-video"
     nullable = frozenset({"duration"})  # LTX-2.5: null = automatic length
 
     prompt: str = Field(max_length=5000)
@@ -87,14 +87,14 @@ class TextToVideoRequest(RequestModel):
 
 
 class ImageToVideoRequest(TextToVideoRequest):
-    endpoint = "image-to-video"
+    endpoint: ClassVar[EndpointName] = "image-to-video"
 
     image_uri: Uri
     last_frame_uri: Uri | None = None
 
 
 class AudioToVideoRequest(RequestModel):
-    endpoint = "audio-to-video"
+    endpoint: ClassVar[EndpointName] = "audio-to-video"
 
     audio_uri: Uri
     image_uri: Uri | None = None
@@ -105,7 +105,7 @@ class AudioToVideoRequest(RequestModel):
 
 
 class RetakeRequest(RequestModel):
-    endpoint = "retake"
+    endpoint: ClassVar[EndpointName] = "retake"
 
     video_uri: Uri
     start_time: float = Field(ge=0)
@@ -117,7 +117,7 @@ class RetakeRequest(RequestModel):
 
 
 class ExtendRequest(RequestModel):
-    endpoint = "extend"
+    endpoint: ClassVar[EndpointName] = "extend"
 
     video_uri: Uri
     duration: float
@@ -128,13 +128,13 @@ class ExtendRequest(RequestModel):
 
 
 class VideoToVideoHdrRequest(RequestModel):
-    endpoint = "video-to-video-hdr"
+    endpoint: ClassVar[EndpointName] = "video-to-video-hdr"
 
     video_uri: Uri
 
 
 class VideoToVideoReframeRequest(RequestModel):
-    endpoint = "video-to-video-reframe"
+    endpoint: ClassVar[EndpointName] = "video-to-video-reframe"
 
     video_uri: Uri
     model: str
@@ -232,7 +232,7 @@ class FailedJob(_JobBase):
     error: JobError
     terminal = True
 
-    def raise_for_status(self) -> NoReturn:  # type: ignore[override]
+    def raise_for_status(self) -> NoReturn:
         """Raise the exception class of ``error.type``, carrying this job."""
         cls = error_class(self.error.type, None)
         raise cls(self.error.message, type=self.error.type, job=self)

@@ -1,0 +1,271 @@
+"""The asyncio client: ``AsyncClient`` and its per-endpoint resources.
+
+A line-for-line twin of ``_sync.py``: same policy from ``_base.py``, awaiting
+where that one blocks. File reads for uploads run in a worker thread, so a large
+upload does not stall the event loop. Download writes stay inline; they are local,
+buffered and small per chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from ltxserve.client._base import (
+    CHUNK_SIZE,
+    DEFAULT_WAIT_TIMEOUT,
+    BaseClient,
+    ProgressCallback,
+    StatusCallback,
+    local_file,
+    parse_retry_after,
+)
+from ltxserve.client._exceptions import APIConnectionError, WaitTimeoutError, error_from_response
+from ltxserve.client.types import (
+    AudioToVideoRequest,
+    CompletedJob,
+    EndpointName,
+    ExtendRequest,
+    FailedJob,
+    Generation,
+    ImageToVideoRequest,
+    JobStatus,
+    RequestModel,
+    RetakeRequest,
+    SubmittedJob,
+    TerminalJob,
+    TextToVideoRequest,
+    UploadTicket,
+    VideoToVideoHdrRequest,
+    VideoToVideoReframeRequest,
+    parse_status,
+    parse_wire,
+)
+
+ReqT = TypeVar("ReqT", bound=RequestModel)
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    f = await asyncio.to_thread(path.open, "rb")
+    try:
+        while chunk := await asyncio.to_thread(f.read, CHUNK_SIZE):
+            yield chunk
+    finally:
+        f.close()
+
+
+class AsyncClient(BaseClient[httpx.AsyncClient]):
+    """Asyncio client for the LTX Video API; same surface as ``Client``, awaited.
+
+    Use ``async with AsyncClient() as client:``, or ``await client.aclose()``.
+    """
+
+    def _new_http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=self.timeout)
+
+    def _init_resources(self) -> None:
+        self.text_to_video = AsyncEndpoint(self, TextToVideoRequest)
+        self.image_to_video = AsyncEndpoint(self, ImageToVideoRequest)
+        self.audio_to_video = AsyncEndpoint(self, AudioToVideoRequest)
+        self.retake = AsyncEndpoint(self, RetakeRequest)
+        self.extend = AsyncEndpoint(self, ExtendRequest)
+        self.video_to_video_hdr = AsyncEndpoint(self, VideoToVideoHdrRequest)
+        self.video_to_video_reframe = AsyncEndpoint(self, VideoToVideoReframeRequest)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def _send(self, method: str, url: str, *, json: Any = None,
+                    content: Callable[[], bytes | AsyncIterator[bytes]] | None = None,
+                    headers: dict[str, str] | None = None, auth: bool = True,
+                    stream: bool = False, follow_redirects: bool = False) -> httpx.Response:
+        """One logical request, retried as ``_base`` decides; non-2xx raises."""
+        url = self._url(url) if "://" not in url else url
+        attempt = 0
+        while True:
+            request = self._http.build_request(
+                method, url, json=json, content=content() if content else None,
+                headers=self._headers(url, headers, auth=auth))
+            try:
+                response = await self._http.send(request, stream=stream,
+                                                 follow_redirects=follow_redirects)
+            except httpx.TransportError as exc:
+                delay = self._connection_retry_delay(exc, attempt)
+                self._log_retry(method, url, type(exc).__name__, delay, attempt)
+            else:
+                if response.is_success:
+                    return response
+                await response.aread()
+                await response.aclose()
+                retry = self._retry_delay(response, attempt)
+                if retry is None:
+                    hint = parse_retry_after(response.headers.get("retry-after"))
+                    raise error_from_response(response, hint)
+                delay = retry
+                self._log_retry(method, url, f"HTTP {response.status_code}", delay, attempt)
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    # -- uploads ------------------------------------------------------------------
+
+    async def create_upload(self) -> UploadTicket:
+        """POST /v1/upload: a pre-signed URL to PUT a file to, and its storage_uri."""
+        return parse_wire(UploadTicket, (await self._send("POST", "/v1/upload")).json())
+
+    async def upload(self, file: str | Path | bytes) -> UploadTicket:
+        """Upload a local file (or bytes); use the ticket's ``storage_uri`` in ``*_uri``."""
+        ticket = await self.create_upload()
+        headers = dict(ticket.required_headers)
+        if isinstance(file, bytes):
+            data = file
+            await self._send("PUT", self._resolve(ticket.upload_url), content=lambda: data,
+                             headers=headers, auth=False)
+            return ticket
+        path = Path(file)
+        headers.setdefault("Content-Length", str(path.stat().st_size))
+        await self._send("PUT", self._resolve(ticket.upload_url),
+                         content=lambda: _file_chunks(path), headers=headers, auth=False)
+        return ticket
+
+    # -- jobs ---------------------------------------------------------------------
+
+    async def submit(self, request: RequestModel, *,
+                     extra_body: dict[str, Any] | None = None) -> SubmittedJob:
+        """POST /v2/{endpoint}; local files in ``*_uri`` fields are uploaded first."""
+        uploaded: dict[str, str] = {}
+        for name, value in request.uri_fields().items():
+            path = local_file(value)
+            if path is not None:
+                uploaded[name] = (await self.upload(path)).storage_uri
+        body = self._body(request, uploaded, extra_body)
+        response = await self._send("POST", f"/v2/{request.endpoint}", json=body)
+        return parse_wire(SubmittedJob, response.json())
+
+    async def _get(self, endpoint: EndpointName,
+                   job_id: str) -> tuple[JobStatus, float | None]:
+        response = await self._send("GET", f"/v2/{endpoint}/{quote(job_id, safe='')}")
+        return parse_status(response.json()), parse_retry_after(response.headers.get("retry-after"))
+
+    async def get(self, endpoint: EndpointName, job_id: str) -> JobStatus:
+        """GET /v2/{endpoint}/{id}: the job's current status object."""
+        return (await self._get(endpoint, job_id))[0]
+
+    async def wait(self, endpoint: EndpointName, job_id: str | SubmittedJob, *,
+                   poll_interval: float | None = None,
+                   timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+                   on_status: StatusCallback | None = None) -> TerminalJob:
+        """Poll until the job completes or fails; see ``Client.wait``."""
+        job_id = job_id.id if isinstance(job_id, SubmittedJob) else job_id
+        interval = self.poll_interval if poll_interval is None else poll_interval
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status, hint = await self._get(endpoint, job_id)
+            if on_status is not None:
+                on_status(status)
+            if isinstance(status, CompletedJob | FailedJob):
+                return status
+            delay = interval if hint is None else hint
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise WaitTimeoutError(f"job {job_id} still {status.status} after "
+                                           f"{timeout}s", job=status)
+                delay = min(delay, remaining)
+            await asyncio.sleep(delay)
+
+    async def download(self, job: CompletedJob | str, dest: str | Path | None = None, *,
+                       label: str | None = None,
+                       on_progress: ProgressCallback | None = None) -> Path:
+        """Stream a result to ``dest``; see ``Client.download``."""
+        url, path = self._download_target(job, dest, label)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(path.name + ".part")
+        response = await self._send("GET", self._resolve(url), stream=True,
+                                    follow_redirects=True)
+        try:
+            total, done = self._content_length(response), 0
+            if on_progress is not None:
+                on_progress(0, total)
+            with part.open("wb") as f:
+                async for chunk in response.aiter_bytes(CHUNK_SIZE):
+                    f.write(chunk)
+                    done += len(chunk)
+                    if on_progress is not None:
+                        on_progress(done, total)
+        except httpx.TransportError as exc:
+            part.unlink(missing_ok=True)
+            raise APIConnectionError(f"download interrupted: {exc}") from exc
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        finally:
+            await response.aclose()
+        part.replace(path)
+        return path
+
+    async def generate(self, request: RequestModel, *, output: str | Path | None = None,
+                       poll_interval: float | None = None,
+                       timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+                       on_status: StatusCallback | None = None,
+                       on_progress: ProgressCallback | None = None,
+                       extra_body: dict[str, Any] | None = None) -> Generation:
+        """Submit, wait, raise if the job failed, download. One call, one file."""
+        job = await self.submit(request, extra_body=extra_body)
+        final = await self.wait(request.endpoint, job.id, poll_interval=poll_interval,
+                                timeout=timeout, on_status=on_status)
+        done = final.raise_for_status()
+        path = await self.download(done, output, on_progress=on_progress)
+        return Generation(job=done, path=path)
+
+
+class AsyncEndpoint(Generic[ReqT]):
+    """One endpoint's operations, awaited: ``await client.text_to_video.generate(...)``."""
+
+    def __init__(self, client: AsyncClient, model: type[ReqT]) -> None:
+        self._client = client
+        self.model = model
+        self.name: EndpointName = model.endpoint
+
+    async def submit(self, request: ReqT | None = None, /, *,
+                     extra_body: dict[str, Any] | None = None, **fields: Any) -> SubmittedJob:
+        req = self._client._check_request(request, self.model, fields)
+        return await self._client.submit(req, extra_body=extra_body)
+
+    async def get(self, job_id: str | SubmittedJob) -> JobStatus:
+        return await self._client.get(self.name, job_id if isinstance(job_id, str) else job_id.id)
+
+    async def wait(self, job_id: str | SubmittedJob, *, poll_interval: float | None = None,
+                   timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+                   on_status: StatusCallback | None = None) -> TerminalJob:
+        return await self._client.wait(self.name, job_id, poll_interval=poll_interval,
+                                       timeout=timeout, on_status=on_status)
+
+    async def download(self, job: CompletedJob | str, dest: str | Path | None = None, *,
+                       label: str | None = None,
+                       on_progress: ProgressCallback | None = None) -> Path:
+        return await self._client.download(job, dest, label=label, on_progress=on_progress)
+
+    async def generate(self, request: ReqT | None = None, /, *,
+                       output: str | Path | None = None, poll_interval: float | None = None,
+                       timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+                       on_status: StatusCallback | None = None,
+                       on_progress: ProgressCallback | None = None,
+                       extra_body: dict[str, Any] | None = None, **fields: Any) -> Generation:
+        req = self._client._check_request(request, self.model, fields)
+        return await self._client.generate(req, output=output, poll_interval=poll_interval,
+                                           timeout=timeout, on_status=on_status,
+                                           on_progress=on_progress, extra_body=extra_body)

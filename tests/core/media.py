@@ -1,0 +1,49 @@
+"""Small real media made in-process for tests."""
+
+from __future__ import annotations
+
+import base64
+import io
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ltxserve.media.writer import VideoWriter
+
+
+def mp4_bytes(width: int = 320, height: int = 180, fps: int = 24, frames: int = 80,
+              audio: bool = True) -> bytes:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "in.mp4"
+        with VideoWriter(path, width, height, fps, audio=audio) as w:
+            for i in range(frames):
+                w.write_frame(np.full((height, width, 3), (i * 3) % 255, np.uint8))
+                if audio:
+                    w.write_audio(np.zeros(w.audio_samples_due(), np.float32))
+        return path.read_bytes()
+
+
+def png_bytes(width: int = 64, height: int = 36) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 40, 40)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def wav_bytes(seconds: float = 3.0, rate: int = 48000) -> bytes:
+    import wave
+
+    t = np.arange(int(seconds * rate)) / rate
+    pcm = (0.3 * np.sin(2 * np.pi * 330 * t) * 32767).astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    return buf.getvalue()
+
+
+def data_uri(mime: str, data: bytes) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"

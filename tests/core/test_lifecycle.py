@@ -1,0 +1,96 @@
+"""Durability: killed workers, restarted servers, lost leases, retention."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
+import httpx
+
+from tests.core.test_submit import T2V
+from tests.support import Server, assert_error, wait_terminal
+
+LONG = {**T2V, "model": "ltx-2-3-pro", "resolution": "1920x1080", "duration": 10, "fps": 25}
+
+
+def wait_status(c: httpx.Client, endpoint: str, job_id: str, status: str,
+                timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if c.get(f"/v2/{endpoint}/{job_id}").json()["status"] == status:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{job_id} never {status}")
+
+
+def runner_pids(worker_pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(worker_pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_sigkill_worker_mid_job_job_still_completes(make_server: Callable[..., Server]) -> None:
+    srv = make_server(env={"LTXSERVE_LEASE_SECONDS": "2"})
+    with srv.client() as c:
+        job = c.post("/v2/text-to-video", json=LONG).json()
+        wait_status(c, "text-to-video", job["id"], "processing")
+        (worker,) = srv.worker_pids()
+        children = runner_pids(worker)
+        os.kill(worker, signal.SIGKILL)
+        time.sleep(1)
+        for pid in children:  # the runner dies with its worker (no orphan generating)
+            assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read()
+        body = wait_terminal(c, "text-to-video", job["id"], timeout=120)
+    assert body["status"] == "completed", body
+    assert httpx.get(body["result"]["video_url"]).status_code == 200
+
+
+def test_lost_job_fails_after_max_attempts(make_server: Callable[..., Server]) -> None:
+    srv = make_server(env={"LTXSERVE_LEASE_SECONDS": "2", "LTXSERVE_MAX_ATTEMPTS": "1"})
+    with srv.client() as c:
+        job = c.post("/v2/text-to-video", json=LONG).json()
+        wait_status(c, "text-to-video", job["id"], "processing")
+        os.kill(srv.worker_pids()[0], signal.SIGKILL)
+        body = wait_terminal(c, "text-to-video", job["id"], timeout=60)
+    assert body["status"] == "failed"
+    assert body["error"]["type"] == "api_error"
+    assert "lost" in body["error"]["message"]
+
+
+def test_restart_keeps_every_acknowledged_job(make_server: Callable[..., Server]) -> None:
+    srv = make_server(workers=0)
+    with srv.client() as c:
+        ids = [c.post("/v2/text-to-video", json=T2V).json()["id"] for _ in range(5)]
+    srv.stop(signal.SIGKILL)  # no graceful anything
+    again = make_server(workers=1, data_dir=srv.data_dir)
+    again.api_key = srv.api_key
+    with again.client() as c:
+        for job_id in ids:
+            assert wait_terminal(c, "text-to-video", job_id)["status"] == "completed"
+
+
+def test_graceful_worker_stop_finishes_the_job(make_server: Callable[..., Server]) -> None:
+    srv = make_server()
+    with srv.client() as c:
+        job = c.post("/v2/text-to-video", json={**T2V, "duration": 4}).json()
+        wait_status(c, "text-to-video", job["id"], "processing")
+        os.kill(srv.worker_pids()[0], signal.SIGTERM)
+        body = wait_terminal(c, "text-to-video", job["id"], timeout=60)
+    assert body["status"] == "completed"
+
+
+def test_retention_deletes_row_and_files(make_server: Callable[..., Server]) -> None:
+    srv = make_server(env={"LTXSERVE_RETENTION_SECONDS": "3", "LTXSERVE_SWEEP_INTERVAL": "0.5"})
+    with srv.client() as c:
+        job = c.post("/v2/text-to-video", json=T2V).json()
+        body = wait_terminal(c, "text-to-video", job["id"])
+        url = body["result"]["video_url"]
+        assert httpx.get(url).status_code == 200
+        job_dir = srv.data_dir / "blobs" / "jobs" / job["id"]
+        assert job_dir.is_dir()
+        time.sleep(4.5)
+        assert_error(c.get(f"/v2/text-to-video/{job['id']}"), 404, "not_found_error")
+        assert not job_dir.exists()
+        assert_error(httpx.get(url), 403, "authentication_error", "expired")
