@@ -1,0 +1,113 @@
+"""The store contract, run against every database: SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from ltxserve.jobs.states import InvalidTransition, JobStatus, check_transition
+from ltxserve.jobs.store import JobStore
+from ltxserve.jobs.tables import metadata
+
+
+def test_migrations_produce_the_declared_schema(store: JobStore) -> None:
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_state_machine_edges() -> None:
+    check_transition("pending", "processing")
+    check_transition("processing", "completed")
+    check_transition("processing", "pending")
+    for old, new in [("completed", "failed"), ("failed", "processing"),
+                     ("pending", "completed"), ("completed", "pending")]:
+        with pytest.raises(InvalidTransition):
+            check_transition(old, new)
+
+
+def test_claim_heartbeat_finish(store: JobStore) -> None:
+    job = store.create_job("k1", "text-to-video", {"prompt": "x"})
+    assert job.status == JobStatus.PENDING and job.attempts == 0
+    claimed = store.claim("w1", lease_seconds=30, max_attempts=3)
+    assert claimed is not None and claimed.id == job.id
+    assert claimed.status == JobStatus.PROCESSING and claimed.attempts == 1
+    assert store.claim("w2", 30, 3) is None  # nothing else runnable
+    assert store.heartbeat(job.id, "w1", 30, progress=0.5)
+    assert not store.heartbeat(job.id, "w2", 30)  # not w2's job
+    assert not store.finish(job.id, "w2", JobStatus.COMPLETED, 1000)
+    assert store.finish(job.id, "w1", JobStatus.COMPLETED, 1000, result={"video_url": {}})
+    done = store.get(job.id)
+    assert done is not None and done.status == JobStatus.COMPLETED and done.progress == 1.0
+    assert done.expires_at == done.completed_at + 1000  # type: ignore[operator]
+    assert not store.finish(job.id, "w1", JobStatus.FAILED, 1000)  # terminal stays terminal
+
+
+def test_expired_lease_is_reclaimed_then_given_up(store: JobStore) -> None:
+    job = store.create_job("k1", "text-to-video", {})
+    assert store.claim("w1", lease_seconds=0.05, max_attempts=2) is not None
+    time.sleep(0.1)
+    again = store.claim("w2", lease_seconds=0.05, max_attempts=2)
+    assert again is not None and again.id == job.id and again.attempts == 2
+    assert not store.heartbeat(job.id, "w1", 30)  # w1 lost it
+    time.sleep(0.1)
+    assert store.claim("w3", 30, max_attempts=2) is None
+    failed = store.get(job.id)
+    assert failed is not None and failed.status == JobStatus.FAILED
+    assert failed.error_type == "api_error"
+
+
+def test_release_returns_job_to_queue(store: JobStore) -> None:
+    job = store.create_job("k1", "retake", {})
+    store.claim("w1", 30, 3)
+    assert store.release(job.id, "w1")
+    assert store.get(job.id).status == JobStatus.PENDING  # type: ignore[union-attr]
+    assert store.claim("w2", 30, 3).attempts == 2  # type: ignore[union-attr]
+
+
+def test_fail_exhausted_without_workers(store: JobStore) -> None:
+    job = store.create_job("k1", "extend", {})
+    store.claim("w1", lease_seconds=0.01, max_attempts=1)
+    time.sleep(0.05)
+    assert store.fail_exhausted(max_attempts=1, retention_ms=1000) == 1
+    assert store.get(job.id).status == JobStatus.FAILED  # type: ignore[union-attr]
+
+
+def test_concurrent_claims_never_share_a_job(store: JobStore) -> None:
+    ids = {store.create_job("k", "text-to-video", {"n": i}).id for i in range(40)}
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        while (job := store.claim(name, 30, 3)) is not None:
+            with lock:
+                claimed.append(job.id)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(ids)
+
+
+def test_retention_listing_and_delete(store: JobStore) -> None:
+    job = store.create_job("k", "text-to-video", {})
+    store.claim("w", 30, 3)
+    store.finish(job.id, "w", JobStatus.COMPLETED, retention_ms=10, result={})
+    time.sleep(0.05)
+    assert job.id in store.expired_ids()
+    assert store.delete_jobs([job.id]) == 1
+    assert store.get(job.id) is None
+
+
+def test_keys(store: JobStore) -> None:
+    store.add_key("id1", "ci", "h" * 64, "ltxsk_abc")
+    assert store.key_by_hash("h" * 64)["name"] == "ci"  # type: ignore[index]
+    assert store.revoke_key("ltxsk_abc") == 1
+    assert store.key_by_hash("h" * 64)["revoked_at"] is not None  # type: ignore[index]
+    assert store.revoke_key("id1") == 0
