@@ -10,9 +10,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ltxserve.api.errors import JSONBytes
+from ltxserve.api.input_check import check_inputs
 from ltxserve.api.status import iso_ms, status_body
 from ltxserve.errors import InvalidRequestError, NotFoundError
 from ltxserve.jobs.requests import ENDPOINTS
+from ltxserve.jobs.store import Job
 
 router = APIRouter()
 
@@ -47,13 +49,20 @@ def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-async def submit(request: Request, endpoint: str) -> Response:
+async def create_job(request: Request, endpoint: str) -> Job:
+    """Everything a submit does short of answering: shared by v2 and the v1 sync endpoints."""
     svc = services(request)
     key_id = await authenticate(request)
     body = await read_json(request)
     validated = svc.manager.validate(endpoint, body)
+    await check_inputs(svc, key_id, endpoint, validated)
     await svc.check_submit(key_id, endpoint, validated)
-    job = await run_in_threadpool(svc.manager.submit, key_id, endpoint, validated)
+    job: Job = await run_in_threadpool(svc.manager.submit, key_id, endpoint, validated)
+    return job
+
+
+async def submit(request: Request, endpoint: str) -> Response:
+    job = await create_job(request, endpoint)
     return JSONBytes({"id": job.id, "created_at": iso_ms(job.created_at)}, status_code=202)
 
 
@@ -65,16 +74,22 @@ def _make_submit(endpoint: str) -> Any:
     return handler
 
 
-for _endpoint in ENDPOINTS:
-    router.add_api_route(f"/v2/{_endpoint}", _make_submit(_endpoint), methods=["POST"],
-                         status_code=202)
-
-
-@router.get("/v2/{endpoint}/{job_id}")
-async def get_status(request: Request, endpoint: str, job_id: str) -> Response:
+async def get_status(request: Request) -> Response:
+    """The poll: a plain Starlette route, because FastAPI's parameter machinery
+    would double the cost of the hottest request (bench/bench_poll.py)."""
     svc = services(request)
+    endpoint, job_id = request.path_params["endpoint"], request.path_params["job_id"]
     key_id = await authenticate(request)
     if endpoint not in ENDPOINTS:
         raise NotFoundError(f"Job {job_id} not found")
     job = await svc.run_db(svc.manager.get, key_id, endpoint, job_id)
     return JSONBytes(status_body(job, base_url(request), svc.signing_key))
+
+
+router.add_route("/v2/{endpoint}/{job_id}", get_status, methods=["GET"])
+
+for _endpoint in ENDPOINTS:
+    router.add_api_route(f"/v2/{_endpoint}", _make_submit(_endpoint), methods=["POST"],
+                         status_code=202)
+
+
