@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs on a fresh machine, then run it.
+# Usage: scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+python3 -m pip install -q -e '.[test]'
+# A throwaway PostgreSQL on loopback: the store suite runs against it as well as SQLite.
+LTXSERVE_TEST_PG_URL="$(scripts/pg-start.sh)"
+export LTXSERVE_TEST_PG_URL LTXSERVE_TEST_REQUIRE_PG=1
+exec python3 -m pytest "$@"
