@@ -55,7 +55,8 @@ def parse(out: str) -> tuple[float, float, float]:
     return rps, p50, p99
 
 
-def wrk(url: str, conns: int, seconds: int, script: Path | None = None) -> tuple[float, float, float]:
+def wrk(url: str, conns: int, seconds: int,
+        script: Path | None = None) -> tuple[float, float, float]:
     cmd = ["wrk", "-t", "1", "-c", str(conns), "-d", f"{seconds}s", "--latency", url]
     if script:
         cmd[1:1] = ["-s", str(script)]

@@ -1,4 +1,4 @@
-"""Test support: run the real server as a subprocess on a loopback port; validate against the contract."""
+"""Test support: the real server as a subprocess on a loopback port; contract checks."""
 
 from __future__ import annotations
 

@@ -96,7 +96,7 @@ def runner_main(conn: Connection, engine_name: str) -> None:
             return
         last = [-1.0]
 
-        def progress(fraction: float, job_id: str = msg.job_id) -> None:
+        def progress(fraction: float, job_id: str = msg.job_id, last: list[float] = last) -> None:
             if os.getppid() != parent:
                 os._exit(1)
             if fraction - last[0] >= 0.01 or fraction >= 1.0:

@@ -26,7 +26,8 @@ def services(request: Request) -> Any:
 async def authenticate(request: Request) -> str:
     svc = services(request)
     header = request.headers.get("authorization")
-    return await svc.check_key(header)
+    key_id: str = await svc.check_key(header)
+    return key_id
 
 
 async def read_json(request: Request) -> Any:

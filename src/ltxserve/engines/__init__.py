@@ -26,7 +26,8 @@ def _load(name: str) -> Engine:
     try:
         module_name, _, cls_name = ENGINES[name].partition(":")
     except KeyError:
-        raise EngineUnavailable(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}") from None
+        choices = ", ".join(ENGINES)
+        raise EngineUnavailable(f"unknown engine {name!r}; choose one of {choices}") from None
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

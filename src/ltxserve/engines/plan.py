@@ -67,8 +67,8 @@ def plan_output(endpoint: str, request: dict[str, Any],
     if endpoint == "retake":
         w, h = (parse_resolution(request["resolution"]) if request.get("resolution")
                 else (v.width, v.height))
-        audio = has_audio or request.get("mode", "replace_audio_and_video") != "replace_video"
-        return OutputPlan(w, h, v.fps, v.frames, audio)
+        wants_audio = request.get("mode", "replace_audio_and_video") != "replace_video"
+        return OutputPlan(w, h, v.fps, v.frames, has_audio or wants_audio)
     if endpoint == "extend":
         extra = round(float(request["duration"]) * v.fps)
         return OutputPlan(v.width, v.height, v.fps, v.frames + extra, has_audio)

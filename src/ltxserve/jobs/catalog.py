@@ -76,7 +76,8 @@ class Catalog:
             able = [m.name for m in self.models.values()
                     if endpoint in m.endpoints and m.status != "removed"]
             raise InvalidRequestError(
-                f"model {name} does not support {endpoint}; use {' or '.join(able) or 'another model'}"
+                f"model {name} does not support {endpoint}; "
+                f"use {' or '.join(able) or 'another model'}"
             )
         return spec
 
