@@ -72,6 +72,8 @@ AUTO: Any = object()
 
 @dataclass(frozen=True)
 class Conn:
+    """The connection options of one command (None: the environment or the default)."""
+
     base_url: str | None
     api_key: str | None
     max_retries: int
@@ -83,6 +85,8 @@ class Conn:
 
 @dataclass(frozen=True)
 class Wait:
+    """How an endpoint command waits for its job and where the result goes."""
+
     output: Path | None
     no_wait: bool
     poll_interval: float
@@ -95,7 +99,7 @@ def reporting(json_mode: bool) -> Iterator[Reporter]:
     with Reporter(json_mode=json_mode) as ui:
         try:
             yield ui
-        except (LtxError, ValidationError, FileNotFoundError) as exc:
+        except (LtxError, ValidationError, OSError) as exc:  # OSError: local file trouble
             raise typer.Exit(ui.error(exc)) from None
         except KeyboardInterrupt:
             ui.err.print("interrupted (a submitted job keeps running on the server)")
