@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 from ltxserve.jobs.states import JobStatus
@@ -12,8 +12,7 @@ from ltxserve.storage.signing import signed_query
 
 def iso_ms(ms: int) -> str:
     """ISO 8601, UTC, millisecond precision, ``Z`` suffix (as the hosted API)."""
-    dt = datetime.fromtimestamp(ms // 1000, UTC)
-    return f"{dt:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(ms // 1000))}.{ms % 1000:03d}Z"
 
 
 def file_url(base_url: str, key: bytes, blob_key: str, expires_ms: int) -> str:
