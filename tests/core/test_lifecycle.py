@@ -94,3 +94,19 @@ def test_retention_deletes_row_and_files(make_server: Callable[..., Server]) -> 
         assert_error(c.get(f"/v2/text-to-video/{job['id']}"), 404, "not_found_error")
         assert not job_dir.exists()
         assert_error(httpx.get(url), 403, "authentication_error", "expired")
+
+
+def test_workers_die_with_serve(make_server: Callable[..., Server]) -> None:
+    """Even a SIGKILLed `serve` (no cleanup runs) leaves no worker behind."""
+    srv = make_server(workers=2)
+    deadline = time.monotonic() + 30
+    while len(pids := srv.worker_pids()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(pids) == 2
+    assert srv.proc is not None
+    os.kill(srv.proc.pid, signal.SIGKILL)  # the serve process alone, not its group
+    srv.proc.wait(10)
+    deadline = time.monotonic() + 20
+    while any(os.path.exists(f"/proc/{p}") for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(os.path.exists(f"/proc/{p}") for p in pids)
