@@ -5,6 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 python3 -m pip install -q -e '.[test]'
+# Debian's Chromium for the playground's browser test (Playwright drives it; it never
+# downloads a browser of its own).
+if ! command -v chromium >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null
+fi
 # A throwaway PostgreSQL on loopback: the store suite runs against it as well as SQLite.
 LTXSERVE_TEST_PG_URL="$(scripts/pg-start.sh)"
 export LTXSERVE_TEST_PG_URL LTXSERVE_TEST_REQUIRE_PG=1

@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def default_data_dir() -> Path:
@@ -40,7 +41,33 @@ class Settings(BaseSettings):
     key_cache_seconds: float = 2.0
 
     engine: str = "auto"  # auto | minimal | preview | ltx
+    ltx_models_file: Path | None = None  # model engine registry (docs/model-engine.md)
     workers: int = 1  # worker processes `serve` supervises
+
+    # Inputs and uploads (docs/inputs.md)
+    upload_max_bytes: int = 100 * 1024 * 1024  # one PUT to an upload URL
+    upload_url_seconds: float = 3600.0  # how long an upload URL accepts its PUT
+    upload_retention_seconds: float = 24 * 3600.0  # how long a storage_uri stays usable
+    allow_http: bool = False  # accept http:// input URLs (the SSRF guard still applies)
+    # host or host:port entries exempt from the SSRF address checks (JSON list or comma list)
+    fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    fetch_ca_file: Path | None = None  # extra CA bundle (PEM) trusted for HTTPS inputs
+    sync_timeout_seconds: float = 300.0  # v1 synchronous endpoints: 504 after this
+
+    @field_validator("fetch_allow_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                try:
+                    return json.loads(text)
+                except ValueError:  # "[::1]:8443" is an entry, not JSON
+                    pass
+            return [h.strip() for h in text.split(",") if h.strip()]
+        return value
 
     @property
     def db_url(self) -> str:

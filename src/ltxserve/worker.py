@@ -153,8 +153,11 @@ class Worker:
     def _resolve_inputs(self, job: Job, workdir: Path) -> dict[str, str]:
         from ltxserve.inputs import resolve_inputs
 
-        paths = resolve_inputs(job.request, workdir / "in", settings=self.settings,
-                               blobs=self.blobs, api_key_id=job.api_key_id)
+        paths = resolve_inputs(
+            job.request, workdir / "in", settings=self.settings, blobs=self.blobs,
+            api_key_id=job.api_key_id, endpoint=job.endpoint, store=self.store,
+            keepalive=lambda: self.store.heartbeat(job.id, self.owner,
+                                                   self.settings.lease_seconds))
         return {k: str(v) for k, v in paths.items()}
 
     def _run(self, job: Job, inputs: dict[str, str], out_dir: Path) -> None:

@@ -19,9 +19,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ltxserve import __version__
-from ltxserve.api import files, routes
+from ltxserve.api import files, routes, uploads, v1
 from ltxserve.api.errors import JSONBytes, error_response, ltx_error_response
 from ltxserve.api.middleware import RequestContext
+from ltxserve.api.web import router as web_router
 from ltxserve.config import Settings
 from ltxserve.errors import LtxError
 from ltxserve.jobs.catalog import Catalog
@@ -119,5 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(routes.router)
     app.include_router(files.router)
+    app.include_router(uploads.router)
+    app.include_router(v1.router)
+    app.include_router(web_router)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
     return app

@@ -15,6 +15,7 @@ from ltxserve.errors import NotFoundError
 from ltxserve.jobs.catalog import Catalog
 from ltxserve.jobs.requests import validate
 from ltxserve.jobs.store import Job, JobStore, now_ms
+from ltxserve.jobs.uploads import sweep_uploads
 from ltxserve.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ class JobManager:
             for job_id in ids:
                 self.blobs.delete_prefix(job_prefix(job_id))
             deleted += self.store.delete_jobs(ids)
+        sweep_uploads(self.store, self.blobs, self.settings.data_dir / "tmp" / "uploads",
+                      self.settings.upload_url_seconds + 3600)
         if failed or deleted:
             log.info("sweep: failed %d lost jobs, deleted %d expired jobs", failed, deleted)
         return {"failed": failed, "deleted": deleted}

@@ -54,3 +54,17 @@ jobs = Table(
     Index("ix_jobs_queue", "status", "created_at"),
     Index("ix_jobs_expires_at", "expires_at"),
 )
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("api_key_id", String(32), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("url_expires_at", BigInteger, nullable=False),  # the PUT URL stops working
+    Column("expires_at", BigInteger, nullable=False),  # the storage_uri stops working
+    Column("completed_at", BigInteger, nullable=True),  # set once the PUT has landed
+    Column("size", BigInteger, nullable=True),
+    Column("content_type", String(200), nullable=True),
+    Index("ix_uploads_expires_at", "expires_at"),
+)

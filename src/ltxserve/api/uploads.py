@@ -1,0 +1,141 @@
+"""The upload flow: ``POST /v1/upload`` and the signed ``PUT /uploads/<id>`` it hands out.
+
+``POST /v1/upload`` (API key, no body) answers::
+
+    {"upload_url": "<base>/uploads/<id>?expires=..&signature=..",   # PUT, 1 h
+     "storage_uri": "ltx://uploads/<id>",                            # 24 h, same key
+     "expires_at": "<when upload_url stops working>",
+     "required_headers": {"x-ltxserve-content-length-range": "1,104857600"}}
+
+The PUT needs no API key: the HMAC signature over path and expiry is the
+authority, as with a pre-signed cloud storage URL. It must carry the required
+headers verbatim, streams to a temporary file (never whole in memory) under
+``upload_max_bytes`` (checked from Content-Length and while streaming: 413
+request_too_large), then lands in the blob store under ``uploads/<id>``. One
+PUT per upload URL: a second one answers 409. The content is not judged here;
+it is identified and checked when a request uses the storage URI.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+
+from ltxserve.api.errors import JSONBytes, error_response
+from ltxserve.api.routes import authenticate, base_url, services
+from ltxserve.api.status import iso_ms
+from ltxserve.jobs.store import now_ms
+from ltxserve.jobs.uploads import blob_key as upload_blob_key
+from ltxserve.jobs.uploads import complete_upload, create_upload, get_upload, valid_id
+from ltxserve.storage.signing import signed_query, verify
+
+router = APIRouter()
+
+RANGE_HEADER = "x-ltxserve-content-length-range"
+WRITE_BATCH = 1024 * 1024  # bytes gathered before one write to disk (in a thread)
+
+
+def required_headers(max_bytes: int) -> dict[str, str]:
+    return {RANGE_HEADER: f"1,{max_bytes}"}
+
+
+def upload_tmp_dir(settings: Any) -> Path:
+    path: Path = settings.data_dir / "tmp" / "uploads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@router.post("/v1/upload")
+async def create(request: Request) -> Response:
+    svc = services(request)
+    key_id = await authenticate(request)
+    s = svc.settings
+    up = await svc.run_db(create_upload, svc.store, key_id, s.upload_url_seconds,
+                          s.upload_retention_seconds)
+    path = f"/uploads/{up.id}"
+    expires = (up.url_expires_at + 999) // 1000
+    return JSONBytes({
+        "upload_url": f"{base_url(request)}{path}?{signed_query(svc.signing_key, path, expires)}",
+        "storage_uri": up.storage_uri,
+        "expires_at": iso_ms(up.url_expires_at),
+        "required_headers": required_headers(s.upload_max_bytes),
+    })
+
+
+def _too_large(limit: int) -> Response:
+    return error_response("request_too_large",
+                          f"The upload exceeds the {limit} byte limit")
+
+
+@router.put("/uploads/{upload_id}")
+async def put(request: Request, upload_id: str) -> Response:
+    svc = services(request)
+    s = svc.settings
+    path = f"/uploads/{upload_id}"
+    q = request.query_params
+    if not valid_id(upload_id) or not verify(svc.signing_key, path, q.get("expires"),
+                                             q.get("signature")):
+        return error_response("authentication_error",
+                              "Invalid or expired signature for this upload URL", status=403)
+    wanted = required_headers(s.upload_max_bytes)
+    for name, value in wanted.items():
+        if request.headers.get(name, "").strip() != value:
+            return error_response(
+                "invalid_request_error",
+                f"The upload must send the required header {name}: {value}")
+    up = await svc.run_db(get_upload, svc.store, upload_id)
+    if up is None:
+        return error_response("not_found_error", "Upload not found or expired")
+    if up.url_expires_at <= now_ms():
+        return error_response("authentication_error", "This upload URL has expired", status=403)
+    if up.completed_at is not None:
+        return error_response("invalid_request_error",
+                              "A file was already uploaded to this URL; ask for a new one",
+                              status=409)
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            return error_response("invalid_request_error", "Content-Length is not a number")
+        if int(declared) > s.upload_max_bytes:
+            return _too_large(s.upload_max_bytes)
+        if int(declared) == 0:
+            return error_response("invalid_request_error", "The upload is empty")
+
+    tmp = upload_tmp_dir(s) / f"{upload_id}-{secrets.token_hex(4)}.part"
+    try:
+        size = 0
+        pending: list[bytes] = []
+        pending_size = 0
+        with tmp.open("wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > s.upload_max_bytes:
+                    return _too_large(s.upload_max_bytes)
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size >= WRITE_BATCH:
+                    await run_in_threadpool(out.write, b"".join(pending))
+                    pending, pending_size = [], 0
+            if pending:
+                await run_in_threadpool(out.write, b"".join(pending))
+        if size == 0:
+            return error_response("invalid_request_error", "The upload is empty")
+        content_type = (request.headers.get("content-type") or "")[:200]
+        if not await svc.run_db(complete_upload, svc.store, upload_id, size, content_type):
+            return error_response("invalid_request_error",
+                                  "A file was already uploaded to this URL, or the URL expired",
+                                  status=409)
+        await run_in_threadpool(svc.blobs.put_file, upload_blob_key(upload_id), tmp)
+        return JSONBytes({"storage_uri": up.storage_uri, "size": size})
+    except ClientDisconnect:
+        return Response(status_code=400)  # nobody is listening
+    finally:
+        if tmp.exists():
+            os.unlink(tmp)

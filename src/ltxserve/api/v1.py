@@ -1,0 +1,99 @@
+"""The synchronous v1 operations: the same job path as v2, answered with the MP4 itself.
+
+``POST /v1/{text-to-video,image-to-video,audio-to-video,retake,extend}`` takes the
+v2 body, creates an ordinary job (same validation, input checks and admission),
+waits for a worker to finish it by polling the store, and answers 200 with the
+video (``Content-Type: video/mp4``, ``Content-Length``, ``x-request-id``).
+
+- A failed job answers its recorded error with the usual status (400 for
+  invalid_request_error, ...).
+- ``sync_timeout_seconds`` bounds the wait (queueing included): past it the job is
+  failed and the answer is 504 with the envelope, type ``api_error`` (the contract
+  lists 504 for these operations but no error type for it).
+- A client that disconnects while waiting gets its job failed at once; the worker
+  holding it notices at its next heartbeat (``heartbeat_seconds``) and abandons it,
+  so nobody generates for a client that has gone.
+
+The job stays visible for retention like any other (no one knows its id), and its
+output is deleted with it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from starlette.responses import FileResponse, Response
+
+from ltxserve.api.errors import error_response
+from ltxserve.api.routes import create_job, services
+from ltxserve.jobs.states import JobStatus
+from ltxserve.jobs.store import Job
+from ltxserve.storage.base import BlobNotFound
+
+router = APIRouter()
+
+SYNC_ENDPOINTS = ("text-to-video", "image-to-video", "audio-to-video", "retake", "extend")
+POLL_MIN, POLL_MAX = 0.05, 0.5
+
+
+def _abandon(svc: Any, job_id: str, message: str) -> None:
+    svc.store.finish(job_id, None, JobStatus.FAILED, svc.manager.retention_ms,
+                     error=("api_error", message))
+
+
+async def run_sync(request: Request, endpoint: str) -> Response:
+    svc = services(request)
+    job = await create_job(request, endpoint)
+    timeout = float(svc.settings.sync_timeout_seconds)
+    deadline = time.monotonic() + timeout
+    delay = POLL_MIN
+    current: Job | None = job
+    while True:
+        current = await svc.run_db(svc.store.get, job.id)
+        if current is None or current.terminal:
+            break
+        if await request.is_disconnected():
+            await anyio.to_thread.run_sync(
+                _abandon, svc, job.id, "the client disconnected before the video was ready")
+            return Response(status_code=499)  # nobody reads it
+        if time.monotonic() >= deadline:
+            await anyio.to_thread.run_sync(
+                _abandon, svc, job.id, f"generation did not finish within {timeout:g} s")
+            # the worker may have finished in the meantime: use the result if so
+            current = await svc.run_db(svc.store.get, job.id)
+            if current is None or current.status != JobStatus.COMPLETED:
+                return error_response(
+                    "api_error",
+                    f"Generation did not finish within {timeout:g} s; use the v2 endpoint "
+                    f"(POST /v2/{endpoint}) for long generations", status=504)
+            break
+        await anyio.sleep(delay)
+        delay = min(POLL_MAX, delay * 1.5)
+    if current is None:
+        return error_response("api_error", "The job disappeared before it finished")
+    if current.status == JobStatus.FAILED:
+        return error_response(current.error_type or "api_error",
+                              current.error_message or "generation failed")
+    output = (current.result or {}).get("video_url")
+    if not output:
+        return error_response("api_error", "The job finished without a video")
+    try:
+        local = svc.blobs.local_path(output["key"])
+    except BlobNotFound:
+        return error_response("api_error", "The generated video is no longer available")
+    return FileResponse(local, media_type="video/mp4")
+
+
+def _make(endpoint: str) -> Any:
+    async def handler(request: Request) -> Response:
+        return await run_sync(request, endpoint)
+
+    handler.__name__ = f"sync_{endpoint.replace('-', '_')}"
+    return handler
+
+
+for _endpoint in SYNC_ENDPOINTS:
+    router.add_api_route(f"/v1/{_endpoint}", _make(_endpoint), methods=["POST"])

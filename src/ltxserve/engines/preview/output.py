@@ -1,0 +1,133 @@
+"""Encoding for the preview engine: deterministic writer settings and the frame loop.
+
+x264's output depends on its thread count, so the writer pins it (slice threads,
+``THREADS``, default 2, ``LTXSERVE_PREVIEW_THREADS`` overrides): equal requests
+then give byte-equal files on any machine with the same FFmpeg/x264 build.
+
+The loop renders the next frame on a helper thread while the current one is
+encoded (numpy, Pillow and the encoder release the GIL), so rendering hides
+behind encoding. At most ``DEPTH`` rendered frames wait in between.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import TypeVar
+
+import av
+import numpy as np
+from numpy.typing import NDArray
+
+from ltxserve.engines.base import ProgressCallback
+from ltxserve.media.writer import VideoWriter
+from ltxserve.media.yuv import Yuv420
+
+PRESET = "ultrafast"
+CRF = 18
+THREADS = int(os.environ.get("LTXSERVE_PREVIEW_THREADS", "2"))
+DEPTH = 2
+SWITCH_INTERVAL = 0.0002  # s; see prefetch()
+
+T = TypeVar("T")
+AudioFn = Callable[[int, int], NDArray[np.float32]]
+
+
+class PreviewWriter(VideoWriter):
+    """VideoWriter with the preview engine's fixed encoder settings and a YUV input."""
+
+    def __init__(self, path: Path | str, width: int, height: int, fps: int | Fraction, *,
+                 audio: bool = False, threads: int = THREADS) -> None:
+        super().__init__(path, width, height, fps, audio=audio, preset=PRESET, crf=CRF)
+        cc = self._video.codec_context
+        cc.thread_type = "SLICE"
+        cc.thread_count = max(1, threads)
+
+    def write_yuv(self, image: Yuv420) -> None:
+        """Encode a frame already in yuv420p at the output size (no conversion, no copy)."""
+        frame = av.VideoFrame.from_numpy_buffer(image.data, format="yuv420p")
+        self.write_video_frame(frame)
+
+
+def prefetch(items: Iterable[T], depth: int = DEPTH) -> Iterator[T]:
+    """Iterate ``items`` on a helper thread, ``depth`` items ahead of the consumer.
+
+    While it runs, the interpreter's GIL switch interval is shortened: the
+    encoder thread hands the GIL back and forth around every codec call, and with
+    the default 5 ms it would wait that long behind the renderer each time.
+    """
+    q: queue.Queue[tuple[int, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(kind: int, value: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(0, item):
+                    return
+            put(1, None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put(2, exc)
+
+    thread = threading.Thread(target=work, name="preview-render", daemon=True)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    thread.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == 1:
+                return
+            if kind == 2:
+                assert isinstance(value, BaseException)
+                raise value
+            yield value  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+
+
+def encode(writer: PreviewWriter, frames: Iterable[Yuv420 | av.VideoFrame], count: int,
+           progress: ProgressCallback, audio: AudioFn | None = None) -> None:
+    """Write exactly ``count`` frames and, when the writer has audio, the matching samples.
+
+    Frames are Yuv420 images or decoded yuv420p frames at the output size (passed
+    through without a copy).
+
+    ``audio(start, n)`` is asked for consecutive sample ranges in order; without
+    it the soundtrack is silence.
+    """
+    pos = 0
+    written = 0
+    for image in prefetch(frames):
+        if isinstance(image, Yuv420):
+            writer.write_yuv(image)
+        else:
+            image.pict_type = av.video.frame.PictureType.NONE  # let x264 place keyframes
+            writer.write_video_frame(image)
+        written += 1
+        if writer.has_audio:
+            n = writer.audio_samples_due()
+            if n:
+                chunk = audio(pos, n) if audio else np.zeros((2, n), np.float32)
+                writer.write_audio(chunk)
+                pos += n
+        progress(written / count)
+        if written >= count:
+            break
+    if written < count:
+        raise RuntimeError(f"renderer produced {written} of {count} frames")

@@ -1,0 +1,95 @@
+"""video-to-video-reframe: the input at a new aspect ratio, outpainted rather than letterboxed.
+
+Each frame is contain-fitted (media/fit.py: scaled to fit inside, centered) and
+the bands around it are filled with a mirrored extension of the same frame,
+blurred and slightly darkened: made at 1/8 size (mirror, Gaussian blur), scaled
+up, then the sharp frame is placed on top. The fill therefore moves with the
+picture, continues its colours across the seam, and costs little per frame.
+Length, frame rate and sound are the input's (sound decoded and re-encoded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import av
+import numpy as np
+from PIL import Image, ImageFilter
+
+from ltxserve.engines.base import EngineResult, OutputFile
+from ltxserve.engines.preview.context import Context
+from ltxserve.engines.preview.output import PreviewWriter, encode
+from ltxserve.media.decode import AudioReader, VideoReader
+from ltxserve.media.fit import contain_rect
+from ltxserve.media.yuv import Yuv420, pad_plane
+
+SMALL = 8  # the fill is made at 1/SMALL of the output size
+DARKEN = 0.78
+
+
+def _blur_plane(plane: np.ndarray, radius: float) -> np.ndarray:
+    img = Image.fromarray(np.ascontiguousarray(plane))
+    return np.asarray(img.filter(ImageFilter.GaussianBlur(radius)))
+
+
+class Outpainter:
+    def __init__(self, src_w: int, src_h: int, width: int, height: int) -> None:
+        self.width, self.height = width, height
+        self.rect = contain_rect(src_w, src_h, width, height)
+        self.small = (max(4, width // SMALL // 2 * 2), max(4, height // SMALL // 2 * 2))
+        self.small_rect = contain_rect(src_w, src_h, *self.small)
+        self.radius = max(1.0, self.small[1] / 30)
+        self.darken = np.clip(16 + (np.arange(256) - 16) * DARKEN, 0, 255).astype(np.uint8)
+
+    @property
+    def fills(self) -> bool:
+        return self.rect[2:] != (self.width, self.height)
+
+    def fill(self, frame: av.VideoFrame) -> Yuv420:
+        sw, sh = self.small
+        x, y, w, h = self.small_rect
+        small = Yuv420.from_frame(frame.reformat(width=w, height=h, format="yuv420p",
+                                                 interpolation="AREA"))
+        bg = Yuv420(np.empty((sh * 3 // 2, sw), np.uint8), sw, sh)
+        bg.y[:] = self.darken[_blur_plane(pad_plane(small.y, y, sh - h - y, x, sw - w - x),
+                                          self.radius)]
+        for src, dst in ((small.u, bg.u), (small.v, bg.v)):
+            dst[:] = _blur_plane(pad_plane(src, y // 2, (sh - h - y) // 2, x // 2,
+                                           (sw - w - x) // 2), self.radius / 2)
+        return bg.resized(self.width, self.height)
+
+    def frame(self, frame: av.VideoFrame) -> Yuv420:
+        x, y, w, h = self.rect
+        sharp = Yuv420.from_frame(frame.reformat(width=w, height=h, format="yuv420p",
+                                                 interpolation="BICUBIC"))
+        if not self.fills:
+            return sharp
+        out = self.fill(frame)
+        out.y[y:y + h, x:x + w] = sharp.y
+        out.u[y // 2:(y + h) // 2, x // 2:(x + w) // 2] = sharp.u
+        out.v[y // 2:(y + h) // 2, x // 2:(x + w) // 2] = sharp.v
+        return out
+
+
+def reframe(ctx: Context) -> EngineResult:
+    plan = ctx.plan
+    n = plan.frames
+
+    def frames() -> Iterator[Yuv420]:
+        with VideoReader(ctx.input("video_uri")) as reader:
+            painter = Outpainter(reader.width, reader.height, plan.width, plan.height)
+            last = None
+            for frame in reader.frames():
+                last = painter.frame(frame)
+                yield last
+            if last is not None:  # a stream shorter than its header says: hold the last frame
+                while True:
+                    yield last
+
+    with AudioReader(ctx.input("video_uri") if plan.audio else None,
+                     label="video_uri") as sound, \
+            PreviewWriter(ctx.video_path(), plan.width, plan.height, plan.fps,
+                          audio=plan.audio) as writer:
+        encode(writer, frames(), n, ctx.progress, lambda _pos, count: sound.read(count))
+    return EngineResult({"video_url": OutputFile(ctx.video_path(), "video/mp4")},
+                        {"engine": "preview", "fit": "contain", "fill": "mirror-blur"})

@@ -1,0 +1,119 @@
+"""The model engine's pure parts: grid and span arithmetic, the registry file. No torch needed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ltxserve.engines.ltx.geometry import (
+    chunks,
+    extend_span,
+    fit_rect,
+    frames_down,
+    frames_up,
+    gen_size,
+    keyframe_start,
+    retake_span,
+)
+from ltxserve.engines.ltx.registry import RegistryError, load_registry, weights_problems
+
+
+def test_frame_rounding_follows_the_vae() -> None:
+    assert [frames_up(n) for n in (1, 2, 9, 10, 48, 121)] == [1, 9, 9, 17, 49, 121]
+    assert [frames_down(n) for n in (0, 1, 8, 9, 48)] == [0, 1, 1, 9, 41]
+    assert [keyframe_start(n) for n in (1, 2, 9, 10, 47)] == [1, 9, 9, 17, 49]
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (720, 1280), (1920, 1080), (3840, 2160),
+                                  (1080, 1350), (720, 720)])
+@pytest.mark.parametrize("multiple", [32, 64])
+def test_generation_size_is_a_grid_multiple_under_the_cap(size: tuple[int, int],
+                                                           multiple: int) -> None:
+    w, h = gen_size(*size, multiple, None)
+    assert w % multiple == 0 and h % multiple == 0
+    assert abs(w - size[0]) <= multiple // 2 and abs(h - size[1]) <= multiple // 2
+    w, h = gen_size(*size, multiple, 768 * 512)
+    assert w % multiple == 0 and h % multiple == 0 and w * h <= 768 * 512
+    assert abs(w / h - size[0] / size[1]) < 0.35
+
+
+def test_fit_rect_centres_and_keeps_aspect() -> None:
+    assert fit_rect(160, 90, 720, 1280) == (0, 438, 720, 404)
+    assert fit_rect(1920, 1080, 1920, 1080) == (0, 0, 1920, 1080)
+
+
+def test_retake_span_puts_conditions_on_latent_boundaries() -> None:
+    s = retake_span(total=240, window_start=100, window_end=150, context=48)
+    assert s.window_start - s.start == s.pre and (s.pre - 1) % 8 == 0
+    assert (s.suffix_at - 1) % 8 == 0 and s.suffix_at >= s.pre + 50
+    assert (s.post - 1) % 8 == 0 and s.start + s.suffix_at + s.post <= 240
+    assert (s.frames - 1) % 8 == 0 and s.frames >= s.suffix_at + s.post
+    edge = retake_span(total=100, window_start=0, window_end=400, context=48)
+    assert (edge.pre, edge.post, edge.window_end) == (0, 0, 100) and edge.frames >= 100
+
+
+def test_extend_span_places_context_and_new_frames() -> None:
+    end = extend_span("end", 72, 48)
+    assert (end.context_at, end.new_at) == (0, end.context) and end.frames >= end.context + 48
+    start = extend_span("start", 24, 50)
+    assert (start.context_at - 1) % 8 == 0 and start.new_at + 50 == start.context_at
+    assert start.frames >= start.context_at + start.context
+
+
+def test_chunks_cover_everything() -> None:
+    assert chunks(600, 257) == [(0, 257), (257, 257), (514, 86)]
+
+
+def _weights(d: Path) -> Path:
+    (d / "transformer").mkdir(parents=True)
+    (d / "transformer" / "config.json").write_text("{}")
+    (d / "transformer" / "model.safetensors").write_bytes(b"x")
+    (d / "scheduler").mkdir()
+    (d / "scheduler" / "scheduler_config.json").write_text("{}")
+    (d / "model_index.json").write_text(json.dumps({
+        "_class_name": "LTX2Pipeline", "transformer": ["diffusers", "X"],
+        "scheduler": ["diffusers", "Y"], "processor": [None, None]}))
+    return d
+
+
+def test_registry_resolves_paths_and_checks_weights(tmp_path: Path) -> None:
+    _weights(tmp_path / "w")
+    (tmp_path / "models.toml").write_text(
+        '[defaults]\ndtype = "float16"\n[models."ltx-2-3-pro"]\npath = "w"\n'
+        '[models."ltx-2-3-fast"]\npath = "w"\nschedule = "distilled"\n')
+    reg = load_registry(tmp_path / "models.toml")
+    assert reg.models["ltx-2-3-pro"].path == tmp_path / "w"
+    assert reg.models["ltx-2-3-fast"].dtype == "float16"
+    reg.check_files()
+    assert reg.spec_for("video-to-video-hdr", None).name == "ltx-2-3-pro"
+    (tmp_path / "w" / "transformer" / "model.safetensors").unlink()
+    with pytest.raises(RegistryError, match="transformer holds no weight files"):
+        reg.check_files()
+    assert weights_problems(tmp_path / "nope") == [f"weights directory {tmp_path / 'nope'} "
+                                                  "does not exist"]
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({}, "'path'"),
+    ({"path": "w", "offload": "disk"}, "offload must be one of"),
+    ({"path": "w", "max_frames": 100}, "8k\\+1"),
+    ({"path": "w", "colour": "red"}, "unknown option"),
+])
+def test_registry_rejects_bad_entries(tmp_path: Path, entry: dict[str, object],
+                                      message: str) -> None:
+    (tmp_path / "m.json").write_text(json.dumps({"models": {"ltx-2-3-pro": entry}}))
+    with pytest.raises(RegistryError, match=message):
+        load_registry(tmp_path / "m.json")
+
+
+def test_available_is_false_without_a_registry(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    from ltxserve.engines.ltx import available
+
+    monkeypatch.delenv("LTXSERVE_LTX_MODELS_FILE", raising=False)
+    assert available() is False
+    (tmp_path / "bad.json").write_text("{not json")
+    monkeypatch.setenv("LTXSERVE_LTX_MODELS_FILE", str(tmp_path / "bad.json"))
+    assert available() is False
