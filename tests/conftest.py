@@ -34,3 +34,15 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield make
     for srv in started:
         srv.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Under LTXSERVE_TEST_STRICT=1 (CI) a skip is a failure: a missing browser, database
+    or model library must not pass silently. Opt-in slow tests may still skip."""
+    outcome = yield
+    rep = outcome.get_result()
+    if (os.environ.get("LTXSERVE_TEST_STRICT") and rep.skipped
+            and "LTXSERVE_SLOW_TESTS" not in str(rep.longrepr)):
+        rep.outcome = "failed"
+        rep.longrepr = f"skipped under LTXSERVE_TEST_STRICT: {rep.longrepr}"
