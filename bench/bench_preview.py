@@ -1,10 +1,10 @@
 """Preview engine benchmark: each endpoint against the encoder alone, in the same run.
 
 For every endpoint a 1920x1080 (or 1080x1920), 8 s job runs through
-PreviewEngine.run in this process. Its output is then decoded into ready-made
-frames (yuv420p arrays, plus the soundtrack) and encoded again with exactly the
-engine's writer settings: that is the encoder-only time the job is compared
-with. Runs alternate (job, encoder, job, encoder, ...) and the best of each is
+PreviewEngine.run in this process. One run records every frame and audio chunk
+the engine hands to its writer; encoding those ready-made frames and samples
+again with exactly the engine's writer settings is the encoder-only time the job
+is compared with. Runs alternate (job, encoder, job, encoder, ...) and the best of each is
 kept, which damps the noise of a shared machine; wall and CPU times are both
 shown. HDR compares with encoding the same number of ready-made half-float EXR
 frames into a ZIP (cycling through 30 of the job's frames to bound memory); its
@@ -39,20 +39,21 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ltxserve.engines.base import EngineJob  # noqa: E402
-from ltxserve.engines.preview import PreviewEngine  # noqa: E402
-from ltxserve.engines.preview.output import PreviewWriter  # noqa: E402
-from ltxserve.media.exr import decode_exr, encode_exr  # noqa: E402
-from ltxserve.media.yuv import Yuv420  # noqa: E402
 from tests.engines.preview_support import (  # noqa: E402
-    read_audio,
     tone,
     write_image,
     write_video,
     write_wav,
 )
 
+from ltxserve.engines.base import EngineJob  # noqa: E402
+from ltxserve.engines.preview import PreviewEngine  # noqa: E402
+from ltxserve.engines.preview.output import PreviewWriter  # noqa: E402
+from ltxserve.media.exr import decode_exr, encode_exr  # noqa: E402
+from ltxserve.media.yuv import Yuv420  # noqa: E402
+
 SECONDS = 8
+INPUT_CRF = 20  # input videos at a typical delivery quality (x264 ultrafast, ~10 Mbit/s)
 
 
 def cpu_seconds() -> float:
@@ -69,9 +70,11 @@ def timed(fn: Callable[[], Any]) -> tuple[float, float]:
 def make_inputs(d: Path) -> dict[str, Path]:
     print("making inputs (1080p video 8 s / 6 s / 7.5 s, image, wav) ...", flush=True)
     return {
-        "video": write_video(d / "v8.mp4", 1920, 1080, 24, 24 * SECONDS),
-        "video6": write_video(d / "v6.mp4", 1920, 1080, 24, 24 * (SECONDS - 2), seed=2),
-        "video_hdr": write_video(d / "vh.mp4", 1920, 1080, 24, 180, audio=False, seed=3),
+        "video": write_video(d / "v8.mp4", 1920, 1080, 24, 24 * SECONDS, crf=INPUT_CRF),
+        "video6": write_video(d / "v6.mp4", 1920, 1080, 24, 24 * (SECONDS - 2), seed=2,
+                              crf=INPUT_CRF),
+        "video_hdr": write_video(d / "vh.mp4", 1920, 1080, 24, 180, audio=False, seed=3,
+                                 crf=INPUT_CRF),
         "image": write_image(d / "img.png", 2400, 1600),
         "wav": write_wav(d / "a.wav", tone(SECONDS)),
     }
@@ -101,30 +104,59 @@ def jobs(inp: dict[str, Path]) -> dict[str, tuple[dict[str, Any], dict[str, Path
     }
 
 
-def video_baseline(path: Path) -> tuple[Callable[[], None], int, float]:
-    """An encoder-only run over the decoded output: returns (run, frames, seconds)."""
-    with av.open(str(path)) as c:
-        vs = c.streams.video[0]
-        fps, w, h = vs.average_rate, vs.codec_context.width, vs.codec_context.height
-        has_audio = bool(c.streams.audio)
-        frames = [np.ascontiguousarray(f.to_ndarray(format="yuv420p")) for f in c.decode(vs)]
-    audio = read_audio(path) if has_audio else None
-    out = path.with_name("baseline.mp4")
+class Recorder:
+    """Keeps a copy of everything the engine hands to its writer, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, np.ndarray]] = []
+        self.size: tuple[int, int, Any, bool] | None = None
+
+    def __enter__(self) -> Recorder:
+        rec = self
+        self._saved = (PreviewWriter.__init__, PreviewWriter.write_video_frame,
+                       PreviewWriter.write_audio)
+        init, write_video_frame, write_audio = self._saved
+
+        def _init(self: PreviewWriter, path: Any, width: int, height: int, fps: Any,
+                  **kw: Any) -> None:
+            rec.size = (width, height, fps, bool(kw.get("audio")))
+            init(self, path, width, height, fps, **kw)
+
+        def _frame(self: PreviewWriter, frame: av.VideoFrame) -> None:  # write_yuv lands here
+            rec.events.append(("v", Yuv420.from_frame(frame).data))
+            write_video_frame(self, frame)
+
+        def _audio(self: PreviewWriter, samples: np.ndarray) -> None:
+            rec.events.append(("a", samples.copy()))
+            write_audio(self, samples)
+
+        for attr, fn in (("__init__", _init), ("write_video_frame", _frame),
+                         ("write_audio", _audio)):
+            setattr(PreviewWriter, attr, fn)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for attr, fn in zip(("__init__", "write_video_frame", "write_audio"), self._saved,
+                            strict=True):
+            setattr(PreviewWriter, attr, fn)
+
+
+def video_baseline(rec: Recorder, out: Path) -> tuple[Callable[[], None], int, float]:
+    """Encoder-only: the very frames and samples the job encoded, already made."""
+    assert rec.size is not None
+    w, h, fps, audio = rec.size
+    events = rec.events
+    frames = sum(1 for kind, _ in events if kind == "v")
 
     def run() -> None:
-        with PreviewWriter(out, w, h, fps, audio=has_audio) as writer:
-            pos = 0
-            for data in frames:
-                writer.write_yuv(Yuv420(data, w, h))
-                if audio is not None:
-                    n = writer.audio_samples_due()
-                    chunk = audio[:, pos:pos + n]
-                    if chunk.shape[1] < n:
-                        chunk = np.pad(chunk, ((0, 0), (0, n - chunk.shape[1])))
-                    writer.write_audio(np.ascontiguousarray(chunk))
-                    pos += n
+        with PreviewWriter(out, w, h, fps, audio=audio) as writer:
+            for kind, data in events:
+                if kind == "v":
+                    writer.write_yuv(Yuv420(data, w, h))
+                else:
+                    writer.write_audio(data)
 
-    return run, len(frames), float(len(frames) / fps)
+    return run, frames, float(frames / fps)
 
 
 def exr_baseline(path: Path) -> tuple[Callable[[], None], int, float]:
@@ -148,26 +180,33 @@ def bench(endpoints: list[str], rounds: int) -> None:
         d = Path(tmp)
         table = jobs(make_inputs(d))
         print(f"\n{'endpoint':24s} {'frames':>6s} {'job s':>7s} {'enc s':>7s} {'ratio':>6s}"
-              f" {'cpu ratio':>9s} {'x realtime':>10s}", flush=True)
+              f" {'cpu ratio':>9s} {'enc cores':>9s} {'x realtime':>10s}", flush=True)
         for name in endpoints:
             request, inputs = table[name]
             out_dir = d / name
             out_dir.mkdir()
             job = EngineJob(name, name, request, inputs, out_dir)
-            result = engine.run(job, lambda f: None)  # warm-up, and the frames to re-encode
-            path = next(iter(result.outputs.values())).path
-            run_base, frames, seconds = (exr_baseline(path) if name == "video-to-video-hdr"
-                                         else video_baseline(path))
+            engine.run(job, lambda f: None)  # warm-up
+            rec = Recorder()
+            if name == "video-to-video-hdr":
+                result = engine.run(job, lambda f: None)
+                run_base, frames, seconds = exr_baseline(
+                    next(iter(result.outputs.values())).path)
+            else:
+                with rec:
+                    engine.run(job, lambda f: None)
+                run_base, frames, seconds = video_baseline(rec, d / f"{name}-baseline.mp4")
             best_job, best_base = (1e9, 1e9), (1e9, 1e9)
             for _ in range(rounds):
-                wall, cpu = timed(lambda job=job: engine.run(job, lambda f: None))
+                wall, cpu = timed(lambda: engine.run(job, lambda f: None))  # noqa: B023
                 best_job = (min(best_job[0], wall), min(best_job[1], cpu))
                 wall, cpu = timed(run_base)
                 best_base = (min(best_base[0], wall), min(best_base[1], cpu))
             print(f"{name:24s} {frames:6d} {best_job[0]:7.2f} {best_base[0]:7.2f}"
                   f" {best_job[0] / best_base[0]:6.2f} {best_job[1] / best_base[1]:9.2f}"
+                  f" {best_base[1] / best_base[0]:9.2f}"
                   f" {seconds / best_job[0]:10.2f}", flush=True)
-            del run_base
+            del run_base, rec  # free the recorded frames before the next endpoint
 
 
 MEMORY_SCRIPT = """

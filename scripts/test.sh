@@ -17,4 +17,6 @@ LTXSERVE_TEST_PG_URL="$(scripts/pg-start.sh)"
 export LTXSERVE_TEST_PG_URL LTXSERVE_TEST_REQUIRE_PG=1
 # Nothing may skip for want of a dependency: this script installed them all.
 export LTXSERVE_TEST_STRICT=1
+# Includes the 4K-for-20-s streaming memory check of the preview engine (~25 s).
+export LTXSERVE_SLOW_TESTS=1
 exec python3 -m pytest "$@"

@@ -67,11 +67,11 @@ def write_wav(path: Path, samples: NDArray[np.float32], rate: int = RATE) -> Pat
 
 
 def write_video(path: Path, width: int, height: int, fps: int, frames: int,
-                audio: bool = True, seed: int = 0) -> Path:
+                audio: bool = True, seed: int = 0, crf: int = 12) -> Path:
     """A moving picture (the test picture panning and brightening) with a tone track."""
     big = picture(width + frames * 2 + 2, height, seed)
     sound = tone(frames / fps + 1, seed=seed)
-    with VideoWriter(path, width, height, fps, audio=audio, crf=12) as w:
+    with VideoWriter(path, width, height, fps, audio=audio, crf=crf) as w:
         pos = 0
         for i in range(frames):
             frame = big[:, i * 2:i * 2 + width].astype(np.int16) + (i % 40)
@@ -125,10 +125,10 @@ class Decoded:
 def decode(path: Path) -> Decoded:
     with av.open(str(path)) as c:
         vs = c.streams.video[0]
-        frames = [f.to_ndarray(format="rgb24") for f in c.decode(vs)]
+        frames = [np.asarray(f.to_ndarray(format="rgb24"), np.uint8) for f in c.decode(vs)]
         fps = Fraction(vs.average_rate or 0)
         info = (vs.codec_context.width, vs.codec_context.height, vs.codec_context.name,
-                vs.codec_context.pix_fmt)
+                str(vs.codec_context.pix_fmt))
     audio, rate, acodec, profile, channels = None, 0, "", None, 0
     with av.open(str(path)) as c:
         if c.streams.audio:
@@ -168,7 +168,8 @@ def psnr(a: NDArray[Any], b: NDArray[Any]) -> float:
 
 
 def luma(rgb: NDArray[np.uint8]) -> NDArray[np.float64]:
-    return rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    out: NDArray[np.float64] = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    return out
 
 
 def shift(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> tuple[int, int]:

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,7 @@ def test_engine_registry_and_auto() -> None:
 def test_t2v_shape_and_soundtrack(tmp_path: Path, fps: int) -> None:
     res = run(tmp_path, "text-to-video", t2v_request(fps=fps, audio=True))
     out = decode(res.outputs["video_url"].path)
-    assert (out.width, out.height, out.fps, len(out.frames)) == (W, H, fps, 2 * fps)
+    assert (out.width, out.height, out.fps, len(out.frames)) == (W, H, Fraction(fps), 2 * fps)
     assert (out.codec, out.pix_fmt) == ("h264", "yuv420p")
     assert (out.audio_codec, out.audio_profile, out.audio_rate, out.audio_channels) == \
         ("aac", "LC", 48_000, 2)
@@ -245,7 +246,7 @@ def test_retake_replaces_only_the_section(tmp_path: Path, media: dict[str, Path]
     src = decode(media["video"])
     res = run(tmp_path, "retake", retake_request(1.0, 2.0, mode), {"video_uri": media["video"]})
     out = decode(res.outputs["video_url"].path)
-    assert (out.width, out.height, out.fps, len(out.frames)) == (W, H, 24, 96)
+    assert (out.width, out.height, out.fps, len(out.frames)) == (W, H, Fraction(24), 96)
     outside = [*range(0, 24), *range(72, 96)]
     assert min(psnr(out.frames[i], src.frames[i]) for i in outside) >= 35
     inside = [psnr(out.frames[i], src.frames[i]) for i in range(32, 64)]
@@ -281,7 +282,7 @@ def test_extend_continues_from_the_boundary(tmp_path: Path, media: dict[str, Pat
            "mode": mode, "model": "ltx-2-3-pro", "context": None}
     out = decode(run(tmp_path, "extend", req, {"video_uri": media["video"]})
                  .outputs["video_url"].path)
-    assert (out.width, out.height, out.fps, len(out.frames)) == (W, H, 24, 96 + 48)
+    assert (out.width, out.height, out.fps, len(out.frames)) == (W, H, Fraction(24), 96 + 48)
     offset = 48 if mode == "start" else 0
     assert min(psnr(out.frames[offset + i], src.frames[i]) for i in range(96)) >= 35
     if mode == "end":
@@ -342,7 +343,7 @@ def test_reframe_outpaints_and_keeps_sound(tmp_path: Path, media: dict[str, Path
     req = {"video_uri": "ltx://v", "model": "ltx-2-3-pro", "resolution": "180x320"}
     out = decode(run(tmp_path, "video-to-video-reframe", req, {"video_uri": media["video"]})
                  .outputs["video_url"].path)
-    assert (out.width, out.height, out.fps, len(out.frames)) == (180, 320, 24, 96)
+    assert (out.width, out.height, out.fps, len(out.frames)) == (180, 320, Fraction(24), 96)
     x, y, w, h = contain_rect(W, H, 180, 320)
     from PIL import Image
 

@@ -36,6 +36,11 @@ def parse_resolution(value: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
+def _even(n: int) -> int:
+    """H.264 in 4:2:0 needs even sizes: an odd input dimension loses its last pixel."""
+    return max(2, n // 2 * 2)
+
+
 def _video(inputs: dict[str, MediaInfo], field: str = "video_uri") -> Any:
     info = inputs.get(field)
     if info is None or info.video is None:
@@ -66,12 +71,12 @@ def plan_output(endpoint: str, request: dict[str, Any],
     has_audio = inputs["video_uri"].audio is not None
     if endpoint == "retake":
         w, h = (parse_resolution(request["resolution"]) if request.get("resolution")
-                else (v.width, v.height))
+                else (_even(v.width), _even(v.height)))
         wants_audio = request.get("mode", "replace_audio_and_video") != "replace_video"
         return OutputPlan(w, h, v.fps, v.frames, has_audio or wants_audio)
     if endpoint == "extend":
         extra = round(float(request["duration"]) * v.fps)
-        return OutputPlan(v.width, v.height, v.fps, v.frames + extra, has_audio)
+        return OutputPlan(_even(v.width), _even(v.height), v.fps, v.frames + extra, has_audio)
     if endpoint == "video-to-video-hdr":
         return OutputPlan(v.width, v.height, v.fps, v.frames, False)
     if endpoint == "video-to-video-reframe":

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 U8 = NDArray[np.uint8]
+STRIP = 256  # rows per step of a resampling pass
 
 
 class Yuv420:
@@ -54,7 +55,7 @@ class Yuv420:
         if frame.format.name != "yuv420p" or frame.width % 2 or frame.height % 2:
             frame = frame.reformat(width=frame.width // 2 * 2, height=frame.height // 2 * 2,
                                    format="yuv420p")
-        arr = np.ascontiguousarray(frame.to_ndarray())
+        arr = np.ascontiguousarray(frame.to_ndarray(), dtype=np.uint8)
         return cls(arr, frame.width, frame.height)
 
     @classmethod
@@ -71,8 +72,7 @@ class Yuv420:
         return av.VideoFrame.from_ndarray(self.data, format="yuv420p")
 
     def to_rgb(self) -> U8:
-        rgb: U8 = self.to_frame().to_ndarray(format="rgb24")
-        return rgb
+        return np.asarray(self.to_frame().to_ndarray(format="rgb24"), dtype=np.uint8)
 
     def copy(self) -> Yuv420:
         return Yuv420(self.data.copy(), self.width, self.height)
@@ -94,6 +94,15 @@ class Yuv420:
         out.v[:] = self.v[y // 2:(y + height) // 2, x // 2:(x + width) // 2]
         return out
 
+    def paste(self, other: Yuv420 | av.VideoFrame, x: int, y: int) -> None:
+        """Copy ``other`` (an image or a yuv420p frame) in at (x, y) (even), inside this."""
+        w, h = other.width, other.height
+        py, pu, pv = ((other.y, other.u, other.v) if isinstance(other, Yuv420)
+                      else frame_planes(other))
+        self.y[y:y + h, x:x + w] = py
+        self.u[y // 2:(y + h) // 2, x // 2:(x + w) // 2] = pu
+        self.v[y // 2:(y + h) // 2, x // 2:(x + w) // 2] = pv
+
     def padded(self, mx: int, my: int, mode: str = "reflect") -> Yuv420:
         """Extend every side by (mx, my) pixels (even), mirroring the edge by default."""
         mx, my = mx // 2 * 2, my // 2 * 2
@@ -103,6 +112,17 @@ class Yuv420:
                                  (self.v, out.v, mx // 2, my // 2)):
             dst[:] = pad_plane(src, py, py, px, px, mode)
         return out
+
+
+def frame_planes(frame: av.VideoFrame) -> tuple[U8, U8, U8]:
+    """Views (no copy) of a yuv420p frame's Y, U and V planes, line padding cut off."""
+    w, h = frame.width, frame.height
+    out = []
+    for plane, pw, ph in zip(frame.planes, (w, w // 2, w // 2), (h, h // 2, h // 2),
+                             strict=True):
+        flat = np.frombuffer(memoryview(plane), np.uint8)
+        out.append(flat[:plane.line_size * ph].reshape(ph, plane.line_size)[:, :pw])
+    return out[0], out[1], out[2]
 
 
 def pad_plane(plane: U8, top: int, bottom: int, left: int, right: int,
@@ -140,6 +160,17 @@ def sample_view(src: Yuv420, out: Yuv420, x0: float, y0: float, scale: float) ->
 
 def _gather(src: U8, dst: U8, x0: float, y0: float, scale: float) -> None:
     h, w = dst.shape
+    box = (x0, y0, x0 + w * scale, y0 + h * scale)
+    if box[0] >= 0 and box[1] >= 0 and box[2] <= src.shape[1] and box[3] <= src.shape[0]:
+        # Pillow's nearest resize of a box is the fastest gather there is; in strips,
+        # so its temporaries stay small at any frame size
+        image = _l_image(src)
+        for r0 in range(0, h, STRIP):
+            r1 = min(h, r0 + STRIP)
+            part = (x0, y0 + r0 * scale, x0 + w * scale, y0 + r1 * scale)
+            dst[r0:r1] = np.asarray(image.resize((w, r1 - r0), Image.Resampling.NEAREST,
+                                                 box=part))
+        return
     rows = np.clip(((np.arange(h) + 0.5) * scale + y0).astype(np.intp), 0, src.shape[0] - 1)
     cols = np.clip(((np.arange(w) + 0.5) * scale + x0).astype(np.intp), 0, src.shape[1] - 1)
     np.take(np.take(src, rows, axis=0), cols, axis=1, out=dst)

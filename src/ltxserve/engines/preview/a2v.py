@@ -3,8 +3,9 @@
 Length: the audio's duration at 25 fps (plan.py). Soundtrack: the input decoded,
 resampled to 48 kHz stereo and re-encoded AAC-LC, sample for sample. Picture: the
 input image cover-fitted (or, without one, the prompt's world) under a gentle
-camera move whose zoom pulses with the loudness, a spectrum bar graph along the
-bottom and the waveform of the current frame's audio across the middle.
+camera move (the prompt's, half strength) that bounces with the loudness, a
+spectrum bar graph along the bottom and the waveform of the current frame's
+audio across the middle.
 
 The analysis runs on its own decoder in the render thread; the soundtrack is
 read by the encoding loop from a second one, so neither waits for the other.
@@ -21,7 +22,7 @@ from ltxserve.engines.base import EngineResult, OutputFile
 from ltxserve.engines.preview.audio import RATE, Analyzer
 from ltxserve.engines.preview.camera import margins, shoot
 from ltxserve.engines.preview.context import Context
-from ltxserve.engines.preview.output import PreviewWriter, encode
+from ltxserve.engines.preview.output import PreviewWriter, encode, trim_heap
 from ltxserve.engines.preview.prompt import camera_motion, choose_theme
 from ltxserve.engines.preview.shot import Shot
 from ltxserve.media.decode import AudioReader
@@ -30,6 +31,7 @@ from ltxserve.media.yuv import Yuv420, rgb_to_yuv
 
 BANDS = 48
 STRENGTH = 0.5
+BOUNCE = 0.025  # frame heights the picture jumps on a loud frame
 
 
 def _bars(out: Yuv420, levels: NDArray[np.float64], colours: list[tuple[int, int, int]]) -> None:
@@ -76,6 +78,7 @@ def audio_to_video(ctx: Context) -> EngineResult:
                                          plan.width, plan.height))
         canvas = fitted.padded(*margins(plan.width, plan.height))
         shot = None
+        trim_heap()
     else:
         shot = Shot(theme, ctx.seed, plan.width, plan.height, motion, strength=STRENGTH)
     palette = [theme.accents[i % 3] for i in range(BANDS)]
@@ -91,13 +94,13 @@ def audio_to_video(ctx: Context) -> EngineResult:
                 chunk = reader.read(ctx.samples_at(i + 1) - ctx.samples_at(i))
                 levels, rms = analyzer.update(chunk)
                 pulse = max(min(1.0, rms * 5), pulse * 0.8)
-                u, zoom = i / max(1, n - 1), 1.0 + 0.05 * pulse
+                u, lift = i / max(1, n - 1), -BOUNCE * pulse
                 if shot is not None:
-                    out = shot.render(i / float(plan.fps), u, zoom=zoom)
+                    out = shot.render(i / float(plan.fps), u, lift=lift)
                 else:
                     out = Yuv420(np.empty_like(fitted.data), plan.width, plan.height)
                     p = pose(motion, u, STRENGTH)
-                    shoot(canvas, out, Pose(p.dx, p.dy, p.zoom * zoom))
+                    shoot(canvas, out, Pose(p.dx, p.dy + lift, p.zoom))
                 _bars(out, levels, colours)
                 _waveform(out, chunk.mean(axis=0))
                 yield out

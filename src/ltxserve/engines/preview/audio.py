@@ -52,6 +52,7 @@ class Synth:
         self.pad = root * 2 ** (np.array([0, 7, 12 + third, 19]) / 12)
         self.pad_lfo = rng.uniform(0.05, 0.25, 4)
         self.pad_phase = rng.uniform(0, 2 * math.pi, 4)
+        self._pad2 = 2 * math.pi * np.concatenate([self.pad, self.pad * 1.002])
         scale = [0, 3, 5, 7, 10] if theme.minor else [0, 2, 4, 7, 9]
         degrees = np.array([s + 12 * o for o in (1, 2) for s in scale])
         steps = 64
@@ -66,36 +67,33 @@ class Synth:
     def render(self, start: int, n: int) -> F32:
         s = np.arange(start, start + n)
         t = s / self.rate
-        left = np.zeros(n)
-        right = np.zeros(n)
-        for k, f in enumerate(self.pad):
-            amp = 0.045 * (0.6 + 0.4 * np.sin(2 * math.pi * self.pad_lfo[k] * t
-                                              + self.pad_phase[k]))
-            left += amp * np.sin(2 * math.pi * f * t)
-            right += amp * np.sin(2 * math.pi * f * 1.002 * t)
+        # pad: 4 notes x 2 channels (the right one detuned) in one sin call
+        amp = 0.045 * (0.6 + 0.4 * np.sin(np.multiply.outer(2 * math.pi * self.pad_lfo, t)
+                                          + self.pad_phase[:, None]))
+        osc = np.sin(np.multiply.outer(self._pad2, t)).reshape(2, 4, n)
+        out = np.einsum("ckn,kn->cn", osc, amp)
         step = (t // self.beat).astype(np.intp)
         tau = t - step * self.beat
         idx = step % len(self.melody)
-        f = self.melody[idx]
+        phase = (2 * math.pi) * self.melody[idx] * tau
         env = (np.minimum(1.0, tau / 0.008) * np.exp(-tau * 4 / self.beat)
                * (1 - tau / self.beat) * self.gate[idx])
-        tone = 0.2 * env * (np.sin(2 * math.pi * f * tau) + 0.3 * np.sin(4 * math.pi * f * tau))
+        tone = 0.2 * env * (np.sin(phase) + 0.3 * np.sin(2 * phase))
         pan = self.pan[idx]
-        left += tone * (1 - pan)
-        right += tone * (1 + pan)
+        out[0] += tone * (1 - pan)
+        out[1] += tone * (1 + pan)
         if self.theme.noise not in ("none", "hum"):
-            amp = 0.07
+            level = np.full(n, 0.07)
             if self.swell:
-                amp = amp * (0.35 + 0.65 * (0.5 + 0.5 * np.sin(2 * math.pi * self.swell * t)) ** 2)
-            left += amp * self.noise[s % TABLE]
-            right += amp * self.noise[(s + TABLE // 2) % TABLE]
+                level *= 0.35 + 0.65 * (0.5 + 0.5 * np.sin(2 * math.pi * self.swell * t)) ** 2
+            out[0] += level * self.noise[s % TABLE]
+            out[1] += level * self.noise[(s + TABLE // 2) % TABLE]
         elif self.theme.noise == "hum":
-            hum = 0.03 * np.sin(2 * math.pi * 55 * t) * (0.7 + 0.3 * np.sin(2 * math.pi * 0.3 * t))
-            left += hum
-            right += hum
+            out += 0.03 * np.sin(2 * math.pi * 55 * t) * (0.7 + 0.3 * np.sin(2 * math.pi * 0.3 * t))
         gain = np.minimum(1.0, t / 0.05) * np.clip((self.total - s) / (0.4 * self.rate), 0, 1)
-        out = np.stack([left * gain, right * gain])
-        return np.clip(out, -0.98, 0.98).astype(np.float32)
+        out *= gain
+        result: F32 = np.clip(out, -0.98, 0.98).astype(np.float32)
+        return result
 
 
 class Analyzer:

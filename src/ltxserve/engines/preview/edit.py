@@ -25,13 +25,12 @@ from numpy.typing import NDArray
 
 from ltxserve.engines.base import EngineResult, OutputFile
 from ltxserve.engines.preview.audio import RATE, Synth
-from ltxserve.engines.preview.camera import ease, inverse, margins, pose
+from ltxserve.engines.preview.camera import ease, inverse, margins, pose, shoot
 from ltxserve.engines.preview.context import Context
 from ltxserve.engines.preview.output import PreviewWriter, encode
 from ltxserve.engines.preview.prompt import camera_motion, choose_theme, prompt_motion
 from ltxserve.engines.preview.shot import Shot
 from ltxserve.media.decode import AudioReader, VideoReader
-from ltxserve.engines.preview.camera import shoot
 from ltxserve.media.yuv import Yuv420, blend
 
 F32 = NDArray[np.float32]

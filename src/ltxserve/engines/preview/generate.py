@@ -22,7 +22,7 @@ from ltxserve.engines.base import EngineResult, OutputFile
 from ltxserve.engines.preview.audio import Synth
 from ltxserve.engines.preview.camera import Pose, ease, margins, pose, shoot
 from ltxserve.engines.preview.context import Context
-from ltxserve.engines.preview.output import PreviewWriter, encode
+from ltxserve.engines.preview.output import PreviewWriter, encode, trim_heap
 from ltxserve.engines.preview.prompt import camera_motion, choose_theme
 from ltxserve.engines.preview.scene import soften
 from ltxserve.engines.preview.shot import Shot
@@ -79,6 +79,7 @@ def image_to_video(ctx: Context) -> EngineResult:
     if motion == "focus_shift":
         soft = [Yuv420.from_image(soften(img.to_frame().to_image(), plan.height / 60))
                 for img in (first, *(last[:1] if last else ()))]
+    trim_heap()  # the decoded pictures were big; give their memory back before encoding
     n = plan.frames
     end = pose(motion, 1.0, I2V_STRENGTH)
     synth = Synth(theme, ctx.seed, ctx.samples_at(n)) if plan.audio else None

@@ -104,6 +104,14 @@ COLOR_WORDS: dict[str, RGB] = {
     "magenta": (230, 40, 200), "brown": (130, 80, 40),
 }
 
+PARTICLE_WORDS: dict[str, str] = {
+    "snow": "snow", "snowy": "snow", "snowing": "snow", "snowflakes": "snow",
+    "rain": "rain", "rainy": "rain", "raining": "rain", "storm": "rain",
+    "stars": "stars", "starry": "stars", "sparks": "embers", "embers": "embers",
+    "bubbles": "bubbles", "fireflies": "fireflies", "petals": "petals", "dust": "dust",
+    "sand": "dust",
+}
+
 MOTION_WORDS: tuple[tuple[str, str], ...] = (
     (r"\b(zoom(s|ing)? in|push(es|ing)? in|dolly in|closer|approach\w*|toward)", "dolly_in"),
     (r"\b(zoom(s|ing)? out|pull(s|ing)? back|dolly out|reveal\w*|receding)", "dolly_out"),
@@ -143,7 +151,8 @@ def _hue_theme(seed: int) -> Theme:
 
 
 def choose_theme(prompt: str | None, seed: int) -> Theme:
-    """The theme the prompt's words vote for (first mention breaks ties), tinted by colour words."""
+    """The theme the prompt's words vote for (first mention breaks ties); colour words
+    tint it, weather words (snow, rain, stars, ...) choose its particles."""
     ws = words(prompt or "")
     best, best_score, best_pos = None, 0, len(ws)
     for name, keys in KEYWORDS.items():
@@ -151,6 +160,9 @@ def choose_theme(prompt: str | None, seed: int) -> Theme:
         if hits and (len(hits) > best_score or (len(hits) == best_score and hits[0] < best_pos)):
             best, best_score, best_pos = name, len(hits), hits[0]
     theme = THEMES[best] if best else _hue_theme(seed)
+    particles = [PARTICLE_WORDS[w] for w in ws if w in PARTICLE_WORDS]
+    if particles:
+        theme = replace(theme, particles=particles[0])
     colours = [COLOR_WORDS[w] for w in ws if w in COLOR_WORDS]
     if colours:
         c0 = colours[0]

@@ -2,9 +2,10 @@
 
 Each frame is contain-fitted (media/fit.py: scaled to fit inside, centered) and
 the bands around it are filled with a mirrored extension of the same frame,
-blurred and slightly darkened: made at 1/8 size (mirror, Gaussian blur), scaled
-up, then the sharp frame is placed on top. The fill therefore moves with the
-picture, continues its colours across the seam, and costs little per frame.
+blurred and slightly darkened: made at 1/8 size (mirror, Gaussian blur), only
+the bands scaled up, renewed every other frame; then the sharp frame is placed
+between them. The fill therefore moves with the picture, continues its colours
+across the seam, and costs little per frame.
 Length, frame rate and sound are the input's (sound decoded and re-encoded).
 """
 
@@ -24,6 +25,7 @@ from ltxserve.media.fit import contain_rect
 from ltxserve.media.yuv import Yuv420, pad_plane
 
 SMALL = 8  # the fill is made at 1/SMALL of the output size
+REFRESH = 2  # and renewed every REFRESH frames (it is blurred: 12 fps of it look the same)
 DARKEN = 0.78
 
 
@@ -33,6 +35,8 @@ def _blur_plane(plane: np.ndarray, radius: float) -> np.ndarray:
 
 
 class Outpainter:
+    """Contain-fit one frame and fill the bands around it (see the module docstring)."""
+
     def __init__(self, src_w: int, src_h: int, width: int, height: int) -> None:
         self.width, self.height = width, height
         self.rect = contain_rect(src_w, src_h, width, height)
@@ -40,12 +44,31 @@ class Outpainter:
         self.small_rect = contain_rect(src_w, src_h, *self.small)
         self.radius = max(1.0, self.small[1] / 30)
         self.darken = np.clip(16 + (np.arange(256) - 16) * DARKEN, 0, 255).astype(np.uint8)
+        self.bands = self._bands()
+        self._fill: list[Yuv420] = []
+        self._count = 0
+
+    def _bands(self) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:
+        """(output rect, small-fill rect) pairs covering everything outside the picture."""
+        x, y, w, h = self.rect
+        sx, sy, sw, sh = self.small_rect
+        big_w, big_h = self.width, self.height
+        small_w, small_h = self.small
+        if (w, h) == (big_w, big_h):
+            return []
+        if x == 0 and sx == 0 and sy > 0 and small_h - sy - sh > 0:  # letterbox: top, bottom
+            return [((0, 0, big_w, y), (0, 0, small_w, sy)),
+                    ((0, y + h, big_w, big_h - y - h), (0, sy + sh, small_w, small_h - sy - sh))]
+        if y == 0 and sy == 0 and sx > 0 and small_w - sx - sw > 0:  # pillarbox: left, right
+            return [((0, 0, x, big_h), (0, 0, sx, small_h)),
+                    ((x + w, 0, big_w - x - w, big_h), (sx + sw, 0, small_w - sx - sw, small_h))]
+        return [((0, 0, big_w, big_h), (0, 0, small_w, small_h))]
 
     @property
     def fills(self) -> bool:
-        return self.rect[2:] != (self.width, self.height)
+        return bool(self.bands)
 
-    def fill(self, frame: av.VideoFrame) -> Yuv420:
+    def _small_fill(self, frame: av.VideoFrame) -> Yuv420:
         sw, sh = self.small
         x, y, w, h = self.small_rect
         small = Yuv420.from_frame(frame.reformat(width=w, height=h, format="yuv420p",
@@ -56,18 +79,26 @@ class Outpainter:
         for src, dst in ((small.u, bg.u), (small.v, bg.v)):
             dst[:] = _blur_plane(pad_plane(src, y // 2, (sh - h - y) // 2, x // 2,
                                            (sw - w - x) // 2), self.radius / 2)
-        return bg.resized(self.width, self.height)
+        return bg
 
-    def frame(self, frame: av.VideoFrame) -> Yuv420:
+    def frame(self, frame: av.VideoFrame) -> Yuv420 | av.VideoFrame:
         x, y, w, h = self.rect
-        sharp = Yuv420.from_frame(frame.reformat(width=w, height=h, format="yuv420p",
-                                                 interpolation="BICUBIC"))
-        if not self.fills:
+        sharp = frame
+        if (frame.width, frame.height, frame.format.name) != (w, h, "yuv420p"):
+            smaller = w * h < frame.width * frame.height
+            sharp = frame.reformat(width=w, height=h, format="yuv420p",
+                                   interpolation="AREA" if smaller else "BICUBIC")
+        if not self.bands:
             return sharp
-        out = self.fill(frame)
-        out.y[y:y + h, x:x + w] = sharp.y
-        out.u[y // 2:(y + h) // 2, x // 2:(x + w) // 2] = sharp.u
-        out.v[y // 2:(y + h) // 2, x // 2:(x + w) // 2] = sharp.v
+        if self._count % REFRESH == 0:
+            bg = self._small_fill(frame)
+            self._fill = [bg.crop(*src).resized(dst[2], dst[3]) for dst, src in self.bands]
+        self._count += 1
+        out = Yuv420(np.empty((self.height * 3 // 2, self.width), np.uint8),
+                     self.width, self.height)
+        for ((bx, by, _, _), _), band in zip(self.bands, self._fill, strict=True):
+            out.paste(band, bx, by)
+        out.paste(sharp, x, y)
         return out
 
 
@@ -75,7 +106,7 @@ def reframe(ctx: Context) -> EngineResult:
     plan = ctx.plan
     n = plan.frames
 
-    def frames() -> Iterator[Yuv420]:
+    def frames() -> Iterator[Yuv420 | av.VideoFrame]:
         with VideoReader(ctx.input("video_uri")) as reader:
             painter = Outpainter(reader.width, reader.height, plan.width, plan.height)
             last = None

@@ -162,13 +162,15 @@ def build_world(theme: Theme, seed: int, width: int, height: int, *, focus: bool
     base = Image.fromarray(np.ascontiguousarray(rows[:, None, :])).resize(
         (dw, dh), Image.Resampling.NEAREST)
     # soft clouds in the sky, a finer mottle everywhere (gives the camera something to track)
-    clouds = _noise(rng, (14, 8), (dw, dh)) ** 2
-    fade = np.clip((horizon - np.arange(dh)) / (dh * 0.1), 0.0, 1.0)[:, None]
-    mask = clouds * fade * 0.45 + _noise(rng, (48, 27), (dw, dh)) * 0.14
+    qw, qh = max(2, dw // 4), max(2, dh // 4)  # textures are smooth: make them at 1/4 size
+    clouds = _noise(rng, (14, 8), (qw, qh)) ** 2
+    fade = np.clip((horizon / 4 - np.arange(qh)) / (qh * 0.1), 0.0, 1.0)[:, None]
+    mask = clouds * fade * 0.45 + _noise(rng, (48, 27), (qw, qh)) * 0.14
     tint = _mix(theme.sky[1], (255, 255, 255), 0.6)
-    base = Image.composite(Image.new("RGB", (dw, dh), tint), base,
-                           Image.fromarray((mask * 255).astype(np.uint8)))
-    del clouds, mask
+    mask_img = Image.fromarray((mask * 255).astype(np.uint8)).resize(
+        (dw, dh), Image.Resampling.BILINEAR)
+    base = Image.composite(Image.new("RGB", (dw, dh), tint), base, mask_img)
+    del clouds, mask, mask_img
     far = base.convert("RGBA")
     fdraw = ImageDraw.Draw(far)
     far_colour = _mix(theme.ground[0], theme.sky[1], 0.45)

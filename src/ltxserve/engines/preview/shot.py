@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ltxserve.engines.preview.camera import Pose, pose, shoot, to_screen
+from ltxserve.engines.preview.output import trim_heap
 from ltxserve.engines.preview.prompt import Theme
 from ltxserve.engines.preview.scene import build_world
 from ltxserve.engines.preview.text import Caption
@@ -24,18 +25,20 @@ class Shot:
         self.motion, self.strength = motion, strength
         self.world = build_world(theme, seed, width, height, focus=motion == "focus_shift")
         self.caption = Caption(caption, width, height) if caption and caption.strip() else None
+        trim_heap()
 
     def pose(self, u: float) -> Pose:
         return pose(self.motion, u, self.strength)
 
-    def render(self, t: float, u: float, *, zoom: float = 1.0) -> Yuv420:
-        """The frame at ``t`` seconds, ``u`` in [0, 1] of the move; ``zoom`` multiplies it."""
+    def render(self, t: float, u: float, *, lift: float = 0.0) -> Yuv420:
+        """The frame at ``t`` seconds, ``u`` in [0, 1] of the move; ``lift`` (frame
+        heights) is added to the camera's height offset (negative raises it)."""
         w = self.world
         out = Yuv420(np.empty((self.height * 3 // 2, self.width), np.uint8),
                      self.width, self.height)
         p = self.pose(u)
-        if zoom != 1.0:
-            p = Pose(p.dx, p.dy, p.zoom * zoom, p.focus)
+        if lift:
+            p = Pose(p.dx, p.dy + lift, p.zoom, p.focus)
         if w.focus is not None:
             blend(w.focus[0], w.focus[1], p.focus, out)
         else:
