@@ -126,7 +126,8 @@ class Worker:
         try:
             while not self.stopping.is_set():
                 job = self.store.claim(self.owner, self.settings.lease_seconds,
-                                       self.settings.max_attempts)
+                                       self.settings.max_attempts,
+                                       retention_ms=self.retention_ms)
                 if job is None:
                     self.stopping.wait(self.settings.poll_interval)
                     continue

@@ -13,6 +13,8 @@ from ltxserve.jobs.states import InvalidTransition, JobStatus, check_transition
 from ltxserve.jobs.store import JobStore
 from ltxserve.jobs.tables import metadata
 
+RET = 60_000  # retention for jobs a claim gives up on
+
 
 def test_migrations_produce_the_declared_schema(store: JobStore) -> None:
     with store.engine.connect() as conn:
@@ -33,10 +35,10 @@ def test_state_machine_edges() -> None:
 def test_claim_heartbeat_finish(store: JobStore) -> None:
     job = store.create_job("k1", "text-to-video", {"prompt": "x"})
     assert job.status == JobStatus.PENDING and job.attempts == 0
-    claimed = store.claim("w1", lease_seconds=30, max_attempts=3)
+    claimed = store.claim("w1", lease_seconds=30, max_attempts=3, retention_ms=RET)
     assert claimed is not None and claimed.id == job.id
     assert claimed.status == JobStatus.PROCESSING and claimed.attempts == 1
-    assert store.claim("w2", 30, 3) is None  # nothing else runnable
+    assert store.claim("w2", 30, 3, retention_ms=RET) is None  # nothing else runnable
     assert store.heartbeat(job.id, "w1", 30, progress=0.5)
     assert not store.heartbeat(job.id, "w2", 30)  # not w2's job
     assert not store.finish(job.id, "w2", JobStatus.COMPLETED, 1000)
@@ -49,29 +51,30 @@ def test_claim_heartbeat_finish(store: JobStore) -> None:
 
 def test_expired_lease_is_reclaimed_then_given_up(store: JobStore) -> None:
     job = store.create_job("k1", "text-to-video", {})
-    assert store.claim("w1", lease_seconds=0.05, max_attempts=2) is not None
+    assert store.claim("w1", lease_seconds=0.05, max_attempts=2, retention_ms=RET) is not None
     time.sleep(0.1)
-    again = store.claim("w2", lease_seconds=0.05, max_attempts=2)
+    again = store.claim("w2", lease_seconds=0.05, max_attempts=2, retention_ms=RET)
     assert again is not None and again.id == job.id and again.attempts == 2
     assert not store.heartbeat(job.id, "w1", 30)  # w1 lost it
     time.sleep(0.1)
-    assert store.claim("w3", 30, max_attempts=2) is None
+    assert store.claim("w3", 30, max_attempts=2, retention_ms=RET) is None
     failed = store.get(job.id)
     assert failed is not None and failed.status == JobStatus.FAILED
     assert failed.error_type == "api_error"
+    assert failed.expires_at == failed.completed_at + RET  # type: ignore[operator]
 
 
 def test_release_returns_job_to_queue(store: JobStore) -> None:
     job = store.create_job("k1", "retake", {})
-    store.claim("w1", 30, 3)
+    store.claim("w1", 30, 3, retention_ms=RET)
     assert store.release(job.id, "w1")
     assert store.get(job.id).status == JobStatus.PENDING  # type: ignore[union-attr]
-    assert store.claim("w2", 30, 3).attempts == 2  # type: ignore[union-attr]
+    assert store.claim("w2", 30, 3, retention_ms=RET).attempts == 2  # type: ignore[union-attr]
 
 
 def test_fail_exhausted_without_workers(store: JobStore) -> None:
     job = store.create_job("k1", "extend", {})
-    store.claim("w1", lease_seconds=0.01, max_attempts=1)
+    store.claim("w1", lease_seconds=0.01, max_attempts=1, retention_ms=RET)
     time.sleep(0.05)
     assert store.fail_exhausted(max_attempts=1, retention_ms=1000) == 1
     assert store.get(job.id).status == JobStatus.FAILED  # type: ignore[union-attr]
@@ -83,7 +86,7 @@ def test_concurrent_claims_never_share_a_job(store: JobStore) -> None:
     lock = threading.Lock()
 
     def worker(name: str) -> None:
-        while (job := store.claim(name, 30, 3)) is not None:
+        while (job := store.claim(name, 30, 3, retention_ms=RET)) is not None:
             with lock:
                 claimed.append(job.id)
 
@@ -97,7 +100,7 @@ def test_concurrent_claims_never_share_a_job(store: JobStore) -> None:
 
 def test_retention_listing_and_delete(store: JobStore) -> None:
     job = store.create_job("k", "text-to-video", {})
-    store.claim("w", 30, 3)
+    store.claim("w", 30, 3, retention_ms=RET)
     store.finish(job.id, "w", JobStatus.COMPLETED, retention_ms=10, result={})
     time.sleep(0.05)
     assert job.id in store.expired_ids()

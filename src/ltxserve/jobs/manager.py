@@ -54,7 +54,6 @@ class JobManager:
     def sweep(self) -> dict[str, int]:
         """One pass of housekeeping; idempotent, so any number of processes may run it."""
         failed = self.store.fail_exhausted(self.settings.max_attempts, self.retention_ms)
-        self.store.fix_unset_expiry(self.retention_ms)
         deleted = 0
         while ids := self.store.expired_ids():
             for job_id in ids:

@@ -210,7 +210,8 @@ class JobStore:
         values["status"] = JobStatus(values["status"])
         return Job(**values)
 
-    def claim(self, owner: str, lease_seconds: float, max_attempts: int) -> Job | None:
+    def claim(self, owner: str, lease_seconds: float, max_attempts: int, *,
+              retention_ms: int) -> Job | None:
         """Take the oldest runnable job: pending, or processing with an expired lease.
 
         A reclaimed job whose attempts are used up is failed instead, and the
@@ -232,9 +233,9 @@ class JobStore:
                     return None
                 job = _job(row)
                 if job.attempts >= max_attempts:
-                    self._finish(conn, job, JobStatus.FAILED, now, error=(
-                        "api_error",
-                        f"the job was lost by its worker {job.attempts} times and was given up"))
+                    self._finish(conn, job, JobStatus.FAILED, now, retention_ms=retention_ms,
+                                 error=("api_error", f"the job was lost by its worker "
+                                        f"{job.attempts} times and was given up"))
                     continue
                 check_transition(job.status, JobStatus.PROCESSING)
                 conn.execute(
@@ -299,13 +300,6 @@ class JobStore:
                 jobs.c.status == JobStatus.PROCESSING.value).values(
                     status=JobStatus.PENDING.value, lease_owner=None, lease_expires_at=None))
         return bool(res.rowcount)
-
-    def fix_unset_expiry(self, retention_ms: int) -> None:
-        """Terminal jobs failed by a claim lack expires_at; give them one."""
-        with self._write() as conn:
-            conn.execute(update(jobs).where(jobs.c.expires_at.is_(None),
-                                            jobs.c.completed_at.is_not(None))
-                         .values(expires_at=jobs.c.completed_at + retention_ms))
 
     def fail_exhausted(self, max_attempts: int, retention_ms: int) -> int:
         """Fail jobs whose lease expired with no attempts left, even with no worker running."""
