@@ -32,6 +32,8 @@ class VideoWriter:
         audio_rate: int = AUDIO_RATE,
         preset: str = "ultrafast",
         crf: int = 20,
+        options: dict[str, str] | None = None,
+        slice_threads: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.width, self.height = width, height
@@ -42,7 +44,10 @@ class VideoWriter:
         self._video = self._container.add_stream("libx264", rate=self.fps)
         self._video.width, self._video.height = width, height
         self._video.pix_fmt = "yuv420p"
-        self._video.options = {"preset": preset, "crf": str(crf)}
+        self._video.options = {"preset": preset, "crf": str(crf), **(options or {})}
+        if slice_threads is not None:  # fixed slices: output independent of the core count
+            self._video.codec_context.thread_type = "SLICE"
+            self._video.codec_context.thread_count = max(1, slice_threads)
         self._audio = None
         if audio:
             self._audio = self._container.add_stream("aac", rate=audio_rate)

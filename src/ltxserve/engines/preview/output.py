@@ -44,13 +44,10 @@ class PreviewWriter(VideoWriter):
 
     def __init__(self, path: Path | str, width: int, height: int, fps: int | Fraction, *,
                  audio: bool = False, threads: int = THREADS) -> None:
-        super().__init__(path, width, height, fps, audio=audio, preset=PRESET, crf=CRF)
         # zerolatency: no lookahead queue, which at 4K saves x264 ~15 MB and changes
         # nothing else at the ultrafast preset (no B-frames there anyway)
-        self._video.options = {**self._video.options, "tune": "zerolatency"}
-        cc = self._video.codec_context
-        cc.thread_type = "SLICE"
-        cc.thread_count = max(1, threads)
+        super().__init__(path, width, height, fps, audio=audio, preset=PRESET, crf=CRF,
+                         options={"tune": "zerolatency"}, slice_threads=threads)
 
     def __enter__(self) -> PreviewWriter:
         return self
