@@ -13,8 +13,9 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from ltxserve.inputs import URI_FIELDS, check_submit_inputs
+from ltxserve.inputs import check_submit_inputs
 from ltxserve.inputs.media import InputInfo
+from ltxserve.jobs.requests import URI_FIELDS
 
 CHECK_CONCURRENCY = 2
 _limiter: list[anyio.CapacityLimiter] = []
