@@ -14,6 +14,7 @@ from types import TracebackType
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from numpy.typing import NDArray
 
 from ltxserve.errors import InvalidRequestError
@@ -24,9 +25,16 @@ F32 = NDArray[np.float32]
 
 
 class VideoReader:
-    """Decode the first video stream of a file frame by frame."""
+    """Decode the first video stream of a file frame by frame.
 
-    def __init__(self, path: Path | str, *, label: str = "video_uri") -> None:
+    Decoding is single-threaded unless ``threaded``: readers here feed an encoder
+    that already keeps the cores busy, and FFmpeg's frame threads spend about
+    half as much CPU again on the same frames (0.63 s instead of 0.41 s for 8 s
+    of 1080p H.264), which the encoder then waits for.
+    """
+
+    def __init__(self, path: Path | str, *, label: str = "video_uri",
+                 threaded: bool = False) -> None:
         self.label = label
         try:
             self._container = av.open(str(path))
@@ -36,7 +44,7 @@ class VideoReader:
             self._container.close()
             raise InvalidRequestError(f"{label}: the input has no video stream")
         self._stream = self._container.streams.video[0]
-        self._stream.thread_type = "AUTO"
+        self._stream.thread_type = "AUTO" if threaded else "NONE"
         cc = self._stream.codec_context
         self.width, self.height = cc.width, cc.height
         self.fps = Fraction(self._stream.average_rate or self._stream.guessed_rate or 24)
@@ -60,6 +68,7 @@ class VideoReader:
         crop = box[2:] != (self.width, self.height)
         last: av.VideoFrame | None = None
         n = 0
+        scaler = VideoReformatter()
         for frame in self.frames():
             if count is not None and n >= count:
                 return
@@ -68,8 +77,8 @@ class VideoReader:
                 part = Yuv420.from_frame(frame).crop(x, y, w, h)
                 frame = av.VideoFrame.from_ndarray(part.data, format="yuv420p")
             if (frame.width, frame.height, frame.format.name) != (width, height, "yuv420p"):
-                frame = frame.reformat(width=width, height=height, format="yuv420p",
-                                       interpolation="BICUBIC")
+                frame = scaler.reformat(frame, width=width, height=height, format="yuv420p",
+                                        interpolation="BICUBIC")
             last = frame
             n += 1
             yield frame

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from numpy.typing import NDArray
 from PIL import Image
 
@@ -77,12 +78,18 @@ class Yuv420:
     def copy(self) -> Yuv420:
         return Yuv420(self.data.copy(), self.width, self.height)
 
-    def resized(self, width: int, height: int) -> Yuv420:
-        """Bilinear resize through swscale."""
+    def resized(self, width: int, height: int,
+                scaler: VideoReformatter | None = None) -> Yuv420:
+        """Bilinear resize through swscale.
+
+        A ``scaler`` kept by the caller reuses its swscale context from call to
+        call; building one costs more than a 1080p resize itself.
+        """
         if (width, height) == (self.width, self.height):
             return self.copy()
-        frame = self.to_frame().reformat(width=width, height=height, format="yuv420p",
-                                         interpolation="BILINEAR")
+        frame = (scaler or VideoReformatter()).reformat(
+            self.to_frame(), width=width, height=height, format="yuv420p",
+            interpolation="BILINEAR")
         return Yuv420.from_frame(frame)
 
     def crop(self, x: int, y: int, width: int, height: int) -> Yuv420:

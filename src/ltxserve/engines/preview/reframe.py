@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageFilter
 
 from ltxserve.engines.base import EngineResult, OutputFile
@@ -47,6 +48,9 @@ class Outpainter:
         self.bands = self._bands()
         self._fill: list[Yuv420] = []
         self._count = 0
+        # one swscale context per job of scaling, built once (a build costs more than a scale)
+        self._sharp, self._shrink = VideoReformatter(), VideoReformatter()
+        self._grow = [VideoReformatter() for _ in self.bands]
 
     def _bands(self) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:
         """(output rect, small-fill rect) pairs covering everything outside the picture."""
@@ -71,8 +75,8 @@ class Outpainter:
     def _small_fill(self, frame: av.VideoFrame) -> Yuv420:
         sw, sh = self.small
         x, y, w, h = self.small_rect
-        small = Yuv420.from_frame(frame.reformat(width=w, height=h, format="yuv420p",
-                                                 interpolation="AREA"))
+        small = Yuv420.from_frame(self._shrink.reformat(frame, width=w, height=h,
+                                                        format="yuv420p", interpolation="AREA"))
         bg = Yuv420(np.empty((sh * 3 // 2, sw), np.uint8), sw, sh)
         bg.y[:] = self.darken[_blur_plane(pad_plane(small.y, y, sh - h - y, x, sw - w - x),
                                           self.radius)]
@@ -86,13 +90,14 @@ class Outpainter:
         sharp = frame
         if (frame.width, frame.height, frame.format.name) != (w, h, "yuv420p"):
             smaller = w * h < frame.width * frame.height
-            sharp = frame.reformat(width=w, height=h, format="yuv420p",
-                                   interpolation="AREA" if smaller else "BICUBIC")
+            sharp = self._sharp.reformat(frame, width=w, height=h, format="yuv420p",
+                                         interpolation="AREA" if smaller else "BICUBIC")
         if not self.bands:
             return sharp
         if self._count % REFRESH == 0:
             bg = self._small_fill(frame)
-            self._fill = [bg.crop(*src).resized(dst[2], dst[3]) for dst, src in self.bands]
+            self._fill = [bg.crop(*src).resized(dst[2], dst[3], grow)
+                          for (dst, src), grow in zip(self.bands, self._grow, strict=True)]
         self._count += 1
         out = Yuv420(np.empty((self.height * 3 // 2, self.width), np.uint8),
                      self.width, self.height)
