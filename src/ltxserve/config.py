@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 5.0
     max_attempts: int = 3
+    stop_grace_seconds: float = 30.0  # a job the worker lost: how long the runner gets to drop it
     poll_interval: float = 0.5  # how often an idle worker looks for work
     sweep_interval: float = 30.0
 

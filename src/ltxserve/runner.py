@@ -5,8 +5,15 @@ gets typed events back. Because generation lives in its own process, a crash
 there (segfault, OOM kill) shows up as a closed pipe, which the worker tells
 apart from a job's own failure (a Failed event) and retries.
 
-    worker -> runner:  RunJob
-    runner -> worker:  Ready | LoadFailed | Progress | Done | Failed
+    worker -> runner:  RunJob | Stop
+    runner -> worker:  Ready | LoadFailed | Progress | Done | Failed | Stopped
+
+Stop asks the runner to drop the job at hand (the worker lost it: its lease ran
+out, or the API failed it). The runner checks for it whenever the engine reports
+progress (every frame for preview, every denoising step for ltx), unwinds the job
+and answers Stopped, and stays up with its engine loaded: an ltx runner keeps
+its weights in memory instead of being killed and reloading them. A Stop that
+arrives after the job ended is dropped.
 """
 
 from __future__ import annotations
@@ -31,6 +38,11 @@ class RunJob:
     request: dict[str, Any]
     inputs: dict[str, str]
     output_dir: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    job_id: str
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,15 @@ class Failed:
     job_id: str
     type: str
     message: str
+
+
+@dataclass(frozen=True)
+class Stopped:
+    job_id: str
+
+
+class JobStopped(Exception):  # noqa: N818 - an outcome, not an error
+    """Raised from the progress callback to unwind a job the worker asked to stop."""
 
 
 def _die_with_parent() -> None:
@@ -92,6 +113,8 @@ def runner_main(conn: Connection, engine_name: str) -> None:
             msg = conn.recv()
         except EOFError:
             return
+        if isinstance(msg, Stop):  # for a job that has already ended
+            continue
         if not isinstance(msg, RunJob):
             return
         last = [-1.0]
@@ -99,6 +122,10 @@ def runner_main(conn: Connection, engine_name: str) -> None:
         def progress(fraction: float, job_id: str = msg.job_id, last: list[float] = last) -> None:
             if os.getppid() != parent:
                 os._exit(1)
+            while conn.poll():
+                told = conn.recv()
+                if isinstance(told, Stop) and told.job_id == job_id:
+                    raise JobStopped(job_id)
             if fraction - last[0] >= 0.01 or fraction >= 1.0:
                 last[0] = fraction
                 conn.send(Progress(job_id, float(min(max(fraction, 0.0), 1.0))))
@@ -109,6 +136,9 @@ def runner_main(conn: Connection, engine_name: str) -> None:
             result = engine.run(job, progress)
             conn.send(Done(msg.job_id, {label: (str(o.path), o.content_type)
                                         for label, o in result.outputs.items()}))
+        except JobStopped:
+            logging.info("job %s stopped at the worker's request", msg.job_id)
+            conn.send(Stopped(msg.job_id))
         except LtxError as exc:
             conn.send(Failed(msg.job_id, exc.type, exc.message))
         except Exception:  # noqa: BLE001 - a job's own failure, told to the worker

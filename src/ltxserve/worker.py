@@ -32,7 +32,17 @@ from ltxserve.jobs.db import open_store
 from ltxserve.jobs.manager import job_prefix
 from ltxserve.jobs.states import JobStatus
 from ltxserve.jobs.store import Job, JobStore
-from ltxserve.runner import Done, Failed, LoadFailed, Progress, Ready, RunJob, runner_main
+from ltxserve.runner import (
+    Done,
+    Failed,
+    LoadFailed,
+    Progress,
+    Ready,
+    RunJob,
+    Stop,
+    Stopped,
+    runner_main,
+)
 from ltxserve.storage.base import BlobStore
 from ltxserve.storage.local import LocalBlobStore
 
@@ -78,7 +88,7 @@ class Runner:
         except (EOFError, OSError) as exc:
             raise RunnerCrashed(f"runner exited with code {self.proc.exitcode}") from exc
 
-    def send(self, msg: RunJob) -> None:
+    def send(self, msg: RunJob | Stop) -> None:
         assert self.conn is not None
         try:
             self.conn.send(msg)
@@ -183,7 +193,7 @@ class Worker:
                     if not self.store.heartbeat(job.id, self.owner, self.settings.lease_seconds,
                                                 progress):
                         log.warning("job %s: lease lost; abandoning it", job.id)
-                        self._restart_runner()
+                        self._stop_job(job)
                         return
         except RunnerCrashed as exc:
             log.error("job %s: %s; releasing it for another attempt", job.id, exc)
@@ -194,6 +204,27 @@ class Worker:
                 self.store.release(job.id, self.owner)
             if not self.stopping.is_set():
                 self._restart_runner()
+
+    def _stop_job(self, job: Job) -> None:
+        """Have the runner drop ``job``; restart the runner only if it will not.
+
+        The runner unwinds at the engine's next progress report and stays loaded
+        (no weight reload for ltx). One that does not answer within
+        ``stop_grace_seconds`` (stuck in a long step, or crashed) is restarted.
+        """
+        deadline = time.monotonic() + self.settings.stop_grace_seconds
+        try:
+            self.runner.send(Stop(job.id))
+            while (left := deadline - time.monotonic()) > 0 and not self.abort.is_set():
+                msg = self.runner.recv(timeout=min(0.5, left))
+                if isinstance(msg, Stopped | Done | Failed) and msg.job_id == job.id:
+                    log.info("job %s: stopped in the runner, which stays loaded", job.id)
+                    return
+        except RunnerCrashed as exc:
+            log.warning("job %s: runner gone while stopping it: %s", job.id, exc)
+        if not self.stopping.is_set():
+            log.warning("job %s: restarting the runner to stop it", job.id)
+            self._restart_runner()
 
     def _restart_runner(self) -> None:
         self.runner.stop()

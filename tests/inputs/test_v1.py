@@ -14,6 +14,7 @@ import pytest
 from ltxserve.config import Settings
 from ltxserve.jobs.store import JobStore, make_engine
 from ltxserve.jobs.tables import jobs
+from tests.core.test_lifecycle import runner_pids
 from tests.inputs.conftest import upload
 from tests.inputs.media import audio_bytes, data_uri, image_bytes, video_bytes
 from tests.support import Server, assert_error, wait_terminal
@@ -110,6 +111,9 @@ def short_sync(make_server: Callable[..., Server]) -> Server:
 
 def test_timeout_is_504_and_stops_the_job(short_sync: Server) -> None:
     srv = short_sync
+    (worker,) = srv.worker_pids()
+    runner = runner_pids(worker)  # the runner (and multiprocessing's resource tracker)
+    assert runner
     with srv.client() as c:
         t0 = time.monotonic()
         r = c.post("/v1/text-to-video", json=LONG, timeout=60)
@@ -121,7 +125,11 @@ def test_timeout_is_504_and_stops_the_job(short_sync: Server) -> None:
         # the worker lets go of it at its next heartbeat and is free for the next job
         nxt = c.post("/v2/text-to-video", json=T2V).json()
         assert wait_terminal(c, "text-to-video", nxt["id"], timeout=30)["status"] == "completed"
-    assert "abandoning" in srv.log()
+    log = srv.log()
+    assert "abandoning" in log
+    # the runner dropped the job and stayed up (a model engine keeps its weights loaded)
+    assert "stopped in the runner" in log and "restarting the runner" not in log
+    assert runner_pids(worker) == runner
 
 
 def test_client_disconnect_fails_the_job(short_sync: Server) -> None:
