@@ -29,6 +29,7 @@ from typing import Any
 from ltxserve.config import Settings
 from ltxserve.errors import LtxError
 from ltxserve.jobs.db import open_store
+from ltxserve.jobs.doorbell import open_doorbell
 from ltxserve.jobs.manager import job_prefix
 from ltxserve.jobs.states import JobStatus
 from ltxserve.jobs.store import Job, JobStore
@@ -118,6 +119,7 @@ class Worker:
         self.stopping = threading.Event()
         self.abort = threading.Event()
         self.retention_ms = int(settings.retention_seconds * 1000)
+        self.doorbell = open_doorbell(self.store.engine, settings.data_dir)
 
     # -- lifecycle ----------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -139,11 +141,19 @@ class Worker:
                                        self.settings.max_attempts,
                                        retention_ms=self.retention_ms)
                 if job is None:
-                    self.stopping.wait(self.settings.poll_interval)
+                    self._idle()
                     continue
                 self.process(job)
         finally:
             self.runner.stop()
+            self.doorbell.close()
+
+    def _idle(self) -> None:
+        """Wait for a ring or the poll interval, in short slices so a stop is prompt."""
+        deadline = time.monotonic() + self.settings.poll_interval
+        while not self.stopping.is_set() and (left := deadline - time.monotonic()) > 0:
+            if self.doorbell.wait(min(left, 0.25)):
+                return
 
     # -- one job --------------------------------------------------------------
     def process(self, job: Job) -> None:

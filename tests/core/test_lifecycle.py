@@ -110,3 +110,19 @@ def test_workers_die_with_serve(make_server: Callable[..., Server]) -> None:
     while any(os.path.exists(f"/proc/{p}") for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(os.path.exists(f"/proc/{p}") for p in pids)
+
+
+def test_submission_wakes_an_idle_worker(make_server: Callable[..., Server]) -> None:
+    """With a 30 s poll interval, only the doorbell can get jobs claimed within seconds."""
+    srv = make_server(env={"LTXSERVE_POLL_INTERVAL": "30"})
+    with srv.client() as c:
+        time.sleep(0.5)  # let the worker go idle
+        started = time.monotonic()
+        for _ in range(3):
+            job = c.post("/v2/text-to-video", json=T2V).json()
+            assert wait_terminal(c, "text-to-video", job["id"], timeout=60)["status"] == \
+                "completed"
+        assert time.monotonic() - started < 10
+    t0 = time.monotonic()
+    srv.stop()  # an idle worker still stops promptly
+    assert time.monotonic() - t0 < 10

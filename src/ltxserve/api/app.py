@@ -27,6 +27,7 @@ from ltxserve.config import Settings
 from ltxserve.errors import LtxError
 from ltxserve.jobs.catalog import Catalog
 from ltxserve.jobs.db import open_store
+from ltxserve.jobs.doorbell import open_doorbell
 from ltxserve.jobs.manager import JobManager
 from ltxserve.keys import KeyChecker
 from ltxserve.storage.local import LocalBlobStore
@@ -41,7 +42,8 @@ class Services:
         self.store = open_store(settings)
         self.blobs = LocalBlobStore(settings.blob_dir)
         self.catalog = Catalog.load(settings.models_file)
-        self.manager = JobManager(settings, self.store, self.blobs, self.catalog)
+        self.manager = JobManager(settings, self.store, self.blobs, self.catalog,
+                                  open_doorbell(self.store.engine, settings.data_dir))
         self.keys = KeyChecker(self.store, settings.key_cache_seconds)
         self.signing_key = settings.signing_key()
         # SQLite on local disk answers a primary-key lookup in microseconds: cheaper to

@@ -13,6 +13,7 @@ from typing import Any
 from ltxserve.config import Settings
 from ltxserve.errors import NotFoundError
 from ltxserve.jobs.catalog import Catalog
+from ltxserve.jobs.doorbell import Doorbell, Silent
 from ltxserve.jobs.requests import validate
 from ltxserve.jobs.store import Job, JobStore, now_ms
 from ltxserve.jobs.uploads import sweep_uploads
@@ -27,11 +28,12 @@ def job_prefix(job_id: str) -> str:
 
 class JobManager:
     def __init__(self, settings: Settings, store: JobStore, blobs: BlobStore,
-                 catalog: Catalog) -> None:
+                 catalog: Catalog, doorbell: Doorbell | None = None) -> None:
         self.settings = settings
         self.store = store
         self.blobs = blobs
         self.catalog = catalog
+        self.doorbell = doorbell or Silent()
 
     @property
     def retention_ms(self) -> int:
@@ -41,7 +43,9 @@ class JobManager:
         return validate(endpoint, body, self.catalog)
 
     def submit(self, api_key_id: str, endpoint: str, request: dict[str, Any]) -> Job:
-        return self.store.create_job(api_key_id, endpoint, request)
+        job = self.store.create_job(api_key_id, endpoint, request)
+        self.doorbell.ring()
+        return job
 
     def get(self, api_key_id: str, endpoint: str, job_id: str) -> Job:
         """The job, if this key may see it under this endpoint and it is not past retention."""

@@ -1,0 +1,36 @@
+"""The doorbell on each store: a ring wakes a waiting listener at once, silence times out."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from ltxserve.jobs.doorbell import Silent, open_doorbell
+from ltxserve.jobs.store import JobStore
+
+
+def test_ring_wakes_a_waiting_listener(store: JobStore, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    ringer = open_doorbell(store.engine, data)
+    ringer.ring()  # nobody listening yet: dropped, no error
+    listener = open_doorbell(store.engine, data)
+    try:
+        assert not isinstance(listener, Silent)
+        listener.wait(0.05)  # set up (open the FIFO / LISTEN)
+        started = time.monotonic()
+        assert listener.wait(0.3) is False
+        assert time.monotonic() - started >= 0.25
+
+        threading.Timer(0.3, ringer.ring).start()
+        started = time.monotonic()
+        assert listener.wait(10) is True
+        assert 0.25 <= time.monotonic() - started < 2.0
+
+        for _ in range(3):  # several rings wake it once, then it is quiet again
+            ringer.ring()
+        assert listener.wait(2) is True
+        assert listener.wait(0.3) is False
+    finally:
+        listener.close()
+        ringer.close()
