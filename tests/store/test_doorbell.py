@@ -27,10 +27,11 @@ def test_ring_wakes_a_waiting_listener(store: JobStore, tmp_path: Path) -> None:
         assert listener.wait(10) is True
         assert 0.25 <= time.monotonic() - started < 2.0
 
-        for _ in range(3):  # several rings wake it once, then it is quiet again
+        for _ in range(3):  # several rings wake it (at least) once, then it is quiet again
             ringer.ring()
         assert listener.wait(2) is True
-        assert listener.wait(0.3) is False
+        quiet = [listener.wait(0.3) for _ in range(3)]
+        assert quiet[-1] is False and quiet.count(True) <= 1  # a late NOTIFY may wake it once
     finally:
         listener.close()
         ringer.close()

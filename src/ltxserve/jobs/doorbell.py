@@ -162,6 +162,6 @@ def open_doorbell(engine: Engine, data_dir: Path) -> Doorbell:
             return PgDoorbell(engine)
         if engine.dialect.name == "sqlite":
             return FifoDoorbell(data_dir / "run" / "doorbell")
-    except OSError as exc:
+    except (OSError, AttributeError) as exc:  # AttributeError: no os.mkfifo (not POSIX)
         log.warning("doorbell unavailable (%s); idle workers poll", exc)
     return Silent()
