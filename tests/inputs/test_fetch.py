@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -215,3 +217,28 @@ def test_url_forms() -> None:
     assert parse_allow_entry("Example.COM") == ("example.com", None)
     assert parse_allow_entry("::1") == ("::1", None)
     assert parse_allow_entry("example.com:http") == ("example.com", -1)  # matches nothing
+
+
+def test_a_hung_dns_lookup_is_bounded_by_the_fetch_timeout(media: MediaServer,
+                                                            tmp_path: Path) -> None:
+    release = threading.Event()
+
+    def silent_dns(host: str, port: int) -> list[str]:
+        release.wait(30)  # a resolver that never answers (getaddrinfo has no deadline)
+        return ["93.184.216.34"]
+
+    pol = FetchPolicy(ca_file=media.ca_file, resolver=silent_dns)
+    started = time.monotonic()
+    message = refused(f"https://media.test:{media.port}/ok.png", pol, tmp_path / "f",
+                      FetchLimit(1024 * 1024, 1.0))
+    assert "could not resolve host media.test within 1 s" in message
+    assert time.monotonic() - started < 3
+    release.set()
+
+    # a resolver failure inside the deadline keeps its own message
+    def nxdomain(host: str, port: int) -> list[str]:
+        raise FetchRefused(f"could not resolve host {host}")
+
+    pol = FetchPolicy(ca_file=media.ca_file, resolver=nxdomain)
+    assert refused(f"https://media.test:{media.port}/ok.png", pol,
+                   tmp_path / "f") == "could not resolve host media.test"

@@ -16,7 +16,10 @@ The rules (docs/inputs.md):
   checks (and the IP-literal rule) for that host; nothing else is relaxed.
 - No redirects, no proxies from the environment, no content decoding; the size
   limit is checked against ``Content-Length`` and again while the body streams to
-  disk, and the whole download must finish within its timeout.
+  disk, and the whole download must finish within its timeout. Resolving the
+  name counts against that timeout too: getaddrinfo has no deadline of its own
+  (a silent DNS server holds it for its retries, 10-20 s), so it runs on a helper
+  thread that is abandoned, not waited for, when time runs out.
 
 Every refusal raises ``FetchRefused`` with a message for the client; the caller
 prefixes the field name.
@@ -28,6 +31,7 @@ import ipaddress
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -81,6 +85,29 @@ def system_resolver(host: str, port: int) -> list[str]:
         if addr not in out:
             out.append(addr)
     return out
+
+
+def resolve_within(resolver: Resolver, host: str, port: int, timeout: float | None) -> list[str]:
+    """``resolver(host, port)``, or FetchRefused once ``timeout`` seconds have passed."""
+    if timeout is None:
+        return resolver(host, port)
+    answer: list[list[str] | BaseException] = []
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            answer.append(resolver(host, port))
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+            answer.append(exc)
+        done.set()
+
+    threading.Thread(target=work, name=f"resolve-{host}", daemon=True).start()
+    if not done.wait(timeout):
+        raise FetchRefused(f"could not resolve host {host} within {timeout:g} s")
+    result = answer[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def address_problem(ip: IPAddress) -> str | None:
@@ -176,7 +203,7 @@ class GuardedBackend(httpcore.SyncBackend):
     def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                     local_address: str | None = None,
                     socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
-        addresses = self.policy.resolver(host, port)
+        addresses = resolve_within(self.policy.resolver, host, port, timeout)
         if not addresses:
             raise FetchRefused(f"could not resolve host {host}")
         if not self.policy.allowlisted(host, port):
