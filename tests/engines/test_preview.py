@@ -391,3 +391,53 @@ def test_memory_does_not_grow_with_duration() -> None:
 def test_memory_4k_20s_vs_1080p_2s() -> None:
     small, big = peak_rss_kib("1920x1080", 2), peak_rss_kib("3840x2160", 20)
     assert big <= small * 1.5, (small, big)
+
+
+# --- rotated inputs -----------------------------------------------------------------------
+
+def write_portrait_phone_video(path: Path, frames: int = 48) -> None:
+    """As a phone stores a portrait clip: landscape 320x192 pixels and a display matrix
+    saying "turn 90 degrees clockwise"; a white band marks the stored top edge."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = 320, 192, "yuv420p"
+        s.set_display_rotation(-90)  # counter-clockwise degrees: -90 is clockwise
+        for i in range(frames):
+            rgb = np.full((192, 320, 3), 60, np.uint8)
+            rgb[:24] = 255
+            rgb[:, :, 1] = (rgb[:, :, 1].astype(int) + i) % 256
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+@pytest.mark.parametrize("endpoint", ["retake", "video-to-video-hdr"])
+def test_rotated_input_is_read_upright(tmp_path: Path, endpoint: str) -> None:
+    from ltxserve.media.probe import probe
+
+    src = tmp_path / "portrait.mp4"
+    write_portrait_phone_video(src)
+    info = probe(src).video
+    assert info is not None and (info.width, info.height, info.rotation) == (192, 320, 270)
+    req = (retake_request(1.5, 0.5, "replace_audio") if endpoint == "retake"
+           else {"video_uri": "ltx://v"})
+    res = run(tmp_path, endpoint, req, {"video_uri": src})
+    if endpoint == "retake":
+        out = decode(res.outputs["video_url"].path)
+        assert (out.width, out.height, len(out.frames)) == (192, 320, 48)
+        first = out.frames[0]
+    else:
+        names, frames = exr_frames(res.outputs["exr_frames_url"].path)
+        assert len(names) == 48
+        first = frames[0]
+        assert first.shape[:2] == (320, 192)
+    # turned clockwise, the stored top edge is on the right
+    y = luma(first) if first.dtype == np.uint8 else first.astype(np.float64).mean(axis=2)
+    right, left = y[:, -20:].mean(), y[:, :20].mean()
+    top, bottom = y[:20].mean(), y[-20:].mean()
+    assert right > 2 * left and abs(top - bottom) < 0.2 * right, (right, left, top, bottom)

@@ -1,5 +1,9 @@
 """Streaming decode: video frames one at a time, audio as 48 kHz stereo float chunks.
 
+Video frames come out upright: a stream with a display rotation (a phone's
+portrait video is stored landscape with a display matrix) is turned the way a
+player shows it, and its width and height are the displayed ones.
+
 Nothing here holds more than a frame (plus the decoder's own reorder buffer) or a
 few audio packets, so memory does not grow with the length of the input.
 """
@@ -24,6 +28,36 @@ from ltxserve.media.yuv import Yuv420
 F32 = NDArray[np.float32]
 
 
+def quarter_turns(rotation: float) -> int:
+    """A display rotation (degrees counter-clockwise) as 0-3 quarter turns."""
+    return round(rotation / 90) % 4
+
+
+def upright(frame: av.VideoFrame) -> av.VideoFrame:
+    """``frame`` turned as its display rotation says (the frame itself when there is none)."""
+    k = quarter_turns(frame.rotation)
+    if not k:
+        return frame
+    src = Yuv420.from_frame(frame)
+    w, h = (src.height, src.width) if k % 2 else (src.width, src.height)
+    out = Yuv420(np.empty((h * 3 // 2, w), np.uint8), w, h)
+    for a, b in ((src.y, out.y), (src.u, out.u), (src.v, out.v)):
+        b[:] = np.rot90(a, k)
+    turned = av.VideoFrame.from_ndarray(out.data, format="yuv420p")
+    turned.pts, turned.time_base = frame.pts, frame.time_base
+    return turned
+
+
+def display_rotation(container: av.container.InputContainer, stream: av.VideoStream) -> float:
+    """The rotation of the stream's first frame (0 when it has none or cannot be decoded)."""
+    try:
+        for frame in container.decode(stream):
+            return float(frame.rotation)
+    except av.FFmpegError:
+        pass
+    return 0.0
+
+
 class VideoReader:
     """Decode the first video stream of a file frame by frame.
 
@@ -43,15 +77,20 @@ class VideoReader:
         if not self._container.streams.video:
             self._container.close()
             raise InvalidRequestError(f"{label}: the input has no video stream")
+        turns = quarter_turns(display_rotation(self._container, self._container.streams.video[0]))
+        self._container.close()  # reopened, so decoding starts again at the first frame
+        self._container = av.open(str(path))
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO" if threaded else "NONE"
         cc = self._stream.codec_context
-        self.width, self.height = cc.width, cc.height
+        self.width, self.height = (cc.height, cc.width) if turns % 2 else (cc.width, cc.height)
         self.fps = Fraction(self._stream.average_rate or self._stream.guessed_rate or 24)
 
     def frames(self) -> Iterator[av.VideoFrame]:
+        """Upright frames, in order."""
         try:
-            yield from self._container.decode(self._stream)
+            for frame in self._container.decode(self._stream):
+                yield upright(frame)
         except av.FFmpegError as exc:
             raise InvalidRequestError(f"{self.label}: the video could not be decoded") from exc
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 
 from ltxserve.errors import InvalidRequestError
+from ltxserve.media.decode import display_rotation, quarter_turns
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class VideoInfo:
     fps: Fraction
     frames: int
     duration: float
+    rotation: int = 0  # display rotation, degrees counter-clockwise; width/height are upright
 
 
 @dataclass(frozen=True)
@@ -48,13 +50,16 @@ def probe(path: Path | str, *, label: str = "input") -> MediaInfo:
                 vdur = (float(vs.duration * vs.time_base) if vs.duration and vs.time_base
                         else duration)
                 frames = vs.frames or (round(vdur * fps) if fps else 0)
+                turns = quarter_turns(display_rotation(container, vs))
+                w, h = vs.codec_context.width, vs.codec_context.height
                 video = VideoInfo(
                     codec=vs.codec_context.name,
-                    width=vs.codec_context.width,
-                    height=vs.codec_context.height,
+                    width=h if turns % 2 else w,
+                    height=w if turns % 2 else h,
                     fps=fps,
                     frames=int(frames),
                     duration=vdur,
+                    rotation=90 * turns,
                 )
             audio = None
             if container.streams.audio:

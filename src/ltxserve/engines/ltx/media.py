@@ -15,24 +15,24 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from ltxserve.errors import InvalidRequestError
+from ltxserve.media import fit
+from ltxserve.media.decode import upright
 
 AUDIO_RATE = 48_000
 
 
 def load_image(path: Path, label: str) -> Image.Image:
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except (OSError, ValueError) as exc:
-        raise InvalidRequestError(f"{label}: the file could not be read as an image") from exc
+    """The input picture as RGB, EXIF orientation applied (as the preview engine reads it)."""
+    return fit.load_image(path, label=label)
 
 
 def iter_video_frames(path: Path) -> Iterator[av.VideoFrame]:
-    """Every decoded frame of the first video stream, in order."""
+    """Every decoded frame of the first video stream, in order, upright."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        yield from container.decode(stream)
+        for frame in container.decode(stream):
+            yield upright(frame)
 
 
 def read_frames(path: Path, width: int, height: int, start: int = 0,
