@@ -61,16 +61,19 @@ def retake(ctx: Context) -> EngineResult:
     new_audio = mode in ("replace_audio", "replace_audio_and_video") and end > start
     theme = choose_theme(ctx.prompt, ctx.seed)
     motion = camera_motion({"prompt": ctx.prompt}, theme)
-    shot = Shot(theme, ctx.seed, plan.width, plan.height, motion) if new_video else None
     fade = max(1, round(VIDEO_FADE * float(plan.fps)))
     span = max(1, end - start)
 
     def frames() -> Iterator[Yuv420 | av.VideoFrame]:
+        shot = None  # built when the section starts, on the render thread: the frames
+        # before it are being encoded meanwhile
         with VideoReader(ctx.input("video_uri")) as reader:
             for i, frame in enumerate(reader.frames_at(plan.width, plan.height, count=n)):
-                if shot is None or not start <= i < end:
+                if not new_video or not start <= i < end:
                     yield frame
                     continue
+                if shot is None:
+                    shot = Shot(theme, ctx.seed, plan.width, plan.height, motion)
                 k = i - start
                 generated = shot.render(k / float(plan.fps), k / max(1, span - 1))
                 w = min(1.0, (k + 1) / fade, (end - i) / fade)
@@ -110,11 +113,13 @@ def extend(ctx: Context) -> EngineResult:
     motion = prompt_motion(ctx.prompt) or "dolly_in"
     if motion in ("static", "focus_shift"):
         motion = "dolly_in"
-    shot = (Shot(theme, ctx.seed, plan.width, plan.height, camera_motion({}, theme))
-            if ctx.prompt.strip() else None)
     mx, my = margins(plan.width, plan.height)
 
     def continuation(boundary: Yuv420) -> Iterator[Yuv420]:
+        # built here, on the render thread, where (mode end) it overlaps the encoding
+        # of the input's frames
+        shot = (Shot(theme, ctx.seed, plan.width, plan.height, camera_motion({}, theme))
+                if ctx.prompt.strip() else None)
         canvas = boundary.padded(mx, my)
         for k in range(extra):
             # u runs away from the boundary: 0 at the boundary, 1 at the far end
