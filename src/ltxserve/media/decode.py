@@ -48,16 +48,6 @@ def upright(frame: av.VideoFrame) -> av.VideoFrame:
     return turned
 
 
-def display_rotation(container: av.container.InputContainer, stream: av.VideoStream) -> float:
-    """The rotation of the stream's first frame (0 when it has none or cannot be decoded)."""
-    try:
-        for frame in container.decode(stream):
-            return float(frame.rotation)
-    except av.FFmpegError:
-        pass
-    return 0.0
-
-
 class VideoReader:
     """Decode the first video stream of a file frame by frame.
 
@@ -77,19 +67,28 @@ class VideoReader:
         if not self._container.streams.video:
             self._container.close()
             raise InvalidRequestError(f"{label}: the input has no video stream")
-        turns = quarter_turns(display_rotation(self._container, self._container.streams.video[0]))
-        self._container.close()  # reopened, so decoding starts again at the first frame
-        self._container = av.open(str(path))
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO" if threaded else "NONE"
+        # the first frame is decoded here, for its display rotation (the upright size),
+        # and handed out first by frames()
+        self._decoded = self._container.decode(self._stream)
+        try:
+            self._first: av.VideoFrame | None = next(self._decoded, None)
+        except av.FFmpegError as exc:
+            self._container.close()
+            raise InvalidRequestError(f"{label}: the video could not be decoded") from exc
+        turns = quarter_turns(self._first.rotation) if self._first is not None else 0
         cc = self._stream.codec_context
         self.width, self.height = (cc.height, cc.width) if turns % 2 else (cc.width, cc.height)
         self.fps = Fraction(self._stream.average_rate or self._stream.guessed_rate or 24)
 
     def frames(self) -> Iterator[av.VideoFrame]:
         """Upright frames, in order."""
+        first, self._first = self._first, None
+        if first is not None:
+            yield upright(first)
         try:
-            for frame in self._container.decode(self._stream):
+            for frame in self._decoded:
                 yield upright(frame)
         except av.FFmpegError as exc:
             raise InvalidRequestError(f"{self.label}: the video could not be decoded") from exc

@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 
 from ltxserve.errors import InvalidRequestError
-from ltxserve.media.decode import display_rotation, quarter_turns
+from ltxserve.media.decode import quarter_turns
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,16 @@ class MediaInfo:
     container: str
     video: VideoInfo | None
     audio: AudioInfo | None
+
+
+def display_rotation(container: av.container.InputContainer, stream: av.VideoStream) -> float:
+    """The rotation of the stream's first frame (0 when it has none or cannot be decoded)."""
+    try:
+        for frame in container.decode(stream):
+            return float(frame.rotation)
+    except av.FFmpegError:
+        pass
+    return 0.0
 
 
 def probe(path: Path | str, *, label: str = "input") -> MediaInfo:
