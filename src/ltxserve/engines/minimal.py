@@ -12,8 +12,7 @@ import zipfile
 import numpy as np
 
 from ltxserve.engines.base import EngineJob, EngineResult, OutputFile, ProgressCallback
-from ltxserve.engines.plan import plan_output
-from ltxserve.media.probe import probe
+from ltxserve.engines.plan import plan_job
 from ltxserve.media.writer import VideoWriter
 
 
@@ -24,8 +23,7 @@ class MinimalEngine:
         pass
 
     def run(self, job: EngineJob, progress: ProgressCallback) -> EngineResult:
-        infos = {field: probe(path, label=field) for field, path in job.inputs.items()}
-        plan = plan_output(job.endpoint, job.request, infos)
+        _, plan = plan_job(job)
         if job.endpoint == "video-to-video-hdr":
             out = job.output_dir / "frames.zip"
             self._exr_zip(out, plan.width, plan.height, plan.frames, progress)

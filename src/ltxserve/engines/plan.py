@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from ltxserve.engines.base import EngineJob
 from ltxserve.errors import InvalidRequestError
-from ltxserve.media.probe import MediaInfo
+from ltxserve.media.probe import MediaInfo, probe
 
 AUTO_DURATION = 5  # seconds, for models that accept duration: null
 A2V_FPS = 25
@@ -46,6 +47,12 @@ def _video(inputs: dict[str, MediaInfo], field: str = "video_uri") -> Any:
     if info is None or info.video is None:
         raise InvalidRequestError(f"{field}: the input has no video stream")
     return info.video
+
+
+def plan_job(job: EngineJob) -> tuple[dict[str, MediaInfo], OutputPlan]:
+    """Probe every input of ``job`` (errors name the field) and plan its output."""
+    infos = {field: probe(path, label=field) for field, path in job.inputs.items()}
+    return infos, plan_output(job.endpoint, job.request, infos)
 
 
 def plan_output(endpoint: str, request: dict[str, Any],

@@ -17,9 +17,8 @@ from typing import Any
 
 from ltxserve.engines.base import EngineJob, EngineResult, ProgressCallback
 from ltxserve.engines.ltx.registry import ModelSpec, Registry, RegistryError, load_registry
-from ltxserve.engines.plan import plan_output
+from ltxserve.engines.plan import plan_job
 from ltxserve.errors import InvalidRequestError
-from ltxserve.media.probe import probe
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,6 @@ class LtxEngine:
             raise InvalidRequestError(
                 f"model {exc.args[0]} is not configured on this server") from None
         _, model = self.models[spec.name]
-        infos = {field: probe(path, label=field) for field, path in job.inputs.items()}
-        plan = plan_output(job.endpoint, job.request, infos)
+        infos, plan = plan_job(job)
         progress(0.0)
         return handler(JobContext(job, plan, infos, spec, model, progress))

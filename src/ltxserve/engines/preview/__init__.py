@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ltxserve.engines.base import EngineJob, EngineResult, ProgressCallback
-from ltxserve.engines.plan import plan_output
+from ltxserve.engines.plan import plan_job
 from ltxserve.engines.preview.context import Context
 from ltxserve.engines.preview.prompt import request_seed
 from ltxserve.errors import InvalidRequestError
-from ltxserve.media.probe import probe
 
 __all__ = ["PreviewEngine"]
 
@@ -55,8 +54,7 @@ class PreviewEngine:
         route = self._routes.get(job.endpoint)
         if route is None:
             raise InvalidRequestError(f"unknown endpoint {job.endpoint}")
-        infos = {field: probe(path, label=field) for field, path in job.inputs.items()}
-        plan = plan_output(job.endpoint, job.request, infos)
+        infos, plan = plan_job(job)
         job.output_dir.mkdir(parents=True, exist_ok=True)
         ctx = Context(job, plan, infos, request_seed(job.endpoint, job.request), progress)
         result = route(ctx)
