@@ -23,6 +23,7 @@ import logging
 import os
 import select
 import stat
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,16 +47,11 @@ class Doorbell(Protocol):
 class Silent:
     """No doorbell: waiting is sleeping, ringing does nothing."""
 
-    def __init__(self) -> None:
-        import threading
-
-        self._never = threading.Event()
-
     def ring(self) -> None:
         pass
 
     def wait(self, timeout: float) -> bool:
-        self._never.wait(timeout)
+        time.sleep(max(0.0, timeout))
         return False
 
     def close(self) -> None:
