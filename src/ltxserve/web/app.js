@@ -47,10 +47,8 @@ const PROMPT = (required, hint) => ({ name: "prompt", label: "Prompt", kind: "te
   required, maxlength: 5000, hint });
 
 // Field kinds: textarea, text, number, select, checkbox, media, model, resolution, fps, duration.
-const ENDPOINTS = {
-  "text-to-video": {
-    hint: "Generate a video (with audio) from a text prompt.",
-    fields: [
+// text-to-video's fields; image-to-video has the same between its two images
+const GENERATION_FIELDS = [
       PROMPT(true),
       { name: "model", label: "Model", kind: "model", required: true },
       { name: "resolution", label: "Resolution", kind: "resolution", required: true },
@@ -59,20 +57,18 @@ const ENDPOINTS = {
       { name: "generate_audio", label: "Generate audio", kind: "checkbox", default: true },
       { name: "camera_motion", label: "Camera motion", kind: "select", options: CAMERA_MOTIONS,
         blank: "(none)" },
-    ],
+];
+
+const ENDPOINTS = {
+  "text-to-video": {
+    hint: "Generate a video (with audio) from a text prompt.",
+    fields: GENERATION_FIELDS,
   },
   "image-to-video": {
     hint: "Animate an image (the first frame), optionally towards a last frame.",
     fields: [
       { name: "image_uri", label: "First frame image", kind: "media", media: "image", required: true },
-      PROMPT(true),
-      { name: "model", label: "Model", kind: "model", required: true },
-      { name: "resolution", label: "Resolution", kind: "resolution", required: true },
-      { name: "fps", label: "Frame rate (fps)", kind: "fps" },
-      { name: "duration", label: "Duration (seconds)", kind: "duration", required: true },
-      { name: "generate_audio", label: "Generate audio", kind: "checkbox", default: true },
-      { name: "camera_motion", label: "Camera motion", kind: "select", options: CAMERA_MOTIONS,
-        blank: "(none)" },
+      ...GENERATION_FIELDS,
       { name: "last_frame_uri", label: "Last frame image (optional)", kind: "media", media: "image",
         hint: "LTX-2.3 models only." },
     ],
