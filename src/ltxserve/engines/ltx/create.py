@@ -21,6 +21,7 @@ import torch
 from numpy.typing import NDArray
 
 from ltxserve.engines.base import EngineResult, OutputFile
+from ltxserve.engines.ltx.frames import DecodedFrames
 from ltxserve.engines.ltx.geometry import frames_up, keyframe_start
 from ltxserve.engines.ltx.holds import Hold, audio_hold
 from ltxserve.engines.ltx.jobs import JobContext, generated_audio, time_map
@@ -28,14 +29,14 @@ from ltxserve.engines.ltx.media import AUDIO_RATE, fit_length, load_image, read_
 from ltxserve.engines.ltx.output import Mp4Output
 
 
-def _write(ctx: JobContext, out_frames: NDArray[np.uint8], scale: float,
+def _write(ctx: JobContext, out_frames: DecodedFrames, scale: float,
            audio: NDArray[np.float32] | None) -> EngineResult:
     plan = ctx.plan
     path = ctx.job.output_dir / "video.mp4"
     src = time_map(plan.frames, len(out_frames), scale)
     with Mp4Output(path, plan, audio if plan.audio else None) as mp4:
         for i in range(plan.frames):
-            mp4.write_rgb(out_frames[src(i)])
+            mp4.write_frame(out_frames.video_frame(src(i)))
             ctx.progress(0.9 + 0.1 * (i + 1) / plan.frames)
     return EngineResult({"video_url": OutputFile(path, "video/mp4")},
                         {"engine": "ltx", "model": ctx.spec.name})

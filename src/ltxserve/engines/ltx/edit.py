@@ -101,11 +101,11 @@ def retake(ctx: JobContext) -> EngineResult:
             if mp4.written >= plan.frames:
                 break
             if replace_video and ws <= i < we:
-                mp4.write_rgb(out.frames[min(i - span.start, len(out.frames) - 1)])
+                mp4.write_frame(out.frames.video_frame(min(i - span.start, len(out.frames) - 1)))
             else:
                 mp4.write_frame(frame)
         while mp4.written < plan.frames:  # probe counted more frames than decode yields
-            mp4.write_rgb(out.frames[-1])
+            mp4.write_frame(out.frames.video_frame(-1))
     ctx.progress(1.0)
     return EngineResult({"video_url": OutputFile(path, "video/mp4")}, {"engine": "ltx"})
 
@@ -147,8 +147,8 @@ def extend(ctx: JobContext) -> EngineResult:
     path = ctx.job.output_dir / "video.mp4"
     with Mp4Output(path, plan, audio) as mp4:
         if mode == "start":
-            for rgb in new_frames:
-                mp4.write_rgb(rgb)
+            for frame in new_frames.video_frames():
+                mp4.write_frame(frame)
         for frame in iter_video_frames(video):
             if mp4.written >= plan.frames - (new if mode == "end" else 0):
                 break
@@ -156,7 +156,7 @@ def extend(ctx: JobContext) -> EngineResult:
         while mp4.written < plan.frames - (new if mode == "end" else 0):
             mp4.write_rgb(clip[-1])
         if mode == "end":
-            for rgb in new_frames:
-                mp4.write_rgb(rgb)
+            for frame in new_frames.video_frames():
+                mp4.write_frame(frame)
     ctx.progress(1.0)
     return EngineResult({"video_url": OutputFile(path, "video/mp4")}, {"engine": "ltx"})

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from ltxserve.engines.ltx.frames import RAW, DecodedFrames
 from ltxserve.engines.ltx.holds import Hold, step_callback
 from ltxserve.engines.ltx.loader import LoadedModel
 from ltxserve.engines.ltx.registry import ModelSpec
@@ -41,9 +42,22 @@ class Generation:
 
 @dataclass
 class Output:
-    frames: NDArray[Any]  # (f, h, w, 3): uint8, or float32 scene-linear for hdr
+    decoded: DecodedFrames | None  # the video pipelines' frames, uint8 on demand
     audio: NDArray[np.float32] | None  # (2, n) at audio_rate
     audio_rate: int
+    linear: NDArray[np.float32] | None = None  # hdr: (f, h, w, 3) scene-linear
+
+    @property
+    def frames(self) -> DecodedFrames:
+        if self.decoded is None:
+            raise TypeError("an HDR run has scene-linear frames only: see .scene_linear")
+        return self.decoded
+
+    @property
+    def scene_linear(self) -> NDArray[np.float32]:
+        if self.linear is None:
+            raise TypeError("only an HDR run has scene-linear frames")
+        return self.linear
 
 
 def schedule(spec: ModelSpec, guidance: float | None) -> dict[str, Any]:
@@ -120,7 +134,7 @@ def run_generation(model: LoadedModel, spec: ModelSpec, gen: Generation,
         model.use_loras(spec.hdr_lora)
     else:
         model.use_loras()
-    final = "np" if gen.kind == "hdr" else "pt"  # pt: frames stay a tensor until uint8
+    final = "np" if gen.kind == "hdr" else RAW  # RAW: frames stay a tensor until written
     if upsampler is None:
         out = _call(model, spec, gen, gen.width, gen.height, sched, stage_progress(0, 1), final)
         return _collect(model, gen, out)
@@ -139,10 +153,9 @@ def run_generation(model: LoadedModel, spec: ModelSpec, gen: Generation,
 
 def _collect(model: LoadedModel, gen: Generation, out: Any) -> Output:
     if gen.kind == "hdr":
-        return Output(np.maximum(np.asarray(out.frames[0], dtype=np.float32), 0), None, 0)
-    video = out.frames[0]  # (f, 3, h, w) in [0, 1]: already clamped by the pipeline
-    frames = video.mul_(255).add_(0.5).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-    frames = frames.cpu().numpy()
+        linear = np.maximum(np.asarray(out.frames[0], dtype=np.float32), 0)
+        return Output(None, None, 0, linear=linear)
+    frames = DecodedFrames(out.frames)
     audio = out.audio
     if audio is None:
         return Output(frames, None, 0)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ltxserve.engines.ltx.frames import allow_raw_output
 from ltxserve.engines.ltx.registry import ModelSpec, Registry
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         "cond": diffusers.LTX2ConditionPipeline.from_pipe(base, dtype=dtype),
         "hdr": diffusers.LTX2HDRPipeline(**{k: base.components[k] for k in _HDR_COMPONENTS}),
     }
+    for kind in ("t2v", "i2v", "cond"):
+        allow_raw_output(loaded.pipes[kind])
     if spec.vae_tiling:
         base.vae.enable_tiling()
     if spec.offload == "model":

@@ -55,7 +55,7 @@ def hdr(ctx: JobContext) -> EngineResult:
                              reference_conditions=[LTX2HDRReferenceCondition(frames=clip)],
                              **embeds)
         out = ctx.run(gen, 0.95 * n / len(parts), 0.95 * (n + 0.9) / len(parts))
-        for frame in out.frames[:count]:
+        for frame in out.scene_linear[:count]:
             out_zip.write(frame)
         ctx.progress(0.95 * (n + 1) / len(parts))
     out_zip.close()
