@@ -8,6 +8,11 @@ times, with the same model, inputs, size, steps and thread count:
             the server's writer (x264 ultrafast, CRF 20)
   bare+diffusers-export  the same call plus diffusers' own encode_video (the LTX-2
             docs' way to a file: x264 at its default preset)
+  bare less post-processing  the bare call minus the time diffusers spends in
+            video_processor.postprocess_video (turning the decoded clip into [0, 1]
+            floats), which the engine skips: it converts each frame to uint8 as the
+            encoder takes it (engines/ltx/frames.py). Against this the overhead is
+            what the server adds, the encode included.
   server    POST /v2/text-to-video to `ltxserve serve --engine ltx` (1 worker), job wall
             time from the job's own created_at -> completed_at
 
@@ -18,14 +23,18 @@ writer, is printed too.
 
 The generation runs at the requested resolution (no max_pixels cap, rounded to the
 VAE grid) so the bare call does the same work as the engine. Overhead is
-server / bare - 1 (target <= 3%: issue 5); against bare+mp4 and
-bare+diffusers-export too.
+server / bare - 1 (target <= 3%: issue 5); against the other three baselines too.
 Bare and server runs alternate (bare, server, bare, server, ...), one at a time so
 they never compete for the 2 cores; the first round is a warm-up. Overheads are
 the median over the rounds of each round's server/bare pair: on a shared VM the
 same call moves by +-5% from minute to minute, and a pair shares the moment.
 
+With --in-process each round also runs the job through LtxEngine in the bench's own
+process, so server / in-process shows what the API, worker and runner processes,
+their IPC, the queue and storage cost.
+
 Usage: python bench/bench_ltx.py [--reps 5] [--steps 40] [--resolution 1280x720]
+                                 [--in-process]
 """
 
 from __future__ import annotations
@@ -83,9 +92,22 @@ class Bare:
         self.frames = frames_up(self.keep, self.pipe.vae_temporal_compression_ratio)
         self.kwargs = schedule(spec, None)
         self.body, self.out_dir = body, out_dir
+        self.post = 0.0  # seconds inside diffusers' post-processing, last call
+        processor = self.pipe.video_processor
+        postprocess = processor.postprocess_video
 
-    def run(self, rep: int) -> tuple[float, float, float]:
-        """(bare call, + the server's MP4 writer, + diffusers' encode_video) seconds."""
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return postprocess(*args, **kwargs)
+            finally:
+                self.post = time.perf_counter() - started
+
+        processor.postprocess_video = timed
+
+    def run(self, rep: int) -> tuple[float, float, float, float]:
+        """Seconds: bare call, + the server's MP4 writer, + diffusers' encode_video,
+        and the bare call less diffusers' video post-processing."""
         import torch
         from diffusers.utils import encode_video
 
@@ -115,7 +137,7 @@ class Bare:
                      audio=torch.from_numpy(audio), audio_sample_rate=rate)
         exported = time.perf_counter()
         gen = generated - started
-        return gen, written - started, gen + exported - written
+        return gen, written - started, gen + exported - written, gen - self.post
 
 
 def natural_encode(width: int, height: int, frames: int, fps: int, out_dir: Path) -> float:
@@ -153,6 +175,36 @@ def runs(xs: list[float]) -> str:
     return " ".join(f"{x:.2f}" for x in xs)
 
 
+ROWS = {  # key: (label, overhead label)
+    "bare": ("bare pipeline call", "bare call"),
+    "unposted": ("bare call less its post-processing", "bare less post-proc."),
+    "mp4": ("bare call + server's MP4 writer", "bare + MP4 writer"),
+    "export": ("bare call + diffusers encode_video", "bare + encode_video"),
+    "engine": ("the engine in this process", "in-process engine"),
+    "server": ("server job (wall)", ""),
+}
+
+
+def in_process_engine(reg_file: Path, body: dict[str, Any], root: Path) -> Any:
+    """A callable running the job with LtxEngine in this process: the server minus its
+    processes (API, worker, runner), IPC, queue and storage."""
+    from ltxserve.engines.base import EngineJob
+    from ltxserve.engines.ltx import LtxEngine
+    from ltxserve.engines.ltx.registry import load_registry
+
+    engine = LtxEngine(load_registry(reg_file))
+    engine.load()
+
+    def run(rep: int) -> float:
+        out = root / f"engine{rep}"
+        out.mkdir()
+        started = time.perf_counter()
+        engine.run(EngineJob(f"bench-{rep}", "text-to-video", body, {}, out), lambda _: None)
+        return time.perf_counter() - started
+
+    return run
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=5)
@@ -161,14 +213,13 @@ def main() -> None:
     ap.add_argument("--resolution", default="1280x720")
     ap.add_argument("--duration", type=int, default=2)
     ap.add_argument("--weights", type=Path, help="diffusers-format weights (default: tiny)")
+    ap.add_argument("--in-process", action="store_true",
+                    help="also time the engine in this process each round")
     args = ap.parse_args()
     body = {"prompt": "a robot dancing in the city at night", "model": "ltx-2-3-pro",
             "duration": args.duration, "resolution": args.resolution, "fps": 24,
             "generate_audio": True}
-    gen: list[float] = []
-    mp4: list[float] = []
-    export: list[float] = []
-    srv_times: list[float] = []
+    times: dict[str, list[float]] = {k: [] for k in ROWS}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         weights = args.weights
@@ -180,36 +231,39 @@ def main() -> None:
         reg_file = root / "models.json"
         reg_file.write_text(json.dumps(reg))
         bare = Bare(weights, reg, body, root)
+        engine = in_process_engine(reg_file, body, root) if args.in_process else None
         srv = Server(root / "server", engine="ltx",
                      env={"LTXSERVE_LTX_MODELS_FILE": str(reg_file)}).start()
         try:
             with srv.client() as c:
                 for rep in range(args.reps + 1):  # alternating; round 0 is the warm-up
-                    g, t, e = bare.run(rep)
-                    s = server_job(c, srv, body)
+                    row = dict(zip(("bare", "mp4", "export", "unposted"), bare.run(rep),
+                                   strict=True))
+                    row["server"] = server_job(c, srv, body)
+                    if engine is not None:
+                        row["engine"] = engine(rep)
                     if rep:
-                        gen.append(g)
-                        mp4.append(t)
-                        export.append(e)
-                        srv_times.append(s)
-                        print(f"  round {rep}: bare {g:.2f} s, server {s:.2f} s", flush=True)
+                        for key, value in row.items():
+                            times[key].append(value)
+                        print(f"  round {rep}: " + ", ".join(
+                            f"{k} {v:.2f} s" for k, v in row.items()), flush=True)
         finally:
             srv.stop()
         natural = natural_encode(bare.w, bare.h, bare.keep, bare.fps, root)
-    g, t, s, e = (statistics.median(x) for x in (gen, mp4, srv_times, export))
-
-    def paired(base: list[float]) -> float:
-        return 100 * (statistics.median(b / a for a, b in zip(base, srv_times, strict=True)) - 1)
-
+    med = {k: statistics.median(v) for k, v in times.items() if v}
+    server = times["server"]
     print(f"text-to-video {args.resolution} {args.duration}s@24fps, {args.steps} steps, "
           f"{args.threads} thread(s), {args.reps} alternating rounds (medians)")
-    print(f"  bare pipeline call                  {g:7.2f} s   runs {runs(gen)}")
-    print(f"  bare call + server's MP4 writer     {t:7.2f} s   runs {runs(mp4)}")
-    print(f"  bare call + diffusers encode_video  {e:7.2f} s   runs {runs(export)}")
-    print(f"  server job (wall)                   {s:7.2f} s   runs {runs(srv_times)}")
-    print(f"  overhead vs bare call               {paired(gen):+6.1f} %   (target <= 3%)")
-    print(f"  overhead vs bare + MP4 writer       {paired(mp4):+6.1f} %")
-    print(f"  overhead vs bare + encode_video     {paired(export):+6.1f} %")
+    for key, (label, _) in ROWS.items():
+        if key in med:
+            print(f"  {label:<36}{med[key]:7.2f} s   runs {runs(times[key])}")
+    for key, (_, label) in ROWS.items():
+        if key in med and label:
+            pct = 100 * (statistics.median(
+                b / a for a, b in zip(times[key], server, strict=True)) - 1)
+            goal = "   (target <= 3%)" if key == "bare" else ""
+            print(f"  overhead vs {label:<24}{pct:+6.1f} %{goal}")
+    g, t = med["bare"], med["mp4"]
     print(f"  writing the MP4 alone: {t - g:.2f} s = {100 * (t / g - 1):.1f} % of the bare call"
           f"; {bare.keep} smooth frames at that size encode in {natural:.2f} s"
           f" = {100 * natural / g:.1f} %")
