@@ -91,3 +91,13 @@ def test_raw_pipeline_output_gives_diffusers_np_frames(weights: Path) -> None:
     assert torch.equal(raw_out.audio, np_out.audio)
     pt_out = pipe(generator=torch.Generator().manual_seed(3), output_type="pt", **common)
     assert pt_out.frames.shape == (1, 9, 3, 64, 96)  # other output types are untouched
+
+
+def test_half_precision_output_converts_too() -> None:
+    """A GPU run decodes in bf16 (or fp16); frames convert from it without a float32 copy."""
+    video = torch.rand(1, 3, 2, 16, 32, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    want = DecodedFrames(video)[1]
+    for dtype in (torch.bfloat16, torch.float16):
+        got = DecodedFrames(video.to(dtype))
+        assert np.abs(got[1].astype(int) - want).max() <= 1
+        assert np.array_equal(rgb_of(got.video_frame(1)), got[1])
