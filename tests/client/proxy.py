@@ -6,7 +6,9 @@ real ltxserve server. Told to, it answers the next N matching requests itself:
 with an error envelope and an optional ``Retry-After`` (``fail``), or by closing
 the connection with no answer, a network error (``drop``). It can also add a
 header to forwarded answers (``add_header``). Every request is logged with its
-arrival time, so tests can count attempts and measure the waits between them.
+arrival time, so tests can count attempts and measure the waits between them; the
+log entry is made when the answer is ready, and ``arrivals`` lists requests the
+moment they arrive, for requests whose answer a client stopped waiting for.
 
 The Host header is forwarded unchanged. The server builds its result and upload
 URLs from it, so those URLs point back through the proxy as well.
@@ -60,6 +62,7 @@ class FaultProxy:
         self.rules: list[Rule] = []
         self.extra_headers: list[tuple[str, str, str]] = []  # (path prefix, name, value)
         self.log: list[Seen] = []
+        self.arrivals: list[str] = []  # every request's path, as it arrives
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -106,6 +109,7 @@ class FaultProxy:
             self.rules.clear()
             self.extra_headers.clear()
             self.log.clear()
+            self.arrivals.clear()
 
     # -- the handler ----------------------------------------------------------------
 
@@ -144,6 +148,8 @@ class FaultProxy:
 
             def _handle(self) -> None:
                 now = time.monotonic()
+                with proxy.lock:
+                    proxy.arrivals.append(self.path)
                 body = self._read_body()
                 headers = {k: v for k, v in self.headers.items()}
                 rule = proxy._take_rule(self.command, self.path)

@@ -92,26 +92,29 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
     async def _send(self, method: str, url: str, *, json: Any = None,
                     content: Callable[[], bytes | AsyncIterator[bytes]] | None = None,
                     headers: dict[str, str] | None = None, auth: bool = True,
-                    stream: bool = False, follow_redirects: bool = False) -> httpx.Response:
+                    stream: bool = False, follow_redirects: bool = False,
+                    timeout: httpx.Timeout | None = None,
+                    resend: bool = True) -> httpx.Response:
         """One logical request, retried as ``_base`` decides; non-2xx raises."""
         url = self._url(url) if "://" not in url else url
         attempt = 0
         while True:
             request = self._http.build_request(
                 method, url, json=json, content=content() if content else None,
-                headers=self._headers(url, headers, auth=auth))
+                headers=self._headers(url, headers, auth=auth),
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
             try:
                 response = await self._http.send(request, stream=stream,
                                                  follow_redirects=follow_redirects)
             except httpx.TransportError as exc:
-                delay = self._connection_retry_delay(exc, attempt)
+                delay = self._connection_retry_delay(exc, attempt, resend=resend)
                 self._log_retry(method, url, type(exc).__name__, delay, attempt)
             else:
                 if response.is_success:
                     return response
                 await response.aread()
                 await response.aclose()
-                retry = self._retry_delay(response, attempt)
+                retry = self._retry_delay(response, attempt, resend=resend)
                 if retry is None:
                     hint = parse_retry_after(response.headers.get("retry-after"))
                     raise error_from_response(response, hint)
@@ -146,14 +149,18 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
     async def submit(self, request: RequestModel, *,
                      extra_body: dict[str, Any] | None = None) -> SubmittedJob:
         """POST /v2/{endpoint}; local files in ``*_uri`` fields are uploaded first."""
+        body = self._body(request, await self._upload_local(request), extra_body)
+        response = await self._send("POST", f"/v2/{request.endpoint}", json=body)
+        return parse_wire(SubmittedJob, response.json())
+
+    async def _upload_local(self, request: RequestModel) -> dict[str, str]:
+        """Upload every local file named in a ``*_uri`` field: field -> storage_uri."""
         uploaded: dict[str, str] = {}
         for name, value in request.uri_fields().items():
             path = local_file(value)
             if path is not None:
                 uploaded[name] = (await self.upload(path)).storage_uri
-        body = self._body(request, uploaded, extra_body)
-        response = await self._send("POST", f"/v2/{request.endpoint}", json=body)
-        return parse_wire(SubmittedJob, response.json())
+        return uploaded
 
     async def _get(self, endpoint: EndpointName,
                    job_id: str) -> tuple[JobStatus, float | None]:
@@ -192,10 +199,15 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
                        on_progress: ProgressCallback | None = None) -> Path:
         """Stream a result to ``dest``; see ``Client.download``."""
         url, path = self._download_target(job, dest, label)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(path.name + ".part")
         response = await self._send("GET", self._resolve(url), stream=True,
                                     follow_redirects=True)
+        return await self._save(response, path, on_progress)
+
+    async def _save(self, response: httpx.Response, path: Path,
+                    on_progress: ProgressCallback | None) -> Path:
+        """Stream a response body to ``path`` by way of ``<path>.part``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(path.name + ".part")
         try:
             total, done = self._content_length(response), 0
             if on_progress is not None:
@@ -230,6 +242,17 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         done = final.raise_for_status()
         path = await self.download(done, output, on_progress=on_progress)
         return Generation(job=done, path=path)
+
+    async def generate_sync(self, request: RequestModel, *, output: str | Path | None = None,
+                            timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+                            on_progress: ProgressCallback | None = None,
+                            extra_body: dict[str, Any] | None = None) -> Path:
+        """POST /v1/{endpoint}: one request whose answer is the MP4; see ``Client``."""
+        path = self._sync_target(request, output)
+        body = self._body(request, await self._upload_local(request), extra_body)
+        response = await self._send("POST", f"/v1/{request.endpoint}", json=body, stream=True,
+                                    timeout=self._sync_timeout(timeout), resend=False)
+        return await self._save(response, path, on_progress)
 
 
 class AsyncEndpoint(Generic[ReqT]):
@@ -269,3 +292,12 @@ class AsyncEndpoint(Generic[ReqT]):
         return await self._client.generate(req, output=output, poll_interval=poll_interval,
                                            timeout=timeout, on_status=on_status,
                                            on_progress=on_progress, extra_body=extra_body)
+
+    async def generate_sync(self, request: ReqT | None = None, /, *,
+                            output: str | Path | None = None,
+                            timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+                            on_progress: ProgressCallback | None = None,
+                            extra_body: dict[str, Any] | None = None, **fields: Any) -> Path:
+        req = self._client._check_request(request, self.model, fields)
+        return await self._client.generate_sync(req, output=output, timeout=timeout,
+                                                on_progress=on_progress, extra_body=extra_body)

@@ -11,6 +11,13 @@ header replaces the backoff, unless it asks for more than ``max_retry_after``
 seconds: then the error is raised at once with ``retry_after`` set, because
 sleeping for minutes inside a library call surprises people more than an
 exception does. 400, 401, 402, 404, 413 and 422 are never retried.
+
+The synchronous v1 calls (``generate_sync``) keep their connection open for the
+whole generation, and a request that reached the server has started one. So
+they retry a network error only when it happened before the request was sent
+(connection refused, connect or pool timeout), and of the statuses only 429 and
+503; a dropped or timed-out answer, or a 500 (the generation failed), is raised,
+since a resent request would generate the video a second time.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from ltxserve.client._exceptions import (
     APITimeoutError,
     ConfigurationError,
 )
-from ltxserve.client.types import CompletedJob, JobStatus, RequestModel, Uri
+from ltxserve.client.types import CompletedJob, EndpointName, JobStatus, RequestModel, Uri
 
 log = logging.getLogger("ltxserve.client")
 
@@ -43,6 +50,11 @@ DEFAULT_POLL_INTERVAL = 5.0  # what the hosted docs tell clients to use
 DEFAULT_WAIT_TIMEOUT = 1800.0
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 RETRY_STATUSES = frozenset({429, 500, 503})
+SYNC_ENDPOINTS: frozenset[EndpointName] = frozenset(
+    {"text-to-video", "image-to-video", "audio-to-video", "retake", "extend"})
+"""The endpoints that also have a synchronous /v1 form."""
+UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Network errors that mean the request never reached the server."""
 CHUNK_SIZE = 1 << 20
 
 StatusCallback = Callable[[JobStatus], None]
@@ -185,18 +197,29 @@ class BaseClient(Generic[_HttpT]):
         delay = min(self.max_retry_delay, self.initial_retry_delay * 2**attempt)
         return float(delay * (1 - 0.25 * random.random()))
 
-    def _retry_delay(self, response: httpx.Response, attempt: int) -> float | None:
-        """Seconds to wait before retrying ``response``, or None to raise now."""
-        if attempt >= self.max_retries or response.status_code not in RETRY_STATUSES:
+    def _retry_delay(self, response: httpx.Response, attempt: int, *,
+                     resend: bool = True) -> float | None:
+        """Seconds to wait before retrying ``response``, or None to raise now.
+
+        ``resend=False`` (v1) keeps 429 and 503, which refuse work before it starts,
+        and drops 500, which for a v1 call is a generation that ran and failed.
+        """
+        status = response.status_code
+        if attempt >= self.max_retries or status not in RETRY_STATUSES or (
+                not resend and status == 500):
             return None
         hint = parse_retry_after(response.headers.get("retry-after"))
         if hint is None:
             return self._backoff(attempt)
         return hint if hint <= self.max_retry_after else None
 
-    def _connection_retry_delay(self, exc: httpx.TransportError, attempt: int) -> float:
-        """Backoff for a network error, or raise it wrapped once retries are spent."""
-        if attempt >= self.max_retries:
+    def _connection_retry_delay(self, exc: httpx.TransportError, attempt: int, *,
+                                resend: bool = True) -> float:
+        """Backoff for a network error, or raise it wrapped once retries are spent.
+
+        ``resend=False``: only errors from before the request was sent are retried.
+        """
+        if attempt >= self.max_retries or not (resend or isinstance(exc, UNSENT_ERRORS)):
             cls = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
             raise cls(f"{type(exc).__name__}: {exc}") from exc
         return self._backoff(attempt)
@@ -242,6 +265,22 @@ class BaseClient(Generic[_HttpT]):
         if path.is_dir():
             path = path / name
         return url, path
+
+    @staticmethod
+    def _sync_target(request: RequestModel, output: str | Path | None) -> Path:
+        """Where a v1 call's MP4 goes (default ``<endpoint>-<UTC time>.mp4``)."""
+        if request.endpoint not in SYNC_ENDPOINTS:
+            raise ValueError(f"{request.endpoint} has no synchronous /v1 form; use generate()")
+        name = f"{request.endpoint}-{datetime.now(UTC):%Y%m%dT%H%M%S}.mp4"
+        path = Path(output) if output is not None else Path(name)
+        return path / name if path.is_dir() else path
+
+    def _sync_timeout(self, timeout: float | None) -> httpx.Timeout:
+        """The client's timeouts, with the read timeout covering a whole generation."""
+        base = self.timeout if isinstance(self.timeout, httpx.Timeout) else httpx.Timeout(
+            self.timeout)
+        return httpx.Timeout(connect=base.connect, read=timeout, write=base.write,
+                             pool=base.pool)
 
     @staticmethod
     def _content_length(response: httpx.Response) -> int | None:
