@@ -45,6 +45,22 @@ def test_text_to_video_json(ltx_env: dict[str, str], tmp_path: Path) -> None:
     assert out.stat().st_size > 0 and result.stderr == ""
 
 
+def test_sync_is_one_v1_request(ltx_env: dict[str, str], proxy: FaultProxy, png_file: Path,
+                                tmp_path: Path) -> None:
+    result = ltx("image-to-video", "--image-uri", str(png_file), *T2V[1:], "--sync",
+                 "-o", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.output
+    data = as_json(result)
+    path = Path(data["output"])
+    assert data == {"endpoint": "image-to-video", "output": str(path)}  # no job: v1 has none
+    assert path.parent == tmp_path and path.name.startswith("image-to-video-")
+    assert path.stat().st_size > 0
+    assert [s.path for s in proxy.requests("POST")] == ["/v1/upload", "/v1/image-to-video"]
+    assert not proxy.requests("GET")  # no polls, no download
+    both = ltx(*T2V, "--sync", "--no-wait")
+    assert both.exit_code == 2 and "--no-wait" in both.output
+
+
 def test_every_flag_can_come_from_the_environment(ltx_env: dict[str, str],
                                                   tmp_path: Path) -> None:
     env = {"LTX_PROMPT": "a lighthouse at dusk", "LTX_MODEL": "ltx-2-3-fast",

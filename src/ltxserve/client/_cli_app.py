@@ -64,6 +64,9 @@ NoWait = Annotated[bool, opt("no-wait", "Submit only; print the job id", panel=O
 Poll = Annotated[float, opt("poll-interval", "Seconds between status polls", panel=OUTPUT)]
 Timeout = Annotated[float, opt("timeout", "Give up waiting after this many seconds (0: never)",
                                panel=OUTPUT)]
+Sync = Annotated[bool, opt("sync", "Use the synchronous /v1 endpoint: one request answered "
+                           "with the video, no job id, no polling; the file defaults to "
+                           "<endpoint>-<UTC time>.mp4", panel=OUTPUT)]
 
 
 AUTO: Any = object()
@@ -91,6 +94,7 @@ class Wait:
     no_wait: bool
     poll_interval: float
     timeout: float
+    sync: bool = False  # POST /v1/{endpoint} instead of submit + wait + download
 
 
 @contextmanager
@@ -129,6 +133,8 @@ def run_job(model: type[RequestModel], fields: dict[str, Any], conn: Conn, wait:
     null (``duration`` of ``--duration auto``) arrives as ``AUTO``.
     """
     endpoint = model.endpoint
+    if wait.sync and wait.no_wait:
+        raise typer.BadParameter("a --sync call always waits", param_hint="--no-wait")
     with reporting(conn.json) as ui, conn.client() as client:
         given = {k: (None if v is AUTO else v) for k, v in fields.items() if v is not None}
         request = model(**given)
@@ -140,6 +146,13 @@ def run_job(model: type[RequestModel], fields: dict[str, Any], conn: Conn, wait:
                 uploads[name] = client.upload(path).storage_uri
         if uploads:
             request = request.model_copy(update=uploads)
+        if wait.sync:
+            ui.step(f"generating {endpoint} in one request (/v1)")
+            path = client.generate_sync(request, output=wait.output,
+                                        timeout=wait.timeout or None,
+                                        on_progress=ui.on_download)
+            ui.result({"endpoint": endpoint, "output": str(path)}, str(path))
+            return
         ui.step(f"submitting {endpoint}")
         job = client.submit(request)
         ui.note(f"{endpoint} job {job.id}")

@@ -1,4 +1,4 @@
-"""The seven endpoint commands of ``ltx``, one per /v2 operation.
+"""The seven endpoint commands of ``ltx``, one per /v2 operation (five also take ``--sync``).
 
 Each command maps its options one to one onto the request body's fields (``--image-uri``
 is ``image_uri``) and hands them to ``run_job``. Options left out are not sent,
@@ -22,6 +22,7 @@ from ltxserve.client._cli_app import (
     Output,
     Poll,
     Retries,
+    Sync,
     Timeout,
     Wait,
     app,
@@ -73,7 +74,8 @@ def _duration(value: str) -> object:
 def text_to_video(
     prompt: Prompt, model: Model, duration: Duration, resolution: Resolution,
     fps: Fps = None, generate_audio: Audio = None, camera_motion: Camera = None,
-    output: Output = None, no_wait: NoWait = False, poll_interval: Poll = 5.0,
+    output: Output = None, no_wait: NoWait = False, sync: Sync = False,
+    poll_interval: Poll = 5.0,
     timeout: Timeout = 1800.0, base_url: BaseUrl = None, api_key: ApiKey = None,
     max_retries: Retries = 3, json_out: Json = False,
 ) -> None:
@@ -82,7 +84,7 @@ def text_to_video(
         prompt=prompt, model=model, duration=_duration(duration), resolution=resolution,
         fps=fps, generate_audio=generate_audio, camera_motion=camera_motion,
     ), Conn(base_url, api_key, max_retries, json_out),
-        Wait(output, no_wait, poll_interval, timeout))
+        Wait(output, no_wait, poll_interval, timeout, sync))
 
 
 @app.command("image-to-video", rich_help_panel="Generate")
@@ -91,7 +93,8 @@ def image_to_video(
     prompt: Prompt, model: Model, duration: Duration, resolution: Resolution,
     last_frame_uri: Annotated[str | None, opt("last-frame-uri", f"Last frame: {URI}")] = None,
     fps: Fps = None, generate_audio: Audio = None, camera_motion: Camera = None,
-    output: Output = None, no_wait: NoWait = False, poll_interval: Poll = 5.0,
+    output: Output = None, no_wait: NoWait = False, sync: Sync = False,
+    poll_interval: Poll = 5.0,
     timeout: Timeout = 1800.0, base_url: BaseUrl = None, api_key: ApiKey = None,
     max_retries: Retries = 3, json_out: Json = False,
 ) -> None:
@@ -101,7 +104,7 @@ def image_to_video(
         resolution=resolution, last_frame_uri=last_frame_uri, fps=fps,
         generate_audio=generate_audio, camera_motion=camera_motion,
     ), Conn(base_url, api_key, max_retries, json_out),
-        Wait(output, no_wait, poll_interval, timeout))
+        Wait(output, no_wait, poll_interval, timeout, sync))
 
 
 @app.command("audio-to-video", rich_help_panel="Generate")
@@ -113,7 +116,8 @@ def audio_to_video(
                                                 "[server default: 5, or 9 with an image]")]
     = None,
     model: ProModel = None,
-    output: Output = None, no_wait: NoWait = False, poll_interval: Poll = 5.0,
+    output: Output = None, no_wait: NoWait = False, sync: Sync = False,
+    poll_interval: Poll = 5.0,
     timeout: Timeout = 1800.0, base_url: BaseUrl = None, api_key: ApiKey = None,
     max_retries: Retries = 3, json_out: Json = False,
 ) -> None:
@@ -122,7 +126,7 @@ def audio_to_video(
         audio_uri=audio_uri, image_uri=image_uri, prompt=prompt, resolution=resolution,
         guidance_scale=guidance_scale, model=model,
     ), Conn(base_url, api_key, max_retries, json_out),
-        Wait(output, no_wait, poll_interval, timeout))
+        Wait(output, no_wait, poll_interval, timeout, sync))
 
 
 @app.command("retake", rich_help_panel="Edit")
@@ -134,7 +138,8 @@ def retake(
     mode: Annotated[RetakeMode | None, opt("mode", "What to replace "
                                            "[server default: replace_audio_and_video]")] = None,
     resolution: OptResolution = None, model: ProModel = None,
-    output: Output = None, no_wait: NoWait = False, poll_interval: Poll = 5.0,
+    output: Output = None, no_wait: NoWait = False, sync: Sync = False,
+    poll_interval: Poll = 5.0,
     timeout: Timeout = 1800.0, base_url: BaseUrl = None, api_key: ApiKey = None,
     max_retries: Retries = 3, json_out: Json = False,
 ) -> None:
@@ -143,7 +148,7 @@ def retake(
         video_uri=video_uri, start_time=start_time, duration=duration, prompt=prompt,
         mode=mode, resolution=resolution, model=model,
     ), Conn(base_url, api_key, max_retries, json_out),
-        Wait(output, no_wait, poll_interval, timeout))
+        Wait(output, no_wait, poll_interval, timeout, sync))
 
 
 @app.command("extend", rich_help_panel="Edit")
@@ -156,7 +161,8 @@ def extend(
     model: ProModel = None,
     context: Annotated[float | None, opt("context", "Seconds of input used as context, "
                                          "1-20 [server default: as many as fit]")] = None,
-    output: Output = None, no_wait: NoWait = False, poll_interval: Poll = 5.0,
+    output: Output = None, no_wait: NoWait = False, sync: Sync = False,
+    poll_interval: Poll = 5.0,
     timeout: Timeout = 1800.0, base_url: BaseUrl = None, api_key: ApiKey = None,
     max_retries: Retries = 3, json_out: Json = False,
 ) -> None:
@@ -165,7 +171,7 @@ def extend(
         video_uri=video_uri, duration=duration, prompt=prompt, mode=mode, model=model,
         context=context,
     ), Conn(base_url, api_key, max_retries, json_out),
-        Wait(output, no_wait, poll_interval, timeout))
+        Wait(output, no_wait, poll_interval, timeout, sync))
 
 
 @app.command("video-to-video-hdr", rich_help_panel="Edit")
