@@ -7,6 +7,7 @@ import io
 import tempfile
 from pathlib import Path
 
+import av
 import numpy as np
 from PIL import Image
 
@@ -47,3 +48,22 @@ def wav_bytes(seconds: float = 3.0, rate: int = 48000) -> bytes:
 
 def data_uri(mime: str, data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def write_portrait_phone_video(path: Path, frames: int = 48) -> None:
+    """As a phone stores a portrait clip: landscape 320x192 pixels and a display matrix
+    saying "turn 90 degrees clockwise"; a white band marks the stored top edge."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = 320, 192, "yuv420p"
+        s.set_display_rotation(-90)  # counter-clockwise degrees: -90 is clockwise
+        for i in range(frames):
+            rgb = np.full((192, 320, 3), 60, np.uint8)
+            rgb[:24] = 255
+            rgb[:, :, 1] = (rgb[:, :, 1].astype(int) + i) % 256
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)

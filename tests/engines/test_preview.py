@@ -20,6 +20,7 @@ from ltxserve.engines import get_engine
 from ltxserve.engines.preview.hdr import PEAK, inverse_oetf
 from ltxserve.engines.preview.text import Caption
 from ltxserve.media.fit import contain_rect, cover, load_image
+from tests.core.media import write_portrait_phone_video
 from tests.engines.preview_support import (
     correlation,
     decode,
@@ -394,27 +395,6 @@ def test_memory_4k_20s_vs_1080p_2s() -> None:
 
 
 # --- rotated inputs -----------------------------------------------------------------------
-
-def write_portrait_phone_video(path: Path, frames: int = 48) -> None:
-    """As a phone stores a portrait clip: landscape 320x192 pixels and a display matrix
-    saying "turn 90 degrees clockwise"; a white band marks the stored top edge."""
-    import av
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=24)
-        s.width, s.height, s.pix_fmt = 320, 192, "yuv420p"
-        s.set_display_rotation(-90)  # counter-clockwise degrees: -90 is clockwise
-        for i in range(frames):
-            rgb = np.full((192, 320, 3), 60, np.uint8)
-            rgb[:24] = 255
-            rgb[:, :, 1] = (rgb[:, :, 1].astype(int) + i) % 256
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = i
-            for p in s.encode(frame):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-
 
 @pytest.mark.parametrize("endpoint", ["retake", "video-to-video-hdr"])
 def test_rotated_input_is_read_upright(tmp_path: Path, endpoint: str) -> None:

@@ -18,6 +18,7 @@ import pytest
 from ltxserve.errors import InvalidRequestError
 from ltxserve.inputs.media import InputInfo, inspect
 from ltxserve.inputs.rules import check_input
+from tests.core.media import write_portrait_phone_video
 from tests.inputs.media import (
     audio_bytes,
     bomb_png,
@@ -252,3 +253,12 @@ def test_a_big_valid_data_uri_is_fine(checker: Server) -> None:
     with checker.client() as c:
         r = c.post("/v2/image-to-video", json={**I2V, "image_uri": data_uri("image/png", data)})
     assert r.status_code == 202, r.text
+
+
+def test_a_rotated_video_reports_the_size_it_plays_at(tmp_path: Path) -> None:
+    path = tmp_path / "portrait.mp4"
+    write_portrait_phone_video(path, frames=80)  # stored 320x192, displayed: 192x320
+    info = inspect("video_uri", path)
+    assert (info.width, info.height, info.frames) == (192, 320, 80)
+    with pytest.raises(InvalidRequestError, match=r"\(it is 192x320\)"):
+        check_input("extend", {"duration": 2}, info)

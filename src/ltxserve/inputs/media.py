@@ -212,11 +212,16 @@ def _wav_truncated(path: Path) -> bool:
 
 def _decodes(path: Path, kind: str) -> bool:
     """True when the first frame of the first ``kind`` stream decodes."""
+    return _first_rotation(path, kind) is not None
+
+
+def _first_rotation(path: Path, kind: str) -> float | None:
+    """The display rotation of the first ``kind`` frame (0 for audio); None: none decodes."""
     with _open(path) as container:
         stream = (container.streams.video if kind == "video" else container.streams.audio)[0]
-        for _frame in container.decode(stream):
-            return True
-    return False
+        for frame in container.decode(stream):
+            return float(getattr(frame, "rotation", 0.0))
+    return None
 
 
 def _video(field: str, path: Path, fmt: str) -> InputInfo:
@@ -255,8 +260,13 @@ def _video(field: str, path: Path, fmt: str) -> InputInfo:
         raise InvalidRequestError(
             f"{field}: the file is truncated ({float(frames / fps):.2f} s of the "
             f"{fallback:.2f} s its header declares)")
-    if not _decodes(path, "video"):
+    from ltxserve.media.decode import quarter_turns
+
+    rotation = _first_rotation(path, "video")
+    if rotation is None:
         raise InvalidRequestError(f"{field}: no video frame could be decoded")
+    if quarter_turns(rotation) % 2:  # a phone's portrait clip: say the size it plays at
+        w, h = h, w
     return InputInfo(field, "video", fmt, codec=VIDEO_CODECS[codec], width=w, height=h, fps=fps,
                      frames=frames, duration=float(frames / fps) if fps else duration or fallback,
                      has_audio=has_audio)
