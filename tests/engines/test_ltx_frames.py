@@ -16,7 +16,13 @@ import pytest
 torch = pytest.importorskip("torch", reason="the ltx engine tests need torch (the 'ltx' extra)")
 pytest.importorskip("diffusers", reason="the ltx engine tests need diffusers (the 'ltx' extra)")
 
-from ltxserve.engines.ltx.frames import RAW, DecodedFrames, allow_raw_output  # noqa: E402
+from ltxserve.engines.ltx.frames import (  # noqa: E402
+    RAW,
+    DecodedFrames,
+    LinearFrames,
+    allow_raw_output,
+)
+from ltxserve.engines.ltx.loader import _HDR_COMPONENTS  # noqa: E402
 from tests.engines.tiny_ltx import MAX_SEQUENCE_LENGTH, build_tiny_ltx  # noqa: E402
 
 
@@ -101,3 +107,30 @@ def test_half_precision_output_converts_too() -> None:
         got = DecodedFrames(video.to(dtype))
         assert np.abs(got[1].astype(int) - want).max() <= 1
         assert np.array_equal(rgb_of(got.video_frame(1)), got[1])
+
+
+def test_hdr_frames_are_the_pipelines_own_logc3_decoding_one_frame_at_a_time() -> None:
+    from diffusers.pipelines.ltx2.image_processor import LTX2VideoHDRProcessor
+
+    processor = LTX2VideoHDRProcessor()
+    video = torch.rand(1, 3, 4, 16, 24, generator=torch.Generator().manual_seed(4)) * 2.4 - 1.2
+    whole = processor.postprocess_hdr_video(video, output_type="np")[0]  # (f, h, w, 3)
+    frames = LinearFrames(video, processor.postprocess_hdr_video)
+    assert len(frames) == 4 and len(frames[1:]) == 3
+    for i, frame in enumerate(frames):
+        assert frame.dtype == np.float32 and frame.shape == (16, 24, 3)
+        np.testing.assert_allclose(frame, np.maximum(whole[i], 0), rtol=1e-6, atol=1e-7)
+    assert frames[-1].min() >= 0 and whole.min() < 0  # below LogC3's black: clipped
+    assert frames[3].max() > 1  # scene-linear: highlights above 1 survive
+
+
+def test_the_hdr_pipeline_learns_raw_output_too(weights: Path) -> None:
+    from diffusers import LTX2HDRPipeline, LTX2Pipeline
+
+    base = LTX2Pipeline.from_pretrained(str(weights), dtype=torch.float32, local_files_only=True)
+    hdr = LTX2HDRPipeline(**{k: base.components[k] for k in _HDR_COMPONENTS})
+    allow_raw_output(hdr)
+    video = torch.zeros(1, 3, 2, 8, 8)
+    assert hdr.hdr_video_processor.postprocess_hdr_video(video, output_type=RAW) is video
+    assert hdr.hdr_video_processor.postprocess_hdr_video(video, output_type="pt").shape == (
+        1, 2, 8, 8, 3)

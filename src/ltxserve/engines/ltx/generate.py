@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from ltxserve.engines.ltx.frames import RAW, DecodedFrames
+from ltxserve.engines.ltx.frames import RAW, DecodedFrames, LinearFrames
 from ltxserve.engines.ltx.holds import Hold, step_callback
 from ltxserve.engines.ltx.loader import LoadedModel
 from ltxserve.engines.ltx.registry import ModelSpec
@@ -45,7 +45,7 @@ class Output:
     decoded: DecodedFrames | None  # the video pipelines' frames, uint8 on demand
     audio: NDArray[np.float32] | None  # (2, n) at audio_rate
     audio_rate: int
-    linear: NDArray[np.float32] | None = None  # hdr: (f, h, w, 3) scene-linear
+    linear: LinearFrames | None = None  # hdr: scene-linear float32 on demand
 
     @property
     def frames(self) -> DecodedFrames:
@@ -54,7 +54,7 @@ class Output:
         return self.decoded
 
     @property
-    def scene_linear(self) -> NDArray[np.float32]:
+    def scene_linear(self) -> LinearFrames:
         if self.linear is None:
             raise TypeError("only an HDR run has scene-linear frames")
         return self.linear
@@ -134,7 +134,7 @@ def run_generation(model: LoadedModel, spec: ModelSpec, gen: Generation,
         model.use_loras(spec.hdr_lora)
     else:
         model.use_loras()
-    final = "np" if gen.kind == "hdr" else RAW  # RAW: frames stay a tensor until written
+    final = RAW  # frames stay a tensor until written
     if upsampler is None:
         out = _call(model, spec, gen, gen.width, gen.height, sched, stage_progress(0, 1), final)
         return _collect(model, gen, out)
@@ -153,8 +153,8 @@ def run_generation(model: LoadedModel, spec: ModelSpec, gen: Generation,
 
 def _collect(model: LoadedModel, gen: Generation, out: Any) -> Output:
     if gen.kind == "hdr":
-        linear = np.maximum(np.asarray(out.frames[0], dtype=np.float32), 0)
-        return Output(None, None, 0, linear=linear)
+        postprocess = model.pipe("hdr").hdr_video_processor.postprocess_hdr_video
+        return Output(None, None, 0, linear=LinearFrames(out.frames, postprocess))
     frames = DecodedFrames(out.frames)
     audio = out.audio
     if audio is None:

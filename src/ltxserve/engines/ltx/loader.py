@@ -115,8 +115,8 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         "cond": diffusers.LTX2ConditionPipeline.from_pipe(base, dtype=dtype),
         "hdr": diffusers.LTX2HDRPipeline(**{k: base.components[k] for k in _HDR_COMPONENTS}),
     }
-    for kind in ("t2v", "i2v", "cond"):
-        allow_raw_output(loaded.pipes[kind])
+    for pipe in loaded.pipes.values():
+        allow_raw_output(pipe)
     if spec.vae_tiling:
         base.vae.enable_tiling()
     if spec.offload == "model":
