@@ -112,6 +112,9 @@ def short_sync(make_server: Callable[..., Server]) -> Server:
 def test_timeout_is_504_and_stops_the_job(short_sync: Server) -> None:
     srv = short_sync
     (worker,) = srv.worker_pids()
+    # The server answers before its worker has started the runner: wait for it, or the
+    # sample below can miss the runner (or the resource tracker spawned with it).
+    _wait(lambda: "ready with engine" in srv.log(), 30, "the worker's runner")
     runner = runner_pids(worker)  # the runner (and multiprocessing's resource tracker)
     assert runner
     with srv.client() as c:
