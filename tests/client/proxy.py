@@ -193,7 +193,10 @@ class FaultProxy:
                     # time the client has it.
                     proxy._record(Seen(self.command, self.path, upstream.status, now, body,
                                        headers))
-                    self.wfile.write(data)
+                    try:
+                        self.wfile.write(data)
+                    except (BrokenPipeError, ConnectionResetError):
+                        self.close_connection = True  # the client stopped waiting
                 finally:
                     conn.close()
 
