@@ -163,3 +163,11 @@ def test_the_key_only_goes_to_the_api_origin() -> None:
     assert "Authorization" in c._headers("http://127.0.0.1:9/files/x", None, auth=True)
     assert "Authorization" not in c._headers("https://storage.example/x", None, auth=True)
     assert "Authorization" not in c._headers("http://127.0.0.1:9/up", None, auth=False)
+
+
+def test_the_sdk_knows_the_same_v1_endpoints_as_the_server() -> None:
+    """The SDK does not import the server, so its list is a copy: held here to the original."""
+    from ltxserve.api.v1 import SYNC_ENDPOINTS as server_side
+    from ltxserve.client._base import SYNC_ENDPOINTS
+
+    assert SYNC_ENDPOINTS == set(server_side)

@@ -277,8 +277,7 @@ class BaseClient(Generic[_HttpT]):
 
     def _sync_timeout(self, timeout: float | None) -> httpx.Timeout:
         """The client's timeouts, with the read timeout covering a whole generation."""
-        base = self.timeout if isinstance(self.timeout, httpx.Timeout) else httpx.Timeout(
-            self.timeout)
+        base = httpx.Timeout(self.timeout)  # a number or a Timeout
         return httpx.Timeout(connect=base.connect, read=timeout, write=base.write,
                              pool=base.pool)
 

@@ -79,10 +79,6 @@ class ClipFrames(Sequence[NDArray[T]]):
             return view
         return self._convert(self._frame(index))
 
-    def __iter__(self) -> Iterator[NDArray[T]]:
-        for i in range(len(self)):
-            yield self[i]
-
     def _frame(self, index: int) -> torch.Tensor:
         n = len(self)
         if not -n <= index < n:

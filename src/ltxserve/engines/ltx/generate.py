@@ -134,9 +134,8 @@ def run_generation(model: LoadedModel, spec: ModelSpec, gen: Generation,
         model.use_loras(spec.hdr_lora)
     else:
         model.use_loras()
-    final = RAW  # frames stay a tensor until written
     if upsampler is None:
-        out = _call(model, spec, gen, gen.width, gen.height, sched, stage_progress(0, 1), final)
+        out = _call(model, spec, gen, gen.width, gen.height, sched, stage_progress(0, 1), RAW)
         return _collect(model, gen, out)
     w1, h1 = gen.width // 2, gen.height // 2
     first = _call(model, spec, gen, w1, h1, sched, stage_progress(0, share), "latent")
@@ -145,7 +144,7 @@ def run_generation(model: LoadedModel, spec: ModelSpec, gen: Generation,
     model.use_loras(spec.stage2_lora)
     try:
         out = _call(model, spec, gen, gen.width, gen.height, _stage2(spec),
-                    stage_progress(share, 1), final, latents=up, audio_latents=first.audio)
+                    stage_progress(share, 1), RAW, latents=up, audio_latents=first.audio)
     finally:
         model.use_loras()
     return _collect(model, gen, out)
