@@ -54,18 +54,32 @@ from tests.support import Server, wait_terminal  # noqa: E402
 
 
 def registry(weights: Path, steps: int, threads: int) -> dict[str, Any]:
-    return {"models": {"ltx-2-3-pro": {
-        "path": str(weights), "device": "cpu", "dtype": "float32", "steps": steps,
-        "guidance_scale": 1.0, "stg_scale": 0.0, "modality_scale": 1.0,
-        "audio_guidance_scale": 1.0, "stg_blocks": None, "max_sequence_length": 16,
-        "cpu_threads": threads, "seed": 0}}}
+    return {
+        "models": {
+            "ltx-2-3-pro": {
+                "path": str(weights),
+                "device": "cpu",
+                "dtype": "float32",
+                "steps": steps,
+                "guidance_scale": 1.0,
+                "stg_scale": 0.0,
+                "modality_scale": 1.0,
+                "audio_guidance_scale": 1.0,
+                "stg_blocks": None,
+                "max_sequence_length": 16,
+                "cpu_threads": threads,
+                "seed": 0,
+            }
+        }
+    }
 
 
 class Bare:
     """The bare diffusers pipeline in this process, with the engine's size and schedule."""
 
-    def __init__(self, weights: Path, reg: dict[str, Any], body: dict[str, Any],
-                 out_dir: Path) -> None:
+    def __init__(
+        self, weights: Path, reg: dict[str, Any], body: dict[str, Any], out_dir: Path
+    ) -> None:
         import torch
 
         from ltxserve.engines.ltx.generate import schedule
@@ -82,11 +96,13 @@ class Bare:
         entry = dict(reg["models"]["ltx-2-3-pro"])
         spec = ModelSpec(name="ltx-2-3-pro", **{**entry, "path": Path(entry["path"])})
         torch.set_num_threads(spec.cpu_threads or 1)
-        self.pipe = LTX2Pipeline.from_pretrained(str(weights), dtype=torch.float32,
-                                                 local_files_only=True)
+        self.pipe = LTX2Pipeline.from_pretrained(
+            str(weights), dtype=torch.float32, local_files_only=True
+        )
         self.pipe.set_progress_bar_config(disable=True)
-        self.w, self.h = gen_size(*parse_resolution(body["resolution"]),
-                                  self.pipe.vae_spatial_compression_ratio, None)
+        self.w, self.h = gen_size(
+            *parse_resolution(body["resolution"]), self.pipe.vae_spatial_compression_ratio, None
+        )
         self.fps = body["fps"]
         self.keep = body["duration"] * self.fps
         self.frames = frames_up(self.keep, self.pipe.vae_temporal_compression_ratio)
@@ -116,25 +132,36 @@ class Bare:
         pipe, fps = self.pipe, self.fps
         rate = int(pipe.vocoder.config.output_sampling_rate)
         started = time.perf_counter()
-        out = pipe(prompt=self.body["prompt"], width=self.w, height=self.h,
-                   num_frames=self.frames, frame_rate=float(fps),
-                   generator=torch.Generator("cpu").manual_seed(0), output_type="np",
-                   **self.kwargs)
+        out = pipe(
+            prompt=self.body["prompt"],
+            width=self.w,
+            height=self.h,
+            num_frames=self.frames,
+            frame_rate=float(fps),
+            generator=torch.Generator("cpu").manual_seed(0),
+            output_type="np",
+            **self.kwargs,
+        )
         generated = time.perf_counter()
         video = (out.frames[0] * 255 + 0.5).astype("uint8")
         audio = out.audio[0].float().numpy()
-        with VideoWriter(self.out_dir / f"bare{rep}.mp4", self.w, self.h, fps, audio=True,
-                         audio_rate=rate) as wr:
+        with VideoWriter(
+            self.out_dir / f"bare{rep}.mp4", self.w, self.h, fps, audio=True, audio_rate=rate
+        ) as wr:
             pos = 0
-            for frame in video[:self.keep]:
+            for frame in video[: self.keep]:
                 wr.write_frame(frame)
                 n = wr.audio_samples_due()
-                wr.write_audio(audio[:, pos:pos + n])
+                wr.write_audio(audio[:, pos : pos + n])
                 pos += n
         written = time.perf_counter()
-        encode_video(torch.from_numpy(video[:self.keep]), fps=fps,
-                     output_path=str(self.out_dir / f"export{rep}.mp4"),
-                     audio=torch.from_numpy(audio), audio_sample_rate=rate)
+        encode_video(
+            torch.from_numpy(video[: self.keep]),
+            fps=fps,
+            output_path=str(self.out_dir / f"export{rep}.mp4"),
+            audio=torch.from_numpy(audio),
+            audio_sample_rate=rate,
+        )
         exported = time.perf_counter()
         gen = generated - started
         return gen, written - started, gen + exported - written, gen - self.post
@@ -148,7 +175,7 @@ def natural_encode(width: int, height: int, frames: int, fps: int, out_dir: Path
     from ltxserve.media.writer import VideoWriter
 
     big = picture(width + 2 * frames, height)
-    ready = [np.ascontiguousarray(big[:, 2 * i:2 * i + width]) for i in range(frames)]
+    ready = [np.ascontiguousarray(big[:, 2 * i : 2 * i + width]) for i in range(frames)]
     best = 1e9
     for _ in range(3):
         started = time.perf_counter()
@@ -213,12 +240,18 @@ def main() -> None:
     ap.add_argument("--resolution", default="1280x720")
     ap.add_argument("--duration", type=int, default=2)
     ap.add_argument("--weights", type=Path, help="diffusers-format weights (default: tiny)")
-    ap.add_argument("--in-process", action="store_true",
-                    help="also time the engine in this process each round")
+    ap.add_argument(
+        "--in-process", action="store_true", help="also time the engine in this process each round"
+    )
     args = ap.parse_args()
-    body = {"prompt": "a robot dancing in the city at night", "model": "ltx-2-3-pro",
-            "duration": args.duration, "resolution": args.resolution, "fps": 24,
-            "generate_audio": True}
+    body = {
+        "prompt": "a robot dancing in the city at night",
+        "model": "ltx-2-3-pro",
+        "duration": args.duration,
+        "resolution": args.resolution,
+        "fps": 24,
+        "generate_audio": True,
+    }
     times: dict[str, list[float]] = {k: [] for k in ROWS}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -232,41 +265,51 @@ def main() -> None:
         reg_file.write_text(json.dumps(reg))
         bare = Bare(weights, reg, body, root)
         engine = in_process_engine(reg_file, body, root) if args.in_process else None
-        srv = Server(root / "server", engine="ltx",
-                     env={"LTXSERVE_LTX_MODELS_FILE": str(reg_file)}).start()
+        srv = Server(
+            root / "server", engine="ltx", env={"LTXSERVE_LTX_MODELS_FILE": str(reg_file)}
+        ).start()
         try:
             with srv.client() as c:
                 for rep in range(args.reps + 1):  # alternating; round 0 is the warm-up
-                    row = dict(zip(("bare", "mp4", "export", "unposted"), bare.run(rep),
-                                   strict=True))
+                    row = dict(
+                        zip(("bare", "mp4", "export", "unposted"), bare.run(rep), strict=True)
+                    )
                     row["server"] = server_job(c, srv, body)
                     if engine is not None:
                         row["engine"] = engine(rep)
                     if rep:
                         for key, value in row.items():
                             times[key].append(value)
-                        print(f"  round {rep}: " + ", ".join(
-                            f"{k} {v:.2f} s" for k, v in row.items()), flush=True)
+                        print(
+                            f"  round {rep}: "
+                            + ", ".join(f"{k} {v:.2f} s" for k, v in row.items()),
+                            flush=True,
+                        )
         finally:
             srv.stop()
         natural = natural_encode(bare.w, bare.h, bare.keep, bare.fps, root)
     med = {k: statistics.median(v) for k, v in times.items() if v}
     server = times["server"]
-    print(f"text-to-video {args.resolution} {args.duration}s@24fps, {args.steps} steps, "
-          f"{args.threads} thread(s), {args.reps} alternating rounds (medians)")
+    print(
+        f"text-to-video {args.resolution} {args.duration}s@24fps, {args.steps} steps, "
+        f"{args.threads} thread(s), {args.reps} alternating rounds (medians)"
+    )
     for key, (label, _) in ROWS.items():
         if key in med:
             print(f"  {label:<36}{med[key]:7.2f} s   runs {runs(times[key])}")
     for key, (_, label) in ROWS.items():
         if key in med and label:
-            pct = 100 * (statistics.median(
-                b / a for a, b in zip(times[key], server, strict=True)) - 1)
+            pct = 100 * (
+                statistics.median(b / a for a, b in zip(times[key], server, strict=True)) - 1
+            )
             goal = "   (target <= 3%)" if key == "bare" else ""
             print(f"  overhead vs {label:<24}{pct:+6.1f} %{goal}")
     g, t = med["bare"], med["mp4"]
-    print(f"  writing the MP4 alone: {t - g:.2f} s = {100 * (t / g - 1):.1f} % of the bare call"
-          f"; {bare.keep} smooth frames at that size encode in {natural:.2f} s"
-          f" = {100 * natural / g:.1f} %")
+    print(
+        f"  writing the MP4 alone: {t - g:.2f} s = {100 * (t / g - 1):.1f} % of the bare call"
+        f"; {bare.keep} smooth frames at that size encode in {natural:.2f} s"
+        f" = {100 * natural / g:.1f} %"
+    )
 
 
 if __name__ == "__main__":

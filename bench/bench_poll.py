@@ -55,8 +55,9 @@ def parse(out: str) -> tuple[float, float, float]:
     return rps, p50, p99
 
 
-def wrk(url: str, conns: int, seconds: int,
-        script: Path | None = None) -> tuple[float, float, float]:
+def wrk(
+    url: str, conns: int, seconds: int, script: Path | None = None
+) -> tuple[float, float, float]:
     cmd = ["wrk", "-t", "1", "-c", str(conns), "-d", f"{seconds}s", "--latency", url]
     if script:
         cmd[1:1] = ["-s", str(script)]
@@ -79,27 +80,41 @@ def main() -> None:
 
             store = open_store(Settings(data_dir=Path(tmp)))
             key_id = KeyChecker(store, 0).check(f"Bearer {srv.api_key}")
-            body = {"prompt": "bench", "model": "ltx-2-3-fast", "duration": 2,
-                    "resolution": "1280x720", "fps": 24, "generate_audio": True,
-                    "camera_motion": None}
+            body = {
+                "prompt": "bench",
+                "model": "ltx-2-3-fast",
+                "duration": 2,
+                "resolution": "1280x720",
+                "fps": 24,
+                "generate_audio": True,
+                "camera_motion": None,
+            }
             ids = [store.create_job(key_id, "text-to-video", body).id for _ in range(args.jobs)]
             ids_file = Path(tmp) / "ids.txt"
             ids_file.write_text("\n".join(ids) + "\n")
             script = Path(tmp) / "poll.lua"
             script.write_text(LUA % (ids_file, srv.api_key))
-            r = httpx.get(f"{srv.base_url}/v2/text-to-video/{ids[0]}",
-                          headers={"Authorization": f"Bearer {srv.api_key}"})
+            r = httpx.get(
+                f"{srv.base_url}/v2/text-to-video/{ids[0]}",
+                headers={"Authorization": f"Bearer {srv.api_key}"},
+            )
             assert r.status_code == 200 and r.json()["status"] == "pending", r.text
-            print(f"ltxserve status-poll benchmark: {args.jobs} jobs in SQLite, "
-                  f"{args.duration}s per run, wrk 1 thread, {os.cpu_count()} cores")
-            print(f"{'conns':>5} | {'poll/s':>8} {'p50 ms':>7} {'p99 ms':>7} | "
-                  f"{'bare/s':>8} {'p50 ms':>7} {'p99 ms':>7} | {'cost ratio':>10}")
+            print(
+                f"ltxserve status-poll benchmark: {args.jobs} jobs in SQLite, "
+                f"{args.duration}s per run, wrk 1 thread, {os.cpu_count()} cores"
+            )
+            print(
+                f"{'conns':>5} | {'poll/s':>8} {'p50 ms':>7} {'p99 ms':>7} | "
+                f"{'bare/s':>8} {'p50 ms':>7} {'p99 ms':>7} | {'cost ratio':>10}"
+            )
             for conns in (1, 50, 200):
                 bare = wrk(f"{srv.base_url}/healthz", conns, args.duration)
                 poll = wrk(srv.base_url + "/", conns, args.duration, script)
-                print(f"{conns:>5} | {poll[0]:>8.0f} {poll[1]:>7.2f} {poll[2]:>7.2f} | "
-                      f"{bare[0]:>8.0f} {bare[1]:>7.2f} {bare[2]:>7.2f} | "
-                      f"{bare[0] / poll[0]:>9.2f}x")
+                print(
+                    f"{conns:>5} | {poll[0]:>8.0f} {poll[1]:>7.2f} {poll[2]:>7.2f} | "
+                    f"{bare[0]:>8.0f} {bare[1]:>7.2f} {bare[2]:>7.2f} | "
+                    f"{bare[0] / poll[0]:>9.2f}x"
+                )
                 time.sleep(1)
         finally:
             srv.stop()

@@ -74,36 +74,72 @@ def make_inputs(d: Path) -> dict[str, Path]:
     print("making inputs (1080p video 8 s / 6 s / 7.5 s, image, wav) ...", flush=True)
     return {
         "video": write_video(d / "v8.mp4", 1920, 1080, 24, 24 * SECONDS, crf=INPUT_CRF),
-        "video6": write_video(d / "v6.mp4", 1920, 1080, 24, 24 * (SECONDS - 2), seed=2,
-                              crf=INPUT_CRF),
-        "video_hdr": write_video(d / "vh.mp4", 1920, 1080, 24, 180, audio=False, seed=3,
-                                 crf=INPUT_CRF),
+        "video6": write_video(
+            d / "v6.mp4", 1920, 1080, 24, 24 * (SECONDS - 2), seed=2, crf=INPUT_CRF
+        ),
+        "video_hdr": write_video(
+            d / "vh.mp4", 1920, 1080, 24, 180, audio=False, seed=3, crf=INPUT_CRF
+        ),
         "image": write_image(d / "img.png", 2400, 1600),
         "wav": write_wav(d / "a.wav", tone(SECONDS)),
     }
 
 
 def jobs(inp: dict[str, Path]) -> dict[str, tuple[dict[str, Any], dict[str, Path]]]:
-    t2v = {"prompt": "A neon city street at night in the rain, camera pushing in",
-           "model": "ltx-2-3-fast", "duration": SECONDS, "resolution": "1920x1080", "fps": 24,
-           "generate_audio": True, "camera_motion": "dolly_in"}
+    t2v = {
+        "prompt": "A neon city street at night in the rain, camera pushing in",
+        "model": "ltx-2-3-fast",
+        "duration": SECONDS,
+        "resolution": "1920x1080",
+        "fps": 24,
+        "generate_audio": True,
+        "camera_motion": "dolly_in",
+    }
     return {
         "text-to-video": (t2v, {}),
-        "image-to-video": ({**t2v, "prompt": "slow pan", "camera_motion": "dolly_right",
-                            "image_uri": "ltx://i"}, {"image_uri": inp["image"]}),
-        "audio-to-video": ({"audio_uri": "ltx://a", "prompt": "waves on a beach",
-                            "image_uri": None, "resolution": "1920x1080",
-                            "model": "ltx-2-3-pro", "guidance_scale": 5.0},
-                           {"audio_uri": inp["wav"]}),
-        "retake": ({"video_uri": "ltx://v", "prompt": "fire", "start_time": 2.0, "duration": 4.0,
-                    "mode": "replace_audio_and_video", "resolution": None,
-                    "model": "ltx-2-3-pro"}, {"video_uri": inp["video"]}),
-        "extend": ({"video_uri": "ltx://v", "prompt": "into the forest", "duration": 2.0,
-                    "mode": "end", "model": "ltx-2-3-pro", "context": None},
-                   {"video_uri": inp["video6"]}),
+        "image-to-video": (
+            {**t2v, "prompt": "slow pan", "camera_motion": "dolly_right", "image_uri": "ltx://i"},
+            {"image_uri": inp["image"]},
+        ),
+        "audio-to-video": (
+            {
+                "audio_uri": "ltx://a",
+                "prompt": "waves on a beach",
+                "image_uri": None,
+                "resolution": "1920x1080",
+                "model": "ltx-2-3-pro",
+                "guidance_scale": 5.0,
+            },
+            {"audio_uri": inp["wav"]},
+        ),
+        "retake": (
+            {
+                "video_uri": "ltx://v",
+                "prompt": "fire",
+                "start_time": 2.0,
+                "duration": 4.0,
+                "mode": "replace_audio_and_video",
+                "resolution": None,
+                "model": "ltx-2-3-pro",
+            },
+            {"video_uri": inp["video"]},
+        ),
+        "extend": (
+            {
+                "video_uri": "ltx://v",
+                "prompt": "into the forest",
+                "duration": 2.0,
+                "mode": "end",
+                "model": "ltx-2-3-pro",
+                "context": None,
+            },
+            {"video_uri": inp["video6"]},
+        ),
         "video-to-video-hdr": ({"video_uri": "ltx://v"}, {"video_uri": inp["video_hdr"]}),
-        "video-to-video-reframe": ({"video_uri": "ltx://v", "model": "ltx-2-3-pro",
-                                    "resolution": "1080x1920"}, {"video_uri": inp["video"]}),
+        "video-to-video-reframe": (
+            {"video_uri": "ltx://v", "model": "ltx-2-3-pro", "resolution": "1080x1920"},
+            {"video_uri": inp["video"]},
+        ),
     }
 
 
@@ -116,12 +152,16 @@ class Recorder:
 
     def __enter__(self) -> Recorder:
         rec = self
-        self._saved = (PreviewWriter.__init__, PreviewWriter.write_video_frame,
-                       PreviewWriter.write_audio)
+        self._saved = (
+            PreviewWriter.__init__,
+            PreviewWriter.write_video_frame,
+            PreviewWriter.write_audio,
+        )
         init, write_video_frame, write_audio = self._saved
 
-        def _init(self: PreviewWriter, path: Any, width: int, height: int, fps: Any,
-                  **kw: Any) -> None:
+        def _init(
+            self: PreviewWriter, path: Any, width: int, height: int, fps: Any, **kw: Any
+        ) -> None:
             rec.size = (width, height, fps, bool(kw.get("audio")))
             init(self, path, width, height, fps, **kw)
 
@@ -133,14 +173,18 @@ class Recorder:
             rec.events.append(("a", samples.copy()))
             write_audio(self, samples)
 
-        for attr, fn in (("__init__", _init), ("write_video_frame", _frame),
-                         ("write_audio", _audio)):
+        for attr, fn in (
+            ("__init__", _init),
+            ("write_video_frame", _frame),
+            ("write_audio", _audio),
+        ):
             setattr(PreviewWriter, attr, fn)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for attr, fn in zip(("__init__", "write_video_frame", "write_audio"), self._saved,
-                            strict=True):
+        for attr, fn in zip(
+            ("__init__", "write_video_frame", "write_audio"), self._saved, strict=True
+        ):
             setattr(PreviewWriter, attr, fn)
 
 
@@ -182,9 +226,11 @@ def bench(endpoints: list[str], rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         table = jobs(make_inputs(d))
-        print(f"\n{'endpoint':24s} {'frames':>6s} {'job s':>7s} {'enc s':>7s} {'ratio':>6s}"
-              f" {'median':>6s} {'cpu ratio':>9s} {'enc cores':>9s} {'x realtime':>10s}",
-              flush=True)
+        print(
+            f"\n{'endpoint':24s} {'frames':>6s} {'job s':>7s} {'enc s':>7s} {'ratio':>6s}"
+            f" {'median':>6s} {'cpu ratio':>9s} {'enc cores':>9s} {'x realtime':>10s}",
+            flush=True,
+        )
         for name in endpoints:
             request, inputs = table[name]
             out_dir = d / name
@@ -194,8 +240,7 @@ def bench(endpoints: list[str], rounds: int) -> None:
             rec = Recorder()
             if name == "video-to-video-hdr":
                 result = engine.run(job, lambda f: None)
-                run_base, frames, seconds = exr_baseline(
-                    next(iter(result.outputs.values())).path)
+                run_base, frames, seconds = exr_baseline(next(iter(result.outputs.values())).path)
             else:
                 with rec:
                     engine.run(job, lambda f: None)
@@ -208,11 +253,14 @@ def bench(endpoints: list[str], rounds: int) -> None:
                 base_wall, base_cpu = timed(run_base)
                 best_base = (min(best_base[0], base_wall), min(best_base[1], base_cpu))
                 paired.append(wall / base_wall)
-            print(f"{name:24s} {frames:6d} {best_job[0]:7.2f} {best_base[0]:7.2f}"
-                  f" {best_job[0] / best_base[0]:6.2f} {statistics.median(paired):6.2f}"
-                  f" {best_job[1] / best_base[1]:9.2f}"
-                  f" {best_base[1] / best_base[0]:9.2f}"
-                  f" {seconds / best_job[0]:10.2f}", flush=True)
+            print(
+                f"{name:24s} {frames:6d} {best_job[0]:7.2f} {best_base[0]:7.2f}"
+                f" {best_job[0] / best_base[0]:6.2f} {statistics.median(paired):6.2f}"
+                f" {best_job[1] / best_base[1]:9.2f}"
+                f" {best_base[1] / best_base[0]:9.2f}"
+                f" {seconds / best_job[0]:10.2f}",
+                flush=True,
+            )
             del run_base, rec  # free the recorded frames before the next endpoint
 
 
@@ -236,11 +284,18 @@ def memory() -> None:
     rss = {}
     for res, dur in (("1920x1080", 2), ("1920x1080", 20), ("3840x2160", 20)):
         t = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, res, str(dur)], check=True,
-                              capture_output=True, text=True, env={**os.environ})
+        done = subprocess.run(
+            [sys.executable, "-c", MEMORY_SCRIPT, res, str(dur)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ},
+        )
         rss[(res, dur)] = json.loads(done.stdout.strip().splitlines()[-1]) / 1024
-        print(f"  {res} {dur:2d} s: {rss[(res, dur)]:7.1f} MiB  ({time.perf_counter() - t:.1f} s)",
-              flush=True)
+        print(
+            f"  {res} {dur:2d} s: {rss[(res, dur)]:7.1f} MiB  ({time.perf_counter() - t:.1f} s)",
+            flush=True,
+        )
     base = rss[("1920x1080", 2)]
     print(f"  1080p 20 s / 1080p 2 s = {rss[('1920x1080', 20)] / base:.2f}")
     print(f"  4K 20 s / 1080p 2 s    = {rss[('3840x2160', 20)] / base:.2f}")
@@ -248,8 +303,9 @@ def memory() -> None:
 
 def main() -> None:
     names = list(jobs({k: Path() for k in ("video", "video6", "video_hdr", "image", "wav")}))
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("endpoints", nargs="*", choices=[*names, []], default=[])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--memory", action="store_true", help="only the memory comparison")

@@ -24,10 +24,18 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Start servers with their own settings (env) and data dirs; stopped after the test."""
     started: list[Server] = []
 
-    def make(env: dict[str, str] | None = None, workers: int = 1, engine: str = ENGINE,
-             data_dir: Path | None = None) -> Server:
-        srv = Server(data_dir or tmp_path / f"srv{len(started)}", env=env or {},
-                     workers=workers, engine=engine).start()
+    def make(
+        env: dict[str, str] | None = None,
+        workers: int = 1,
+        engine: str = ENGINE,
+        data_dir: Path | None = None,
+    ) -> Server:
+        srv = Server(
+            data_dir or tmp_path / f"srv{len(started)}",
+            env=env or {},
+            workers=workers,
+            engine=engine,
+        ).start()
         started.append(srv)
         return srv
 
@@ -42,7 +50,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     or model library must not pass silently. Opt-in slow tests may still skip."""
     outcome = yield
     rep = outcome.get_result()
-    if (os.environ.get("LTXSERVE_TEST_STRICT") and rep.skipped
-            and "LTXSERVE_SLOW_TESTS" not in str(rep.longrepr)):
+    if (
+        os.environ.get("LTXSERVE_TEST_STRICT")
+        and rep.skipped
+        and "LTXSERVE_SLOW_TESTS" not in str(rep.longrepr)
+    ):
         rep.outcome = "failed"
         rep.longrepr = f"skipped under LTXSERVE_TEST_STRICT: {rep.longrepr}"

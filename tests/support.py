@@ -58,9 +58,13 @@ class Server:
         return env
 
     def cli(self, *args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "ltxserve.cli", *args, "--data-dir",
-                              str(self.data_dir)], env=self.full_env(), check=True,
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "ltxserve.cli", *args, "--data-dir", str(self.data_dir)],
+            env=self.full_env(),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         return out.stdout
 
     def start(self, timeout: float = 60) -> Server:
@@ -68,10 +72,27 @@ class Server:
         self.log_path = self.data_dir / f"server-{self.port}.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ltxserve.cli", "serve", "--host", "127.0.0.1", "--port",
-             str(self.port), "--data-dir", str(self.data_dir), "--workers", str(self.workers),
-             "--engine", self.engine],
-            env=self.full_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "ltxserve.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                "--workers",
+                str(self.workers),
+                "--engine",
+                self.engine,
+            ],
+            env=self.full_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -93,8 +114,11 @@ class Server:
     def worker_pids(self) -> list[int]:
         """Pids of `ltxserve worker` children of this server."""
         assert self.proc is not None
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid), "-f", "ltxserve.cli worker"],
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid), "-f", "ltxserve.cli worker"],
+            capture_output=True,
+            text=True,
+        )
         return [int(p) for p in out.stdout.split()]
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -110,8 +134,11 @@ class Server:
             pass
 
     def client(self, key: str | None = None) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=30,
-                            headers={"Authorization": f"Bearer {key or self.api_key}"})
+        return httpx.Client(
+            base_url=self.base_url,
+            timeout=30,
+            headers={"Authorization": f"Bearer {key or self.api_key}"},
+        )
 
 
 @cache
@@ -126,8 +153,12 @@ def schema(name: str) -> dict[str, Any]:
 
 def assert_schema(instance: Any, name: str) -> None:
     """Validate a JSON body against one of the contract's component schemas."""
-    jsonschema.validate(instance, schema(name), cls=jsonschema.Draft202012Validator,
-                        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    jsonschema.validate(
+        instance,
+        schema(name),
+        cls=jsonschema.Draft202012Validator,
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+    )
 
 
 def assert_error(resp: httpx.Response, status: int, type_: str, contains: str = "") -> None:
@@ -139,8 +170,9 @@ def assert_error(resp: httpx.Response, status: int, type_: str, contains: str = 
     assert len(resp.headers["x-request-id"]) == 32
 
 
-def wait_terminal(client: httpx.Client, endpoint: str, job_id: str,
-                  timeout: float = 120) -> dict[str, Any]:
+def wait_terminal(
+    client: httpx.Client, endpoint: str, job_id: str, timeout: float = 120
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         r = client.get(f"/v2/{endpoint}/{job_id}")

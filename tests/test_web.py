@@ -26,9 +26,15 @@ except ImportError:  # pragma: no cover - depends on the environment
     sync_playwright = None  # type: ignore[assignment]
 
 CHROMIUM = os.environ.get("LTXSERVE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 ARTIFACTS = ROOT / "artifacts" / "web"
 JOB_TIMEOUT_MS = 120_000
 
@@ -38,6 +44,7 @@ SMALL = {"model": "ltx-2-3-fast", "resolution": "1280x720", "fps": "24", "durati
 
 # ---------------------------------------------------------------- static routes (no browser)
 
+
 def test_static_routes_need_no_key_and_leave_the_api_alone(server: Server) -> None:
     with httpx.Client(base_url=server.base_url, timeout=10) as c:
         r = c.get("/")
@@ -46,8 +53,11 @@ def test_static_routes_need_no_key_and_leave_the_api_alone(server: Server) -> No
         assert '<meta name="viewport"' in r.text
         assert "default-src 'self'" in r.headers["content-security-policy"]
         assert c.head("/").status_code == 200
-        for name, ctype in [("app.js", "text/javascript"), ("style.css", "text/css"),
-                            ("index.html", "text/html")]:
+        for name, ctype in [
+            ("app.js", "text/javascript"),
+            ("style.css", "text/css"),
+            ("index.html", "text/html"),
+        ]:
             r = c.get(f"/web/{name}")
             assert r.status_code == 200, name
             assert r.headers["content-type"].startswith(ctype), r.headers
@@ -55,8 +65,13 @@ def test_static_routes_need_no_key_and_leave_the_api_alone(server: Server) -> No
         models = c.get("/web/models.json").json()["models"]
         assert "text-to-video" in models["ltx-2-3-fast"]["endpoints"]
         assert "ltx-2-fast" not in models  # removed models are not offered
-        for bad in ["/web/nope.js", "/web/.hidden", "/web/..%2Fapi%2Fweb.py", "/web/web.py",
-                    "/web/../api/web.py"]:
+        for bad in [
+            "/web/nope.js",
+            "/web/.hidden",
+            "/web/..%2Fapi%2Fweb.py",
+            "/web/web.py",
+            "/web/../api/web.py",
+        ]:
             r = c.get(bad)
             assert r.status_code == 404, bad
             assert r.json()["error"]["type"] == "not_found_error"
@@ -67,6 +82,7 @@ def test_static_routes_need_no_key_and_leave_the_api_alone(server: Server) -> No
 
 
 # ---------------------------------------------------------------- browser fixtures
+
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
@@ -102,8 +118,9 @@ class Tab:
         p.fill("#api-key", key or self.server.api_key)
         p.click("#save-key")
         # Arrow functions, not bare expressions: the page's CSP forbids eval.
-        p.wait_for_function("() => !document.querySelector('#key-status').textContent"
-                            ".startsWith('Checking')")
+        p.wait_for_function(
+            "() => !document.querySelector('#key-status').textContent.startsWith('Checking')"
+        )
 
     def shot(self, name: str) -> Path:
         path = ARTIFACTS / f"{name}.png"
@@ -143,19 +160,25 @@ def wait_completed_video(page: Page, job_id: str | None = None) -> dict[str, Any
     page.wait_for_function(
         "sel => { const v = document.querySelector(sel + ' video');"
         " return v && v.readyState >= 1 && isFinite(v.duration); }",
-        arg=sel, timeout=30_000)
-    info: dict[str, Any] = page.eval_on_selector(sel, """li => {
+        arg=sel,
+        timeout=30_000,
+    )
+    info: dict[str, Any] = page.eval_on_selector(
+        sel,
+        """li => {
         const v = li.querySelector('video');
         const a = li.querySelector('a.download');
         return {id: li.dataset.jobId, status: li.dataset.status, duration: v.duration,
                 readyState: v.readyState, width: v.videoWidth, height: v.videoHeight,
                 controls: v.controls, src: v.currentSrc, href: a && a.href,
                 link: a && a.textContent, badge: li.querySelector('.badge').textContent};
-    }""")
+    }""",
+    )
     return info
 
 
 # ---------------------------------------------------------------- browser tests
+
 
 def test_submit_watch_and_play(tab: Any, server: Server) -> None:
     t = tab(viewport={"width": 1280, "height": 900})
@@ -172,8 +195,9 @@ def test_submit_watch_and_play(tab: Any, server: Server) -> None:
     first = page.locator("#job-list li.job").first
     assert first.locator(".job-endpoint").text_content() == "text-to-video"
     assert first.locator(".badge").text_content() in {"pending", "processing", "completed"}
-    assert "ago" in (first.locator(".age").text_content() or "") or \
-        "just now" in (first.locator(".age").text_content() or "")
+    assert "ago" in (first.locator(".age").text_content() or "") or "just now" in (
+        first.locator(".age").text_content() or ""
+    )
 
     info = wait_completed_video(page)
     assert info["badge"] == "completed"
@@ -225,22 +249,28 @@ def test_errors_are_shown_readably(tab: Any) -> None:
     page.fill("#f-video-to-video-hdr-video_uri", "not a uri")
     page.click("#submit-job")
     page.wait_for_function(
-        "() => document.querySelector('#form-error').textContent.includes('400')")
+        "() => document.querySelector('#form-error').textContent.includes('400')"
+    )
     msg = page.text_content("#form-error") or ""
     assert "video_uri" in msg and "invalid_request_error" in msg, msg
     t.shot("desktop-error")
 
 
 def test_phone_width(tab: Any) -> None:
-    t = tab(viewport={"width": 375, "height": 740}, device_scale_factor=2, is_mobile=True,
-            has_touch=True)
+    t = tab(
+        viewport={"width": 375, "height": 740},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
     page = t.open()
     t.save_key()
     width = page.evaluate("window.innerWidth")
     assert width == 375
 
     def overflow() -> list[str]:
-        return page.evaluate("""w => {
+        return page.evaluate(
+            """w => {
             const out = [];
             if (document.documentElement.scrollWidth > w) out.push('page ' +
                 document.documentElement.scrollWidth);
@@ -251,10 +281,19 @@ def test_phone_width(tab: Any) -> None:
                     !e.classList.contains('skip-link'))
                     out.push((e.id || e.tagName) + ' ' + r.left + '..' + r.right);
             }
-            return out; }""", width)
+            return out; }""",
+            width,
+        )
 
-    for endpoint in ["text-to-video", "image-to-video", "audio-to-video", "retake", "extend",
-                     "video-to-video-hdr", "video-to-video-reframe"]:
+    for endpoint in [
+        "text-to-video",
+        "image-to-video",
+        "audio-to-video",
+        "retake",
+        "extend",
+        "video-to-video-hdr",
+        "video-to-video-reframe",
+    ]:
         page.select_option("#endpoint", endpoint)
         assert overflow() == [], endpoint
         # Touch targets of the main controls stay usable.
@@ -295,7 +334,8 @@ def test_keyboard_only_submission(tab: Any) -> None:
     kb.type(server_key := t.server.api_key)
     kb.press("Enter")  # submits the key form
     page.wait_for_function(
-        "() => document.querySelector('#key-status').textContent.includes('accepts')")
+        "() => document.querySelector('#key-status').textContent.includes('accepts')"
+    )
     assert page.evaluate("localStorage.getItem('ltxserve.playground.apiKey')") == server_key
 
     order = tab_to("f-text-to-video-prompt")
@@ -306,9 +346,15 @@ def test_keyboard_only_submission(tab: Any) -> None:
     assert outline[0] != "none" and outline[1] >= 2, outline
     kb.type("a paper boat on a rain puddle, keyboard only")
 
-    expected = ["f-text-to-video-model", "f-text-to-video-resolution", "f-text-to-video-fps",
-                "f-text-to-video-duration", "f-text-to-video-generate_audio",
-                "f-text-to-video-camera_motion", "submit-job"]
+    expected = [
+        "f-text-to-video-model",
+        "f-text-to-video-resolution",
+        "f-text-to-video-fps",
+        "f-text-to-video-duration",
+        "f-text-to-video-generate_audio",
+        "f-text-to-video-camera_motion",
+        "submit-job",
+    ]
     seen = []
     for want in expected:
         kb.press("Tab")
@@ -359,32 +405,46 @@ def test_file_picker_uses_the_upload_contract(tab: Any) -> None:
 
     def slot(route: Any) -> None:
         seen["slot"] = (route.request.method, route.request.headers.get("authorization"))
-        route.fulfill(status=200, content_type="application/json", json={
-            "upload_url": f"{t.server.base_url}/uploads/fake?signature=x",
-            "storage_uri": storage_uri, "expires_at": "2030-01-01T00:00:00.000Z",
-            "required_headers": {"Content-Type": "image/png", "x-upload-check": "yes"}})
+        route.fulfill(
+            status=200,
+            content_type="application/json",
+            json={
+                "upload_url": f"{t.server.base_url}/uploads/fake?signature=x",
+                "storage_uri": storage_uri,
+                "expires_at": "2030-01-01T00:00:00.000Z",
+                "required_headers": {"Content-Type": "image/png", "x-upload-check": "yes"},
+            },
+        )
 
     def put(route: Any) -> None:
         req = route.request
-        seen["put"] = (req.method, req.headers.get("content-type"),
-                       req.headers.get("x-upload-check"), len(req.post_data_buffer or b""),
-                       req.headers.get("authorization"))
+        seen["put"] = (
+            req.method,
+            req.headers.get("content-type"),
+            req.headers.get("x-upload-check"),
+            len(req.post_data_buffer or b""),
+            req.headers.get("authorization"),
+        )
         route.fulfill(status=200, body="")
 
     page.route("**/v1/upload", slot)
     page.route("**/uploads/fake*", put)
     page.select_option("#endpoint", "image-to-video")
     png = _png(64, 36)
-    page.set_input_files("#f-image-to-video-image_uri-file",
-                         files=[{"name": "frame.png", "mimeType": "image/png", "buffer": png}])
+    page.set_input_files(
+        "#f-image-to-video-image_uri-file",
+        files=[{"name": "frame.png", "mimeType": "image/png", "buffer": png}],
+    )
     page.wait_for_function(
         "uri => document.querySelector('#f-image-to-video-image_uri').value === uri",
-        arg=storage_uri)
+        arg=storage_uri,
+    )
     assert seen["slot"] == ("POST", f"Bearer {t.server.api_key}")
     # Bytes and required headers sent; the API key is not sent to the upload URL.
     assert seen["put"] == ("PUT", "image/png", "yes", len(png), None)
-    assert "Uploaded frame.png" in (page.text_content(
-        "#f-image-to-video-image_uri-upload-status") or "")
+    assert "Uploaded frame.png" in (
+        page.text_content("#f-image-to-video-image_uri-upload-status") or ""
+    )
 
 
 def test_image_to_video_with_a_real_upload(tab: Any, server: Server) -> None:
@@ -395,12 +455,14 @@ def test_image_to_video_with_a_real_upload(tab: Any, server: Server) -> None:
     page = t.open()
     t.save_key()
     page.select_option("#endpoint", "image-to-video")
-    page.set_input_files("#f-image-to-video-image_uri-file", files=[
-        {"name": "first.png", "mimeType": "image/png", "buffer": _png()}])
+    page.set_input_files(
+        "#f-image-to-video-image_uri-file",
+        files=[{"name": "first.png", "mimeType": "image/png", "buffer": _png()}],
+    )
     page.wait_for_function(
-        "() => document.querySelector('#f-image-to-video-image_uri').value"
-        ".startsWith('ltx://')",
-        timeout=30_000)
+        "() => document.querySelector('#f-image-to-video-image_uri').value.startsWith('ltx://')",
+        timeout=30_000,
+    )
     page.fill("#f-image-to-video-prompt", "the blue slowly turns to dusk")
     for name, value in SMALL.items():
         page.select_option(f"#f-image-to-video-{name}", value)
@@ -417,8 +479,13 @@ def test_hdr_result_is_a_zip_link(tab: Any, server: Server) -> None:
     with server.client() as c:
         if c.post("/v1/upload").status_code == 404:
             pytest.skip("POST /v1/upload is not served by this build yet")
-        body = {"prompt": "source clip", "model": "ltx-2-3-fast", "duration": 2,
-                "resolution": "1280x720", "fps": 24}
+        body = {
+            "prompt": "source clip",
+            "model": "ltx-2-3-fast",
+            "duration": 2,
+            "resolution": "1280x720",
+            "fps": 24,
+        }
         job = c.post("/v2/text-to-video", json=body).json()
         done = wait_terminal(c, "text-to-video", job["id"])
         mp4 = httpx.get(done["result"]["video_url"], timeout=30).content
@@ -427,11 +494,15 @@ def test_hdr_result_is_a_zip_link(tab: Any, server: Server) -> None:
     page = t.open()
     t.save_key()
     page.select_option("#endpoint", "video-to-video-hdr")
-    page.set_input_files("#f-video-to-video-hdr-video_uri-file", files=[
-        {"name": "clip.mp4", "mimeType": "video/mp4", "buffer": mp4}])
+    page.set_input_files(
+        "#f-video-to-video-hdr-video_uri-file",
+        files=[{"name": "clip.mp4", "mimeType": "video/mp4", "buffer": mp4}],
+    )
     page.wait_for_function(
         "() => document.querySelector('#f-video-to-video-hdr-video_uri').value"
-        ".startsWith('ltx://')", timeout=30_000)
+        ".startsWith('ltx://')",
+        timeout=30_000,
+    )
     page.click("#submit-job")
     sel = "#job-list li.job:first-child[data-status='completed']"
     page.wait_for_selector(f"{sel} a.download", timeout=JOB_TIMEOUT_MS)
@@ -451,15 +522,28 @@ def test_failed_job_shows_its_error_message(tab: Any) -> None:
     page = t.open()
     t.save_key()
     job_id = "11111111-2222-4333-8444-555555555555"
-    page.route(f"**/v2/extend/{job_id}", lambda route: route.fulfill(
-        status=200, content_type="application/json", json={
-            "status": "failed", "id": job_id, "created_at": "2026-01-15T10:00:00.000Z",
-            "completed_at": "2026-01-15T10:00:05.000Z",
-            "error": {"type": "invalid_request_error",
-                      "message": "video has 40 frames; extend needs at least 73"}}))
-    page.evaluate("""id => localStorage.setItem('ltxserve.playground.jobs', JSON.stringify([
+    page.route(
+        f"**/v2/extend/{job_id}",
+        lambda route: route.fulfill(
+            status=200,
+            content_type="application/json",
+            json={
+                "status": "failed",
+                "id": job_id,
+                "created_at": "2026-01-15T10:00:00.000Z",
+                "completed_at": "2026-01-15T10:00:05.000Z",
+                "error": {
+                    "type": "invalid_request_error",
+                    "message": "video has 40 frames; extend needs at least 73",
+                },
+            },
+        ),
+    )
+    page.evaluate(
+        """id => localStorage.setItem('ltxserve.playground.jobs', JSON.stringify([
         {id, endpoint: 'extend', created_at: '2026-01-15T10:00:00.000Z', status: 'pending'}]))""",
-                  job_id)
+        job_id,
+    )
     page.reload()
     page.wait_for_selector(f"li.job[data-job-id='{job_id}'][data-status='failed']")
     card = page.locator(f"li.job[data-job-id='{job_id}']")

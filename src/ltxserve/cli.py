@@ -11,14 +11,23 @@ import typer
 
 from ltxserve.config import Settings
 
-app = typer.Typer(help="ltxserve: a self-hosted server for the LTX Video API.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="ltxserve: a self-hosted server for the LTX Video API.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
-DataDir = Annotated[Path | None, typer.Option(
-    "--data-dir", help="Data directory (SQLite file, blobs, secret). "
-    "Default: $LTXSERVE_DATA_DIR or ~/.local/share/ltxserve.", show_default=False)]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Data directory (SQLite file, blobs, secret). "
+        "Default: $LTXSERVE_DATA_DIR or ~/.local/share/ltxserve.",
+        show_default=False,
+    ),
+]
 
 
 def _settings(data_dir: Path | None) -> Settings:
@@ -29,8 +38,7 @@ def _settings(data_dir: Path | None) -> Settings:
 
 
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
 @app.command()
@@ -38,11 +46,17 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     data_dir: DataDir = None,
-    workers: Annotated[int | None, typer.Option(
-        help="Worker processes to run beside the API (0: API only). "
-        "Default: $LTXSERVE_WORKERS or 1.")] = None,
-    engine: Annotated[str | None, typer.Option(
-        help="auto | preview | minimal | ltx. Default: $LTXSERVE_ENGINE or auto.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes to run beside the API (0: API only). "
+            "Default: $LTXSERVE_WORKERS or 1."
+        ),
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="auto | preview | minimal | ltx. Default: $LTXSERVE_ENGINE or auto."),
+    ] = None,
 ) -> None:
     """Run the API and its workers on embedded defaults (SQLite + local files)."""
     import uvicorn
@@ -71,8 +85,9 @@ def serve(
     if n_workers:
         supervisor.start()
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning",
-                    access_log=False)
+        uvicorn.run(
+            create_app(settings), host=host, port=port, log_level="warning", access_log=False
+        )
     finally:
         supervisor.stop()
 
@@ -88,8 +103,11 @@ def worker(
 
     _logging()
     settings = _settings(data_dir)
-    name = engine if engine != "auto" else (
-        settings.engine if settings.engine != "auto" else auto_engine_name())
+    name = (
+        engine
+        if engine != "auto"
+        else (settings.engine if settings.engine != "auto" else auto_engine_name())
+    )
     run_worker(settings, name)
 
 
@@ -114,8 +132,10 @@ def keys_list(data_dir: DataDir = None) -> None:
 
     for k in open_store(_settings(data_dir)).list_keys():
         revoked = iso_ms(k["revoked_at"]) if k["revoked_at"] else "-"
-        typer.echo(f"{k['id']}\t{k['prefix']}...\t{k['name'] or '-'}\t"
-                   f"{iso_ms(k['created_at'])}\trevoked={revoked}")
+        typer.echo(
+            f"{k['id']}\t{k['prefix']}...\t{k['name'] or '-'}\t"
+            f"{iso_ms(k['created_at'])}\trevoked={revoked}"
+        )
 
 
 @keys_app.command("revoke")

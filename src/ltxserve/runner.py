@@ -130,12 +130,21 @@ def runner_main(conn: Connection, engine_name: str) -> None:
                 last[0] = fraction
                 conn.send(Progress(job_id, float(min(max(fraction, 0.0), 1.0))))
 
-        job = EngineJob(msg.job_id, msg.endpoint, msg.request,
-                        {k: Path(v) for k, v in msg.inputs.items()}, Path(msg.output_dir))
+        job = EngineJob(
+            msg.job_id,
+            msg.endpoint,
+            msg.request,
+            {k: Path(v) for k, v in msg.inputs.items()},
+            Path(msg.output_dir),
+        )
         try:
             result = engine.run(job, progress)
-            conn.send(Done(msg.job_id, {label: (str(o.path), o.content_type)
-                                        for label, o in result.outputs.items()}))
+            conn.send(
+                Done(
+                    msg.job_id,
+                    {label: (str(o.path), o.content_type) for label, o in result.outputs.items()},
+                )
+            )
         except JobStopped:
             logging.info("job %s stopped at the worker's request", msg.job_id)
             conn.send(Stopped(msg.job_id))

@@ -39,8 +39,16 @@ class Supervisor(threading.Thread):
         self.lock = threading.Lock()  # no spawn may slip in after stop() took its list
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "ltxserve.cli", "worker", "--data-dir", str(self.data_dir),
-               "--engine", self.engine]
+        cmd = [
+            sys.executable,
+            "-m",
+            "ltxserve.cli",
+            "worker",
+            "--data-dir",
+            str(self.data_dir),
+            "--engine",
+            self.engine,
+        ]
         proc = subprocess.Popen(cmd, env=dict(os.environ), preexec_fn=_term_with_parent)
         log.info("started worker pid %d", proc.pid)
         return proc
@@ -56,8 +64,11 @@ class Supervisor(threading.Thread):
                         break
                     if proc is None or proc.poll() is not None:
                         if proc is not None:
-                            log.warning("worker pid %d exited with %s; restarting", proc.pid,
-                                        proc.returncode)
+                            log.warning(
+                                "worker pid %d exited with %s; restarting",
+                                proc.pid,
+                                proc.returncode,
+                            )
                         self.procs[i] = self._spawn()
             self.stopping.wait(self.restart_delay)
 

@@ -109,8 +109,14 @@ class Runner:
 
 
 class Worker:
-    def __init__(self, settings: Settings, engine_name: str = "auto", *,
-                 store: JobStore | None = None, blobs: BlobStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine_name: str = "auto",
+        *,
+        store: JobStore | None = None,
+        blobs: BlobStore | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store or open_store(settings)
         self.blobs = blobs or LocalBlobStore(settings.blob_dir)
@@ -137,9 +143,12 @@ class Worker:
         log.info("worker %s ready with engine %s", self.owner, self.runner.engine)
         try:
             while not self.stopping.is_set():
-                job = self.store.claim(self.owner, self.settings.lease_seconds,
-                                       self.settings.max_attempts,
-                                       retention_ms=self.retention_ms)
+                job = self.store.claim(
+                    self.owner,
+                    self.settings.lease_seconds,
+                    self.settings.max_attempts,
+                    retention_ms=self.retention_ms,
+                )
                 if job is None:
                     self._idle()
                     continue
@@ -175,10 +184,15 @@ class Worker:
         from ltxserve.inputs import resolve_inputs
 
         paths = resolve_inputs(
-            job.request, workdir / "in", settings=self.settings, blobs=self.blobs,
-            api_key_id=job.api_key_id, endpoint=job.endpoint, store=self.store,
-            keepalive=lambda: self.store.heartbeat(job.id, self.owner,
-                                                   self.settings.lease_seconds))
+            job.request,
+            workdir / "in",
+            settings=self.settings,
+            blobs=self.blobs,
+            api_key_id=job.api_key_id,
+            endpoint=job.endpoint,
+            store=self.store,
+            keepalive=lambda: self.store.heartbeat(job.id, self.owner, self.settings.lease_seconds),
+        )
         return {k: str(v) for k, v in paths.items()}
 
     def _run(self, job: Job, inputs: dict[str, str], out_dir: Path) -> None:
@@ -200,16 +214,18 @@ class Worker:
                     raise RunnerCrashed("worker aborted by signal")
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + self.settings.heartbeat_seconds
-                    if not self.store.heartbeat(job.id, self.owner, self.settings.lease_seconds,
-                                                progress):
+                    if not self.store.heartbeat(
+                        job.id, self.owner, self.settings.lease_seconds, progress
+                    ):
                         log.warning("job %s: lease lost; abandoning it", job.id)
                         self._stop_job(job)
                         return
         except RunnerCrashed as exc:
             log.error("job %s: %s; releasing it for another attempt", job.id, exc)
             if job.attempts >= self.settings.max_attempts:
-                self._finish_failed(job, "api_error",
-                                    f"generation crashed {job.attempts} times and was given up")
+                self._finish_failed(
+                    job, "api_error", f"generation crashed {job.attempts} times and was given up"
+                )
             else:
                 self.store.release(job.id, self.owner)
             if not self.stopping.is_set():
@@ -247,15 +263,17 @@ class Worker:
             key = f"{job_prefix(job.id)}/{name}"
             size = self.blobs.put_file(key, Path(path))
             result[label] = {"key": key, "content_type": content_type, "size": size}
-        if self.store.finish(job.id, self.owner, JobStatus.COMPLETED, self.retention_ms,
-                             result=result):
+        if self.store.finish(
+            job.id, self.owner, JobStatus.COMPLETED, self.retention_ms, result=result
+        ):
             log.info("job %s completed", job.id)
         else:
             log.warning("job %s: finished after losing its lease; result dropped", job.id)
 
     def _finish_failed(self, job: Job, type_: str, message: str) -> None:
-        self.store.finish(job.id, self.owner, JobStatus.FAILED, self.retention_ms,
-                          error=(type_, message))
+        self.store.finish(
+            job.id, self.owner, JobStatus.FAILED, self.retention_ms, error=(type_, message)
+        )
         log.info("job %s failed: %s: %s", job.id, type_, message)
 
 

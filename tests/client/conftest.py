@@ -29,8 +29,7 @@ SMALL: dict[str, Any] = {
 }
 """The cheapest valid text-to-video request; every generating test starts from it."""
 
-FAST: dict[str, Any] = {"poll_interval": 0.1, "initial_retry_delay": 0.05,
-                        "max_retry_delay": 0.2}
+FAST: dict[str, Any] = {"poll_interval": 0.1, "initial_retry_delay": 0.05, "max_retry_delay": 0.2}
 
 
 @pytest.fixture(scope="session")
@@ -56,8 +55,7 @@ def client(server: Server, proxy: FaultProxy) -> Iterator[Client]:
 @pytest.fixture
 def ltx_env(server: Server, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Environment that points the SDK and the CLI at the server (through the proxy)."""
-    env = {"LTX_BASE_URL": proxy.url, "LTXV_API_KEY": server.api_key,
-           "LTX_POLL_INTERVAL": "0.1"}
+    env = {"LTX_BASE_URL": proxy.url, "LTXV_API_KEY": server.api_key, "LTX_POLL_INTERVAL": "0.1"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return env

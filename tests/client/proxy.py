@@ -24,8 +24,17 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-              "trailers", "transfer-encoding", "upgrade", "content-length"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+}
 
 
 @dataclass
@@ -38,8 +47,9 @@ class Rule:
     path_prefix: str = ""
 
     def matches(self, method: str, path: str) -> bool:
-        return self.count > 0 and (self.method in (None, method)) and path.startswith(
-            self.path_prefix)
+        return (
+            self.count > 0 and (self.method in (None, method)) and path.startswith(self.path_prefix)
+        )
 
 
 @dataclass
@@ -82,9 +92,16 @@ class FaultProxy:
 
     # -- what tests call ----------------------------------------------------------
 
-    def fail(self, status: int, times: int = 1, *, error_type: str = "api_error",
-             retry_after: str | None = None, method: str | None = None,
-             path_prefix: str = "") -> None:
+    def fail(
+        self,
+        status: int,
+        times: int = 1,
+        *,
+        error_type: str = "api_error",
+        retry_after: str | None = None,
+        method: str | None = None,
+        path_prefix: str = "",
+    ) -> None:
         """Answer the next ``times`` matching requests with ``status`` and an envelope."""
         with self.lock:
             self.rules.append(Rule(times, status, error_type, retry_after, method, path_prefix))
@@ -101,8 +118,11 @@ class FaultProxy:
 
     def requests(self, method: str | None = None, path_prefix: str = "") -> list[Seen]:
         with self.lock:
-            return [s for s in self.log if (method in (None, s.method))
-                    and s.path.startswith(path_prefix)]
+            return [
+                s
+                for s in self.log
+                if (method in (None, s.method)) and s.path.startswith(path_prefix)
+            ]
 
     def reset(self) -> None:
         with self.lock:
@@ -159,8 +179,15 @@ class FaultProxy:
                     self.connection.close()
                     return
                 if rule is not None:
-                    payload = json.dumps({"type": "error", "error": {
-                        "type": rule.error_type, "message": f"injected {rule.status}"}}).encode()
+                    payload = json.dumps(
+                        {
+                            "type": "error",
+                            "error": {
+                                "type": rule.error_type,
+                                "message": f"injected {rule.status}",
+                            },
+                        }
+                    ).encode()
                     self.send_response(rule.status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
@@ -170,8 +197,9 @@ class FaultProxy:
                     proxy._record(Seen(self.command, self.path, rule.status, now, body, headers))
                     self.wfile.write(payload)
                     return
-                conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port,
-                                                  timeout=60)
+                conn = http.client.HTTPConnection(
+                    proxy.upstream_host, proxy.upstream_port, timeout=60
+                )
                 try:
                     fwd = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                     fwd["Content-Length"] = str(len(body))
@@ -183,16 +211,18 @@ class FaultProxy:
                         if k.lower() not in HOP_BY_HOP:
                             self.send_header(k, v)
                     with proxy.lock:
-                        extra = [(n, v) for p, n, v in proxy.extra_headers
-                                 if self.path.startswith(p)]
+                        extra = [
+                            (n, v) for p, n, v in proxy.extra_headers if self.path.startswith(p)
+                        ]
                     for name, value in extra:
                         self.send_header(name, value)
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     # Logged before the answer leaves, so the log is complete by the
                     # time the client has it.
-                    proxy._record(Seen(self.command, self.path, upstream.status, now, body,
-                                       headers))
+                    proxy._record(
+                        Seen(self.command, self.path, upstream.status, now, body, headers)
+                    )
                     try:
                         self.wfile.write(data)
                     except (BrokenPipeError, ConnectionResetError):

@@ -14,8 +14,9 @@ from tests.client.proxy import FaultProxy
 from tests.support import Server
 
 
-def test_async_generate_with_injected_503_and_429(server: Server, proxy: FaultProxy,
-                                                  tmp_path: Path) -> None:
+def test_async_generate_with_injected_503_and_429(
+    server: Server, proxy: FaultProxy, tmp_path: Path
+) -> None:
     proxy.fail(503, times=1, error_type="service_unavailable", method="POST")
     proxy.fail(429, times=1, error_type="rate_limit_error", retry_after="1", method="GET")
     progress: list[int] = []
@@ -23,8 +24,10 @@ def test_async_generate_with_injected_503_and_429(server: Server, proxy: FaultPr
     async def main() -> tuple[CompletedJob, Path]:
         async with AsyncClient(api_key=server.api_key, base_url=proxy.url, **FAST) as c:
             gen = await c.text_to_video.generate(
-                **SMALL, output=tmp_path / "a.mp4",
-                on_progress=lambda done, total: progress.append(done))
+                **SMALL,
+                output=tmp_path / "a.mp4",
+                on_progress=lambda done, total: progress.append(done),
+            )
             return gen.job, gen.path
 
     start = time.monotonic()
@@ -35,8 +38,9 @@ def test_async_generate_with_injected_503_and_429(server: Server, proxy: FaultPr
     assert proxy.requests("GET")[0].status == 429
 
 
-def test_async_jobs_run_concurrently_from_one_client(server: Server, proxy: FaultProxy,
-                                                     png_file: Path) -> None:
+def test_async_jobs_run_concurrently_from_one_client(
+    server: Server, proxy: FaultProxy, png_file: Path
+) -> None:
     async def main() -> list[CompletedJob | FailedJob]:
         async with AsyncClient(api_key=server.api_key, base_url=proxy.url, **FAST) as c:
             jobs = await asyncio.gather(
@@ -45,10 +49,12 @@ def test_async_jobs_run_concurrently_from_one_client(server: Server, proxy: Faul
             )
             with pytest.raises(NotFoundError):
                 await c.text_to_video.get(jobs[1].id)  # asked under the wrong endpoint
-            return list(await asyncio.gather(
-                c.text_to_video.wait(jobs[0], timeout=60),
-                c.image_to_video.wait(jobs[1], timeout=60),
-            ))
+            return list(
+                await asyncio.gather(
+                    c.text_to_video.wait(jobs[0], timeout=60),
+                    c.image_to_video.wait(jobs[1], timeout=60),
+                )
+            )
 
     results = asyncio.run(main())
     assert [r.status for r in results] == ["completed", "completed"]

@@ -21,8 +21,17 @@ from tests.client.conftest import SMALL
 from tests.client.proxy import FaultProxy
 from tests.support import Server
 
-T2V = ["text-to-video", "--prompt", SMALL["prompt"], "--model", SMALL["model"],
-       "--duration", str(SMALL["duration"]), "--resolution", SMALL["resolution"]]
+T2V = [
+    "text-to-video",
+    "--prompt",
+    SMALL["prompt"],
+    "--model",
+    SMALL["model"],
+    "--duration",
+    str(SMALL["duration"]),
+    "--resolution",
+    SMALL["resolution"],
+]
 
 
 def ltx(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -45,10 +54,19 @@ def test_text_to_video_json(ltx_env: dict[str, str], tmp_path: Path) -> None:
     assert out.stat().st_size > 0 and result.stderr == ""
 
 
-def test_sync_is_one_v1_request(ltx_env: dict[str, str], proxy: FaultProxy, png_file: Path,
-                                tmp_path: Path) -> None:
-    result = ltx("image-to-video", "--image-uri", str(png_file), *T2V[1:], "--sync",
-                 "-o", str(tmp_path), "--json")
+def test_sync_is_one_v1_request(
+    ltx_env: dict[str, str], proxy: FaultProxy, png_file: Path, tmp_path: Path
+) -> None:
+    result = ltx(
+        "image-to-video",
+        "--image-uri",
+        str(png_file),
+        *T2V[1:],
+        "--sync",
+        "-o",
+        str(tmp_path),
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     data = as_json(result)
     path = Path(data["output"])
@@ -61,19 +79,25 @@ def test_sync_is_one_v1_request(ltx_env: dict[str, str], proxy: FaultProxy, png_
     assert both.exit_code == 2 and "--no-wait" in both.output
 
 
-def test_every_flag_can_come_from_the_environment(ltx_env: dict[str, str],
-                                                  tmp_path: Path) -> None:
-    env = {"LTX_PROMPT": "a lighthouse at dusk", "LTX_MODEL": "ltx-2-3-fast",
-           "LTX_DURATION": "2", "LTX_RESOLUTION": "1280x720", "LTX_FPS": "25",
-           "LTX_GENERATE_AUDIO": "false", "LTX_OUTPUT": str(tmp_path / "env.mp4"),
-           "LTX_JSON": "1"}
+def test_every_flag_can_come_from_the_environment(ltx_env: dict[str, str], tmp_path: Path) -> None:
+    env = {
+        "LTX_PROMPT": "a lighthouse at dusk",
+        "LTX_MODEL": "ltx-2-3-fast",
+        "LTX_DURATION": "2",
+        "LTX_RESOLUTION": "1280x720",
+        "LTX_FPS": "25",
+        "LTX_GENERATE_AUDIO": "false",
+        "LTX_OUTPUT": str(tmp_path / "env.mp4"),
+        "LTX_JSON": "1",
+    }
     result = ltx("text-to-video", env=env)
     assert result.exit_code == 0, result.output
     assert as_json(result)["output"] == str(tmp_path / "env.mp4")
 
 
 def test_human_output_is_the_path_alone_with_progress_on_stderr(
-        ltx_env: dict[str, str], tmp_path: Path) -> None:
+    ltx_env: dict[str, str], tmp_path: Path
+) -> None:
     result = ltx(*T2V, "-o", str(tmp_path))
     assert result.exit_code == 0, result.output
     path = Path(result.stdout.strip())
@@ -99,26 +123,43 @@ def test_no_wait_then_status_then_download(ltx_env: dict[str, str], tmp_path: Pa
     assert fetched.exit_code == 0 and (tmp_path / "d.mp4").stat().st_size > 0
 
 
-def test_upload_and_a_local_file_option(ltx_env: dict[str, str], png_file: Path,
-                                        tmp_path: Path) -> None:
+def test_upload_and_a_local_file_option(
+    ltx_env: dict[str, str], png_file: Path, tmp_path: Path
+) -> None:
     uploaded = ltx("upload", str(png_file))
     assert uploaded.exit_code == 0, uploaded.output
     assert uploaded.stdout.strip().startswith("ltx://")
-    result = ltx("image-to-video", "--image-uri", str(png_file), *T2V[1:],
-                 "-o", str(tmp_path / "i.mp4"), "--json")
+    result = ltx(
+        "image-to-video",
+        "--image-uri",
+        str(png_file),
+        *T2V[1:],
+        "-o",
+        str(tmp_path / "i.mp4"),
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     assert as_json(result)["job"]["status"] == "completed"
 
 
-@pytest.mark.parametrize(("args", "env", "code", "kind"), [
-    (["--model", "ltx-2-fast"], {}, 3, "invalid_request_error"),
-    ([], {"LTXV_API_KEY": "wrong"}, 4, "authentication_error"),
-    (["--camera-motion", "barrel_roll"], {}, 2, None),  # rejected by the option parser
-    (["--timeout", "0.05"], {}, 11, "wait_timeout"),
-    ([], {"LTX_BASE_URL": "http://127.0.0.1:9", "LTX_MAX_RETRIES": "0"}, 10, "connection_error"),
-])
-def test_exit_codes(ltx_env: dict[str, str], args: list[str], env: dict[str, str], code: int,
-                    kind: str | None) -> None:
+@pytest.mark.parametrize(
+    ("args", "env", "code", "kind"),
+    [
+        (["--model", "ltx-2-fast"], {}, 3, "invalid_request_error"),
+        ([], {"LTXV_API_KEY": "wrong"}, 4, "authentication_error"),
+        (["--camera-motion", "barrel_roll"], {}, 2, None),  # rejected by the option parser
+        (["--timeout", "0.05"], {}, 11, "wait_timeout"),
+        (
+            [],
+            {"LTX_BASE_URL": "http://127.0.0.1:9", "LTX_MAX_RETRIES": "0"},
+            10,
+            "connection_error",
+        ),
+    ],
+)
+def test_exit_codes(
+    ltx_env: dict[str, str], args: list[str], env: dict[str, str], code: int, kind: str | None
+) -> None:
     result = ltx(*T2V, *args, "--json", env=env)
     assert result.exit_code == code, result.output
     if kind is not None:
@@ -146,8 +187,9 @@ def test_a_failed_job_exits_with_its_error_code(ltx_env: dict[str, str]) -> None
     assert data["job"]["status"] == "failed"
 
 
-def test_usage_errors_exit_2(ltx_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-                             tmp_path: Path) -> None:
+def test_usage_errors_exit_2(
+    ltx_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     assert ltx("text-to-video", "--prompt", "x").exit_code == 2  # missing required options
     assert ltx(*T2V[:-2], "--duration", "soon").exit_code == 2
     monkeypatch.delenv("LTXV_API_KEY")
@@ -158,13 +200,33 @@ def test_usage_errors_exit_2(ltx_env: dict[str, str], monkeypatch: pytest.Monkey
 
 
 def test_as_a_real_subprocess(server: Server, proxy: FaultProxy, tmp_path: Path) -> None:
-    env = {**os.environ, "LTX_BASE_URL": proxy.url, "LTXV_API_KEY": server.api_key,
-           "LTX_POLL_INTERVAL": "0.1"}
-    out = subprocess.run([sys.executable, "-m", "ltxserve.client.cli", *T2V, "-o",
-                          str(tmp_path / "p.mp4"), "--json"], env=env, capture_output=True,
-                         text=True, timeout=60)
+    env = {
+        **os.environ,
+        "LTX_BASE_URL": proxy.url,
+        "LTXV_API_KEY": server.api_key,
+        "LTX_POLL_INTERVAL": "0.1",
+    }
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ltxserve.client.cli",
+            *T2V,
+            "-o",
+            str(tmp_path / "p.mp4"),
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["output"] == str(tmp_path / "p.mp4")
-    version = subprocess.run([sys.executable, "-m", "ltxserve.client.cli", "--version"],
-                             capture_output=True, text=True, timeout=30)
+    version = subprocess.run(
+        [sys.executable, "-m", "ltxserve.client.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert version.returncode == 0 and "ltxserve" in version.stdout

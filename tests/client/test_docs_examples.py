@@ -29,10 +29,12 @@ def test_the_page_has_examples() -> None:
     assert len(python_blocks()) >= 8
 
 
-@pytest.mark.parametrize(("line", "code"), python_blocks(),
-                         ids=[f"sdk.md:{line}" for line, _ in python_blocks()])
-def test_doc_example_runs(line: int, code: str, server: Server, tmp_path: Path,
-                          monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("line", "code"), python_blocks(), ids=[f"sdk.md:{line}" for line, _ in python_blocks()]
+)
+def test_doc_example_runs(
+    line: int, code: str, server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "photo.png").write_bytes(png_bytes(128, 72))
     (tmp_path / "clip.mp4").write_bytes(mp4_bytes(320, 180, 24, 80))
     (tmp_path / "speech.wav").write_bytes(wav_bytes(2.1))

@@ -44,8 +44,7 @@ def test_backoff_grows_between_attempts(client: Client, proxy: FaultProxy) -> No
     assert gaps[2] > gaps[0]
 
 
-def test_retry_after_is_honoured_instead_of_the_backoff(client: Client,
-                                                        proxy: FaultProxy) -> None:
+def test_retry_after_is_honoured_instead_of_the_backoff(client: Client, proxy: FaultProxy) -> None:
     proxy.fail(429, times=1, error_type="rate_limit_error", retry_after="1", method="POST")
     start = time.monotonic()
     client.text_to_video.submit(**SMALL)
@@ -56,37 +55,47 @@ def test_retry_after_is_honoured_instead_of_the_backoff(client: Client,
     assert elapsed < 5
 
 
-def test_a_retry_after_too_long_to_sleep_raises_with_the_hint(server: Server,
-                                                              proxy: FaultProxy) -> None:
+def test_a_retry_after_too_long_to_sleep_raises_with_the_hint(
+    server: Server, proxy: FaultProxy
+) -> None:
     proxy.fail(429, times=1, error_type="concurrency_limit_error", retry_after="120")
-    with Client(api_key=server.api_key, base_url=proxy.url, max_retry_after=30, **FAST) as c, \
-            pytest.raises(ConcurrencyLimitError) as info:
+    with (
+        Client(api_key=server.api_key, base_url=proxy.url, max_retry_after=30, **FAST) as c,
+        pytest.raises(ConcurrencyLimitError) as info,
+    ):
         c.text_to_video.submit(**SMALL)
     assert info.value.retry_after == 120 and info.value.status_code == 429
     assert len(proxy.requests()) == 1
 
 
-def test_retries_run_out_and_the_last_error_is_raised(server: Server,
-                                                      proxy: FaultProxy) -> None:
+def test_retries_run_out_and_the_last_error_is_raised(server: Server, proxy: FaultProxy) -> None:
     proxy.fail(503, times=10, error_type="service_unavailable")
-    with Client(api_key=server.api_key, base_url=proxy.url, max_retries=2, **FAST) as c, \
-            pytest.raises(ServiceUnavailableError):
+    with (
+        Client(api_key=server.api_key, base_url=proxy.url, max_retries=2, **FAST) as c,
+        pytest.raises(ServiceUnavailableError),
+    ):
         c.text_to_video.submit(**SMALL)
     assert len(proxy.requests()) == 3
     proxy.reset()
     proxy.fail(429, times=10, error_type="rate_limit_error", retry_after="0")
-    with Client(api_key=server.api_key, base_url=proxy.url, max_retries=1, **FAST) as c, \
-            pytest.raises(RateLimitError):
+    with (
+        Client(api_key=server.api_key, base_url=proxy.url, max_retries=1, **FAST) as c,
+        pytest.raises(RateLimitError),
+    ):
         c.text_to_video.submit(**SMALL)
     assert len(proxy.requests()) == 2
 
 
-@pytest.mark.parametrize(("status", "kind", "exc"), [
-    (402, "insufficient_funds_error", InsufficientFundsError),
-    (422, "content_filtered_error", ContentFilteredError),
-])
-def test_client_errors_are_never_retried(client: Client, proxy: FaultProxy, status: int,
-                                         kind: str, exc: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("status", "kind", "exc"),
+    [
+        (402, "insufficient_funds_error", InsufficientFundsError),
+        (422, "content_filtered_error", ContentFilteredError),
+    ],
+)
+def test_client_errors_are_never_retried(
+    client: Client, proxy: FaultProxy, status: int, kind: str, exc: type[Exception]
+) -> None:
     proxy.fail(status, times=5, error_type=kind, retry_after="0")
     with pytest.raises(exc):
         client.text_to_video.submit(**SMALL)
@@ -101,17 +110,19 @@ def test_dropped_connections_are_retried(client: Client, proxy: FaultProxy) -> N
 
 def test_no_server_at_all_is_a_connection_error_after_retries() -> None:
     start = time.monotonic()
-    with Client(api_key="k", base_url="http://127.0.0.1:9", max_retries=2, **FAST) as c, \
-            pytest.raises(APIConnectionError):
+    with (
+        Client(api_key="k", base_url="http://127.0.0.1:9", max_retries=2, **FAST) as c,
+        pytest.raises(APIConnectionError),
+    ):
         c.text_to_video.get("x")
     assert time.monotonic() - start < 3
 
 
-def test_polls_and_downloads_ride_through_503s(client: Client, proxy: FaultProxy,
-                                               tmp_path: object) -> None:
+def test_polls_and_downloads_ride_through_503s(
+    client: Client, proxy: FaultProxy, tmp_path: object
+) -> None:
     job = client.text_to_video.submit(**SMALL)
-    proxy.fail(503, times=2, error_type="service_unavailable", method="GET",
-               path_prefix="/v2/")
+    proxy.fail(503, times=2, error_type="service_unavailable", method="GET", path_prefix="/v2/")
     done = client.text_to_video.wait(job, timeout=60).raise_for_status()
     proxy.fail(503, times=1, method="GET", path_prefix="/files/")
     path = client.download(done, f"{tmp_path}/out.mp4")

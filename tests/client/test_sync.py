@@ -31,13 +31,17 @@ def frames_of(path: Path) -> tuple[int, int, int]:
         return s.codec_context.width, s.codec_context.height, sum(1 for _ in c.decode(video=0))
 
 
-def test_generate_submits_waits_and_downloads_a_playable_file(client: Client,
-                                                              tmp_path: Path) -> None:
+def test_generate_submits_waits_and_downloads_a_playable_file(
+    client: Client, tmp_path: Path
+) -> None:
     seen: list[JobStatus] = []
     progress: list[tuple[int, int | None]] = []
     gen = client.text_to_video.generate(
-        **SMALL, output=tmp_path / "fox.mp4", on_status=seen.append,
-        on_progress=lambda done, total: progress.append((done, total)))
+        **SMALL,
+        output=tmp_path / "fox.mp4",
+        on_status=seen.append,
+        on_progress=lambda done, total: progress.append((done, total)),
+    )
     assert gen.path == tmp_path / "fox.mp4" and gen.job.status == "completed"
     assert frames_of(gen.path) == (1280, 720, 48)
     assert isinstance(seen[-1], CompletedJob)
@@ -59,8 +63,9 @@ def test_the_steps_one_by_one_with_a_typed_request(client: Client, tmp_path: Pat
         assert not c.streams.audio  # generate_audio=False went over the wire
 
 
-def test_polling_is_sparse_and_every_poll_reaches_the_server(client: Client,
-                                                             proxy: FaultProxy) -> None:
+def test_polling_is_sparse_and_every_poll_reaches_the_server(
+    client: Client, proxy: FaultProxy
+) -> None:
     job = client.text_to_video.submit(**SMALL)
     client.text_to_video.wait(job, poll_interval=0.3, timeout=60)
     polls = proxy.requests("GET", f"/v2/text-to-video/{job.id}")
@@ -68,8 +73,9 @@ def test_polling_is_sparse_and_every_poll_reaches_the_server(client: Client,
     assert polls and all(g >= 0.28 for g in gaps), gaps
 
 
-def test_wait_follows_a_retry_after_hint_on_status_answers(client: Client,
-                                                           proxy: FaultProxy) -> None:
+def test_wait_follows_a_retry_after_hint_on_status_answers(
+    client: Client, proxy: FaultProxy
+) -> None:
     job = client.text_to_video.submit(**SMALL)
     proxy.add_header(f"/v2/text-to-video/{job.id}", "Retry-After", "1")
     client.text_to_video.wait(job, poll_interval=0.05, timeout=60)
@@ -101,21 +107,25 @@ def test_a_failed_job_is_data_until_raise_for_status(client: Client) -> None:
 
 
 def test_http_errors_map_to_their_classes_and_are_not_retried(
-        server: Server, client: Client, proxy: FaultProxy) -> None:
+    server: Server, client: Client, proxy: FaultProxy
+) -> None:
     with pytest.raises(InvalidRequestError) as bad:
         client.text_to_video.submit(**{**SMALL, "model": "ltx-2-fast"})
     assert bad.value.status_code == 400 and "removed" in bad.value.message
     assert len(bad.value.request_id or "") == 32
     with pytest.raises(NotFoundError):
         client.retake.get("00000000-0000-0000-0000-000000000000")
-    with Client(api_key="wrong", base_url=proxy.url, **FAST) as stranger, \
-            pytest.raises(AuthenticationError):
+    with (
+        Client(api_key="wrong", base_url=proxy.url, **FAST) as stranger,
+        pytest.raises(AuthenticationError),
+    ):
         stranger.text_to_video.submit(**SMALL)
     assert [s.status for s in proxy.requests()] == [400, 404, 401]  # one attempt each
 
 
-def test_upload_puts_the_bytes_and_returns_a_storage_uri(client: Client, proxy: FaultProxy,
-                                                         png_file: Path) -> None:
+def test_upload_puts_the_bytes_and_returns_a_storage_uri(
+    client: Client, proxy: FaultProxy, png_file: Path
+) -> None:
     ticket = client.upload(png_file)
     assert ticket.storage_uri and ticket.upload_url
     put = proxy.requests("PUT")
@@ -125,7 +135,8 @@ def test_upload_puts_the_bytes_and_returns_a_storage_uri(client: Client, proxy: 
 
 
 def test_local_paths_in_uri_fields_are_uploaded_and_substituted(
-        client: Client, proxy: FaultProxy, png_file: Path, tmp_path: Path) -> None:
+    client: Client, proxy: FaultProxy, png_file: Path, tmp_path: Path
+) -> None:
     gen = client.image_to_video.generate(**SMALL, image_uri=png_file, output=tmp_path / "i.mp4")
     assert frames_of(gen.path)[:2] == (1280, 720)
     (submit,) = proxy.requests("POST", "/v2/image-to-video")

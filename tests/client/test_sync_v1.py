@@ -37,12 +37,16 @@ def probe(path: Path) -> tuple[int, int, int, bool]:
         return s.codec_context.width, s.codec_context.height, frames, bool(c.streams.audio)
 
 
-def test_one_request_answers_with_the_video(client: Client, proxy: FaultProxy,
-                                            tmp_path: Path) -> None:
+def test_one_request_answers_with_the_video(
+    client: Client, proxy: FaultProxy, tmp_path: Path
+) -> None:
     progress: list[tuple[int, int | None]] = []
     path = client.text_to_video.generate_sync(
-        **SMALL, generate_audio=True, output=tmp_path / "fox.mp4",
-        on_progress=lambda done, total: progress.append((done, total)))
+        **SMALL,
+        generate_audio=True,
+        output=tmp_path / "fox.mp4",
+        on_progress=lambda done, total: progress.append((done, total)),
+    )
     assert path == tmp_path / "fox.mp4"
     assert probe(path) == (1280, 720, 48, True)
     assert progress[-1] == (path.stat().st_size, path.stat().st_size)
@@ -52,11 +56,11 @@ def test_one_request_answers_with_the_video(client: Client, proxy: FaultProxy,
 
 
 def test_local_inputs_are_uploaded_and_a_directory_gets_a_named_file(
-        client: Client, proxy: FaultProxy, png_file: Path, tmp_path: Path) -> None:
+    client: Client, proxy: FaultProxy, png_file: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    path = client.image_to_video.generate_sync(
-        **SMALL, image_uri=str(png_file), output=out)
+    path = client.image_to_video.generate_sync(**SMALL, image_uri=str(png_file), output=out)
     assert path.parent == out and path.name.startswith("image-to-video-")
     assert path.suffix == ".mp4" and probe(path)[:3] == (1280, 720, 48)
     assert [s.method for s in proxy.requests()] == ["POST", "PUT", "POST"]
@@ -66,7 +70,8 @@ def test_local_inputs_are_uploaded_and_a_directory_gets_a_named_file(
 
 
 def test_refusals_are_retried_but_a_dropped_or_failed_generation_is_not(
-        client: Client, proxy: FaultProxy, tmp_path: Path) -> None:
+    client: Client, proxy: FaultProxy, tmp_path: Path
+) -> None:
     proxy.fail(503, error_type="service_unavailable", path_prefix=V1)
     proxy.fail(429, error_type="rate_limit_error", retry_after="0", path_prefix=V1)
     client.text_to_video.generate_sync(**SMALL, output=tmp_path / "a.mp4")
@@ -90,15 +95,18 @@ def test_refusals_are_retried_but_a_dropped_or_failed_generation_is_not(
     assert not list(tmp_path.glob("[bcd].mp4*"))
 
 
-def test_v2_only_endpoints_and_bad_requests(client: Client, proxy: FaultProxy,
-                                            tmp_path: Path) -> None:
+def test_v2_only_endpoints_and_bad_requests(
+    client: Client, proxy: FaultProxy, tmp_path: Path
+) -> None:
     with pytest.raises(ValueError, match="no synchronous /v1"):
-        client.video_to_video_hdr.generate_sync(video_uri="https://example.com/a.mp4",
-                                                output=tmp_path / "x.mp4")
+        client.video_to_video_hdr.generate_sync(
+            video_uri="https://example.com/a.mp4", output=tmp_path / "x.mp4"
+        )
     assert proxy.requests() == []
     with pytest.raises(InvalidRequestError) as bad:
-        client.text_to_video.generate_sync(**{**SMALL, "model": "ltx-2-fast"},
-                                           output=tmp_path / "y.mp4")
+        client.text_to_video.generate_sync(
+            **{**SMALL, "model": "ltx-2-fast"}, output=tmp_path / "y.mp4"
+        )
     assert bad.value.status_code == 400
     assert [s.status for s in proxy.requests()] == [400]
     assert not (tmp_path / "y.mp4").exists()
@@ -116,8 +124,9 @@ def test_async_generate_sync(server: Server, proxy: FaultProxy, tmp_path: Path) 
     assert [s.status for s in proxy.requests(path_prefix=V1)] == [503, 200]
 
 
-def test_a_call_that_outlives_its_timeout_is_not_sent_again(client: Client, proxy: FaultProxy,
-                                                            tmp_path: Path) -> None:
+def test_a_call_that_outlives_its_timeout_is_not_sent_again(
+    client: Client, proxy: FaultProxy, tmp_path: Path
+) -> None:
     with pytest.raises(APITimeoutError):
         client.text_to_video.generate_sync(**SMALL, output=tmp_path / "slow.mp4", timeout=0.05)
     time.sleep(1.0)  # any retry (backoff 0.05-0.2 s) would have arrived by now

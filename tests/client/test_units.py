@@ -68,9 +68,12 @@ def test_error_class_prefers_the_wire_type_then_the_status() -> None:
 
 def test_error_from_response_reads_the_envelope_and_survives_html() -> None:
     req = httpx.Request("GET", "http://x/v2/retake/1")
-    resp = httpx.Response(404, request=req, headers={"x-request-id": "ab" * 16},
-                          json={"type": "error", "error": {"type": "not_found_error",
-                                                           "message": "Job 1 not found"}})
+    resp = httpx.Response(
+        404,
+        request=req,
+        headers={"x-request-id": "ab" * 16},
+        json={"type": "error", "error": {"type": "not_found_error", "message": "Job 1 not found"}},
+    )
     err = error_from_response(resp, None)
     assert isinstance(err, NotFoundError)
     assert (err.status_code, err.type, err.message) == (404, "not_found_error", "Job 1 not found")
@@ -106,36 +109,65 @@ def test_retry_delay_follows_the_documented_table() -> None:
 
 
 def test_bodies_send_only_what_was_set_but_keep_a_null_duration() -> None:
-    req = TextToVideoRequest(prompt="p", model="ltx-2-5-fast", duration=None,
-                             resolution="1920x1080")
-    assert req.to_body() == {"prompt": "p", "model": "ltx-2-5-fast", "duration": None,
-                             "resolution": "1920x1080"}
+    req = TextToVideoRequest(
+        prompt="p", model="ltx-2-5-fast", duration=None, resolution="1920x1080"
+    )
+    assert req.to_body() == {
+        "prompt": "p",
+        "model": "ltx-2-5-fast",
+        "duration": None,
+        "resolution": "1920x1080",
+    }
     assert req.fps == 24  # documented default, known locally, not sent
-    i2v = ImageToVideoRequest(prompt="p", model="m", duration=2, resolution="1280x720",
-                              image_uri=Path("a.png"), camera_motion=None)
+    i2v = ImageToVideoRequest(
+        prompt="p",
+        model="m",
+        duration=2,
+        resolution="1280x720",
+        image_uri=Path("a.png"),
+        camera_motion=None,
+    )
     assert i2v.uri_fields() == {"image_uri": Path("a.png")}
     assert "camera_motion" not in i2v.to_body()
     with pytest.raises(ValidationError):
         TextToVideoRequest(prompt="p", model="m", duration=2, resolution="r", fsp=24)  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
-        TextToVideoRequest(prompt="p", model="m", duration=2, resolution="r",
-                           camera_motion="barrel_roll")  # type: ignore[arg-type]
+        TextToVideoRequest(
+            prompt="p", model="m", duration=2, resolution="r", camera_motion="barrel_roll"
+        )  # type: ignore[arg-type]
 
 
 def test_status_objects_keep_extras_clamp_progress_and_raise_by_type() -> None:
-    raw = {"status": "processing", "id": "j", "created_at": "2026-01-15T10:00:00.000Z",
-           "progress": 1.2, "eta": 3}
+    raw = {
+        "status": "processing",
+        "id": "j",
+        "created_at": "2026-01-15T10:00:00.000Z",
+        "progress": 1.2,
+        "eta": 3,
+    }
     job = parse_status(raw)
     assert isinstance(job, ProcessingJob) and job.progress == 1.0
     assert job.to_dict() == raw  # the server's JSON, timestamps untouched
     assert job.raise_for_status() is job
-    done = parse_status({"status": "completed", "id": "j", "created_at": raw["created_at"],
-                         "completed_at": raw["created_at"],
-                         "result": {"exr_frames_url": "https://x/f.zip"}})
+    done = parse_status(
+        {
+            "status": "completed",
+            "id": "j",
+            "created_at": raw["created_at"],
+            "completed_at": raw["created_at"],
+            "result": {"exr_frames_url": "https://x/f.zip"},
+        }
+    )
     assert isinstance(done, CompletedJob) and done.output_url() == "https://x/f.zip"
-    failed = parse_status({"status": "failed", "id": "j", "created_at": raw["created_at"],
-                           "completed_at": raw["created_at"],
-                           "error": {"type": "content_filtered_error", "message": "no"}})
+    failed = parse_status(
+        {
+            "status": "failed",
+            "id": "j",
+            "created_at": raw["created_at"],
+            "completed_at": raw["created_at"],
+            "error": {"type": "content_filtered_error", "message": "no"},
+        }
+    )
     assert isinstance(failed, FailedJob)
     with pytest.raises(ContentFilteredError) as info:
         failed.raise_for_status()
@@ -143,7 +175,8 @@ def test_status_objects_keep_extras_clamp_progress_and_raise_by_type() -> None:
 
 
 def test_configuration_comes_from_arguments_then_environment(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("LTXV_API_KEY", raising=False)
     monkeypatch.delenv("LTX_BASE_URL", raising=False)
     monkeypatch.delenv("LTX_POLL_INTERVAL", raising=False)

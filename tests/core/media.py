@@ -14,8 +14,9 @@ from PIL import Image
 from ltxserve.media.writer import VideoWriter
 
 
-def mp4_bytes(width: int = 320, height: int = 180, fps: int = 24, frames: int = 80,
-              audio: bool = True) -> bytes:
+def mp4_bytes(
+    width: int = 320, height: int = 180, fps: int = 24, frames: int = 80, audio: bool = True
+) -> bytes:
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "in.mp4"
         with VideoWriter(path, width, height, fps, audio=audio) as w:

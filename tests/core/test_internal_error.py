@@ -17,8 +17,9 @@ from ltxserve.config import Settings
 from tests.support import assert_error, free_port
 
 
-def test_unexpected_exception_is_a_clean_500(tmp_path: Path,
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_unexpected_exception_is_a_clean_500(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     app = create_app(Settings(data_dir=tmp_path))
 
     @app.get("/boom")

@@ -16,8 +16,9 @@ from tests.support import Server, assert_error, wait_terminal
 LONG = {**T2V, "model": "ltx-2-3-pro", "resolution": "1920x1080", "duration": 10, "fps": 25}
 
 
-def wait_status(c: httpx.Client, endpoint: str, job_id: str, status: str,
-                timeout: float = 60) -> None:
+def wait_status(
+    c: httpx.Client, endpoint: str, job_id: str, status: str, timeout: float = 60
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if c.get(f"/v2/{endpoint}/{job_id}").json()["status"] == status:
@@ -120,8 +121,7 @@ def test_submission_wakes_an_idle_worker(make_server: Callable[..., Server]) -> 
         started = time.monotonic()
         for _ in range(3):
             job = c.post("/v2/text-to-video", json=T2V).json()
-            assert wait_terminal(c, "text-to-video", job["id"], timeout=60)["status"] == \
-                "completed"
+            assert wait_terminal(c, "text-to-video", job["id"], timeout=60)["status"] == "completed"
         assert time.monotonic() - started < 10
     t0 = time.monotonic()
     srv.stop()  # an idle worker still stops promptly

@@ -7,8 +7,14 @@ from pathlib import Path
 from ltxserve.runner import Done, Progress, RunJob, Stop, Stopped
 from ltxserve.worker import Runner
 
-LONG = {"prompt": "a red fox in snow", "model": "ltx-2-3-fast", "duration": 10,
-        "resolution": "1920x1080", "fps": 25, "generate_audio": False}
+LONG = {
+    "prompt": "a red fox in snow",
+    "model": "ltx-2-3-fast",
+    "duration": 10,
+    "resolution": "1920x1080",
+    "fps": 25,
+    "generate_audio": False,
+}
 SHORT = {**LONG, "duration": 1, "resolution": "640x360"}
 
 

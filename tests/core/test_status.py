@@ -58,8 +58,10 @@ def test_generate_audio_false_has_no_audio_track(server: Server) -> None:
 
 def test_failed_job_shape(server: Server) -> None:
     with server.client() as c:
-        job = c.post("/v2/retake", json={"video_uri": "https://host.invalid/v.mp4",
-                                         "start_time": 0, "duration": 2}).json()
+        job = c.post(
+            "/v2/retake",
+            json={"video_uri": "https://host.invalid/v.mp4", "start_time": 0, "duration": 2},
+        ).json()
         body = wait_terminal(c, "retake", job["id"])
     assert body["status"] == "failed"
     assert set(body) == {"status", "id", "created_at", "completed_at", "error"}
@@ -82,8 +84,9 @@ def test_not_found_cases(server: Server) -> None:
 
 def test_processing_is_observed_with_progress(server: Server) -> None:
     with server.client() as c:
-        job = c.post("/v2/text-to-video", json={**T2V, "resolution": "1920x1080",
-                                                "duration": 10, "fps": 25}).json()
+        job = c.post(
+            "/v2/text-to-video", json={**T2V, "resolution": "1920x1080", "duration": 10, "fps": 25}
+        ).json()
         seen: set[str] = set()
         progress: list[float] = []
         import time

@@ -10,8 +10,12 @@ import pytest
 from tests.core.media import data_uri, mp4_bytes, png_bytes, wav_bytes
 from tests.support import Server, assert_error, assert_schema
 
-T2V = {"prompt": "a red fox in snow", "model": "ltx-2-3-fast", "duration": 2,
-       "resolution": "1280x720"}
+T2V = {
+    "prompt": "a red fox in snow",
+    "model": "ltx-2-3-fast",
+    "duration": 2,
+    "resolution": "1280x720",
+}
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
@@ -29,8 +33,11 @@ def valid_bodies(video_uri: str) -> dict[str, dict[str, object]]:
         "retake": {"video_uri": video_uri, "start_time": 0.5, "duration": 2},
         "extend": {"video_uri": video_uri, "duration": 2},
         "video-to-video-hdr": {"video_uri": video_uri},
-        "video-to-video-reframe": {"video_uri": video_uri, "model": "ltx-2-3-pro",
-                                   "resolution": "720x720"},
+        "video-to-video-reframe": {
+            "video_uri": video_uri,
+            "model": "ltx-2-3-pro",
+            "resolution": "720x720",
+        },
     }
 
 
@@ -75,82 +82,154 @@ INVALID = [
     ("image-to-video", {**T2V, "image_uri": "file:///etc/passwd"}, "image_uri must be"),
     ("audio-to-video", {"prompt": "x"}, "audio_uri is required"),
     ("audio-to-video", {"audio_uri": "https://example.com/a.wav"}, "prompt is required"),
-    ("audio-to-video", {"audio_uri": "https://e.com/a.wav", "prompt": "x",
-                        "guidance_scale": 51}, "guidance_scale must be at most 50"),
-    ("audio-to-video", {"audio_uri": "https://e.com/a.wav", "prompt": "x",
-                        "resolution": "1280x720"}, "resolution must be one of"),
-    ("audio-to-video", {"audio_uri": "https://e.com/a.wav", "prompt": "x",
-                        "model": "ltx-2-3-fast"}, "does not support audio-to-video"),
+    (
+        "audio-to-video",
+        {"audio_uri": "https://e.com/a.wav", "prompt": "x", "guidance_scale": 51},
+        "guidance_scale must be at most 50",
+    ),
+    (
+        "audio-to-video",
+        {"audio_uri": "https://e.com/a.wav", "prompt": "x", "resolution": "1280x720"},
+        "resolution must be one of",
+    ),
+    (
+        "audio-to-video",
+        {"audio_uri": "https://e.com/a.wav", "prompt": "x", "model": "ltx-2-3-fast"},
+        "does not support audio-to-video",
+    ),
     ("retake", {"video_uri": "https://e.com/v.mp4", "start_time": 0}, "duration is required"),
-    ("retake", {"video_uri": "https://e.com/v.mp4", "start_time": -1, "duration": 2},
-     "start_time must be at least 0"),
-    ("retake", {"video_uri": "https://e.com/v.mp4", "start_time": 0, "duration": 1},
-     "duration must be at least 2"),
-    ("retake", {"video_uri": "https://e.com/v.mp4", "start_time": 0, "duration": 2,
-                "mode": "replace_all"}, "mode must be one of"),
+    (
+        "retake",
+        {"video_uri": "https://e.com/v.mp4", "start_time": -1, "duration": 2},
+        "start_time must be at least 0",
+    ),
+    (
+        "retake",
+        {"video_uri": "https://e.com/v.mp4", "start_time": 0, "duration": 1},
+        "duration must be at least 2",
+    ),
+    (
+        "retake",
+        {"video_uri": "https://e.com/v.mp4", "start_time": 0, "duration": 2, "mode": "replace_all"},
+        "mode must be one of",
+    ),
     ("extend", {"video_uri": "https://e.com/v.mp4", "duration": 21}, "duration must be at most 20"),
-    ("extend", {"video_uri": "https://e.com/v.mp4", "duration": 2, "mode": "middle"},
-     "mode must be one of"),
-    ("extend", {"video_uri": "https://e.com/v.mp4", "duration": 2, "context": 0.5},
-     "context must be at least 1"),
-    ("extend", {"video_uri": "https://e.com/v.mp4", "duration": 2, "model": "ltx-2-pro"},
-     "deprecated"),
+    (
+        "extend",
+        {"video_uri": "https://e.com/v.mp4", "duration": 2, "mode": "middle"},
+        "mode must be one of",
+    ),
+    (
+        "extend",
+        {"video_uri": "https://e.com/v.mp4", "duration": 2, "context": 0.5},
+        "context must be at least 1",
+    ),
+    (
+        "extend",
+        {"video_uri": "https://e.com/v.mp4", "duration": 2, "model": "ltx-2-pro"},
+        "deprecated",
+    ),
     ("video-to-video-hdr", {}, "video_uri is required"),
     ("video-to-video-hdr", {"video_uri": 5}, "video_uri must be a string"),
-    ("video-to-video-reframe", {"video_uri": "https://e.com/v.mp4", "model": "ltx-2-3-pro"},
-     "resolution is required"),
-    ("video-to-video-reframe", {"video_uri": "https://e.com/v.mp4", "model": "ltx-2-3-fast",
-                                "resolution": "720x720"}, "does not support"),
-    ("video-to-video-reframe", {"video_uri": "https://e.com/v.mp4", "model": "ltx-2-3-pro",
-                                "resolution": "640x480"}, "resolution must be one of"),
+    (
+        "video-to-video-reframe",
+        {"video_uri": "https://e.com/v.mp4", "model": "ltx-2-3-pro"},
+        "resolution is required",
+    ),
+    (
+        "video-to-video-reframe",
+        {"video_uri": "https://e.com/v.mp4", "model": "ltx-2-3-fast", "resolution": "720x720"},
+        "does not support",
+    ),
+    (
+        "video-to-video-reframe",
+        {"video_uri": "https://e.com/v.mp4", "model": "ltx-2-3-pro", "resolution": "640x480"},
+        "resolution must be one of",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("endpoint", "body", "message"), INVALID)
-def test_invalid_bodies_name_the_field_and_rule(server: Server, endpoint: str, body: object,
-                                               message: str) -> None:
+def test_invalid_bodies_name_the_field_and_rule(
+    server: Server, endpoint: str, body: object, message: str
+) -> None:
     with server.client() as c:
         assert_error(c.post(f"/v2/{endpoint}", json=body), 400, "invalid_request_error", message)
 
 
 def test_malformed_requests_get_the_envelope(server: Server) -> None:
     with server.client() as c:
-        assert_error(c.post("/v2/text-to-video", content=b"{not json",
-                            headers={"content-type": "application/json"}),
-                     400, "invalid_request_error", "not valid JSON")
-        assert_error(c.post("/v2/text-to-video", content=b"",
-                            headers={"content-type": "application/json"}),
-                     400, "invalid_request_error", "empty")
-        assert_error(c.post("/v2/text-to-video", content=b"prompt=x",
-                            headers={"content-type": "application/x-www-form-urlencoded"}),
-                     400, "invalid_request_error", "Content-Type")
+        assert_error(
+            c.post(
+                "/v2/text-to-video",
+                content=b"{not json",
+                headers={"content-type": "application/json"},
+            ),
+            400,
+            "invalid_request_error",
+            "not valid JSON",
+        )
+        assert_error(
+            c.post("/v2/text-to-video", content=b"", headers={"content-type": "application/json"}),
+            400,
+            "invalid_request_error",
+            "empty",
+        )
+        assert_error(
+            c.post(
+                "/v2/text-to-video",
+                content=b"prompt=x",
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            ),
+            400,
+            "invalid_request_error",
+            "Content-Type",
+        )
         assert_error(c.get("/v3/nothing"), 404, "not_found_error")
         assert_error(c.delete("/v2/text-to-video"), 405, "invalid_request_error", "not allowed")
         big = b'{"prompt": "' + b"x" * (33 * 1024 * 1024) + b'"}'
-        assert_error(c.post("/v2/text-to-video", content=big,
-                            headers={"content-type": "application/json"}),
-                     413, "request_too_large")
+        assert_error(
+            c.post("/v2/text-to-video", content=big, headers={"content-type": "application/json"}),
+            413,
+            "request_too_large",
+        )
 
         def chunks():  # no Content-Length: the limit holds while streaming
             for _ in range(40):
                 yield b"x" * (1024 * 1024)
 
-        assert_error(c.post("/v2/text-to-video", content=chunks(),
-                            headers={"content-type": "application/json"}),
-                     413, "request_too_large")
+        assert_error(
+            c.post(
+                "/v2/text-to-video", content=chunks(), headers={"content-type": "application/json"}
+            ),
+            413,
+            "request_too_large",
+        )
 
 
 def test_auth(server: Server) -> None:
     import httpx
 
     with httpx.Client(base_url=server.base_url) as c:
-        assert_error(c.post("/v2/text-to-video", json=T2V), 401, "authentication_error",
-                     "Missing authorization header")
-        assert_error(c.get(f"/v2/text-to-video/{uuid.uuid4()}"), 401, "authentication_error",
-                     "Missing authorization header")
+        assert_error(
+            c.post("/v2/text-to-video", json=T2V),
+            401,
+            "authentication_error",
+            "Missing authorization header",
+        )
+        assert_error(
+            c.get(f"/v2/text-to-video/{uuid.uuid4()}"),
+            401,
+            "authentication_error",
+            "Missing authorization header",
+        )
         for header in ("Bearer nope", "Basic abc", "Bearer"):
-            assert_error(c.post("/v2/text-to-video", json=T2V, headers={"Authorization": header}),
-                         401, "authentication_error", "Invalid API key")
+            assert_error(
+                c.post("/v2/text-to-video", json=T2V, headers={"Authorization": header}),
+                401,
+                "authentication_error",
+                "Invalid API key",
+            )
     key = server.cli("keys", "create", "--name", "temp").strip().splitlines()[-1]
     with server.client(key) as c:
         assert c.post("/v2/text-to-video", json=T2V).status_code == 202
@@ -158,5 +237,6 @@ def test_auth(server: Server) -> None:
     key_id = next(line.split("\t")[0] for line in listing.splitlines() if "\ttemp\t" in line)
     server.cli("keys", "revoke", key_id)
     with server.client(key) as c:
-        assert_error(c.post("/v2/text-to-video", json=T2V), 401, "authentication_error",
-                     "Invalid API key")
+        assert_error(
+            c.post("/v2/text-to-video", json=T2V), 401, "authentication_error", "Invalid API key"
+        )

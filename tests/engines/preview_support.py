@@ -23,6 +23,7 @@ RATE = 48_000
 
 # --- making inputs ---------------------------------------------------------------------
 
+
 def picture(width: int, height: int, seed: int = 0) -> NDArray[np.uint8]:
     """A smooth, structured test picture (gradients, soft blobs, a few shapes)."""
     rng = np.random.default_rng(seed)
@@ -66,46 +67,72 @@ def write_wav(path: Path, samples: NDArray[np.float32], rate: int = RATE) -> Pat
     return path
 
 
-def write_video(path: Path, width: int, height: int, fps: int, frames: int,
-                audio: bool = True, seed: int = 0, crf: int = 12) -> Path:
+def write_video(
+    path: Path,
+    width: int,
+    height: int,
+    fps: int,
+    frames: int,
+    audio: bool = True,
+    seed: int = 0,
+    crf: int = 12,
+) -> Path:
     """A moving picture (the test picture panning and brightening) with a tone track."""
     big = picture(width + frames * 2 + 2, height, seed)
     sound = tone(frames / fps + 1, seed=seed)
     with VideoWriter(path, width, height, fps, audio=audio, crf=crf) as w:
         pos = 0
         for i in range(frames):
-            frame = big[:, i * 2:i * 2 + width].astype(np.int16) + (i % 40)
+            frame = big[:, i * 2 : i * 2 + width].astype(np.int16) + (i % 40)
             w.write_frame(np.clip(frame, 0, 255).astype(np.uint8))
             if audio:
                 n = w.audio_samples_due()
-                w.write_audio(np.ascontiguousarray(sound[:, pos:pos + n]))
+                w.write_audio(np.ascontiguousarray(sound[:, pos : pos + n]))
                 pos += n
     return path
 
 
 # --- running -----------------------------------------------------------------------------
 
-def run(tmp: Path, endpoint: str, request: dict[str, Any],
-        inputs: dict[str, Path] | None = None, name: str = "out") -> EngineResult:
+
+def run(
+    tmp: Path,
+    endpoint: str,
+    request: dict[str, Any],
+    inputs: dict[str, Path] | None = None,
+    name: str = "out",
+) -> EngineResult:
     out = tmp / name
     out.mkdir(parents=True, exist_ok=True)
     seen: list[float] = []
-    result = PreviewEngine().run(EngineJob(name, endpoint, request, inputs or {}, out),
-                                 seen.append)
+    result = PreviewEngine().run(EngineJob(name, endpoint, request, inputs or {}, out), seen.append)
     assert seen and seen[-1] == 1.0 and all(0.0 <= f <= 1.0 for f in seen)
     assert result.metadata.get("engine") == "preview"
     return result
 
 
-def t2v_request(prompt: str = "a calm ocean at sunset", *, resolution: str = "320x180",
-                duration: int = 2, fps: int = 24, audio: bool = False,
-                camera_motion: str | None = None) -> dict[str, Any]:
-    return {"prompt": prompt, "model": "ltx-2-3-fast", "duration": duration,
-            "resolution": resolution, "fps": fps, "generate_audio": audio,
-            "camera_motion": camera_motion}
+def t2v_request(
+    prompt: str = "a calm ocean at sunset",
+    *,
+    resolution: str = "320x180",
+    duration: int = 2,
+    fps: int = 24,
+    audio: bool = False,
+    camera_motion: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "prompt": prompt,
+        "model": "ltx-2-3-fast",
+        "duration": duration,
+        "resolution": resolution,
+        "fps": fps,
+        "generate_audio": audio,
+        "camera_motion": camera_motion,
+    }
 
 
 # --- reading outputs ---------------------------------------------------------------------
+
 
 @dataclass
 class Decoded:
@@ -127,18 +154,26 @@ def decode(path: Path) -> Decoded:
         vs = c.streams.video[0]
         frames = [np.asarray(f.to_ndarray(format="rgb24"), np.uint8) for f in c.decode(vs)]
         fps = Fraction(vs.average_rate or 0)
-        info = (vs.codec_context.width, vs.codec_context.height, vs.codec_context.name,
-                str(vs.codec_context.pix_fmt))
+        info = (
+            vs.codec_context.width,
+            vs.codec_context.height,
+            vs.codec_context.name,
+            str(vs.codec_context.pix_fmt),
+        )
     audio, rate, acodec, profile, channels = None, 0, "", None, 0
     with av.open(str(path)) as c:
         if c.streams.audio:
             st = c.streams.audio[0]
-            rate, acodec, profile = st.codec_context.sample_rate, st.codec_context.name, \
-                st.codec_context.profile
+            rate, acodec, profile = (
+                st.codec_context.sample_rate,
+                st.codec_context.name,
+                st.codec_context.profile,
+            )
             channels = st.codec_context.channels
             audio = read_audio(path)
-    return Decoded(frames, fps, info[0], info[1], info[2], info[3], audio, rate, acodec,
-                   profile, channels)
+    return Decoded(
+        frames, fps, info[0], info[1], info[2], info[3], audio, rate, acodec, profile, channels
+    )
 
 
 def read_audio(path: Path, rate: int = RATE) -> NDArray[np.float32]:
@@ -162,9 +197,10 @@ def exr_frames(path: Path) -> tuple[list[str], list[NDArray[np.float16]]]:
 
 # --- measures ----------------------------------------------------------------------------
 
+
 def psnr(a: NDArray[Any], b: NDArray[Any]) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+    return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def luma(rgb: NDArray[np.uint8]) -> NDArray[np.float64]:
@@ -221,6 +257,6 @@ def correlation(a: NDArray[np.float32], b: NDArray[np.float32], max_lag: int = 4
     x, y = x[:n], y[:n]
     size = 1 << int(np.ceil(np.log2(2 * n)))
     c = np.fft.irfft(np.fft.rfft(x, size) * np.conj(np.fft.rfft(y, size)), size)
-    lags = np.concatenate([c[:max_lag + 1], c[size - max_lag:]])
-    den = np.sqrt(np.sum(x ** 2) * np.sum(y ** 2)) + 1e-12
+    lags = np.concatenate([c[: max_lag + 1], c[size - max_lag :]])
+    den = np.sqrt(np.sum(x**2) * np.sum(y**2)) + 1e-12
     return float(lags.max() / den)

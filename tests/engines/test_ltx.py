@@ -37,17 +37,29 @@ from tests.engines.tiny_ltx import MAX_SEQUENCE_LENGTH, build_tiny_ltx  # noqa: 
 from tests.support import Server, wait_terminal  # noqa: E402
 
 TINY = {
-    "device": "cpu", "dtype": "float32", "steps": 2, "guidance_scale": 1.0, "stg_scale": 0.0,
-    "modality_scale": 1.0, "audio_guidance_scale": 1.0, "stg_blocks": None,
-    "max_sequence_length": MAX_SEQUENCE_LENGTH, "max_pixels": 96 * 64, "cpu_threads": 1,
+    "device": "cpu",
+    "dtype": "float32",
+    "steps": 2,
+    "guidance_scale": 1.0,
+    "stg_scale": 0.0,
+    "modality_scale": 1.0,
+    "audio_guidance_scale": 1.0,
+    "stg_blocks": None,
+    "max_sequence_length": MAX_SEQUENCE_LENGTH,
+    "max_pixels": 96 * 64,
+    "cpu_threads": 1,
 }
 
 
 def write_registry(path: Path, weights: Path, **models: dict[str, Any]) -> Path:
-    path.write_text(json.dumps({
-        "defaults": TINY,
-        "models": {name: {"path": str(weights), **entry} for name, entry in models.items()},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "defaults": TINY,
+                "models": {name: {"path": str(weights), **entry} for name, entry in models.items()},
+            }
+        )
+    )
     return path
 
 
@@ -58,11 +70,17 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def registry_file(weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    two_stage = {"upsampler": str(weights / "latent_upsampler"), "two_stage_min_pixels": 1,
-                 "stage2_sigmas": [0.9, 0.5], "max_pixels": 128 * 128}
-    return write_registry(tmp_path_factory.mktemp("reg") / "models.json", weights,
-                          **{"ltx-2-3-pro": {}, "ltx-2-3-fast": {"schedule": "distilled"},
-                             "ltx-2-5-pro": two_stage})
+    two_stage = {
+        "upsampler": str(weights / "latent_upsampler"),
+        "two_stage_min_pixels": 1,
+        "stage2_sigmas": [0.9, 0.5],
+        "max_pixels": 128 * 128,
+    }
+    return write_registry(
+        tmp_path_factory.mktemp("reg") / "models.json",
+        weights,
+        **{"ltx-2-3-pro": {}, "ltx-2-3-fast": {"schedule": "distilled"}, "ltx-2-5-pro": two_stage},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +106,13 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     with VideoWriter(silent, 96, 128, 25, audio=False) as w:
         for i in range(75):
             w.write_frame(np.full((128, 96, 3), 3 * i, np.uint8))
-    return {"image_uri": d / "in.png", "last_frame_uri": d / "in.png", "audio_uri": d / "tone.wav",
-            "video_uri": video, "silent": silent}
+    return {
+        "image_uri": d / "in.png",
+        "last_frame_uri": d / "in.png",
+        "audio_uri": d / "tone.wav",
+        "video_uri": video,
+        "silent": silent,
+    }
 
 
 RunJob = Callable[..., tuple[Path, list[float]]]
@@ -97,8 +120,9 @@ RunJob = Callable[..., tuple[Path, list[float]]]
 
 @pytest.fixture
 def run(engine: LtxEngine, media: dict[str, Path], tmp_path: Path) -> RunJob:
-    def go(endpoint: str, request: dict[str, Any], *fields: str,
-           video: str = "video_uri") -> tuple[Path, list[float]]:
+    def go(
+        endpoint: str, request: dict[str, Any], *fields: str, video: str = "video_uri"
+    ) -> tuple[Path, list[float]]:
         inputs = {f: media[video if f == "video_uri" else f] for f in fields}
         out = tmp_path / "out"
         out.mkdir()
@@ -111,8 +135,9 @@ def run(engine: LtxEngine, media: dict[str, Path], tmp_path: Path) -> RunJob:
     return go
 
 
-def check_video(path: Path, width: int, height: int, fps: int, frames: int,
-                audio_seconds: float | None) -> Any:
+def check_video(
+    path: Path, width: int, height: int, fps: int, frames: int, audio_seconds: float | None
+) -> Any:
     info = probe(path)
     assert info.video is not None
     assert (info.video.width, info.video.height) == (width, height)
@@ -134,13 +159,22 @@ def frame_means(path: Path) -> list[float]:
 def audio_rms(path: Path, start: float, end: float) -> float:
     with av.open(str(path)) as c:
         samples = np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])
-    return float(np.sqrt(np.mean(samples[int(start * 48000):int(end * 48000)] ** 2)))
+    return float(np.sqrt(np.mean(samples[int(start * 48000) : int(end * 48000)] ** 2)))
 
 
 def test_text_to_video_distilled_with_audio_and_step_progress(run: RunJob) -> None:
-    path, seen = run("text-to-video", {"prompt": "a cat on the sea", "model": "ltx-2-3-fast",
-                                       "duration": 2, "resolution": "1280x720", "fps": 24,
-                                       "generate_audio": True, "camera_motion": "dolly_in"})
+    path, seen = run(
+        "text-to-video",
+        {
+            "prompt": "a cat on the sea",
+            "model": "ltx-2-3-fast",
+            "duration": 2,
+            "resolution": "1280x720",
+            "fps": 24,
+            "generate_audio": True,
+            "camera_motion": "dolly_in",
+        },
+    )
     check_video(path, 1280, 720, 24, 48, 2.0)
     steps = [f for f in seen if 0 < f <= 0.9]
     assert steps[:2] == pytest.approx([0.45, 0.9])  # one report per denoising step (2 steps)
@@ -148,28 +182,57 @@ def test_text_to_video_distilled_with_audio_and_step_progress(run: RunJob) -> No
 
 
 def test_text_to_video_two_stage_without_audio(run: RunJob) -> None:
-    path, _ = run("text-to-video", {"prompt": "a city at night", "model": "ltx-2-5-pro",
-                                    "duration": 2, "resolution": "1920x1080", "fps": 50,
-                                    "generate_audio": False})
+    path, _ = run(
+        "text-to-video",
+        {
+            "prompt": "a city at night",
+            "model": "ltx-2-5-pro",
+            "duration": 2,
+            "resolution": "1920x1080",
+            "fps": 50,
+            "generate_audio": False,
+        },
+    )
     check_video(path, 1920, 1080, 50, 100, None)
 
 
 def test_image_to_video_first_frame(run: RunJob) -> None:
-    path, _ = run("image-to-video", {"prompt": "a robot", "model": "ltx-2-3-pro", "duration": 2,
-                                     "resolution": "720x1280", "fps": 25}, "image_uri")
+    path, _ = run(
+        "image-to-video",
+        {
+            "prompt": "a robot",
+            "model": "ltx-2-3-pro",
+            "duration": 2,
+            "resolution": "720x1280",
+            "fps": 25,
+        },
+        "image_uri",
+    )
     check_video(path, 720, 1280, 25, 50, 2.0)
 
 
 def test_image_to_video_first_and_last_frame_two_stage(run: RunJob) -> None:
-    path, _ = run("image-to-video", {"prompt": "a bird", "model": "ltx-2-5-pro", "duration": 3,
-                                     "resolution": "1280x720", "fps": 24},
-                  "image_uri", "last_frame_uri")
+    path, _ = run(
+        "image-to-video",
+        {
+            "prompt": "a bird",
+            "model": "ltx-2-5-pro",
+            "duration": 3,
+            "resolution": "1280x720",
+            "fps": 24,
+        },
+        "image_uri",
+        "last_frame_uri",
+    )
     check_video(path, 1280, 720, 24, 72, 3.0)
 
 
 def test_audio_to_video_keeps_the_input_audio(run: RunJob) -> None:
-    path, _ = run("audio-to-video", {"prompt": "music", "model": "ltx-2-3-pro",
-                                     "guidance_scale": 5.0, "resolution": None}, "audio_uri")
+    path, _ = run(
+        "audio-to-video",
+        {"prompt": "music", "model": "ltx-2-3-pro", "guidance_scale": 5.0, "resolution": None},
+        "audio_uri",
+    )
     check_video(path, 1920, 1080, 25, 62, 2.48)
     assert abs(audio_rms(path, 0.2, 2.2) - 0.3 / np.sqrt(2)) < 0.03  # the input's tone
 
@@ -180,9 +243,12 @@ def test_audio_to_video_portrait_from_image(run: RunJob, media: dict[str, Path])
     media_backup = media["image_uri"]
     media["image_uri"] = portrait
     try:
-        path, _ = run("audio-to-video", {"model": "ltx-2-3-pro", "guidance_scale": 9.0,
-                                         "prompt": None, "resolution": None},
-                      "audio_uri", "image_uri")
+        path, _ = run(
+            "audio-to-video",
+            {"model": "ltx-2-3-pro", "guidance_scale": 9.0, "prompt": None, "resolution": None},
+            "audio_uri",
+            "image_uri",
+        )
     finally:
         media["image_uri"] = media_backup
     check_video(path, 1080, 1920, 25, 62, 2.48)
@@ -190,8 +256,18 @@ def test_audio_to_video_portrait_from_image(run: RunJob, media: dict[str, Path])
 
 @pytest.mark.parametrize("mode", ["replace_video", "replace_audio", "replace_audio_and_video"])
 def test_retake_replaces_only_the_window(run: RunJob, mode: str) -> None:
-    path, _ = run("retake", {"prompt": "a dog", "start_time": 1.0, "duration": 1.0, "mode": mode,
-                             "model": "ltx-2-3-pro", "resolution": None}, "video_uri")
+    path, _ = run(
+        "retake",
+        {
+            "prompt": "a dog",
+            "start_time": 1.0,
+            "duration": 1.0,
+            "mode": mode,
+            "model": "ltx-2-3-pro",
+            "resolution": None,
+        },
+        "video_uri",
+    )
     check_video(path, 160, 90, 24, 72, 3.0)
     means = frame_means(path)
     for i in list(range(0, 20)) + list(range(52, 72)):  # outside the window: the input itself
@@ -207,8 +283,17 @@ def test_retake_replaces_only_the_window(run: RunJob, mode: str) -> None:
 
 @pytest.mark.parametrize("mode", ["end", "start"])
 def test_extend_adds_frames_and_keeps_the_input(run: RunJob, mode: str) -> None:
-    path, _ = run("extend", {"prompt": "the sea", "duration": 2.0, "mode": mode,
-                             "model": "ltx-2-3-pro", "context": 1.0}, "video_uri")
+    path, _ = run(
+        "extend",
+        {
+            "prompt": "the sea",
+            "duration": 2.0,
+            "mode": mode,
+            "model": "ltx-2-3-pro",
+            "context": 1.0,
+        },
+        "video_uri",
+    )
     check_video(path, 160, 90, 24, 120, 5.0)
     means = frame_means(path)
     offset = 0 if mode == "end" else 48
@@ -219,9 +304,12 @@ def test_extend_adds_frames_and_keeps_the_input(run: RunJob, mode: str) -> None:
 
 
 def test_extend_without_audio(run: RunJob) -> None:
-    path, _ = run("extend", {"prompt": "", "duration": 2.0, "mode": "end",
-                             "model": "ltx-2-3-pro", "context": None}, "video_uri",
-                  video="silent")
+    path, _ = run(
+        "extend",
+        {"prompt": "", "duration": 2.0, "mode": "end", "model": "ltx-2-3-pro", "context": None},
+        "video_uri",
+        video="silent",
+    )
     check_video(path, 96, 128, 25, 125, None)
 
 
@@ -236,12 +324,13 @@ def test_hdr_writes_scene_linear_exr_frames(run: RunJob) -> None:
 
 
 def test_reframe_outpaints_around_the_input(run: RunJob) -> None:
-    path, _ = run("video-to-video-reframe", {"model": "ltx-2-3-pro", "resolution": "720x1280"},
-                  "video_uri")
+    path, _ = run(
+        "video-to-video-reframe", {"model": "ltx-2-3-pro", "resolution": "720x1280"}, "video_uri"
+    )
     check_video(path, 720, 1280, 24, 72, 3.0)
     with av.open(str(path)) as c:
         frames = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
-    centre = frames[50][640 - 150:640 + 150, 100:620]  # the input, 720x405 centred
+    centre = frames[50][640 - 150 : 640 + 150, 100:620]  # the input, 720x405 centred
     assert abs(float(centre.mean()) - 150) < 4
     assert abs(audio_rms(path, 0.1, 2.9) - 0.212) < 0.03
 
@@ -250,8 +339,16 @@ def test_unconfigured_model_is_a_request_error(run: RunJob) -> None:
     from ltxserve.errors import InvalidRequestError
 
     with pytest.raises(InvalidRequestError, match="not configured"):
-        run("text-to-video", {"prompt": "x", "model": "ltx-9-pro", "duration": 2,
-                              "resolution": "1280x720", "fps": 24})
+        run(
+            "text-to-video",
+            {
+                "prompt": "x",
+                "model": "ltx-9-pro",
+                "duration": 2,
+                "resolution": "1280x720",
+                "fps": 24,
+            },
+        )
 
 
 def test_load_is_offline_and_weights_stay_resident(engine: LtxEngine) -> None:
@@ -274,8 +371,9 @@ def test_missing_or_incomplete_weights_fail_at_load(weights: Path, tmp_path: Pat
         LtxEngine(load_registry(reg)).load()
 
 
-def test_available_needs_cuda_and_weights(registry_file: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_available_needs_cuda_and_weights(
+    registry_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import torch
 
     monkeypatch.setenv("LTXSERVE_LTX_MODELS_FILE", str(registry_file))
@@ -292,9 +390,14 @@ def ltx_server(make_server: Callable[..., Server], registry_file: Path) -> Itera
 def test_server_job_path(ltx_server: Server, media: dict[str, Path]) -> None:
     import httpx
 
-    body = {"prompt": "a robot dancing", "model": "ltx-2-3-pro", "duration": 2,
-            "resolution": "1280x720", "fps": 25,
-            "image_uri": data_uri("image/png", media["image_uri"].read_bytes())}
+    body = {
+        "prompt": "a robot dancing",
+        "model": "ltx-2-3-pro",
+        "duration": 2,
+        "resolution": "1280x720",
+        "fps": 25,
+        "image_uri": data_uri("image/png", media["image_uri"].read_bytes()),
+    }
     with ltx_server.client() as c:
         job = c.post("/v2/image-to-video", json=body)
         assert job.status_code == 202, job.text

@@ -82,9 +82,16 @@ def test_raw_pipeline_output_gives_diffusers_np_frames(weights: Path) -> None:
     pipe = LTX2Pipeline.from_pretrained(str(weights), dtype=torch.float32, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     allow_raw_output(pipe)
-    common = dict(prompt="a robot in the city", width=96, height=64, num_frames=9,
-                  frame_rate=24.0, num_inference_steps=2, guidance_scale=1.0,
-                  max_sequence_length=MAX_SEQUENCE_LENGTH)
+    common = dict(
+        prompt="a robot in the city",
+        width=96,
+        height=64,
+        num_frames=9,
+        frame_rate=24.0,
+        num_inference_steps=2,
+        guidance_scale=1.0,
+        max_sequence_length=MAX_SEQUENCE_LENGTH,
+    )
     np_out = pipe(generator=torch.Generator().manual_seed(3), output_type="np", **common)
     raw_out = pipe(generator=torch.Generator().manual_seed(3), output_type=RAW, **common)
     assert raw_out.frames.shape == (1, 3, 9, 64, 96)  # the decoder's own layout
@@ -133,4 +140,9 @@ def test_the_hdr_pipeline_learns_raw_output_too(weights: Path) -> None:
     video = torch.zeros(1, 3, 2, 8, 8)
     assert hdr.hdr_video_processor.postprocess_hdr_video(video, output_type=RAW) is video
     assert hdr.hdr_video_processor.postprocess_hdr_video(video, output_type="pt").shape == (
-        1, 2, 8, 8, 3)
+        1,
+        2,
+        8,
+        8,
+        3,
+    )

@@ -26,11 +26,13 @@ def test_frame_rounding_follows_the_vae() -> None:
     assert [keyframe_start(n) for n in (1, 2, 9, 10, 47)] == [1, 9, 9, 17, 49]
 
 
-@pytest.mark.parametrize("size", [(1280, 720), (720, 1280), (1920, 1080), (3840, 2160),
-                                  (1080, 1350), (720, 720)])
+@pytest.mark.parametrize(
+    "size", [(1280, 720), (720, 1280), (1920, 1080), (3840, 2160), (1080, 1350), (720, 720)]
+)
 @pytest.mark.parametrize("multiple", [32, 64])
-def test_generation_size_is_a_grid_multiple_under_the_cap(size: tuple[int, int],
-                                                           multiple: int) -> None:
+def test_generation_size_is_a_grid_multiple_under_the_cap(
+    size: tuple[int, int], multiple: int
+) -> None:
     w, h = gen_size(*size, multiple, None)
     assert w % multiple == 0 and h % multiple == 0
     assert abs(w - size[0]) <= multiple // 2 and abs(h - size[1]) <= multiple // 2
@@ -72,9 +74,16 @@ def _weights(d: Path) -> Path:
     (d / "transformer" / "model.safetensors").write_bytes(b"x")
     (d / "scheduler").mkdir()
     (d / "scheduler" / "scheduler_config.json").write_text("{}")
-    (d / "model_index.json").write_text(json.dumps({
-        "_class_name": "LTX2Pipeline", "transformer": ["diffusers", "X"],
-        "scheduler": ["diffusers", "Y"], "processor": [None, None]}))
+    (d / "model_index.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "LTX2Pipeline",
+                "transformer": ["diffusers", "X"],
+                "scheduler": ["diffusers", "Y"],
+                "processor": [None, None],
+            }
+        )
+    )
     return d
 
 
@@ -82,7 +91,8 @@ def test_registry_resolves_paths_and_checks_weights(tmp_path: Path) -> None:
     _weights(tmp_path / "w")
     (tmp_path / "models.toml").write_text(
         '[defaults]\ndtype = "float16"\n[models."ltx-2-3-pro"]\npath = "w"\n'
-        '[models."ltx-2-3-fast"]\npath = "w"\nschedule = "distilled"\n')
+        '[models."ltx-2-3-fast"]\npath = "w"\nschedule = "distilled"\n'
+    )
     reg = load_registry(tmp_path / "models.toml")
     assert reg.models["ltx-2-3-pro"].path == tmp_path / "w"
     assert reg.models["ltx-2-3-fast"].dtype == "float16"
@@ -91,25 +101,31 @@ def test_registry_resolves_paths_and_checks_weights(tmp_path: Path) -> None:
     (tmp_path / "w" / "transformer" / "model.safetensors").unlink()
     with pytest.raises(RegistryError, match="transformer holds no weight files"):
         reg.check_files()
-    assert weights_problems(tmp_path / "nope") == [f"weights directory {tmp_path / 'nope'} "
-                                                  "does not exist"]
+    assert weights_problems(tmp_path / "nope") == [
+        f"weights directory {tmp_path / 'nope'} does not exist"
+    ]
 
 
-@pytest.mark.parametrize("entry, message", [
-    ({}, "'path'"),
-    ({"path": "w", "offload": "disk"}, "offload must be one of"),
-    ({"path": "w", "max_frames": 100}, "8k\\+1"),
-    ({"path": "w", "colour": "red"}, "unknown option"),
-])
-def test_registry_rejects_bad_entries(tmp_path: Path, entry: dict[str, object],
-                                      message: str) -> None:
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({}, "'path'"),
+        ({"path": "w", "offload": "disk"}, "offload must be one of"),
+        ({"path": "w", "max_frames": 100}, "8k\\+1"),
+        ({"path": "w", "colour": "red"}, "unknown option"),
+    ],
+)
+def test_registry_rejects_bad_entries(
+    tmp_path: Path, entry: dict[str, object], message: str
+) -> None:
     (tmp_path / "m.json").write_text(json.dumps({"models": {"ltx-2-3-pro": entry}}))
     with pytest.raises(RegistryError, match=message):
         load_registry(tmp_path / "m.json")
 
 
-def test_available_is_false_without_a_registry(monkeypatch: pytest.MonkeyPatch,
-                                               tmp_path: Path) -> None:
+def test_available_is_false_without_a_registry(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from ltxserve.engines.ltx import available
 
     monkeypatch.delenv("LTXSERVE_LTX_MODELS_FILE", raising=False)

@@ -55,6 +55,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 # --- text-to-video -------------------------------------------------------------------------
 
+
 def test_engine_registry_and_auto() -> None:
     from ltxserve.engines import auto_engine_name
 
@@ -68,10 +69,14 @@ def test_t2v_shape_and_soundtrack(tmp_path: Path, fps: int) -> None:
     out = decode(res.outputs["video_url"].path)
     assert (out.width, out.height, out.fps, len(out.frames)) == (W, H, Fraction(fps), 2 * fps)
     assert (out.codec, out.pix_fmt) == ("h264", "yuv420p")
-    assert (out.audio_codec, out.audio_profile, out.audio_rate, out.audio_channels) == \
-        ("aac", "LC", 48_000, 2)
+    assert (out.audio_codec, out.audio_profile, out.audio_rate, out.audio_channels) == (
+        "aac",
+        "LC",
+        48_000,
+        2,
+    )
     assert out.audio is not None and abs(out.audio.shape[1] / 48_000 - 2.0) < 0.05
-    assert float(np.sqrt(np.mean(out.audio ** 2))) > 0.01  # audible
+    assert float(np.sqrt(np.mean(out.audio**2))) > 0.01  # audible
     assert res.outputs["video_url"].content_type == "video/mp4"
 
 
@@ -84,28 +89,40 @@ def test_t2v_is_deterministic(tmp_path: Path) -> None:
     req = t2v_request("fireflies in a dark forest, rack focus", audio=True, duration=2)
     a = run(tmp_path, "text-to-video", req, name="a").outputs["video_url"].path.read_bytes()
     b = run(tmp_path, "text-to-video", req, name="b").outputs["video_url"].path.read_bytes()
-    c = run(tmp_path, "text-to-video", {**req, "prompt": "fireflies in a dark forest!"},
-            name="c").outputs["video_url"].path.read_bytes()
+    c = (
+        run(tmp_path, "text-to-video", {**req, "prompt": "fireflies in a dark forest!"}, name="c")
+        .outputs["video_url"]
+        .path.read_bytes()
+    )
     assert a == b
     assert a != c
 
 
-@pytest.mark.parametrize(("prompt", "channel"), [
-    ("a deep blue ocean with rolling waves", 2),
-    ("fire and lava erupting from a volcano", 0),
-    ("a green forest of tall trees", 1),
-])
+@pytest.mark.parametrize(
+    ("prompt", "channel"),
+    [
+        ("a deep blue ocean with rolling waves", 2),
+        ("fire and lava erupting from a volcano", 0),
+        ("a green forest of tall trees", 1),
+    ],
+)
 def test_t2v_palette_follows_prompt(tmp_path: Path, prompt: str, channel: int) -> None:
-    out = decode(run(tmp_path, "text-to-video",
-                     t2v_request(prompt, camera_motion="static")).outputs["video_url"].path)
+    out = decode(
+        run(tmp_path, "text-to-video", t2v_request(prompt, camera_motion="static"))
+        .outputs["video_url"]
+        .path
+    )
     mean = out.frames[-1].reshape(-1, 3).mean(axis=0)
     assert int(np.argmax(mean)) == channel, mean
 
 
 def test_t2v_prompt_is_legible_in_first_second(tmp_path: Path) -> None:
     prompt = "a lighthouse on a cliff"
-    out = decode(run(tmp_path, "text-to-video", t2v_request(prompt, camera_motion="static"))
-                 .outputs["video_url"].path)
+    out = decode(
+        run(tmp_path, "text-to-video", t2v_request(prompt, camera_motion="static"))
+        .outputs["video_url"]
+        .path
+    )
     cap = Caption(prompt, W, H)
     assert cap.lines == [prompt]
     x0, x1 = int(cap.cx - cap.sprite.width / 2), int(cap.cx + cap.sprite.width / 2)
@@ -120,13 +137,21 @@ def test_t2v_prompt_is_legible_in_first_second(tmp_path: Path) -> None:
 CAMERA_PROMPT = "snowy mountains under a pale sky"  # textured, few moving particles
 
 
-@pytest.mark.parametrize(("motion", "axis", "sign"), [
-    ("dolly_left", 0, 1), ("dolly_right", 0, -1), ("jib_up", 1, 1), ("jib_down", 1, -1),
-])
+@pytest.mark.parametrize(
+    ("motion", "axis", "sign"),
+    [
+        ("dolly_left", 0, 1),
+        ("dolly_right", 0, -1),
+        ("jib_up", 1, 1),
+        ("jib_down", 1, -1),
+    ],
+)
 def test_t2v_camera_travel(tmp_path: Path, motion: str, axis: int, sign: int) -> None:
-    out = decode(run(tmp_path, "text-to-video",
-                     t2v_request(CAMERA_PROMPT, duration=3, camera_motion=motion))
-                 .outputs["video_url"].path)
+    out = decode(
+        run(tmp_path, "text-to-video", t2v_request(CAMERA_PROMPT, duration=3, camera_motion=motion))
+        .outputs["video_url"]
+        .path
+    )
     d = shift(out.frames[40], out.frames[70])
     assert d[axis] * sign >= 8, d  # the scene slides opposite to the camera's travel
     assert abs(d[1 - axis]) <= 2, d
@@ -134,22 +159,38 @@ def test_t2v_camera_travel(tmp_path: Path, motion: str, axis: int, sign: int) ->
 
 @pytest.mark.parametrize(("motion", "zoomed"), [("dolly_in", True), ("dolly_out", False)])
 def test_t2v_camera_dolly(tmp_path: Path, motion: str, zoomed: bool) -> None:
-    out = decode(run(tmp_path, "text-to-video",
-                     t2v_request(CAMERA_PROMPT, duration=3, camera_motion=motion))
-                 .outputs["video_url"].path)
+    out = decode(
+        run(tmp_path, "text-to-video", t2v_request(CAMERA_PROMPT, duration=3, camera_motion=motion))
+        .outputs["video_url"]
+        .path
+    )
     factor = zoom_factor(out.frames[40], out.frames[70])
     assert factor >= 1.08 if zoomed else factor <= 0.93, factor  # expected 1.13 / 0.90
 
 
 def test_t2v_camera_static_and_focus(tmp_path: Path) -> None:
-    still = decode(run(tmp_path, "text-to-video",
-                       t2v_request(CAMERA_PROMPT, duration=3, camera_motion="static"),
-                       name="s").outputs["video_url"].path)
+    still = decode(
+        run(
+            tmp_path,
+            "text-to-video",
+            t2v_request(CAMERA_PROMPT, duration=3, camera_motion="static"),
+            name="s",
+        )
+        .outputs["video_url"]
+        .path
+    )
     assert shift(still.frames[40], still.frames[70]) == (0, 0)
     assert np.mean(np.abs(luma(still.frames[40]) - luma(still.frames[70]))) < 2.0
-    focus = decode(run(tmp_path, "text-to-video",
-                       t2v_request("a calm ocean at dawn", camera_motion="focus_shift"),
-                       name="f").outputs["video_url"].path)
+    focus = decode(
+        run(
+            tmp_path,
+            "text-to-video",
+            t2v_request("a calm ocean at dawn", camera_motion="focus_shift"),
+            name="f",
+        )
+        .outputs["video_url"]
+        .path
+    )
     first, last = focus.frames[0], focus.frames[-1]
     top = slice(0, int(H * 0.78))  # above the caption
     coarse = [luma(f[top]).reshape(14, 10, 32, 10).mean(axis=(1, 3)) for f in (first, last)]
@@ -162,6 +203,7 @@ def test_t2v_camera_static_and_focus(tmp_path: Path) -> None:
 
 # --- image-to-video -----------------------------------------------------------------------
 
+
 def i2v_request(motion: str | None, last: bool = False) -> dict[str, object]:
     req = {**t2v_request("slow push", camera_motion=motion), "image_uri": "ltx://first"}
     if last:
@@ -173,8 +215,12 @@ def i2v_request(motion: str | None, last: bool = False) -> dict[str, object]:
 def test_i2v_first_and_last_frames(tmp_path: Path, media: dict[str, Path], motion: str) -> None:
     first = np.asarray(cover(load_image(media["image"]), W, H))
     last = np.asarray(cover(load_image(media["last"]), W, H))
-    res = run(tmp_path, "image-to-video", i2v_request(motion, last=True),
-              {"image_uri": media["image"], "last_frame_uri": media["last"]})
+    res = run(
+        tmp_path,
+        "image-to-video",
+        i2v_request(motion, last=True),
+        {"image_uri": media["image"], "last_frame_uri": media["last"]},
+    )
     out = decode(res.outputs["video_url"].path)
     assert len(out.frames) == 48
     assert psnr(out.frames[0], first) >= 30
@@ -184,34 +230,50 @@ def test_i2v_first_and_last_frames(tmp_path: Path, media: dict[str, Path], motio
 
 def test_i2v_camera_follows_request(tmp_path: Path, media: dict[str, Path]) -> None:
     inputs = {"image_uri": media["image"]}
-    out = decode(run(tmp_path, "image-to-video", i2v_request("dolly_right"), inputs, "r")
-                 .outputs["video_url"].path)
+    out = decode(
+        run(tmp_path, "image-to-video", i2v_request("dolly_right"), inputs, "r")
+        .outputs["video_url"]
+        .path
+    )
     assert psnr(out.frames[0], np.asarray(cover(load_image(media["image"]), W, H))) >= 30
     dx, dy = shift(out.frames[0], out.frames[-1])
     assert dx <= -10 and abs(dy) <= 2
-    out = decode(run(tmp_path, "image-to-video", i2v_request("dolly_in"), inputs, "i")
-                 .outputs["video_url"].path)
+    out = decode(
+        run(tmp_path, "image-to-video", i2v_request("dolly_in"), inputs, "i")
+        .outputs["video_url"]
+        .path
+    )
     assert zoom_factor(out.frames[0], out.frames[-1]) >= 1.1
-    out = decode(run(tmp_path, "image-to-video", i2v_request("static"), inputs, "s")
-                 .outputs["video_url"].path)
+    out = decode(
+        run(tmp_path, "image-to-video", i2v_request("static"), inputs, "s")
+        .outputs["video_url"]
+        .path
+    )
     assert psnr(out.frames[0], out.frames[-1]) >= 40
 
 
 # --- audio-to-video -----------------------------------------------------------------------
 
+
 def test_a2v_length_sound_and_motion(tmp_path: Path) -> None:
     quiet_loud = tone(2.6)
     quiet_loud[:, : int(1.3 * 48_000)] *= 0.01  # first half near silence, then loud
     wav = write_wav(tmp_path / "in.wav", quiet_loud)
-    req = {"audio_uri": "ltx://a", "prompt": "rain on a city street", "resolution": "320x180",
-           "model": "ltx-2-3-pro", "image_uri": None, "guidance_scale": 5.0}
-    out = decode(run(tmp_path, "audio-to-video", req, {"audio_uri": wav})
-                 .outputs["video_url"].path)
+    req = {
+        "audio_uri": "ltx://a",
+        "prompt": "rain on a city street",
+        "resolution": "320x180",
+        "model": "ltx-2-3-pro",
+        "image_uri": None,
+        "guidance_scale": 5.0,
+    }
+    out = decode(run(tmp_path, "audio-to-video", req, {"audio_uri": wav}).outputs["video_url"].path)
     assert out.fps == 25 and abs(len(out.frames) - 65) <= 1
     assert out.audio is not None and out.audio_codec == "aac"
     assert correlation(read_audio(wav), out.audio) >= 0.9
-    motion = [np.mean(np.abs(luma(b) - luma(a))) for a, b in zip(out.frames, out.frames[1:],
-                                                                 strict=False)]
+    motion = [
+        np.mean(np.abs(luma(b) - luma(a))) for a, b in zip(out.frames, out.frames[1:], strict=False)
+    ]
     assert np.mean(motion[40:60]) > 2 * np.mean(motion[5:25])  # moves with the sound
 
 
@@ -223,12 +285,22 @@ def test_a2v_over_image_and_resolution_rule(tmp_path: Path, media: dict[str, Pat
     portrait = write_image(tmp_path / "p.png", 90, 160)
     infos = {"audio_uri": probe(wav), "image_uri": probe(portrait)}
     assert plan_output("audio-to-video", {"resolution": None}, infos).width == 1080
-    assert plan_output("audio-to-video", {"resolution": None},
-                       {"audio_uri": probe(wav)}).width == 1920
-    req = {"audio_uri": "ltx://a", "image_uri": "ltx://i", "prompt": None,
-           "resolution": "320x180", "model": "ltx-2-3-pro", "guidance_scale": 9.0}
-    out = decode(run(tmp_path, "audio-to-video", req,
-                     {"audio_uri": wav, "image_uri": media["image"]}).outputs["video_url"].path)
+    assert (
+        plan_output("audio-to-video", {"resolution": None}, {"audio_uri": probe(wav)}).width == 1920
+    )
+    req = {
+        "audio_uri": "ltx://a",
+        "image_uri": "ltx://i",
+        "prompt": None,
+        "resolution": "320x180",
+        "model": "ltx-2-3-pro",
+        "guidance_scale": 9.0,
+    }
+    out = decode(
+        run(tmp_path, "audio-to-video", req, {"audio_uri": wav, "image_uri": media["image"]})
+        .outputs["video_url"]
+        .path
+    )
     assert len(out.frames) == 50
     fitted = np.asarray(cover(load_image(media["image"]), W, H))
     assert psnr(out.frames[0][: H // 3], fitted[: H // 3]) > 22  # the picture is the image
@@ -236,14 +308,23 @@ def test_a2v_over_image_and_resolution_rule(tmp_path: Path, media: dict[str, Pat
 
 # --- retake -------------------------------------------------------------------------------
 
+
 def retake_request(start: float, duration: float, mode: str) -> dict[str, object]:
-    return {"video_uri": "ltx://v", "prompt": "a burning fire", "start_time": start,
-            "duration": duration, "mode": mode, "resolution": None, "model": "ltx-2-3-pro"}
+    return {
+        "video_uri": "ltx://v",
+        "prompt": "a burning fire",
+        "start_time": start,
+        "duration": duration,
+        "mode": mode,
+        "resolution": None,
+        "model": "ltx-2-3-pro",
+    }
 
 
 @pytest.mark.parametrize("mode", ["replace_audio_and_video", "replace_video", "replace_audio"])
-def test_retake_replaces_only_the_section(tmp_path: Path, media: dict[str, Path],
-                                          mode: str) -> None:
+def test_retake_replaces_only_the_section(
+    tmp_path: Path, media: dict[str, Path], mode: str
+) -> None:
     src = decode(media["video"])
     res = run(tmp_path, "retake", retake_request(1.0, 2.0, mode), {"video_uri": media["video"]})
     out = decode(res.outputs["video_url"].path)
@@ -259,15 +340,26 @@ def test_retake_replaces_only_the_section(tmp_path: Path, media: dict[str, Path]
     rate = 48_000
     for a, b in ((0, int(0.95 * rate)), (int(3.05 * rate), int(3.9 * rate))):
         assert correlation(src.audio[:, a:b], out.audio[:, a:b], 2048) >= 0.9
-    middle = correlation(src.audio[:, int(1.3 * rate):int(2.7 * rate)],
-                         out.audio[:, int(1.3 * rate):int(2.7 * rate)], 2048)
+    middle = correlation(
+        src.audio[:, int(1.3 * rate) : int(2.7 * rate)],
+        out.audio[:, int(1.3 * rate) : int(2.7 * rate)],
+        2048,
+    )
     assert (middle >= 0.9) == (mode == "replace_video"), middle
 
 
 def test_retake_section_past_the_end_is_clamped(tmp_path: Path, media: dict[str, Path]) -> None:
     src = decode(media["video"])
-    out = decode(run(tmp_path, "retake", retake_request(3.0, 5.0, "replace_video"),
-                     {"video_uri": media["video"]}).outputs["video_url"].path)
+    out = decode(
+        run(
+            tmp_path,
+            "retake",
+            retake_request(3.0, 5.0, "replace_video"),
+            {"video_uri": media["video"]},
+        )
+        .outputs["video_url"]
+        .path
+    )
     assert len(out.frames) == 96
     assert min(psnr(out.frames[i], src.frames[i]) for i in range(72)) >= 35
     assert psnr(out.frames[90], src.frames[90]) < 20
@@ -275,14 +367,23 @@ def test_retake_section_past_the_end_is_clamped(tmp_path: Path, media: dict[str,
 
 # --- extend -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("mode", ["end", "start"])
-def test_extend_continues_from_the_boundary(tmp_path: Path, media: dict[str, Path],
-                                            mode: str) -> None:
+def test_extend_continues_from_the_boundary(
+    tmp_path: Path, media: dict[str, Path], mode: str
+) -> None:
     src = decode(media["video"])
-    req = {"video_uri": "ltx://v", "prompt": "into a misty forest", "duration": 2.0,
-           "mode": mode, "model": "ltx-2-3-pro", "context": None}
-    out = decode(run(tmp_path, "extend", req, {"video_uri": media["video"]})
-                 .outputs["video_url"].path)
+    req = {
+        "video_uri": "ltx://v",
+        "prompt": "into a misty forest",
+        "duration": 2.0,
+        "mode": mode,
+        "model": "ltx-2-3-pro",
+        "context": None,
+    }
+    out = decode(
+        run(tmp_path, "extend", req, {"video_uri": media["video"]}).outputs["video_url"].path
+    )
     assert (out.width, out.height, out.fps, len(out.frames)) == (W, H, Fraction(24), 96 + 48)
     offset = 48 if mode == "start" else 0
     assert min(psnr(out.frames[offset + i], src.frames[i]) for i in range(96)) >= 35
@@ -295,21 +396,35 @@ def test_extend_continues_from_the_boundary(tmp_path: Path, media: dict[str, Pat
     assert out.audio is not None and src.audio is not None
     assert abs(out.audio.shape[1] / 48_000 - 6.0) < 0.1
     a = 2 * 48_000 if mode == "start" else 0
-    assert correlation(src.audio[:, 4800:int(3.8 * 48_000)],
-                       out.audio[:, a + 4800:a + int(3.8 * 48_000)], 2048) >= 0.9
-    new = out.audio[:, 4 * 48_000 + 9600:] if mode == "end" else out.audio[:, :2 * 48_000 - 9600]
-    assert float(np.sqrt(np.mean(new ** 2))) > 0.01  # the new part has sound too
+    assert (
+        correlation(
+            src.audio[:, 4800 : int(3.8 * 48_000)],
+            out.audio[:, a + 4800 : a + int(3.8 * 48_000)],
+            2048,
+        )
+        >= 0.9
+    )
+    new = out.audio[:, 4 * 48_000 + 9600 :] if mode == "end" else out.audio[:, : 2 * 48_000 - 9600]
+    assert float(np.sqrt(np.mean(new**2))) > 0.01  # the new part has sound too
 
 
 def test_extend_silent_input_stays_silent(tmp_path: Path, media: dict[str, Path]) -> None:
-    req = {"video_uri": "ltx://v", "prompt": None, "duration": 2.0, "mode": "end",
-           "model": "ltx-2-3-pro", "context": None}
-    out = decode(run(tmp_path, "extend", req, {"video_uri": media["silent"]})
-                 .outputs["video_url"].path)
+    req = {
+        "video_uri": "ltx://v",
+        "prompt": None,
+        "duration": 2.0,
+        "mode": "end",
+        "model": "ltx-2-3-pro",
+        "context": None,
+    }
+    out = decode(
+        run(tmp_path, "extend", req, {"video_uri": media["silent"]}).outputs["video_url"].path
+    )
     assert out.audio is None and len(out.frames) == 80 + 48
 
 
 # --- HDR ----------------------------------------------------------------------------------
+
 
 def test_hdr_zip_of_linear_exr_frames(tmp_path: Path) -> None:
     from ltxserve.media.writer import VideoWriter
@@ -320,7 +435,7 @@ def test_hdr_zip_of_linear_exr_frames(tmp_path: Path) -> None:
         for i in range(12):
             frame = np.zeros((90, 160, 3), np.uint8)
             for k, v in enumerate(levels):
-                frame[:, k * 32:(k + 1) * 32] = v
+                frame[:, k * 32 : (k + 1) * 32] = v
             frame[:10] = (i * 20) % 256
             w.write_frame(frame)
     res = run(tmp_path, "video-to-video-hdr", {"video_uri": "ltx://v"}, {"video_uri": path})
@@ -329,7 +444,7 @@ def test_hdr_zip_of_linear_exr_frames(tmp_path: Path) -> None:
     assert names == [f"frame_{i:05d}.exr" for i in range(12)]
     assert all(f.shape == (90, 160, 3) and f.dtype == np.float16 for f in frames)
     f = frames[5].astype(np.float64)
-    means = [float(f[20:, k * 32 + 8:(k + 1) * 32 - 8].mean()) for k in range(5)]
+    means = [float(f[20:, k * 32 + 8 : (k + 1) * 32 - 8].mean()) for k in range(5)]
     assert means[0] < 0.005
     assert abs(means[2] - float(inverse_oetf(np.array(128 / 255)))) < 0.02  # mid grey ~0.22
     assert PEAK * 0.95 <= means[4] <= PEAK  # white expands to the highlight peak
@@ -339,18 +454,22 @@ def test_hdr_zip_of_linear_exr_frames(tmp_path: Path) -> None:
 
 # --- reframe ------------------------------------------------------------------------------
 
+
 def test_reframe_outpaints_and_keeps_sound(tmp_path: Path, media: dict[str, Path]) -> None:
     src = decode(media["video"])
     req = {"video_uri": "ltx://v", "model": "ltx-2-3-pro", "resolution": "180x320"}
-    out = decode(run(tmp_path, "video-to-video-reframe", req, {"video_uri": media["video"]})
-                 .outputs["video_url"].path)
+    out = decode(
+        run(tmp_path, "video-to-video-reframe", req, {"video_uri": media["video"]})
+        .outputs["video_url"]
+        .path
+    )
     assert (out.width, out.height, out.fps, len(out.frames)) == (180, 320, Fraction(24), 96)
     x, y, w, h = contain_rect(W, H, 180, 320)
     from PIL import Image
 
     for i in (0, 50, 95):
         fitted = np.asarray(Image.fromarray(src.frames[i]).resize((w, h), Image.Resampling.BICUBIC))
-        assert psnr(out.frames[i][y + 2:y + h - 2, x:x + w], fitted[2:-2]) >= 28
+        assert psnr(out.frames[i][y + 2 : y + h - 2, x : x + w], fitted[2:-2]) >= 28
         band = out.frames[i][: y - 4]
         assert luma(band).mean() > 30  # filled, not black bars
         # the fill continues the picture: mirrored content, colours close across the seam
@@ -377,8 +496,13 @@ print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
 
 
 def peak_rss_kib(resolution: str, duration: int) -> int:
-    done = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, resolution, str(duration)],
-                          check=True, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT, resolution, str(duration)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return int(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
@@ -387,14 +511,17 @@ def test_memory_does_not_grow_with_duration() -> None:
     assert long <= short * 1.1, (short, long)
 
 
-@pytest.mark.skipif(not os.environ.get("LTXSERVE_SLOW_TESTS"),
-                    reason="4K for 20 s takes minutes; set LTXSERVE_SLOW_TESTS=1")
+@pytest.mark.skipif(
+    not os.environ.get("LTXSERVE_SLOW_TESTS"),
+    reason="4K for 20 s takes minutes; set LTXSERVE_SLOW_TESTS=1",
+)
 def test_memory_4k_20s_vs_1080p_2s() -> None:
     small, big = peak_rss_kib("1920x1080", 2), peak_rss_kib("3840x2160", 20)
     assert big <= small * 1.5, (small, big)
 
 
 # --- rotated inputs -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("endpoint", ["retake", "video-to-video-hdr"])
 def test_rotated_input_is_read_upright(tmp_path: Path, endpoint: str) -> None:
@@ -404,8 +531,11 @@ def test_rotated_input_is_read_upright(tmp_path: Path, endpoint: str) -> None:
     write_portrait_phone_video(src)
     info = probe(src).video
     assert info is not None and (info.width, info.height, info.rotation) == (192, 320, 270)
-    req = (retake_request(1.5, 0.5, "replace_audio") if endpoint == "retake"
-           else {"video_uri": "ltx://v"})
+    req = (
+        retake_request(1.5, 0.5, "replace_audio")
+        if endpoint == "retake"
+        else {"video_uri": "ltx://v"}
+    )
     res = run(tmp_path, endpoint, req, {"video_uri": src})
     if endpoint == "retake":
         out = decode(res.outputs["video_url"].path)

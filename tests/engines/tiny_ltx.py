@@ -20,9 +20,37 @@ from typing import Any
 
 import torch
 
-VOCAB = ["<pad>", "<eos>", "<bos>", "<unk>", "<img>", "a", "the", "of", "and", "in", "on",
-         "with", "cat", "dog", "robot", "city", "night", "sunset", "camera", "slowly",
-         "moves", "forward", "dolly", "static", "shot", "video", "music", "sea", "bird"]
+VOCAB = [
+    "<pad>",
+    "<eos>",
+    "<bos>",
+    "<unk>",
+    "<img>",
+    "a",
+    "the",
+    "of",
+    "and",
+    "in",
+    "on",
+    "with",
+    "cat",
+    "dog",
+    "robot",
+    "city",
+    "night",
+    "sunset",
+    "camera",
+    "slowly",
+    "moves",
+    "forward",
+    "dolly",
+    "static",
+    "shot",
+    "video",
+    "music",
+    "sea",
+    "bird",
+]
 MAX_SEQUENCE_LENGTH = 16
 
 
@@ -34,8 +62,14 @@ def _tokenizer() -> Any:
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
-        unk_token="<unk>", model_max_length=MAX_SEQUENCE_LENGTH, padding_side="left")
+        tokenizer_object=tok,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        model_max_length=MAX_SEQUENCE_LENGTH,
+        padding_side="left",
+    )
 
 
 def _text_encoder() -> Any:
@@ -43,16 +77,29 @@ def _text_encoder() -> Any:
 
     config = Gemma3Config(
         text_config={
-            "vocab_size": len(VOCAB), "hidden_size": 32, "intermediate_size": 64,
-            "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
-            "head_dim": 16, "max_position_embeddings": 64, "sliding_window": 16,
+            "vocab_size": len(VOCAB),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "head_dim": 16,
+            "max_position_embeddings": 64,
+            "sliding_window": 16,
             "layer_types": ["sliding_attention", "full_attention"],
         },
         vision_config={
-            "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-            "num_attention_heads": 2, "image_size": 16, "patch_size": 4,
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 16,
+            "patch_size": 4,
         },
-        mm_tokens_per_image=4, image_token_index=4, boi_token_index=2, eoi_token_index=1,
+        mm_tokens_per_image=4,
+        image_token_index=4,
+        boi_token_index=2,
+        eoi_token_index=1,
     )
     return Gemma3ForConditionalGeneration(config).eval()
 
@@ -73,53 +120,102 @@ def build_components(seed: int = 0) -> dict[str, Any]:
     hidden = text_encoder.config.text_config.hidden_size
     layers = text_encoder.config.text_config.num_hidden_layers
     transformer = LTX2VideoTransformer3DModel(
-        in_channels=8, out_channels=8, patch_size=1, patch_size_t=1,
-        num_attention_heads=2, attention_head_dim=8, cross_attention_dim=16,
-        audio_in_channels=4, audio_out_channels=4, audio_num_attention_heads=2,
-        audio_attention_head_dim=4, audio_cross_attention_dim=8, num_layers=1,
-        caption_channels=hidden, rope_double_precision=False, rope_type="split",
+        in_channels=8,
+        out_channels=8,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        cross_attention_dim=16,
+        audio_in_channels=4,
+        audio_out_channels=4,
+        audio_num_attention_heads=2,
+        audio_attention_head_dim=4,
+        audio_cross_attention_dim=8,
+        num_layers=1,
+        caption_channels=hidden,
+        rope_double_precision=False,
+        rope_type="split",
     )
     connectors = LTX2TextConnectors(
-        caption_channels=hidden, text_proj_in_factor=layers + 1,
-        video_connector_num_attention_heads=4, video_connector_attention_head_dim=8,
-        video_connector_num_layers=1, video_connector_num_learnable_registers=None,
-        audio_connector_num_attention_heads=4, audio_connector_attention_head_dim=8,
-        audio_connector_num_layers=1, audio_connector_num_learnable_registers=None,
-        connector_rope_base_seq_len=32, rope_theta=10000.0, rope_double_precision=False,
-        causal_temporal_positioning=False, rope_type="split",
+        caption_channels=hidden,
+        text_proj_in_factor=layers + 1,
+        video_connector_num_attention_heads=4,
+        video_connector_attention_head_dim=8,
+        video_connector_num_layers=1,
+        video_connector_num_learnable_registers=None,
+        audio_connector_num_attention_heads=4,
+        audio_connector_attention_head_dim=8,
+        audio_connector_num_layers=1,
+        audio_connector_num_learnable_registers=None,
+        connector_rope_base_seq_len=32,
+        rope_theta=10000.0,
+        rope_double_precision=False,
+        causal_temporal_positioning=False,
+        rope_type="split",
     )
     vae = AutoencoderKLLTX2Video(
-        in_channels=3, out_channels=3, latent_channels=8,
-        block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 16, 32),
-        layers_per_block=(1, 1, 1, 1, 1), decoder_layers_per_block=(1, 1, 1, 1),
+        in_channels=3,
+        out_channels=3,
+        latent_channels=8,
+        block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 16, 32),
+        layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1),
         spatio_temporal_scaling=(True, True, True, True),
         decoder_spatio_temporal_scaling=(True, True, True),
         decoder_inject_noise=(False, False, False, False),
         downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"),
         upsample_type=("spatiotemporal", "spatiotemporal", "spatiotemporal"),
-        upsample_residual=(True, True, True), upsample_factor=(2, 2, 2),
-        timestep_conditioning=False, patch_size=4, patch_size_t=1,
-        encoder_causal=True, decoder_causal=False,
-        spatial_compression_ratio=32, temporal_compression_ratio=8,
+        upsample_residual=(True, True, True),
+        upsample_factor=(2, 2, 2),
+        timestep_conditioning=False,
+        patch_size=4,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
+        spatial_compression_ratio=32,
+        temporal_compression_ratio=8,
     )
     audio_vae = AutoencoderKLLTX2Audio(
-        base_channels=4, output_channels=2, ch_mult=(1, 1, 1), num_res_blocks=1,
-        attn_resolutions=None, in_channels=2, resolution=32, latent_channels=2,
-        norm_type="pixel", causality_axis="height", dropout=0.0,
-        mid_block_add_attention=False, sample_rate=16000, mel_hop_length=160,
-        is_causal=True, mel_bins=8,
+        base_channels=4,
+        output_channels=2,
+        ch_mult=(1, 1, 1),
+        num_res_blocks=1,
+        attn_resolutions=None,
+        in_channels=2,
+        resolution=32,
+        latent_channels=2,
+        norm_type="pixel",
+        causality_axis="height",
+        dropout=0.0,
+        mid_block_add_attention=False,
+        sample_rate=16000,
+        mel_hop_length=160,
+        is_causal=True,
+        mel_bins=8,
     )
     # 100 mel frames/s x (5 * 4 * 4) = 8000 samples/s: consistent with the declared rate.
     vocoder = LTX2Vocoder(
         in_channels=audio_vae.config.output_channels * audio_vae.config.mel_bins,
-        hidden_channels=8, out_channels=2, upsample_kernel_sizes=[10, 8, 8],
-        upsample_factors=[5, 4, 4], resnet_kernel_sizes=[3], resnet_dilations=[[1, 3]],
-        leaky_relu_negative_slope=0.1, output_sampling_rate=8000,
+        hidden_channels=8,
+        out_channels=2,
+        upsample_kernel_sizes=[10, 8, 8],
+        upsample_factors=[5, 4, 4],
+        resnet_kernel_sizes=[3],
+        resnet_dilations=[[1, 3]],
+        leaky_relu_negative_slope=0.1,
+        output_sampling_rate=8000,
     )
     return {
-        "transformer": transformer, "vae": vae, "audio_vae": audio_vae,
-        "scheduler": FlowMatchEulerDiscreteScheduler(), "text_encoder": text_encoder,
-        "tokenizer": _tokenizer(), "connectors": connectors, "vocoder": vocoder,
+        "transformer": transformer,
+        "vae": vae,
+        "audio_vae": audio_vae,
+        "scheduler": FlowMatchEulerDiscreteScheduler(),
+        "text_encoder": text_encoder,
+        "tokenizer": _tokenizer(),
+        "connectors": connectors,
+        "vocoder": vocoder,
     }
 
 
@@ -127,9 +223,15 @@ def build_upsampler(seed: int = 0) -> Any:
     from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel
 
     torch.manual_seed(seed)
-    return LTX2LatentUpsamplerModel(in_channels=8, mid_channels=32, num_blocks_per_stage=1,
-                                    dims=3, spatial_upsample=True, temporal_upsample=False,
-                                    use_rational_resampler=False)
+    return LTX2LatentUpsamplerModel(
+        in_channels=8,
+        mid_channels=32,
+        num_blocks_per_stage=1,
+        dims=3,
+        spatial_upsample=True,
+        temporal_upsample=False,
+        use_rational_resampler=False,
+    )
 
 
 def build_tiny_ltx(directory: Path | str, seed: int = 0, upsampler: bool = True) -> Path:
@@ -140,6 +242,7 @@ def build_tiny_ltx(directory: Path | str, seed: int = 0, upsampler: bool = True)
     pipe = LTX2Pipeline(**build_components(seed))
     pipe.save_pretrained(directory, safe_serialization=True)
     if upsampler:
-        build_upsampler(seed).save_pretrained(directory / "latent_upsampler",
-                                              safe_serialization=True)
+        build_upsampler(seed).save_pretrained(
+            directory / "latent_upsampler", safe_serialization=True
+        )
     return directory

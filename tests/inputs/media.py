@@ -19,12 +19,31 @@ from PIL import Image
 
 from tests.core.media import data_uri, mp4_bytes, png_bytes, wav_bytes
 
-__all__ = ["data_uri", "mp4_bytes", "png_bytes", "wav_bytes", "image_bytes", "video_bytes",
-           "audio_bytes", "bomb_png", "truncated", "MEDIA_TYPES"]
+__all__ = [
+    "data_uri",
+    "mp4_bytes",
+    "png_bytes",
+    "wav_bytes",
+    "image_bytes",
+    "video_bytes",
+    "audio_bytes",
+    "bomb_png",
+    "truncated",
+    "MEDIA_TYPES",
+]
 
-MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp",
-               "mp4": "video/mp4", "mov": "video/quicktime", "mkv": "video/x-matroska",
-               "wav": "audio/wav", "mp3": "audio/mpeg", "m4a": "audio/mp4", "ogg": "audio/ogg"}
+MEDIA_TYPES = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "mp4": "video/mp4",
+    "mov": "video/quicktime",
+    "mkv": "video/x-matroska",
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "m4a": "audio/mp4",
+    "ogg": "audio/ogg",
+}
 
 
 @cache
@@ -36,8 +55,15 @@ def image_bytes(fmt: str = "PNG", width: int = 64, height: int = 36) -> bytes:
 
 
 @cache
-def video_bytes(container: str = "mp4", codec: str = "libx264", width: int = 320,
-                height: int = 180, fps: int = 24, frames: int = 80, audio: bool = False) -> bytes:
+def video_bytes(
+    container: str = "mp4",
+    codec: str = "libx264",
+    width: int = 320,
+    height: int = 180,
+    fps: int = 24,
+    frames: int = 80,
+    audio: bool = False,
+) -> bytes:
     """A small video; ``container`` is an FFmpeg muxer name (mp4, mov, matroska, webm)."""
     if container == "mp4" and codec == "libx264":
         return mp4_bytes(width, height, fps, frames, audio=audio)
@@ -69,9 +95,13 @@ def audio_bytes(fmt: str = "wav", seconds: float = 3.0) -> bytes:
     """Audio in one of wav, mp3, m4a, ogg (Vorbis), opus (OGG Opus, not accepted)."""
     if fmt == "wav":
         return wav_bytes(seconds, rate=16000)
-    muxer, codec, rate = {"mp3": ("mp3", "libmp3lame", 44100), "m4a": ("ipod", "aac", 44100),
-                          "ogg": ("ogg", "vorbis", 44100), "opus": ("ogg", "libopus", 48000),
-                          "flac": ("flac", "flac", 44100)}[fmt]
+    muxer, codec, rate = {
+        "mp3": ("mp3", "libmp3lame", 44100),
+        "m4a": ("ipod", "aac", 44100),
+        "ogg": ("ogg", "vorbis", 44100),
+        "opus": ("ogg", "libopus", 48000),
+        "flac": ("flac", "flac", 44100),
+    }[fmt]
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "a"
         with av.open(str(path), "w", format=muxer) as out:
@@ -81,11 +111,16 @@ def audio_bytes(fmt: str = "wav", seconds: float = 3.0) -> bytes:
                 s.codec_context.options = {"strict": "experimental"}
             n = int(rate * seconds)
             mono = (0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / rate)).astype(np.float32)
-            frame = av.AudioFrame.from_ndarray(np.stack([mono, mono]), format="fltp",
-                                               layout="stereo")
+            frame = av.AudioFrame.from_ndarray(
+                np.stack([mono, mono]), format="fltp", layout="stereo"
+            )
             frame.sample_rate, frame.pts = rate, 0
-            rs = av.AudioResampler(format=s.codec_context.format.name, layout="stereo",
-                                   rate=rate, frame_size=s.codec_context.frame_size or None)
+            rs = av.AudioResampler(
+                format=s.codec_context.format.name,
+                layout="stereo",
+                rate=rate,
+                frame_size=s.codec_context.frame_size or None,
+            )
             for f in [*rs.resample(frame), *rs.resample(None)]:
                 for p in s.encode(f):
                     out.mux(p)
@@ -95,8 +130,12 @@ def audio_bytes(fmt: str = "wav", seconds: float = 3.0) -> bytes:
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 @cache
@@ -106,8 +145,9 @@ def bomb_png(width: int = 50000, height: int = 50000) -> bytes:
     comp = zlib.compressobj(9)
     row = b"\x00" * (1 + (width + 7) // 8)
     body = b"".join(comp.compress(row) for _ in range(min(height, 200))) + comp.flush()
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", body)
-            + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", body) + _chunk(b"IEND", b"")
+    )
 
 
 def truncated(data: bytes, keep: float = 0.5) -> bytes:

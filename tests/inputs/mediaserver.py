@@ -97,10 +97,17 @@ class MediaServer:
         scheme = "https" if self.tls else "http"
         return f"{scheme}://{host}:{self.port}{path}"
 
-    def add(self, path: str, body: bytes, content_type: str = "application/octet-stream",
-            headers: dict[str, str] | None = None, **kw: Any) -> str:
-        self.routes[path] = Route(body=body, headers={"Content-Type": content_type,
-                                                      **(headers or {})}, **kw)
+    def add(
+        self,
+        path: str,
+        body: bytes,
+        content_type: str = "application/octet-stream",
+        headers: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> str:
+        self.routes[path] = Route(
+            body=body, headers={"Content-Type": content_type, **(headers or {})}, **kw
+        )
         return self.url(path)
 
     def redirect(self, path: str, location: str, status: int = 302) -> str:

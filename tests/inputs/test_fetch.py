@@ -37,7 +37,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
     srv.add("/big", b"y" * (LIMIT.max_bytes + 1))
     srv.add("/chunked-big", b"", chunks=lambda: (b"z" * 65536 for _ in range(40)))
     srv.add("/slow", b"", chunks=lambda: (b"s" * 10 for _ in range(100)), delay=0.2)
-    srv.add("/lying-length", b"q" * 100, headers={"Content-Length": str(10 ** 12)})
+    srv.add("/lying-length", b"q" * 100, headers={"Content-Length": str(10**12)})
     yield srv
     srv.stop()
 
@@ -51,8 +51,9 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
 
 
 def policy(media: MediaServer, *hosts: str, **kw: object) -> FetchPolicy:
-    return FetchPolicy(allow_hosts=frozenset(parse_allow_entry(h) for h in hosts),
-                       ca_file=media.ca_file, **kw)  # type: ignore[arg-type]
+    return FetchPolicy(
+        allow_hosts=frozenset(parse_allow_entry(h) for h in hosts), ca_file=media.ca_file, **kw
+    )  # type: ignore[arg-type]
 
 
 def refused(url: str, pol: FetchPolicy, dest: Path, limit: FetchLimit = LIMIT) -> str:
@@ -64,41 +65,54 @@ def refused(url: str, pol: FetchPolicy, dest: Path, limit: FetchLimit = LIMIT) -
 
 def test_allowlisted_host_is_fetched(media: MediaServer, tmp_path: Path) -> None:
     dest = tmp_path / "f"
-    res = fetch_to_file(media.url("/ok.png"), dest, policy=policy(media, f"localhost:{media.port}"),
-                        limit=LIMIT)
+    res = fetch_to_file(
+        media.url("/ok.png"), dest, policy=policy(media, f"localhost:{media.port}"), limit=LIMIT
+    )
     assert dest.read_bytes() == PAYLOAD
     assert res.size == len(PAYLOAD) and res.content_type == "image/png"
     # the host-only form of an entry allows every port
     fetch_to_file(media.url("/ok.png"), dest, policy=policy(media, "LOCALHOST"), limit=LIMIT)
 
 
-def test_default_policy_refuses_loopback_names_and_literals(media: MediaServer,
-                                                           tmp_path: Path) -> None:
+def test_default_policy_refuses_loopback_names_and_literals(
+    media: MediaServer, tmp_path: Path
+) -> None:
     pol = policy(media)
     msg = refused(media.url("/ok.png"), pol, tmp_path / "f")
     assert "localhost" in msg and "loopback" in msg
     for host in ("127.0.0.1", "[::1]", "2130706433", "127.1", "0x7f.0.0.1"):
         assert "IP address hosts are not allowed" in refused(
-            media.url("/ok.png", host), pol, tmp_path / "f")
+            media.url("/ok.png", host), pol, tmp_path / "f"
+        )
     # an allowlist entry for another port does not open this one
     assert "loopback" in refused(media.url("/ok.png"), policy(media, "localhost:1"), tmp_path / "f")
     assert not media.hits or all(h[0] != "/never" for h in media.hits)
 
 
 def test_allowlisted_ip_literal(media: MediaServer, tmp_path: Path) -> None:
-    fetch_to_file(media.url("/ok.png", "127.0.0.1"), tmp_path / "f",
-                  policy=policy(media, f"127.0.0.1:{media.port}"), limit=LIMIT)
+    fetch_to_file(
+        media.url("/ok.png", "127.0.0.1"),
+        tmp_path / "f",
+        policy=policy(media, f"127.0.0.1:{media.port}"),
+        limit=LIMIT,
+    )
 
 
 def test_http_needs_allow_http(plain: MediaServer, media: MediaServer, tmp_path: Path) -> None:
     host = f"localhost:{plain.port}"
-    assert "http:// URLs are not allowed" in refused(plain.url("/ok.png"), policy(media, host),
-                                                     tmp_path / "f")
-    fetch_to_file(plain.url("/ok.png"), tmp_path / "f",
-                  policy=policy(media, host, allow_http=True), limit=LIMIT)
+    assert "http:// URLs are not allowed" in refused(
+        plain.url("/ok.png"), policy(media, host), tmp_path / "f"
+    )
+    fetch_to_file(
+        plain.url("/ok.png"),
+        tmp_path / "f",
+        policy=policy(media, host, allow_http=True),
+        limit=LIMIT,
+    )
     # allow_http does not lift the address checks
-    assert "loopback" in refused(plain.url("/ok.png"), policy(media, allow_http=True),
-                                 tmp_path / "f")
+    assert "loopback" in refused(
+        plain.url("/ok.png"), policy(media, allow_http=True), tmp_path / "f"
+    )
 
 
 def test_redirects_are_not_followed(media: MediaServer, tmp_path: Path) -> None:
@@ -119,8 +133,12 @@ def test_size_limit_from_header_and_while_streaming(media: MediaServer, tmp_path
 
 
 def test_whole_download_timeout(media: MediaServer, tmp_path: Path) -> None:
-    msg = refused(media.url("/slow"), policy(media, "localhost"), tmp_path / "f",
-                  FetchLimit(LIMIT.max_bytes, 1.0))
+    msg = refused(
+        media.url("/slow"),
+        policy(media, "localhost"),
+        tmp_path / "f",
+        FetchLimit(LIMIT.max_bytes, 1.0),
+    )
     assert "did not finish within 1 s" in msg
 
 
@@ -130,7 +148,8 @@ def test_untrusted_certificate(media: MediaServer, tmp_path: Path) -> None:
 
 
 def test_resolved_once_and_connected_to_the_checked_address(
-        media: MediaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    media: MediaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """DNS rebinding: the address checked is the address connected to; the name stays the name."""
     calls: list[str] = []
 
@@ -150,8 +169,13 @@ def test_resolved_once_and_connected_to_the_checked_address(
     monkeypatch.setattr(httpcore.SyncBackend, "connect_tcp", loopback_connect)
     pol = FetchPolicy(ca_file=media.ca_file, resolver=rebinding)
     backend = GuardedBackend(pol)
-    fetch_to_file(f"https://media.test:{media.port}/ok.png", tmp_path / "f", policy=pol,
-                  limit=LIMIT, backend=backend)
+    fetch_to_file(
+        f"https://media.test:{media.port}/ok.png",
+        tmp_path / "f",
+        policy=pol,
+        limit=LIMIT,
+        backend=backend,
+    )
     assert calls == ["media.test"]  # resolved once
     assert connects == ["93.184.216.34"] == [backend.connected]  # to the checked address
     assert media.hits[-1] == ("/ok.png", f"media.test:{media.port}")  # Host (and SNI) kept
@@ -167,31 +191,58 @@ def test_resolved_once_and_connected_to_the_checked_address(
     assert "private" in refused(f"https://media.test:{media.port}/ok.png", pol, tmp_path / "f")
 
     # allowlisted: connects to the resolved IP, with SNI, certificate and Host of the name
-    pol = FetchPolicy(ca_file=media.ca_file, allow_hosts=frozenset({("media.test", None)}),
-                      resolver=lambda h, p: ["127.0.0.1"])
+    pol = FetchPolicy(
+        ca_file=media.ca_file,
+        allow_hosts=frozenset({("media.test", None)}),
+        resolver=lambda h, p: ["127.0.0.1"],
+    )
     backend = GuardedBackend(pol)
-    fetch_to_file(f"https://media.test:{media.port}/ok.png", tmp_path / "f", policy=pol,
-                  limit=LIMIT, backend=backend)
+    fetch_to_file(
+        f"https://media.test:{media.port}/ok.png",
+        tmp_path / "f",
+        policy=pol,
+        limit=LIMIT,
+        backend=backend,
+    )
     assert backend.connected == "127.0.0.1"
     assert media.hits[-1] == ("/ok.png", f"media.test:{media.port}")
 
 
 def test_unresolvable_host(tmp_path: Path) -> None:
-    assert "could not resolve host" in refused("https://host.invalid/x.png", FetchPolicy(),
-                                               tmp_path / "f")
+    assert "could not resolve host" in refused(
+        "https://host.invalid/x.png", FetchPolicy(), tmp_path / "f"
+    )
 
 
-@pytest.mark.parametrize(("addr", "problem"), [
-    ("127.0.0.1", "loopback"), ("127.255.0.9", "loopback"), ("::1", "loopback"),
-    ("10.0.0.1", "private"), ("172.16.5.4", "private"), ("192.168.1.1", "private"),
-    ("fc00::1", "private"), ("169.254.169.254", "link-local"), ("fe80::1", "link-local"),
-    ("224.0.0.1", "multicast"), ("239.255.255.250", "multicast"), ("ff02::1", "multicast"),
-    ("0.0.0.0", "unspecified"), ("::", "unspecified"), ("240.0.0.1", "private"),
-    ("100.64.0.1", "non-public"), ("::ffff:127.0.0.1", "loopback"),
-    ("::ffff:10.0.0.1", "private"), ("2002:7f00:1::", "loopback"),
-    ("64:ff9b::7f00:1", "loopback"), ("2001::1", "reserved"),
-    ("8.8.8.8", None), ("93.184.216.34", None), ("2606:4700:4700::1111", None),
-])
+@pytest.mark.parametrize(
+    ("addr", "problem"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.255.0.9", "loopback"),
+        ("::1", "loopback"),
+        ("10.0.0.1", "private"),
+        ("172.16.5.4", "private"),
+        ("192.168.1.1", "private"),
+        ("fc00::1", "private"),
+        ("169.254.169.254", "link-local"),
+        ("fe80::1", "link-local"),
+        ("224.0.0.1", "multicast"),
+        ("239.255.255.250", "multicast"),
+        ("ff02::1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("::", "unspecified"),
+        ("240.0.0.1", "private"),
+        ("100.64.0.1", "non-public"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("::ffff:10.0.0.1", "private"),
+        ("2002:7f00:1::", "loopback"),
+        ("64:ff9b::7f00:1", "loopback"),
+        ("2001::1", "reserved"),
+        ("8.8.8.8", None),
+        ("93.184.216.34", None),
+        ("2606:4700:4700::1111", None),
+    ],
+)
 def test_address_classes(addr: str, problem: str | None) -> None:
     got = address_problem(ipaddress.ip_address(addr))
     assert (got is None) == (problem is None), (addr, got)
@@ -205,11 +256,15 @@ def test_url_forms() -> None:
         assert is_ip_literal(host), host
     for host in ("example.com", "a1.example", "xn--bcher-kva.de"):
         assert not is_ip_literal(host), host
-    for url, msg in [("ftp://example.com/x", "only https"), ("file:///etc/passwd", "only https"),
-                     ("https://user:pw@example.com/x", "credentials"),
-                     ("https://example.com:99999/x", "port"),
-                     ("https://exa mple.com/x", "not a valid domain"),
-                     ("https:///x", "no host"), ("http://example.com/x", "http://")]:
+    for url, msg in [
+        ("ftp://example.com/x", "only https"),
+        ("file:///etc/passwd", "only https"),
+        ("https://user:pw@example.com/x", "credentials"),
+        ("https://example.com:99999/x", "port"),
+        ("https://exa mple.com/x", "not a valid domain"),
+        ("https:///x", "no host"),
+        ("http://example.com/x", "http://"),
+    ]:
         with pytest.raises(FetchRefused, match=msg):
             check_url(url, pol)
     assert check_url("https://bücher.de/x", pol).raw_host == b"xn--bcher-kva.de"
@@ -219,8 +274,9 @@ def test_url_forms() -> None:
     assert parse_allow_entry("example.com:http") == ("example.com", -1)  # matches nothing
 
 
-def test_a_hung_dns_lookup_is_bounded_by_the_fetch_timeout(media: MediaServer,
-                                                            tmp_path: Path) -> None:
+def test_a_hung_dns_lookup_is_bounded_by_the_fetch_timeout(
+    media: MediaServer, tmp_path: Path
+) -> None:
     release = threading.Event()
 
     def silent_dns(host: str, port: int) -> list[str]:
@@ -229,8 +285,9 @@ def test_a_hung_dns_lookup_is_bounded_by_the_fetch_timeout(media: MediaServer,
 
     pol = FetchPolicy(ca_file=media.ca_file, resolver=silent_dns)
     started = time.monotonic()
-    message = refused(f"https://media.test:{media.port}/ok.png", pol, tmp_path / "f",
-                      FetchLimit(1024 * 1024, 1.0))
+    message = refused(
+        f"https://media.test:{media.port}/ok.png", pol, tmp_path / "f", FetchLimit(1024 * 1024, 1.0)
+    )
     assert "could not resolve host media.test within 1 s" in message
     assert time.monotonic() - started < 3
     release.set()
@@ -240,5 +297,7 @@ def test_a_hung_dns_lookup_is_bounded_by_the_fetch_timeout(media: MediaServer,
         raise FetchRefused(f"could not resolve host {host}")
 
     pol = FetchPolicy(ca_file=media.ca_file, resolver=nxdomain)
-    assert refused(f"https://media.test:{media.port}/ok.png", pol,
-                   tmp_path / "f") == "could not resolve host media.test"
+    assert (
+        refused(f"https://media.test:{media.port}/ok.png", pol, tmp_path / "f")
+        == "could not resolve host media.test"
+    )

@@ -38,8 +38,11 @@ def run(srv: Server, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
 
 def test_https_inputs_are_fetched(inputs_server: Server, media: MediaServer) -> None:
     jobs = {
-        "image-to-video": {**I2V, "image_uri": media.url("/in/image.png"),
-                           "last_frame_uri": media.url("/in/image.jpg")},
+        "image-to-video": {
+            **I2V,
+            "image_uri": media.url("/in/image.png"),
+            "last_frame_uri": media.url("/in/image.jpg"),
+        },
         "audio-to-video": {"audio_uri": media.url("/in/audio.wav"), "prompt": "rain"},
         "retake": {"video_uri": media.url("/in/video.mp4"), "start_time": 0, "duration": 2},
     }
@@ -56,21 +59,40 @@ def test_https_inputs_are_fetched(inputs_server: Server, media: MediaServer) -> 
     assert {"/in/image.png", "/in/image.jpg", "/in/audio.wav", "/in/video.mp4"} <= fetched
 
 
-@pytest.mark.parametrize(("endpoint", "body", "message"), [
-    ("image-to-video", {**I2V, "image_uri": "/in/text.png"},
-     "image_uri must be a PNG, JPEG or WEBP image"),
-    ("retake", {"video_uri": "/in/short.mp4", "start_time": 0, "duration": 2},
-     "video_uri: the video must have at least 73 frames"),
-    ("image-to-video", {**I2V, "image_uri": "/in/moved.png"},
-     "image_uri: the URL answered a redirect (HTTP 302)"),
-    ("image-to-video", {**I2V, "image_uri": "/in/missing.png"},
-     "image_uri: the URL answered HTTP 404"),
-    ("image-to-video", {**I2V, "image_uri": "/in/huge.png"},
-     "image_uri: the file is larger than the 15 MB limit"),
-], ids=["not-media", "rule", "redirect", "404", "too-large"])
-def test_bad_fetched_input_fails_the_job(inputs_server: Server, media: MediaServer,
-                                         endpoint: str, body: dict[str, Any],
-                                         message: str) -> None:
+@pytest.mark.parametrize(
+    ("endpoint", "body", "message"),
+    [
+        (
+            "image-to-video",
+            {**I2V, "image_uri": "/in/text.png"},
+            "image_uri must be a PNG, JPEG or WEBP image",
+        ),
+        (
+            "retake",
+            {"video_uri": "/in/short.mp4", "start_time": 0, "duration": 2},
+            "video_uri: the video must have at least 73 frames",
+        ),
+        (
+            "image-to-video",
+            {**I2V, "image_uri": "/in/moved.png"},
+            "image_uri: the URL answered a redirect (HTTP 302)",
+        ),
+        (
+            "image-to-video",
+            {**I2V, "image_uri": "/in/missing.png"},
+            "image_uri: the URL answered HTTP 404",
+        ),
+        (
+            "image-to-video",
+            {**I2V, "image_uri": "/in/huge.png"},
+            "image_uri: the file is larger than the 15 MB limit",
+        ),
+    ],
+    ids=["not-media", "rule", "redirect", "404", "too-large"],
+)
+def test_bad_fetched_input_fails_the_job(
+    inputs_server: Server, media: MediaServer, endpoint: str, body: dict[str, Any], message: str
+) -> None:
     field = next(k for k in body if k.endswith("_uri"))
     body = {**body, field: media.url(body[field])}
     done = run(inputs_server, endpoint, body)
@@ -79,8 +101,9 @@ def test_bad_fetched_input_fails_the_job(inputs_server: Server, media: MediaServ
     assert message in done["error"]["message"], done["error"]
 
 
-def test_default_configuration_refuses_loopback(server: Server, inputs_server: Server,
-                                                media: MediaServer) -> None:
+def test_default_configuration_refuses_loopback(
+    server: Server, inputs_server: Server, media: MediaServer
+) -> None:
     before = len(media.hits)
     done = run(server, "image-to-video", {**I2V, "image_uri": media.url("/in/image.png")})
     assert done["status"] == "failed"
@@ -88,8 +111,11 @@ def test_default_configuration_refuses_loopback(server: Server, inputs_server: S
     msg = done["error"]["message"]
     assert msg.startswith("image_uri: host localhost resolves to a loopback address"), msg
     # the allowlist is per port: another localhost port stays closed on the test server too
-    done = run(inputs_server, "image-to-video",
-               {**I2V, "image_uri": f"https://localhost:{server.port}/x.png"})
+    done = run(
+        inputs_server,
+        "image-to-video",
+        {**I2V, "image_uri": f"https://localhost:{server.port}/x.png"},
+    )
     assert "loopback" in done["error"]["message"], done
     assert len(media.hits) == before, "a refused URL is never connected to"
     with server.client() as c:

@@ -14,8 +14,12 @@ from tests.inputs.conftest import UPLOAD_MAX, upload
 from tests.inputs.media import audio_bytes, image_bytes, video_bytes
 from tests.support import Server, assert_error, assert_schema, wait_terminal
 
-T2V = {"prompt": "a lighthouse at dusk", "model": "ltx-2-3-fast", "duration": 2,
-       "resolution": "1280x720"}
+T2V = {
+    "prompt": "a lighthouse at dusk",
+    "model": "ltx-2-3-fast",
+    "duration": 2,
+    "resolution": "1280x720",
+}
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
@@ -46,29 +50,40 @@ def test_upload_answer_shape(inputs_server: Server) -> None:
 def test_upload_needs_a_key(inputs_server: Server) -> None:
     with httpx.Client(base_url=inputs_server.base_url) as c:
         assert_error(c.post("/v1/upload"), 401, "authentication_error", "Missing authorization")
-        assert_error(c.post("/v1/upload", headers={"Authorization": "Bearer nope"}), 401,
-                     "authentication_error", "Invalid API key")
+        assert_error(
+            c.post("/v1/upload", headers={"Authorization": "Bearer nope"}),
+            401,
+            "authentication_error",
+            "Invalid API key",
+        )
 
 
 @pytest.fixture(scope="module")
 def uris(inputs_server: Server) -> Iterator[dict[str, str]]:
     with inputs_server.client() as c:
-        yield {"image": upload(c, image_bytes("PNG"), "image/png"),
-               "audio": upload(c, audio_bytes("wav"), "audio/wav"),
-               "video": upload(c, video_bytes(audio=True), "video/mp4")}
+        yield {
+            "image": upload(c, image_bytes("PNG"), "image/png"),
+            "audio": upload(c, audio_bytes("wav"), "audio/wav"),
+            "video": upload(c, video_bytes(audio=True), "video/mp4"),
+        }
 
 
-def test_every_media_endpoint_takes_an_upload(inputs_server: Server,
-                                              uris: dict[str, str]) -> None:
+def test_every_media_endpoint_takes_an_upload(inputs_server: Server, uris: dict[str, str]) -> None:
     bodies = {
         "image-to-video": {**T2V, "image_uri": uris["image"], "last_frame_uri": uris["image"]},
-        "audio-to-video": {"audio_uri": uris["audio"], "image_uri": uris["image"],
-                           "resolution": "1080x1920"},
+        "audio-to-video": {
+            "audio_uri": uris["audio"],
+            "image_uri": uris["image"],
+            "resolution": "1080x1920",
+        },
         "retake": {"video_uri": uris["video"], "start_time": 0.5, "duration": 2},
         "extend": {"video_uri": uris["video"], "duration": 2, "context": 2},
         "video-to-video-hdr": {"video_uri": uris["video"]},
-        "video-to-video-reframe": {"video_uri": uris["video"], "model": "ltx-2-3-pro",
-                                   "resolution": "720x720"},
+        "video-to-video-reframe": {
+            "video_uri": uris["video"],
+            "model": "ltx-2-3-pro",
+            "resolution": "720x720",
+        },
     }
     with inputs_server.client() as c:
         jobs = {}
@@ -84,15 +99,27 @@ def test_every_media_endpoint_takes_an_upload(inputs_server: Server,
 def test_storage_uri_belongs_to_its_key(inputs_server: Server, uris: dict[str, str]) -> None:
     other = inputs_server.cli("keys", "create", "--name", "other").strip().splitlines()[-1]
     with inputs_server.client(other) as c:
-        assert_error(c.post("/v2/video-to-video-hdr", json={"video_uri": uris["video"]}), 400,
-                     "invalid_request_error", "video_uri: upload")
+        assert_error(
+            c.post("/v2/video-to-video-hdr", json={"video_uri": uris["video"]}),
+            400,
+            "invalid_request_error",
+            "video_uri: upload",
+        )
     with inputs_server.client() as c:
         for uri in ("ltx://uploads/" + "0" * 32, "ltx://uploads/nope", "ltx://other/x"):
-            assert_error(c.post("/v2/video-to-video-hdr", json={"video_uri": uri}), 400,
-                         "invalid_request_error", "video_uri")
+            assert_error(
+                c.post("/v2/video-to-video-hdr", json={"video_uri": uri}),
+                400,
+                "invalid_request_error",
+                "video_uri",
+            )
         pending = new_upload(c)["storage_uri"]
-        assert_error(c.post("/v2/video-to-video-hdr", json={"video_uri": pending}), 400,
-                     "invalid_request_error", "nothing has been uploaded")
+        assert_error(
+            c.post("/v2/video-to-video-hdr", json={"video_uri": pending}),
+            400,
+            "invalid_request_error",
+            "nothing has been uploaded",
+        )
 
 
 def test_put_rules(inputs_server: Server) -> None:
@@ -101,28 +128,48 @@ def test_put_rules(inputs_server: Server) -> None:
     url, headers = up["upload_url"], up["required_headers"]
     data = image_bytes("PNG")
     # signature covers path and expiry
-    assert_error(httpx.put(url.replace("signature=", "signature=0"), content=data,
-                           headers=headers), 403, "authentication_error")
-    assert_error(httpx.put(url.replace("expires=", "expires=1"), content=data, headers=headers),
-                 403, "authentication_error")
-    assert_error(httpx.put(url.split("?")[0], content=data, headers=headers), 403,
-                 "authentication_error")
+    assert_error(
+        httpx.put(url.replace("signature=", "signature=0"), content=data, headers=headers),
+        403,
+        "authentication_error",
+    )
+    assert_error(
+        httpx.put(url.replace("expires=", "expires=1"), content=data, headers=headers),
+        403,
+        "authentication_error",
+    )
+    assert_error(
+        httpx.put(url.split("?")[0], content=data, headers=headers), 403, "authentication_error"
+    )
     # the required headers are required
-    assert_error(httpx.put(url, content=data), 400, "invalid_request_error",
-                 "x-ltxserve-content-length-range")
-    assert_error(httpx.put(url, content=data, headers={**headers,
-                 "x-ltxserve-content-length-range": "1,999999999999"}), 400,
-                 "invalid_request_error", "required header")
+    assert_error(
+        httpx.put(url, content=data),
+        400,
+        "invalid_request_error",
+        "x-ltxserve-content-length-range",
+    )
+    assert_error(
+        httpx.put(
+            url,
+            content=data,
+            headers={**headers, "x-ltxserve-content-length-range": "1,999999999999"},
+        ),
+        400,
+        "invalid_request_error",
+        "required header",
+    )
     # empty, too large by Content-Length, too large while streaming (no Content-Length)
-    assert_error(httpx.put(url, content=b"", headers=headers), 400, "invalid_request_error",
-                 "empty")
+    assert_error(
+        httpx.put(url, content=b"", headers=headers), 400, "invalid_request_error", "empty"
+    )
 
     def chunks() -> Iterator[bytes]:
         for _ in range(UPLOAD_MAX // 65536 + 2):
             yield b"x" * 65536
 
-    assert_error(httpx.put(url, content=b"x" * (UPLOAD_MAX + 1), headers=headers), 413,
-                 "request_too_large")
+    assert_error(
+        httpx.put(url, content=b"x" * (UPLOAD_MAX + 1), headers=headers), 413, "request_too_large"
+    )
     assert_error(httpx.put(url, content=chunks(), headers=headers), 413, "request_too_large")
     # exactly the limit is fine, once
     r = httpx.put(url, content=b"x" * UPLOAD_MAX, headers=headers)
@@ -140,20 +187,32 @@ def test_upload_content_is_checked_on_use(inputs_server: Server) -> None:
     """A storage URI gets the same media checks as any input: at submit, with a 400."""
     with inputs_server.client() as c:
         junk = upload(c, b"not a video at all" * 100)
-        assert_error(c.post("/v2/video-to-video-hdr", json={"video_uri": junk}), 400,
-                     "invalid_request_error", "video_uri must be an MP4, MOV or MKV")
+        assert_error(
+            c.post("/v2/video-to-video-hdr", json={"video_uri": junk}),
+            400,
+            "invalid_request_error",
+            "video_uri must be an MP4, MOV or MKV",
+        )
         png = upload(c, image_bytes("PNG"))
-        assert_error(c.post("/v2/retake", json={"video_uri": png, "start_time": 0,
-                                                 "duration": 2}),
-                     400, "invalid_request_error", "looks like PNG")
+        assert_error(
+            c.post("/v2/retake", json={"video_uri": png, "start_time": 0, "duration": 2}),
+            400,
+            "invalid_request_error",
+            "looks like PNG",
+        )
 
 
 def test_upload_urls_and_uploads_expire(make_server: Any) -> None:
     """The PUT URL dies after upload_url_seconds; the upload (row and bytes) after
     upload_retention_seconds, removed by the sweeper."""
-    srv: Server = make_server(env={"LTXSERVE_UPLOAD_URL_SECONDS": "1",
-                                   "LTXSERVE_UPLOAD_RETENTION_SECONDS": "2",
-                                   "LTXSERVE_SWEEP_INTERVAL": "0.5"}, workers=0)
+    srv: Server = make_server(
+        env={
+            "LTXSERVE_UPLOAD_URL_SECONDS": "1",
+            "LTXSERVE_UPLOAD_RETENTION_SECONDS": "2",
+            "LTXSERVE_SWEEP_INTERVAL": "0.5",
+        },
+        workers=0,
+    )
     with srv.client() as c:
         late = new_upload(c)
         uri = upload(c, image_bytes("PNG"))
@@ -162,11 +221,18 @@ def test_upload_urls_and_uploads_expire(make_server: Any) -> None:
         body = {**T2V, "image_uri": uri}
         assert c.post("/v2/image-to-video", json=body).status_code == 202
         time.sleep(1.2)
-        assert_error(httpx.put(late["upload_url"], content=b"x",
-                               headers=late["required_headers"]), 403, "authentication_error")
+        assert_error(
+            httpx.put(late["upload_url"], content=b"x", headers=late["required_headers"]),
+            403,
+            "authentication_error",
+        )
         deadline = time.monotonic() + 10
         while blob.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not blob.exists(), "the sweeper deletes expired uploads"
-        assert_error(c.post("/v2/image-to-video", json=body), 400, "invalid_request_error",
-                     "not found or expired")
+        assert_error(
+            c.post("/v2/image-to-video", json=body),
+            400,
+            "invalid_request_error",
+            "not found or expired",
+        )

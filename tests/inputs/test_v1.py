@@ -19,8 +19,12 @@ from tests.inputs.conftest import upload
 from tests.inputs.media import audio_bytes, data_uri, image_bytes, video_bytes
 from tests.support import Server, assert_error, wait_terminal
 
-T2V = {"prompt": "a red fox in snow", "model": "ltx-2-3-fast", "duration": 2,
-       "resolution": "1280x720"}
+T2V = {
+    "prompt": "a red fox in snow",
+    "model": "ltx-2-3-fast",
+    "duration": 2,
+    "resolution": "1280x720",
+}
 LONG = {**T2V, "resolution": "1920x1080", "duration": 10, "fps": 25}  # 250 frames at 1080p
 
 
@@ -29,12 +33,17 @@ def properties(data: bytes, path: Path) -> dict[str, Any]:
     with av.open(str(path)) as c:
         v = c.streams.video[0]
         frames = sum(1 for _ in c.decode(v))
-        out: dict[str, Any] = {"container": c.format.name, "codec": v.codec_context.name,
-                               "size": (v.codec_context.width, v.codec_context.height),
-                               "fps": v.average_rate, "frames": frames}
+        out: dict[str, Any] = {
+            "container": c.format.name,
+            "codec": v.codec_context.name,
+            "size": (v.codec_context.width, v.codec_context.height),
+            "fps": v.average_rate,
+            "frames": frames,
+        }
     with av.open(str(path)) as c:
-        out["audio"] = [(a.codec_context.name, a.codec_context.sample_rate)
-                        for a in c.streams.audio]
+        out["audio"] = [
+            (a.codec_context.name, a.codec_context.sample_rate) for a in c.streams.audio
+        ]
     return out
 
 
@@ -43,12 +52,16 @@ def test_v1_matches_v2_for_every_sync_endpoint(inputs_server: Server, tmp_path: 
         video = upload(c, video_bytes(audio=True))
         bodies = {
             "text-to-video": T2V,
-            "image-to-video": {**T2V, "image_uri": upload(c, image_bytes("PNG")),
-                               "generate_audio": False},
-            "audio-to-video": {"audio_uri": data_uri("audio/wav", audio_bytes("wav", 2.0)),
-                               "prompt": "rain"},
-            "retake": {"video_uri": video, "start_time": 1, "duration": 2,
-                       "mode": "replace_video"},
+            "image-to-video": {
+                **T2V,
+                "image_uri": upload(c, image_bytes("PNG")),
+                "generate_audio": False,
+            },
+            "audio-to-video": {
+                "audio_uri": data_uri("audio/wav", audio_bytes("wav", 2.0)),
+                "prompt": "rain",
+            },
+            "retake": {"video_uri": video, "start_time": 1, "duration": 2, "mode": "replace_video"},
             "extend": {"video_uri": video, "duration": 2},
         }
         for endpoint, body in bodies.items():
@@ -71,16 +84,35 @@ def test_v1_errors_use_the_envelope(server: Server) -> None:
     with httpx.Client(base_url=server.base_url) as c:
         assert_error(c.post("/v1/text-to-video", json=T2V), 401, "authentication_error")
     with server.client() as c:
-        assert_error(c.post("/v1/text-to-video", json={**T2V, "duration": 7}), 400,
-                     "invalid_request_error", "duration 7 is not supported")
-        assert_error(c.post("/v1/image-to-video", json={**T2V, "image_uri": data_uri(
-            "image/png", b"junk")}), 400, "invalid_request_error", "image_uri must be a PNG")
-        assert_error(c.post("/v1/extend", content=b"{", headers={
-            "content-type": "application/json"}), 400, "invalid_request_error", "not valid JSON")
+        assert_error(
+            c.post("/v1/text-to-video", json={**T2V, "duration": 7}),
+            400,
+            "invalid_request_error",
+            "duration 7 is not supported",
+        )
+        assert_error(
+            c.post("/v1/image-to-video", json={**T2V, "image_uri": data_uri("image/png", b"junk")}),
+            400,
+            "invalid_request_error",
+            "image_uri must be a PNG",
+        )
+        assert_error(
+            c.post("/v1/extend", content=b"{", headers={"content-type": "application/json"}),
+            400,
+            "invalid_request_error",
+            "not valid JSON",
+        )
         # found during processing (the URL is fetched by the worker): the job's error
-        assert_error(c.post("/v1/image-to-video", json={
-            **T2V, "image_uri": "https://localhost:9/x.png"}, timeout=60), 400,
-            "invalid_request_error", "image_uri: host localhost resolves to a loopback address")
+        assert_error(
+            c.post(
+                "/v1/image-to-video",
+                json={**T2V, "image_uri": "https://localhost:9/x.png"},
+                timeout=60,
+            ),
+            400,
+            "invalid_request_error",
+            "image_uri: host localhost resolves to a loopback address",
+        )
         # hdr and reframe have no v1
         assert_error(c.post("/v1/video-to-video-hdr", json={}), 404, "not_found_error")
 
@@ -122,8 +154,9 @@ def test_timeout_is_504_and_stops_the_job(short_sync: Server) -> None:
         r = c.post("/v1/text-to-video", json=LONG, timeout=60)
         assert 1.9 < time.monotonic() - t0 < 10
         assert_error(r, 504, "api_error", "did not finish within 2 s")
-        job = _wait(lambda: [j for j in _jobs(srv) if j["status"] == "failed"], 5,
-                    "the job to be failed")[0]
+        job = _wait(
+            lambda: [j for j in _jobs(srv) if j["status"] == "failed"], 5, "the job to be failed"
+        )[0]
         assert "did not finish within 2 s" in job["error_message"]
         # the worker lets go of it at its next heartbeat and is free for the next job
         nxt = c.post("/v2/text-to-video", json=T2V).json()
@@ -139,7 +172,8 @@ def test_client_disconnect_fails_the_job(short_sync: Server) -> None:
     srv = short_sync
     with srv.client() as c, pytest.raises(httpx.ReadTimeout):
         c.post("/v1/text-to-video", json=LONG, timeout=httpx.Timeout(30, read=0.8))
-    job = _wait(lambda: [j for j in _jobs(srv) if j["status"] == "failed"], 5,
-                "the job to be failed")[0]
+    job = _wait(
+        lambda: [j for j in _jobs(srv) if j["status"] == "failed"], 5, "the job to be failed"
+    )[0]
     assert "client disconnected" in job["error_message"]
     assert job["completed_at"] - job["created_at"] < 2000, "failed at once, not at the timeout"

@@ -26,8 +26,12 @@ def test_state_machine_edges() -> None:
     check_transition("pending", "processing")
     check_transition("processing", "completed")
     check_transition("processing", "pending")
-    for old, new in [("completed", "failed"), ("failed", "processing"),
-                     ("pending", "completed"), ("completed", "pending")]:
+    for old, new in [
+        ("completed", "failed"),
+        ("failed", "processing"),
+        ("pending", "completed"),
+        ("completed", "pending"),
+    ]:
         with pytest.raises(InvalidTransition):
             check_transition(old, new)
 

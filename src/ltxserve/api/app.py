@@ -42,8 +42,13 @@ class Services:
         self.store = open_store(settings)
         self.blobs = LocalBlobStore(settings.blob_dir)
         self.catalog = Catalog.load(settings.models_file)
-        self.manager = JobManager(settings, self.store, self.blobs, self.catalog,
-                                  open_doorbell(self.store.engine, settings.data_dir))
+        self.manager = JobManager(
+            settings,
+            self.store,
+            self.blobs,
+            self.catalog,
+            open_doorbell(self.store.engine, settings.data_dir),
+        )
         self.keys = KeyChecker(self.store, settings.key_cache_seconds)
         self.signing_key = settings.signing_key()
         # SQLite on local disk answers a primary-key lookup in microseconds: cheaper to
@@ -93,8 +98,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             sweeper.stop_event.set()
 
-    app = FastAPI(title="ltxserve", version=__version__, lifespan=lifespan,
-                  openapi_url=None, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="ltxserve",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.services = services
 
     @app.exception_handler(LtxError)
@@ -106,11 +117,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if exc.status_code == 404:
             return error_response("not_found_error", f"No route for {request.url.path}")
         if exc.status_code == 405:
-            return error_response("invalid_request_error",
-                                  f"Method {request.method} is not allowed on {request.url.path}",
-                                  status=405, headers=dict(exc.headers or {}))
-        return error_response("invalid_request_error" if exc.status_code < 500 else "api_error",
-                              str(exc.detail), status=exc.status_code)
+            return error_response(
+                "invalid_request_error",
+                f"Method {request.method} is not allowed on {request.url.path}",
+                status=405,
+                headers=dict(exc.headers or {}),
+            )
+        return error_response(
+            "invalid_request_error" if exc.status_code < 500 else "api_error",
+            str(exc.detail),
+            status=exc.status_code,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:

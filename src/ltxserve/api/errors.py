@@ -27,10 +27,15 @@ def envelope(type_: str, message: str) -> bytes:
     return orjson.dumps({"type": "error", "error": {"type": type_, "message": message}})
 
 
-def error_response(type_: str, message: str, status: int | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
-    return Response(envelope(type_, message), status_code=status or STATUS.get(type_, 500),
-                    media_type="application/json", headers=headers)
+def error_response(
+    type_: str, message: str, status: int | None = None, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        envelope(type_, message),
+        status_code=status or STATUS.get(type_, 500),
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 def ltx_error_response(exc: LtxError) -> Response:

@@ -25,12 +25,14 @@ async def download(request: Request, blob_key: str) -> Response:
     path = f"/files/{blob_key}"
     q = request.query_params
     if not verify(svc.signing_key, path, q.get("expires"), q.get("signature")):
-        return error_response("authentication_error",
-                              "Invalid or expired signature for this URL", status=403)
+        return error_response(
+            "authentication_error", "Invalid or expired signature for this URL", status=403
+        )
     try:
         local = svc.blobs.local_path(blob_key)
     except BlobNotFound:
         return error_response("not_found_error", "File not found")
     media_type = CONTENT_TYPES.get(local.suffix, "application/octet-stream")
-    return FileResponse(local, media_type=media_type, filename=local.name,
-                        content_disposition_type="inline")
+    return FileResponse(
+        local, media_type=media_type, filename=local.name, content_disposition_type="inline"
+    )

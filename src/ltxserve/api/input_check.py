@@ -27,11 +27,19 @@ def _get_limiter() -> anyio.CapacityLimiter:
     return _limiter[0]
 
 
-async def check_inputs(svc: Any, key_id: str, endpoint: str,
-                       request: dict[str, Any]) -> dict[str, InputInfo]:
+async def check_inputs(
+    svc: Any, key_id: str, endpoint: str, request: dict[str, Any]
+) -> dict[str, InputInfo]:
     """Raise InvalidRequestError for an input that breaks a rule; return what was learnt."""
     if not any(request.get(f) for f in URI_FIELDS):
         return {}
-    fn = partial(check_submit_inputs, endpoint, request, settings=svc.settings,
-                 blobs=svc.blobs, store=svc.store, api_key_id=key_id)
+    fn = partial(
+        check_submit_inputs,
+        endpoint,
+        request,
+        settings=svc.settings,
+        blobs=svc.blobs,
+        store=svc.store,
+        api_key_id=key_id,
+    )
     return await anyio.to_thread.run_sync(fn, limiter=_get_limiter())

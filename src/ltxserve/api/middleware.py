@@ -60,8 +60,12 @@ class RequestContext:
             for name, value in scope["headers"]:
                 if name == b"content-length":
                     if not value.isdigit() or int(value) > limit:
-                        await self._send_error(send_wrapper, 413, "request_too_large",
-                                               f"Request body exceeds the {limit} byte limit")
+                        await self._send_error(
+                            send_wrapper,
+                            413,
+                            "request_too_large",
+                            f"Request body exceeds the {limit} byte limit",
+                        )
                         return
         received = 0
 
@@ -77,16 +81,25 @@ class RequestContext:
         try:
             await self.app(scope, receive_wrapper, send_wrapper)
         except Exception:
-            log.exception("unhandled error in %s %s [request %s]",
-                          scope["method"], scope["path"], rid)
+            log.exception(
+                "unhandled error in %s %s [request %s]", scope["method"], scope["path"], rid
+            )
             if not started:
-                await self._send_error(send_wrapper, 500, "api_error",
-                                       "An unexpected error occurred")
+                await self._send_error(
+                    send_wrapper, 500, "api_error", "An unexpected error occurred"
+                )
 
     @staticmethod
     async def _send_error(send: Any, status: int, type_: str, message: str) -> None:
         body = envelope(type_, message)
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

@@ -90,7 +90,6 @@ async def get_status(request: Request) -> Response:
 router.add_route("/v2/{endpoint}/{job_id}", get_status, methods=["GET"])
 
 for _endpoint in ENDPOINTS:
-    router.add_api_route(f"/v2/{_endpoint}", _make_submit(_endpoint), methods=["POST"],
-                         status_code=202)
-
-
+    router.add_api_route(
+        f"/v2/{_endpoint}", _make_submit(_endpoint), methods=["POST"], status_code=202
+    )

@@ -22,19 +22,26 @@ def file_url(base_url: str, key: bytes, blob_key: str, expires_ms: int) -> str:
 
 
 def status_body(job: Job, base_url: str, key: bytes) -> dict[str, Any]:
-    body: dict[str, Any] = {"status": job.status.value, "id": job.id,
-                            "created_at": iso_ms(job.created_at)}
+    body: dict[str, Any] = {
+        "status": job.status.value,
+        "id": job.id,
+        "created_at": iso_ms(job.created_at),
+    }
     if job.status == JobStatus.PROCESSING:
         if job.progress is not None:
             body["progress"] = round(job.progress, 4)  # additive extension (docs/api.md)
     elif job.status == JobStatus.COMPLETED:
         assert job.completed_at is not None and job.expires_at is not None
         body["completed_at"] = iso_ms(job.completed_at)
-        body["result"] = {label: file_url(base_url, key, out["key"], job.expires_at)
-                          for label, out in (job.result or {}).items()}
+        body["result"] = {
+            label: file_url(base_url, key, out["key"], job.expires_at)
+            for label, out in (job.result or {}).items()
+        }
     elif job.status == JobStatus.FAILED:
         assert job.completed_at is not None
         body["completed_at"] = iso_ms(job.completed_at)
-        body["error"] = {"type": job.error_type or "api_error",
-                         "message": job.error_message or "generation failed"}
+        body["error"] = {
+            "type": job.error_type or "api_error",
+            "message": job.error_message or "generation failed",
+        }
     return body

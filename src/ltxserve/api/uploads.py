@@ -57,21 +57,24 @@ async def create(request: Request) -> Response:
     svc = services(request)
     key_id = await authenticate(request)
     s = svc.settings
-    up = await svc.run_db(create_upload, svc.store, key_id, s.upload_url_seconds,
-                          s.upload_retention_seconds)
+    up = await svc.run_db(
+        create_upload, svc.store, key_id, s.upload_url_seconds, s.upload_retention_seconds
+    )
     path = f"/uploads/{up.id}"
     expires = (up.url_expires_at + 999) // 1000
-    return JSONBytes({
-        "upload_url": f"{base_url(request)}{path}?{signed_query(svc.signing_key, path, expires)}",
-        "storage_uri": up.storage_uri,
-        "expires_at": iso_ms(up.url_expires_at),
-        "required_headers": required_headers(s.upload_max_bytes),
-    })
+    query = signed_query(svc.signing_key, path, expires)
+    return JSONBytes(
+        {
+            "upload_url": f"{base_url(request)}{path}?{query}",
+            "storage_uri": up.storage_uri,
+            "expires_at": iso_ms(up.url_expires_at),
+            "required_headers": required_headers(s.upload_max_bytes),
+        }
+    )
 
 
 def _too_large(limit: int) -> Response:
-    return error_response("request_too_large",
-                          f"The upload exceeds the {limit} byte limit")
+    return error_response("request_too_large", f"The upload exceeds the {limit} byte limit")
 
 
 @router.put("/uploads/{upload_id}")
@@ -80,25 +83,29 @@ async def put(request: Request, upload_id: str) -> Response:
     s = svc.settings
     path = f"/uploads/{upload_id}"
     q = request.query_params
-    if not valid_id(upload_id) or not verify(svc.signing_key, path, q.get("expires"),
-                                             q.get("signature")):
-        return error_response("authentication_error",
-                              "Invalid or expired signature for this upload URL", status=403)
+    if not valid_id(upload_id) or not verify(
+        svc.signing_key, path, q.get("expires"), q.get("signature")
+    ):
+        return error_response(
+            "authentication_error", "Invalid or expired signature for this upload URL", status=403
+        )
     wanted = required_headers(s.upload_max_bytes)
     for name, value in wanted.items():
         if request.headers.get(name, "").strip() != value:
             return error_response(
-                "invalid_request_error",
-                f"The upload must send the required header {name}: {value}")
+                "invalid_request_error", f"The upload must send the required header {name}: {value}"
+            )
     up = await svc.run_db(get_upload, svc.store, upload_id)
     if up is None:
         return error_response("not_found_error", "Upload not found or expired")
     if up.url_expires_at <= now_ms():
         return error_response("authentication_error", "This upload URL has expired", status=403)
     if up.completed_at is not None:
-        return error_response("invalid_request_error",
-                              "A file was already uploaded to this URL; ask for a new one",
-                              status=409)
+        return error_response(
+            "invalid_request_error",
+            "A file was already uploaded to this URL; ask for a new one",
+            status=409,
+        )
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.strip().isdigit():
@@ -129,9 +136,11 @@ async def put(request: Request, upload_id: str) -> Response:
             return error_response("invalid_request_error", "The upload is empty")
         content_type = (request.headers.get("content-type") or "")[:200]
         if not await svc.run_db(complete_upload, svc.store, upload_id, size, content_type):
-            return error_response("invalid_request_error",
-                                  "A file was already uploaded to this URL, or the URL expired",
-                                  status=409)
+            return error_response(
+                "invalid_request_error",
+                "A file was already uploaded to this URL, or the URL expired",
+                status=409,
+            )
         await run_in_threadpool(svc.blobs.put_file, upload_blob_key(upload_id), tmp)
         return JSONBytes({"storage_uri": up.storage_uri, "size": size})
     except ClientDisconnect:

@@ -40,8 +40,9 @@ POLL_MIN, POLL_MAX = 0.05, 0.5
 
 
 def _abandon(svc: Any, job_id: str, message: str) -> None:
-    svc.store.finish(job_id, None, JobStatus.FAILED, svc.manager.retention_ms,
-                     error=("api_error", message))
+    svc.store.finish(
+        job_id, None, JobStatus.FAILED, svc.manager.retention_ms, error=("api_error", message)
+    )
 
 
 async def run_sync(request: Request, endpoint: str) -> Response:
@@ -57,26 +58,31 @@ async def run_sync(request: Request, endpoint: str) -> Response:
             break
         if await request.is_disconnected():
             await anyio.to_thread.run_sync(
-                _abandon, svc, job.id, "the client disconnected before the video was ready")
+                _abandon, svc, job.id, "the client disconnected before the video was ready"
+            )
             return Response(status_code=499)  # nobody reads it
         if time.monotonic() >= deadline:
             await anyio.to_thread.run_sync(
-                _abandon, svc, job.id, f"generation did not finish within {timeout:g} s")
+                _abandon, svc, job.id, f"generation did not finish within {timeout:g} s"
+            )
             # the worker may have finished in the meantime: use the result if so
             current = await svc.run_db(svc.store.get, job.id)
             if current is None or current.status != JobStatus.COMPLETED:
                 return error_response(
                     "api_error",
                     f"Generation did not finish within {timeout:g} s; use the v2 endpoint "
-                    f"(POST /v2/{endpoint}) for long generations", status=504)
+                    f"(POST /v2/{endpoint}) for long generations",
+                    status=504,
+                )
             break
         await anyio.sleep(delay)
         delay = min(POLL_MAX, delay * 1.5)
     if current is None:
         return error_response("api_error", "The job disappeared before it finished")
     if current.status == JobStatus.FAILED:
-        return error_response(current.error_type or "api_error",
-                              current.error_message or "generation failed")
+        return error_response(
+            current.error_type or "api_error", current.error_message or "generation failed"
+        )
     output = (current.result or {}).get("video_url")
     if not output:
         return error_response("api_error", "The job finished without a video")

@@ -33,9 +33,11 @@ CONTENT_TYPES = {
 }
 # Result and upload URLs may point at another origin when public_url is set, so
 # connect/media stay open; scripts and styles come only from this server.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-       "media-src * blob: data:; connect-src *; object-src 'none'; base-uri 'self'; "
-       "form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src * blob: data:; connect-src *; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
 
 
@@ -70,11 +72,16 @@ async def models(request: Request) -> Response:
             "endpoints": sorted(spec.endpoints),
             "auto_duration": spec.auto_duration,
             "last_frame": spec.last_frame,
-            "rules": [{"resolutions": sorted(r.resolutions), "fps": sorted(r.fps),
-                       "durations": list(r.durations)} for r in spec.rules],
+            "rules": [
+                {
+                    "resolutions": sorted(r.resolutions),
+                    "fps": sorted(r.fps),
+                    "durations": list(r.durations),
+                }
+                for r in spec.rules
+            ],
         }
-    return Response(orjson.dumps({"models": out}), media_type="application/json",
-                    headers=HEADERS)
+    return Response(orjson.dumps({"models": out}), media_type="application/json", headers=HEADERS)
 
 
 @router.api_route("/web/{name}", methods=["GET", "HEAD"])

@@ -85,27 +85,44 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
     async def __aenter__(self) -> AsyncClient:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.aclose()
 
-    async def _send(self, method: str, url: str, *, json: Any = None,
-                    content: Callable[[], bytes | AsyncIterator[bytes]] | None = None,
-                    headers: dict[str, str] | None = None, auth: bool = True,
-                    stream: bool = False, follow_redirects: bool = False,
-                    timeout: httpx.Timeout | None = None,
-                    resend: bool = True) -> httpx.Response:
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        content: Callable[[], bytes | AsyncIterator[bytes]] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+        stream: bool = False,
+        follow_redirects: bool = False,
+        timeout: httpx.Timeout | None = None,
+        resend: bool = True,
+    ) -> httpx.Response:
         """One logical request, retried as ``_base`` decides; non-2xx raises."""
         url = self._url(url) if "://" not in url else url
         attempt = 0
         while True:
             request = self._http.build_request(
-                method, url, json=json, content=content() if content else None,
+                method,
+                url,
+                json=json,
+                content=content() if content else None,
                 headers=self._headers(url, headers, auth=auth),
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
             try:
-                response = await self._http.send(request, stream=stream,
-                                                 follow_redirects=follow_redirects)
+                response = await self._http.send(
+                    request, stream=stream, follow_redirects=follow_redirects
+                )
             except httpx.TransportError as exc:
                 delay = self._connection_retry_delay(exc, attempt, resend=resend)
                 self._log_retry(method, url, type(exc).__name__, delay, attempt)
@@ -135,19 +152,30 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         headers = dict(ticket.required_headers)
         if isinstance(file, bytes):
             data = file
-            await self._send("PUT", self._resolve(ticket.upload_url), content=lambda: data,
-                             headers=headers, auth=False)
+            await self._send(
+                "PUT",
+                self._resolve(ticket.upload_url),
+                content=lambda: data,
+                headers=headers,
+                auth=False,
+            )
             return ticket
         path = Path(file)
         headers.setdefault("Content-Length", str(path.stat().st_size))
-        await self._send("PUT", self._resolve(ticket.upload_url),
-                         content=lambda: _file_chunks(path), headers=headers, auth=False)
+        await self._send(
+            "PUT",
+            self._resolve(ticket.upload_url),
+            content=lambda: _file_chunks(path),
+            headers=headers,
+            auth=False,
+        )
         return ticket
 
     # -- jobs ---------------------------------------------------------------------
 
-    async def submit(self, request: RequestModel, *,
-                     extra_body: dict[str, Any] | None = None) -> SubmittedJob:
+    async def submit(
+        self, request: RequestModel, *, extra_body: dict[str, Any] | None = None
+    ) -> SubmittedJob:
         """POST /v2/{endpoint}; local files in ``*_uri`` fields are uploaded first."""
         body = self._body(request, await self._upload_local(request), extra_body)
         response = await self._send("POST", f"/v2/{request.endpoint}", json=body)
@@ -162,8 +190,7 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
                 uploaded[name] = (await self.upload(path)).storage_uri
         return uploaded
 
-    async def _get(self, endpoint: EndpointName,
-                   job_id: str) -> tuple[JobStatus, float | None]:
+    async def _get(self, endpoint: EndpointName, job_id: str) -> tuple[JobStatus, float | None]:
         response = await self._send("GET", f"/v2/{endpoint}/{quote(job_id, safe='')}")
         return parse_status(response.json()), parse_retry_after(response.headers.get("retry-after"))
 
@@ -171,10 +198,15 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         """GET /v2/{endpoint}/{id}: the job's current status object."""
         return (await self._get(endpoint, job_id))[0]
 
-    async def wait(self, endpoint: EndpointName, job_id: str | SubmittedJob, *,
-                   poll_interval: float | None = None,
-                   timeout: float | None = DEFAULT_WAIT_TIMEOUT,
-                   on_status: StatusCallback | None = None) -> TerminalJob:
+    async def wait(
+        self,
+        endpoint: EndpointName,
+        job_id: str | SubmittedJob,
+        *,
+        poll_interval: float | None = None,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        on_status: StatusCallback | None = None,
+    ) -> TerminalJob:
         """Poll until the job completes or fails; see ``Client.wait``."""
         job_id = job_id.id if isinstance(job_id, SubmittedJob) else job_id
         interval = self.poll_interval if poll_interval is None else poll_interval
@@ -189,22 +221,28 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise WaitTimeoutError(f"job {job_id} still {status.status} after "
-                                           f"{timeout}s", job=status)
+                    raise WaitTimeoutError(
+                        f"job {job_id} still {status.status} after {timeout}s", job=status
+                    )
                 delay = min(delay, remaining)
             await asyncio.sleep(delay)
 
-    async def download(self, job: CompletedJob | str, dest: str | Path | None = None, *,
-                       label: str | None = None,
-                       on_progress: ProgressCallback | None = None) -> Path:
+    async def download(
+        self,
+        job: CompletedJob | str,
+        dest: str | Path | None = None,
+        *,
+        label: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Path:
         """Stream a result to ``dest``; see ``Client.download``."""
         url, path = self._download_target(job, dest, label)
-        response = await self._send("GET", self._resolve(url), stream=True,
-                                    follow_redirects=True)
+        response = await self._send("GET", self._resolve(url), stream=True, follow_redirects=True)
         return await self._save(response, path, on_progress)
 
-    async def _save(self, response: httpx.Response, path: Path,
-                    on_progress: ProgressCallback | None) -> Path:
+    async def _save(
+        self, response: httpx.Response, path: Path, on_progress: ProgressCallback | None
+    ) -> Path:
         """Stream a response body to ``path`` by way of ``<path>.part``."""
         path.parent.mkdir(parents=True, exist_ok=True)
         part = path.with_name(path.name + ".part")
@@ -229,29 +267,50 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         part.replace(path)
         return path
 
-    async def generate(self, request: RequestModel, *, output: str | Path | None = None,
-                       poll_interval: float | None = None,
-                       timeout: float | None = DEFAULT_WAIT_TIMEOUT,
-                       on_status: StatusCallback | None = None,
-                       on_progress: ProgressCallback | None = None,
-                       extra_body: dict[str, Any] | None = None) -> Generation:
+    async def generate(
+        self,
+        request: RequestModel,
+        *,
+        output: str | Path | None = None,
+        poll_interval: float | None = None,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        on_status: StatusCallback | None = None,
+        on_progress: ProgressCallback | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> Generation:
         """Submit, wait, raise if the job failed, download. One call, one file."""
         job = await self.submit(request, extra_body=extra_body)
-        final = await self.wait(request.endpoint, job.id, poll_interval=poll_interval,
-                                timeout=timeout, on_status=on_status)
+        final = await self.wait(
+            request.endpoint,
+            job.id,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            on_status=on_status,
+        )
         done = final.raise_for_status()
         path = await self.download(done, output, on_progress=on_progress)
         return Generation(job=done, path=path)
 
-    async def generate_sync(self, request: RequestModel, *, output: str | Path | None = None,
-                            timeout: float | None = DEFAULT_WAIT_TIMEOUT,
-                            on_progress: ProgressCallback | None = None,
-                            extra_body: dict[str, Any] | None = None) -> Path:
+    async def generate_sync(
+        self,
+        request: RequestModel,
+        *,
+        output: str | Path | None = None,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        on_progress: ProgressCallback | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> Path:
         """POST /v1/{endpoint}: one request whose answer is the MP4; see ``Client``."""
         path = self._sync_target(request, output)
         body = self._body(request, await self._upload_local(request), extra_body)
-        response = await self._send("POST", f"/v1/{request.endpoint}", json=body, stream=True,
-                                    timeout=self._sync_timeout(timeout), resend=False)
+        response = await self._send(
+            "POST",
+            f"/v1/{request.endpoint}",
+            json=body,
+            stream=True,
+            timeout=self._sync_timeout(timeout),
+            resend=False,
+        )
         return await self._save(response, path, on_progress)
 
 
@@ -263,41 +322,78 @@ class AsyncEndpoint(Generic[ReqT]):
         self.model = model
         self.name: EndpointName = model.endpoint
 
-    async def submit(self, request: ReqT | None = None, /, *,
-                     extra_body: dict[str, Any] | None = None, **fields: Any) -> SubmittedJob:
+    async def submit(
+        self,
+        request: ReqT | None = None,
+        /,
+        *,
+        extra_body: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> SubmittedJob:
         req = self._client._check_request(request, self.model, fields)
         return await self._client.submit(req, extra_body=extra_body)
 
     async def get(self, job_id: str | SubmittedJob) -> JobStatus:
         return await self._client.get(self.name, job_id if isinstance(job_id, str) else job_id.id)
 
-    async def wait(self, job_id: str | SubmittedJob, *, poll_interval: float | None = None,
-                   timeout: float | None = DEFAULT_WAIT_TIMEOUT,
-                   on_status: StatusCallback | None = None) -> TerminalJob:
-        return await self._client.wait(self.name, job_id, poll_interval=poll_interval,
-                                       timeout=timeout, on_status=on_status)
+    async def wait(
+        self,
+        job_id: str | SubmittedJob,
+        *,
+        poll_interval: float | None = None,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        on_status: StatusCallback | None = None,
+    ) -> TerminalJob:
+        return await self._client.wait(
+            self.name, job_id, poll_interval=poll_interval, timeout=timeout, on_status=on_status
+        )
 
-    async def download(self, job: CompletedJob | str, dest: str | Path | None = None, *,
-                       label: str | None = None,
-                       on_progress: ProgressCallback | None = None) -> Path:
+    async def download(
+        self,
+        job: CompletedJob | str,
+        dest: str | Path | None = None,
+        *,
+        label: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Path:
         return await self._client.download(job, dest, label=label, on_progress=on_progress)
 
-    async def generate(self, request: ReqT | None = None, /, *,
-                       output: str | Path | None = None, poll_interval: float | None = None,
-                       timeout: float | None = DEFAULT_WAIT_TIMEOUT,
-                       on_status: StatusCallback | None = None,
-                       on_progress: ProgressCallback | None = None,
-                       extra_body: dict[str, Any] | None = None, **fields: Any) -> Generation:
+    async def generate(
+        self,
+        request: ReqT | None = None,
+        /,
+        *,
+        output: str | Path | None = None,
+        poll_interval: float | None = None,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        on_status: StatusCallback | None = None,
+        on_progress: ProgressCallback | None = None,
+        extra_body: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Generation:
         req = self._client._check_request(request, self.model, fields)
-        return await self._client.generate(req, output=output, poll_interval=poll_interval,
-                                           timeout=timeout, on_status=on_status,
-                                           on_progress=on_progress, extra_body=extra_body)
+        return await self._client.generate(
+            req,
+            output=output,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            on_status=on_status,
+            on_progress=on_progress,
+            extra_body=extra_body,
+        )
 
-    async def generate_sync(self, request: ReqT | None = None, /, *,
-                            output: str | Path | None = None,
-                            timeout: float | None = DEFAULT_WAIT_TIMEOUT,
-                            on_progress: ProgressCallback | None = None,
-                            extra_body: dict[str, Any] | None = None, **fields: Any) -> Path:
+    async def generate_sync(
+        self,
+        request: ReqT | None = None,
+        /,
+        *,
+        output: str | Path | None = None,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        on_progress: ProgressCallback | None = None,
+        extra_body: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Path:
         req = self._client._check_request(request, self.model, fields)
-        return await self._client.generate_sync(req, output=output, timeout=timeout,
-                                                on_progress=on_progress, extra_body=extra_body)
+        return await self._client.generate_sync(
+            req, output=output, timeout=timeout, on_progress=on_progress, extra_body=extra_body
+        )

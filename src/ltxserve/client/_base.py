@@ -51,7 +51,8 @@ DEFAULT_WAIT_TIMEOUT = 1800.0
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 RETRY_STATUSES = frozenset({429, 500, 503})
 SYNC_ENDPOINTS: frozenset[EndpointName] = frozenset(
-    {"text-to-video", "image-to-video", "audio-to-video", "retake", "extend"})
+    {"text-to-video", "image-to-video", "audio-to-video", "retake", "extend"}
+)
 """The endpoints that also have a synchronous /v1 form."""
 UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Network errors that mean the request never reached the server."""
@@ -197,24 +198,29 @@ class BaseClient(Generic[_HttpT]):
         delay = min(self.max_retry_delay, self.initial_retry_delay * 2**attempt)
         return float(delay * (1 - 0.25 * random.random()))
 
-    def _retry_delay(self, response: httpx.Response, attempt: int, *,
-                     resend: bool = True) -> float | None:
+    def _retry_delay(
+        self, response: httpx.Response, attempt: int, *, resend: bool = True
+    ) -> float | None:
         """Seconds to wait before retrying ``response``, or None to raise now.
 
         ``resend=False`` (v1) keeps 429 and 503, which refuse work before it starts,
         and drops 500, which for a v1 call is a generation that ran and failed.
         """
         status = response.status_code
-        if attempt >= self.max_retries or status not in RETRY_STATUSES or (
-                not resend and status == 500):
+        if (
+            attempt >= self.max_retries
+            or status not in RETRY_STATUSES
+            or (not resend and status == 500)
+        ):
             return None
         hint = parse_retry_after(response.headers.get("retry-after"))
         if hint is None:
             return self._backoff(attempt)
         return hint if hint <= self.max_retry_after else None
 
-    def _connection_retry_delay(self, exc: httpx.TransportError, attempt: int, *,
-                                resend: bool = True) -> float:
+    def _connection_retry_delay(
+        self, exc: httpx.TransportError, attempt: int, *, resend: bool = True
+    ) -> float:
         """Backoff for a network error, or raise it wrapped once retries are spent.
 
         ``resend=False``: only errors from before the request was sent are retried.
@@ -231,8 +237,9 @@ class BaseClient(Generic[_HttpT]):
     # -- bodies -------------------------------------------------------------------
 
     @staticmethod
-    def _check_request(request: RequestModel | None, model: type[RequestModel],
-                       fields: dict[str, Any]) -> RequestModel:
+    def _check_request(
+        request: RequestModel | None, model: type[RequestModel], fields: dict[str, Any]
+    ) -> RequestModel:
         """One request object from either a model instance or keyword fields."""
         if request is None:
             return model(**fields)
@@ -243,16 +250,18 @@ class BaseClient(Generic[_HttpT]):
         return request
 
     @staticmethod
-    def _body(request: RequestModel, uploaded: dict[str, str],
-              extra_body: dict[str, Any] | None) -> dict[str, Any]:
+    def _body(
+        request: RequestModel, uploaded: dict[str, str], extra_body: dict[str, Any] | None
+    ) -> dict[str, Any]:
         body = request.to_body()
         body.update(uploaded)
         body.update(extra_body or {})
         return body
 
     @staticmethod
-    def _download_target(job: CompletedJob | str, dest: str | Path | None,
-                         label: str | None) -> tuple[str, Path]:
+    def _download_target(
+        job: CompletedJob | str, dest: str | Path | None, label: str | None
+    ) -> tuple[str, Path]:
         """The URL to fetch and the file to write it to."""
         if isinstance(job, str):
             if dest is None:
@@ -278,8 +287,7 @@ class BaseClient(Generic[_HttpT]):
     def _sync_timeout(self, timeout: float | None) -> httpx.Timeout:
         """The client's timeouts, with the read timeout covering a whole generation."""
         base = httpx.Timeout(self.timeout)  # a number or a Timeout
-        return httpx.Timeout(connect=base.connect, read=timeout, write=base.write,
-                             pool=base.pool)
+        return httpx.Timeout(connect=base.connect, read=timeout, write=base.write, pool=base.pool)
 
     @staticmethod
     def _content_length(response: httpx.Response) -> int | None:

@@ -30,9 +30,13 @@ from ltxserve.client.types import (
     RequestModel,
 )
 
-app = typer.Typer(name="ltx", no_args_is_help=True, add_completion=False,
-                  help="The LTX Video API from the shell: generate, poll, download, upload.",
-                  context_settings={"help_option_names": ["-h", "--help"]})
+app = typer.Typer(
+    name="ltx",
+    no_args_is_help=True,
+    add_completion=False,
+    help="The LTX Video API from the shell: generate, poll, download, upload.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 
 REQUEST, OUTPUT, CONNECTION = "Request", "Waiting and output", "Connection"
 
@@ -44,29 +48,66 @@ def envvar(option: str) -> str:
 
 def opt(name: str, help: str, *decls: str, panel: str = REQUEST, **kw: Any) -> Any:
     """A typer option named ``--name`` that also reads ``LTX_NAME``."""
-    return typer.Option(f"--{name}", *decls, envvar=kw.pop("env", envvar(name)),
-                        help=help.replace("[", "\\["),  # "[default: x]" is not rich markup
-                        rich_help_panel=panel, **kw)
+    return typer.Option(
+        f"--{name}",
+        *decls,
+        envvar=kw.pop("env", envvar(name)),
+        help=help.replace("[", "\\["),  # "[default: x]" is not rich markup
+        rich_help_panel=panel,
+        **kw,
+    )
 
 
 # Options every command shares.
-BaseUrl = Annotated[str | None, opt("base-url", "API base URL [default: https://api.ltx.video]",
-                                    panel=CONNECTION, show_default=False)]
-ApiKey = Annotated[str | None, opt("api-key", "API key (sent as a Bearer token)",
-                                   panel=CONNECTION, env="LTXV_API_KEY", show_default=False)]
-Retries = Annotated[int, opt("max-retries", "Retries on 429/500/503 and network errors",
-                             panel=CONNECTION)]
+BaseUrl = Annotated[
+    str | None,
+    opt(
+        "base-url",
+        "API base URL [default: https://api.ltx.video]",
+        panel=CONNECTION,
+        show_default=False,
+    ),
+]
+ApiKey = Annotated[
+    str | None,
+    opt(
+        "api-key",
+        "API key (sent as a Bearer token)",
+        panel=CONNECTION,
+        env="LTXV_API_KEY",
+        show_default=False,
+    ),
+]
+Retries = Annotated[
+    int, opt("max-retries", "Retries on 429/500/503 and network errors", panel=CONNECTION)
+]
 Json = Annotated[bool, opt("json", "Print one JSON object on stdout, no progress", panel=OUTPUT)]
 # Options of commands that wait for a job.
-Output = Annotated[Path | None, opt("output", "File or directory to write [default: <id>.mp4]",
-                                    "-o", panel=OUTPUT, show_default=False)]
+Output = Annotated[
+    Path | None,
+    opt(
+        "output",
+        "File or directory to write [default: <id>.mp4]",
+        "-o",
+        panel=OUTPUT,
+        show_default=False,
+    ),
+]
 NoWait = Annotated[bool, opt("no-wait", "Submit only; print the job id", panel=OUTPUT)]
 Poll = Annotated[float, opt("poll-interval", "Seconds between status polls", panel=OUTPUT)]
-Timeout = Annotated[float, opt("timeout", "Give up waiting after this many seconds (0: never)",
-                               panel=OUTPUT)]
-Sync = Annotated[bool, opt("sync", "Use the synchronous /v1 endpoint: one request answered "
-                           "with the video, no job id, no polling; the file defaults to "
-                           "<endpoint>-<UTC time>.mp4", panel=OUTPUT)]
+Timeout = Annotated[
+    float, opt("timeout", "Give up waiting after this many seconds (0: never)", panel=OUTPUT)
+]
+Sync = Annotated[
+    bool,
+    opt(
+        "sync",
+        "Use the synchronous /v1 endpoint: one request answered "
+        "with the video, no job id, no polling; the file defaults to "
+        "<endpoint>-<UTC time>.mp4",
+        panel=OUTPUT,
+    ),
+]
 
 
 AUTO: Any = object()
@@ -148,9 +189,12 @@ def run_job(model: type[RequestModel], fields: dict[str, Any], conn: Conn, wait:
             request = request.model_copy(update=uploads)
         if wait.sync:
             ui.step(f"generating {endpoint} in one request (/v1)")
-            path = client.generate_sync(request, output=wait.output,
-                                        timeout=wait.timeout or None,
-                                        on_progress=ui.on_download)
+            path = client.generate_sync(
+                request,
+                output=wait.output,
+                timeout=wait.timeout or None,
+                on_progress=ui.on_download,
+            )
             ui.result({"endpoint": endpoint, "output": str(path)}, str(path))
             return
         ui.step(f"submitting {endpoint}")
@@ -159,20 +203,25 @@ def run_job(model: type[RequestModel], fields: dict[str, Any], conn: Conn, wait:
         if wait.no_wait:
             ui.result({"endpoint": endpoint, "job": job.to_dict()}, job.id)
             return
-        final = client.wait(endpoint, job.id, poll_interval=wait.poll_interval,
-                            timeout=wait.timeout or None, on_status=ui.on_status)
+        final = client.wait(
+            endpoint,
+            job.id,
+            poll_interval=wait.poll_interval,
+            timeout=wait.timeout or None,
+            on_status=ui.on_status,
+        )
         done = final.raise_for_status()
         path = client.download(done, wait.output, on_progress=ui.on_download)
         ui.result({"endpoint": endpoint, "job": done.to_dict(), "output": str(path)}, str(path))
 
 
 @app.callback(invoke_without_command=True)
-def _root(version: Annotated[bool, typer.Option("--version", help="Print the version")] = False,
-          ) -> None:
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version")] = False,
+) -> None:
     if version:
         typer.echo(f"ltx (ltxserve {__version__})")
         raise typer.Exit()
-
 
 
 Endpoint = Annotated[EndpointName, typer.Argument(help="The endpoint the job was submitted to")]
@@ -181,19 +230,29 @@ JobId = Annotated[str, typer.Argument(help="The job id the submit returned")]
 
 @app.command(rich_help_panel="Jobs")
 def status(
-    endpoint: Endpoint, job_id: JobId,
-    wait: Annotated[bool, opt("wait", "Poll until the job completes or fails", panel=OUTPUT)]
-    = False,
-    poll_interval: Poll = 5.0, timeout: Timeout = 1800.0,
-    base_url: BaseUrl = None, api_key: ApiKey = None, max_retries: Retries = 3,
+    endpoint: Endpoint,
+    job_id: JobId,
+    wait: Annotated[
+        bool, opt("wait", "Poll until the job completes or fails", panel=OUTPUT)
+    ] = False,
+    poll_interval: Poll = 5.0,
+    timeout: Timeout = 1800.0,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    max_retries: Retries = 3,
     json_out: Json = False,
 ) -> None:
     """Show a job's status object. With --wait, a failed job exits with its error's code."""
     conn = Conn(base_url, api_key, max_retries, json_out)
     with reporting(conn.json) as ui, conn.client() as client:
         if wait:
-            job: JobStatus = client.wait(endpoint, job_id, poll_interval=poll_interval,
-                                         timeout=timeout or None, on_status=ui.on_status)
+            job: JobStatus = client.wait(
+                endpoint,
+                job_id,
+                poll_interval=poll_interval,
+                timeout=timeout or None,
+                on_status=ui.on_status,
+            )
             job.raise_for_status()
         else:
             job = client.get(endpoint, job_id)
@@ -202,10 +261,16 @@ def status(
 
 @app.command(rich_help_panel="Jobs")
 def download(
-    endpoint: Endpoint, job_id: JobId, output: Output = None,
-    label: Annotated[str | None, opt("label", "Result to fetch [default: video_url, "
-                                               "else exr_frames_url]", panel=OUTPUT)] = None,
-    base_url: BaseUrl = None, api_key: ApiKey = None, max_retries: Retries = 3,
+    endpoint: Endpoint,
+    job_id: JobId,
+    output: Output = None,
+    label: Annotated[
+        str | None,
+        opt("label", "Result to fetch [default: video_url, else exr_frames_url]", panel=OUTPUT),
+    ] = None,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    max_retries: Retries = 3,
     json_out: Json = False,
 ) -> None:
     """Download the result of a completed job."""
@@ -220,9 +285,18 @@ def download(
 
 @app.command(rich_help_panel="Jobs")
 def upload(
-    file: Annotated[Path, typer.Argument(help="Local file to upload (image, video or audio)",
-                                         exists=True, dir_okay=False, readable=True)],
-    base_url: BaseUrl = None, api_key: ApiKey = None, max_retries: Retries = 3,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Local file to upload (image, video or audio)",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    max_retries: Retries = 3,
     json_out: Json = False,
 ) -> None:
     """Upload a file; prints the storage_uri to pass as any --*-uri value for 24 h."""
@@ -231,4 +305,3 @@ def upload(
         ui.step(f"uploading {file}")
         ticket = client.upload(file)
         ui.result(ticket.to_dict(), ticket.storage_uri)
-

@@ -50,11 +50,15 @@ Model = Annotated[str, opt("model", "Model, e.g. ltx-2-3-fast or ltx-2-3-pro")]
 ProModel = Annotated[str | None, opt("model", "Model [server default: ltx-2-3-pro]")]
 Duration = Annotated[str, opt("duration", "Seconds, or 'auto' (LTX-2.5 models)")]
 Resolution = Annotated[str, opt("resolution", "WIDTHxHEIGHT, e.g. 1920x1080")]
-OptResolution = Annotated[str | None, opt("resolution", "1920x1080 or 1080x1920 "
-                                          "[server default: from the input's orientation]")]
+OptResolution = Annotated[
+    str | None,
+    opt("resolution", "1920x1080 or 1080x1920 [server default: from the input's orientation]"),
+]
 Fps = Annotated[int | None, opt("fps", "Frames per second [server default: 24]")]
-Audio = Annotated[bool | None, opt("generate-audio", "Generate a soundtrack [server default: on]",
-                                   "--no-generate-audio")]
+Audio = Annotated[
+    bool | None,
+    opt("generate-audio", "Generate a soundtrack [server default: on]", "--no-generate-audio"),
+]
 Camera = Annotated[CameraMotion | None, opt("camera-motion", "Camera motion effect")]
 VideoUri = Annotated[str, opt("video-uri", f"Input video: {URI}")]
 
@@ -72,61 +76,114 @@ def _duration(value: str) -> object:
 
 @app.command("text-to-video", rich_help_panel="Generate")
 def text_to_video(
-    prompt: Prompt, model: Model, duration: Duration, resolution: Resolution,
-    fps: Fps = None, generate_audio: Audio = None, camera_motion: Camera = None,
-    output: Output = None, no_wait: NoWait = False, sync: Sync = False,
+    prompt: Prompt,
+    model: Model,
+    duration: Duration,
+    resolution: Resolution,
+    fps: Fps = None,
+    generate_audio: Audio = None,
+    camera_motion: Camera = None,
+    output: Output = None,
+    no_wait: NoWait = False,
+    sync: Sync = False,
     poll_interval: Poll = 5.0,
-    timeout: Timeout = 1800.0, base_url: BaseUrl = None, api_key: ApiKey = None,
-    max_retries: Retries = 3, json_out: Json = False,
+    timeout: Timeout = 1800.0,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    max_retries: Retries = 3,
+    json_out: Json = False,
 ) -> None:
     """Generate a video from a text prompt."""
-    run_job(TextToVideoRequest, dict(
-        prompt=prompt, model=model, duration=_duration(duration), resolution=resolution,
-        fps=fps, generate_audio=generate_audio, camera_motion=camera_motion,
-    ), Conn(base_url, api_key, max_retries, json_out),
-        Wait(output, no_wait, poll_interval, timeout, sync))
+    run_job(
+        TextToVideoRequest,
+        dict(
+            prompt=prompt,
+            model=model,
+            duration=_duration(duration),
+            resolution=resolution,
+            fps=fps,
+            generate_audio=generate_audio,
+            camera_motion=camera_motion,
+        ),
+        Conn(base_url, api_key, max_retries, json_out),
+        Wait(output, no_wait, poll_interval, timeout, sync),
+    )
 
 
 @app.command("image-to-video", rich_help_panel="Generate")
 def image_to_video(
     image_uri: Annotated[str, opt("image-uri", f"First frame: {URI}")],
-    prompt: Prompt, model: Model, duration: Duration, resolution: Resolution,
+    prompt: Prompt,
+    model: Model,
+    duration: Duration,
+    resolution: Resolution,
     last_frame_uri: Annotated[str | None, opt("last-frame-uri", f"Last frame: {URI}")] = None,
-    fps: Fps = None, generate_audio: Audio = None, camera_motion: Camera = None,
-    output: Output = None, no_wait: NoWait = False, sync: Sync = False,
+    fps: Fps = None,
+    generate_audio: Audio = None,
+    camera_motion: Camera = None,
+    output: Output = None,
+    no_wait: NoWait = False,
+    sync: Sync = False,
     poll_interval: Poll = 5.0,
-    timeout: Timeout = 1800.0, base_url: BaseUrl = None, api_key: ApiKey = None,
-    max_retries: Retries = 3, json_out: Json = False,
+    timeout: Timeout = 1800.0,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    max_retries: Retries = 3,
+    json_out: Json = False,
 ) -> None:
     """Animate an image (optionally towards a last frame)."""
-    run_job(ImageToVideoRequest, dict(
-        image_uri=image_uri, prompt=prompt, model=model, duration=_duration(duration),
-        resolution=resolution, last_frame_uri=last_frame_uri, fps=fps,
-        generate_audio=generate_audio, camera_motion=camera_motion,
-    ), Conn(base_url, api_key, max_retries, json_out),
-        Wait(output, no_wait, poll_interval, timeout, sync))
+    run_job(
+        ImageToVideoRequest,
+        dict(
+            image_uri=image_uri,
+            prompt=prompt,
+            model=model,
+            duration=_duration(duration),
+            resolution=resolution,
+            last_frame_uri=last_frame_uri,
+            fps=fps,
+            generate_audio=generate_audio,
+            camera_motion=camera_motion,
+        ),
+        Conn(base_url, api_key, max_retries, json_out),
+        Wait(output, no_wait, poll_interval, timeout, sync),
+    )
 
 
 @app.command("audio-to-video", rich_help_panel="Generate")
 def audio_to_video(
     audio_uri: Annotated[str, opt("audio-uri", f"Soundtrack, 2-20 s: {URI}")],
     image_uri: Annotated[str | None, opt("image-uri", f"First frame: {URI}")] = None,
-    prompt: OptPrompt = None, resolution: OptResolution = None,
-    guidance_scale: Annotated[float | None, opt("guidance-scale", "CFG, 1-50 "
-                                                "[server default: 5, or 9 with an image]")]
-    = None,
+    prompt: OptPrompt = None,
+    resolution: OptResolution = None,
+    guidance_scale: Annotated[
+        float | None, opt("guidance-scale", "CFG, 1-50 [server default: 5, or 9 with an image]")
+    ] = None,
     model: ProModel = None,
-    output: Output = None, no_wait: NoWait = False, sync: Sync = False,
+    output: Output = None,
+    no_wait: NoWait = False,
+    sync: Sync = False,
     poll_interval: Poll = 5.0,
-    timeout: Timeout = 1800.0, base_url: BaseUrl = None, api_key: ApiKey = None,
-    max_retries: Retries = 3, json_out: Json = False,
+    timeout: Timeout = 1800.0,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    max_retries: Retries = 3,
+    json_out: Json = False,
 ) -> None:
     """Generate a video driven by an audio track (needs --prompt or --image-uri)."""
-    run_job(AudioToVideoRequest, dict(
-        audio_uri=audio_uri, image_uri=image_uri, prompt=prompt, resolution=resolution,
-        guidance_scale=guidance_scale, model=model,
-    ), Conn(base_url, api_key, max_retries, json_out),
-        Wait(output, no_wait, poll_interval, timeout, sync))
+    run_job(
+        AudioToVideoRequest,
+        dict(
+            audio_uri=audio_uri,
+            image_uri=image_uri,
+            prompt=prompt,
+            resolution=resolution,
+            guidance_scale=guidance_scale,
+            model=model,
+        ),
+        Conn(base_url, api_key, max_retries, json_out),
+        Wait(output, no_wait, poll_interval, timeout, sync),
+    )
 
 
 @app.command("retake", rich_help_panel="Edit")
@@ -135,20 +192,36 @@ def retake(
     start_time: Annotated[float, opt("start-time", "Start of the section, seconds")],
     duration: Annotated[float, opt("duration", "Length of the section, seconds (>= 2)")],
     prompt: OptPrompt = None,
-    mode: Annotated[RetakeMode | None, opt("mode", "What to replace "
-                                           "[server default: replace_audio_and_video]")] = None,
-    resolution: OptResolution = None, model: ProModel = None,
-    output: Output = None, no_wait: NoWait = False, sync: Sync = False,
+    mode: Annotated[
+        RetakeMode | None, opt("mode", "What to replace [server default: replace_audio_and_video]")
+    ] = None,
+    resolution: OptResolution = None,
+    model: ProModel = None,
+    output: Output = None,
+    no_wait: NoWait = False,
+    sync: Sync = False,
     poll_interval: Poll = 5.0,
-    timeout: Timeout = 1800.0, base_url: BaseUrl = None, api_key: ApiKey = None,
-    max_retries: Retries = 3, json_out: Json = False,
+    timeout: Timeout = 1800.0,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    max_retries: Retries = 3,
+    json_out: Json = False,
 ) -> None:
     """Regenerate a section of a video (its audio, its picture, or both)."""
-    run_job(RetakeRequest, dict(
-        video_uri=video_uri, start_time=start_time, duration=duration, prompt=prompt,
-        mode=mode, resolution=resolution, model=model,
-    ), Conn(base_url, api_key, max_retries, json_out),
-        Wait(output, no_wait, poll_interval, timeout, sync))
+    run_job(
+        RetakeRequest,
+        dict(
+            video_uri=video_uri,
+            start_time=start_time,
+            duration=duration,
+            prompt=prompt,
+            mode=mode,
+            resolution=resolution,
+            model=model,
+        ),
+        Conn(base_url, api_key, max_retries, json_out),
+        Wait(output, no_wait, poll_interval, timeout, sync),
+    )
 
 
 @app.command("extend", rich_help_panel="Edit")
@@ -156,49 +229,83 @@ def extend(
     video_uri: VideoUri,
     duration: Annotated[float, opt("duration", "Seconds to add, 2-20")],
     prompt: OptPrompt = None,
-    mode: Annotated[ExtendMode | None, opt("mode", "Add at the start or the end "
-                                           "[server default: end]")] = None,
+    mode: Annotated[
+        ExtendMode | None, opt("mode", "Add at the start or the end [server default: end]")
+    ] = None,
     model: ProModel = None,
-    context: Annotated[float | None, opt("context", "Seconds of input used as context, "
-                                         "1-20 [server default: as many as fit]")] = None,
-    output: Output = None, no_wait: NoWait = False, sync: Sync = False,
+    context: Annotated[
+        float | None,
+        opt("context", "Seconds of input used as context, 1-20 [server default: as many as fit]"),
+    ] = None,
+    output: Output = None,
+    no_wait: NoWait = False,
+    sync: Sync = False,
     poll_interval: Poll = 5.0,
-    timeout: Timeout = 1800.0, base_url: BaseUrl = None, api_key: ApiKey = None,
-    max_retries: Retries = 3, json_out: Json = False,
+    timeout: Timeout = 1800.0,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    max_retries: Retries = 3,
+    json_out: Json = False,
 ) -> None:
     """Extend a video at its start or end."""
-    run_job(ExtendRequest, dict(
-        video_uri=video_uri, duration=duration, prompt=prompt, mode=mode, model=model,
-        context=context,
-    ), Conn(base_url, api_key, max_retries, json_out),
-        Wait(output, no_wait, poll_interval, timeout, sync))
+    run_job(
+        ExtendRequest,
+        dict(
+            video_uri=video_uri,
+            duration=duration,
+            prompt=prompt,
+            mode=mode,
+            model=model,
+            context=context,
+        ),
+        Conn(base_url, api_key, max_retries, json_out),
+        Wait(output, no_wait, poll_interval, timeout, sync),
+    )
 
 
 @app.command("video-to-video-hdr", rich_help_panel="Edit")
 def video_to_video_hdr(
     video_uri: VideoUri,
-    output: Output = None, no_wait: NoWait = False, poll_interval: Poll = 5.0,
-    timeout: Timeout = 1800.0, base_url: BaseUrl = None, api_key: ApiKey = None,
-    max_retries: Retries = 3, json_out: Json = False,
+    output: Output = None,
+    no_wait: NoWait = False,
+    poll_interval: Poll = 5.0,
+    timeout: Timeout = 1800.0,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    max_retries: Retries = 3,
+    json_out: Json = False,
 ) -> None:
     """Convert an SDR video to HDR; the result is a ZIP of EXR frames (<id>.zip)."""
-    run_job(VideoToVideoHdrRequest, dict(video_uri=video_uri),
-            Conn(base_url, api_key, max_retries, json_out),
-            Wait(output, no_wait, poll_interval, timeout))
+    run_job(
+        VideoToVideoHdrRequest,
+        dict(video_uri=video_uri),
+        Conn(base_url, api_key, max_retries, json_out),
+        Wait(output, no_wait, poll_interval, timeout),
+    )
 
 
 @app.command("video-to-video-reframe", rich_help_panel="Edit")
 def video_to_video_reframe(
     video_uri: VideoUri,
     resolution: Annotated[str, opt("resolution", "Target frame, e.g. 1080x1920 or 1080x1080")],
-    model: Annotated[str, opt("model", "Model (the API offers only ltx-2-3-pro)")]
-    = "ltx-2-3-pro",
-    output: Output = None, no_wait: NoWait = False, poll_interval: Poll = 5.0,
-    timeout: Timeout = 1800.0, base_url: BaseUrl = None, api_key: ApiKey = None,
-    max_retries: Retries = 3, json_out: Json = False,
+    model: Annotated[str, opt("model", "Model (the API offers only ltx-2-3-pro)")] = "ltx-2-3-pro",
+    output: Output = None,
+    no_wait: NoWait = False,
+    poll_interval: Poll = 5.0,
+    timeout: Timeout = 1800.0,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    max_retries: Retries = 3,
+    json_out: Json = False,
 ) -> None:
     """Outpaint a video to a new frame size / aspect ratio."""
-    run_job(VideoToVideoReframeRequest, dict(
-        video_uri=video_uri, model=model, resolution=resolution,
-    ), Conn(base_url, api_key, max_retries, json_out),
-        Wait(output, no_wait, poll_interval, timeout))
+    run_job(
+        VideoToVideoReframeRequest,
+        dict(
+            video_uri=video_uri,
+            model=model,
+            resolution=resolution,
+        ),
+        Conn(base_url, api_key, max_retries, json_out),
+        Wait(output, no_wait, poll_interval, timeout),
+    )

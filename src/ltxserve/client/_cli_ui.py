@@ -114,28 +114,43 @@ class Reporter:
     def __enter__(self) -> Reporter:
         if self._live:
             self._progress = Progress(
-                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
-                console=self.err, transient=False,
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[detail]}"),
+                TimeElapsedColumn(),
+                console=self.err,
+                transient=False,
             )
             self._progress.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._progress is not None:
             self._progress.stop()
 
     # -- progress -----------------------------------------------------------------
 
-    def _show(self, description: str, *, completed: float = 0, total: float | None = None,
-              detail: str = "") -> None:
+    def _show(
+        self,
+        description: str,
+        *,
+        completed: float = 0,
+        total: float | None = None,
+        detail: str = "",
+    ) -> None:
         """Update the single progress line, or print a note when it changes."""
         if self._progress is not None:
             if self._task is None:
                 self._task = self._progress.add_task(description, total=total, detail=detail)
-            self._progress.update(self._task, description=description, completed=completed,
-                                  total=total, detail=detail)
+            self._progress.update(
+                self._task, description=description, completed=completed, total=total, detail=detail
+            )
         elif not self.json_mode and description != self._last_note:
             self._last_note = description
             self.err.print(description, highlight=False, markup=False)
@@ -152,8 +167,9 @@ class Reporter:
         """``wait`` callback: queued, then processing (with a bar when the server tells)."""
         if isinstance(job, ProcessingJob):
             if job.progress is not None:
-                self._show("processing", completed=job.progress, total=1.0,
-                           detail=f"{job.progress:.0%}")
+                self._show(
+                    "processing", completed=job.progress, total=1.0, detail=f"{job.progress:.0%}"
+                )
             else:
                 self._show("processing")
         elif job.status == "pending":

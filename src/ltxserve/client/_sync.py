@@ -82,26 +82,44 @@ class Client(BaseClient[httpx.Client]):
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
-    def _send(self, method: str, url: str, *, json: Any = None,
-              content: Callable[[], bytes | Iterator[bytes]] | None = None,
-              headers: dict[str, str] | None = None, auth: bool = True,
-              stream: bool = False, follow_redirects: bool = False,
-              timeout: httpx.Timeout | None = None, resend: bool = True) -> httpx.Response:
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        content: Callable[[], bytes | Iterator[bytes]] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+        stream: bool = False,
+        follow_redirects: bool = False,
+        timeout: httpx.Timeout | None = None,
+        resend: bool = True,
+    ) -> httpx.Response:
         """One logical request, retried as ``_base`` decides; non-2xx raises."""
         url = self._url(url) if "://" not in url else url
         attempt = 0
         while True:
             request = self._http.build_request(
-                method, url, json=json, content=content() if content else None,
+                method,
+                url,
+                json=json,
+                content=content() if content else None,
                 headers=self._headers(url, headers, auth=auth),
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
             try:
-                response = self._http.send(request, stream=stream,
-                                           follow_redirects=follow_redirects)
+                response = self._http.send(
+                    request, stream=stream, follow_redirects=follow_redirects
+                )
             except httpx.TransportError as exc:
                 delay = self._connection_retry_delay(exc, attempt, resend=resend)
                 self._log_retry(method, url, type(exc).__name__, delay, attempt)
@@ -131,24 +149,36 @@ class Client(BaseClient[httpx.Client]):
         headers = dict(ticket.required_headers)
         if isinstance(file, bytes):
             data = file
-            self._send("PUT", self._resolve(ticket.upload_url), content=lambda: data,
-                       headers=headers, auth=False)
+            self._send(
+                "PUT",
+                self._resolve(ticket.upload_url),
+                content=lambda: data,
+                headers=headers,
+                auth=False,
+            )
             return ticket
         path = Path(file)
         # A declared length instead of chunked encoding: pre-signed storage URLs need it.
         headers.setdefault("Content-Length", str(path.stat().st_size))
-        self._send("PUT", self._resolve(ticket.upload_url), content=lambda: _file_chunks(path),
-                   headers=headers, auth=False)
+        self._send(
+            "PUT",
+            self._resolve(ticket.upload_url),
+            content=lambda: _file_chunks(path),
+            headers=headers,
+            auth=False,
+        )
         return ticket
 
     # -- jobs ---------------------------------------------------------------------
 
-    def submit(self, request: RequestModel, *,
-               extra_body: dict[str, Any] | None = None) -> SubmittedJob:
+    def submit(
+        self, request: RequestModel, *, extra_body: dict[str, Any] | None = None
+    ) -> SubmittedJob:
         """POST /v2/{endpoint}; local files in ``*_uri`` fields are uploaded first."""
         body = self._body(request, self._upload_local(request), extra_body)
-        return parse_wire(SubmittedJob, self._send("POST", f"/v2/{request.endpoint}",
-                                                   json=body).json())
+        return parse_wire(
+            SubmittedJob, self._send("POST", f"/v2/{request.endpoint}", json=body).json()
+        )
 
     def _upload_local(self, request: RequestModel) -> dict[str, str]:
         """Upload every local file named in a ``*_uri`` field: field -> storage_uri."""
@@ -167,9 +197,15 @@ class Client(BaseClient[httpx.Client]):
         """GET /v2/{endpoint}/{id}: the job's current status object."""
         return self._get(endpoint, job_id)[0]
 
-    def wait(self, endpoint: EndpointName, job_id: str | SubmittedJob, *,
-             poll_interval: float | None = None, timeout: float | None = DEFAULT_WAIT_TIMEOUT,
-             on_status: StatusCallback | None = None) -> TerminalJob:
+    def wait(
+        self,
+        endpoint: EndpointName,
+        job_id: str | SubmittedJob,
+        *,
+        poll_interval: float | None = None,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        on_status: StatusCallback | None = None,
+    ) -> TerminalJob:
         """Poll until the job completes or fails; a failed job is returned, not raised.
 
         Polls every ``poll_interval`` seconds (default 5, or ``LTX_POLL_INTERVAL``)
@@ -189,13 +225,20 @@ class Client(BaseClient[httpx.Client]):
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise WaitTimeoutError(f"job {job_id} still {status.status} after "
-                                           f"{timeout}s", job=status)
+                    raise WaitTimeoutError(
+                        f"job {job_id} still {status.status} after {timeout}s", job=status
+                    )
                 delay = min(delay, remaining)
             time.sleep(delay)
 
-    def download(self, job: CompletedJob | str, dest: str | Path | None = None, *,
-                 label: str | None = None, on_progress: ProgressCallback | None = None) -> Path:
+    def download(
+        self,
+        job: CompletedJob | str,
+        dest: str | Path | None = None,
+        *,
+        label: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Path:
         """Stream a result to ``dest`` (file or directory; default ``<id>.mp4``).
 
         Bytes go to ``<dest>.part``, renamed into place when complete, so an
@@ -205,8 +248,9 @@ class Client(BaseClient[httpx.Client]):
         response = self._send("GET", self._resolve(url), stream=True, follow_redirects=True)
         return self._save(response, path, on_progress)
 
-    def _save(self, response: httpx.Response, path: Path,
-              on_progress: ProgressCallback | None) -> Path:
+    def _save(
+        self, response: httpx.Response, path: Path, on_progress: ProgressCallback | None
+    ) -> Path:
         """Stream a response body to ``path`` by way of ``<path>.part``."""
         path.parent.mkdir(parents=True, exist_ok=True)
         part = path.with_name(path.name + ".part")
@@ -231,23 +275,38 @@ class Client(BaseClient[httpx.Client]):
         part.replace(path)
         return path
 
-    def generate(self, request: RequestModel, *, output: str | Path | None = None,
-                 poll_interval: float | None = None,
-                 timeout: float | None = DEFAULT_WAIT_TIMEOUT,
-                 on_status: StatusCallback | None = None,
-                 on_progress: ProgressCallback | None = None,
-                 extra_body: dict[str, Any] | None = None) -> Generation:
+    def generate(
+        self,
+        request: RequestModel,
+        *,
+        output: str | Path | None = None,
+        poll_interval: float | None = None,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        on_status: StatusCallback | None = None,
+        on_progress: ProgressCallback | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> Generation:
         """Submit, wait, raise if the job failed, download. One call, one file."""
         job = self.submit(request, extra_body=extra_body)
-        done = self.wait(request.endpoint, job.id, poll_interval=poll_interval,
-                         timeout=timeout, on_status=on_status).raise_for_status()
+        done = self.wait(
+            request.endpoint,
+            job.id,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            on_status=on_status,
+        ).raise_for_status()
         path = self.download(done, output, on_progress=on_progress)
         return Generation(job=done, path=path)
 
-    def generate_sync(self, request: RequestModel, *, output: str | Path | None = None,
-                      timeout: float | None = DEFAULT_WAIT_TIMEOUT,
-                      on_progress: ProgressCallback | None = None,
-                      extra_body: dict[str, Any] | None = None) -> Path:
+    def generate_sync(
+        self,
+        request: RequestModel,
+        *,
+        output: str | Path | None = None,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        on_progress: ProgressCallback | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> Path:
         """POST /v1/{endpoint}: one request whose answer is the MP4 itself.
 
         No job id and no polling: the connection stays open for the whole
@@ -258,8 +317,14 @@ class Client(BaseClient[httpx.Client]):
         """
         path = self._sync_target(request, output)
         body = self._body(request, self._upload_local(request), extra_body)
-        response = self._send("POST", f"/v1/{request.endpoint}", json=body, stream=True,
-                              timeout=self._sync_timeout(timeout), resend=False)
+        response = self._send(
+            "POST",
+            f"/v1/{request.endpoint}",
+            json=body,
+            stream=True,
+            timeout=self._sync_timeout(timeout),
+            resend=False,
+        )
         return self._save(response, path, on_progress)
 
 
@@ -274,40 +339,78 @@ class Endpoint(Generic[ReqT]):
         self.model = model
         self.name: EndpointName = model.endpoint
 
-    def submit(self, request: ReqT | None = None, /, *,
-               extra_body: dict[str, Any] | None = None, **fields: Any) -> SubmittedJob:
+    def submit(
+        self,
+        request: ReqT | None = None,
+        /,
+        *,
+        extra_body: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> SubmittedJob:
         req = self._client._check_request(request, self.model, fields)
         return self._client.submit(req, extra_body=extra_body)
 
     def get(self, job_id: str | SubmittedJob) -> JobStatus:
         return self._client.get(self.name, job_id if isinstance(job_id, str) else job_id.id)
 
-    def wait(self, job_id: str | SubmittedJob, *, poll_interval: float | None = None,
-             timeout: float | None = DEFAULT_WAIT_TIMEOUT,
-             on_status: StatusCallback | None = None) -> TerminalJob:
-        return self._client.wait(self.name, job_id, poll_interval=poll_interval,
-                                 timeout=timeout, on_status=on_status)
+    def wait(
+        self,
+        job_id: str | SubmittedJob,
+        *,
+        poll_interval: float | None = None,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        on_status: StatusCallback | None = None,
+    ) -> TerminalJob:
+        return self._client.wait(
+            self.name, job_id, poll_interval=poll_interval, timeout=timeout, on_status=on_status
+        )
 
-    def download(self, job: CompletedJob | str, dest: str | Path | None = None, *,
-                 label: str | None = None, on_progress: ProgressCallback | None = None) -> Path:
+    def download(
+        self,
+        job: CompletedJob | str,
+        dest: str | Path | None = None,
+        *,
+        label: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Path:
         return self._client.download(job, dest, label=label, on_progress=on_progress)
 
-    def generate(self, request: ReqT | None = None, /, *, output: str | Path | None = None,
-                 poll_interval: float | None = None,
-                 timeout: float | None = DEFAULT_WAIT_TIMEOUT,
-                 on_status: StatusCallback | None = None,
-                 on_progress: ProgressCallback | None = None,
-                 extra_body: dict[str, Any] | None = None, **fields: Any) -> Generation:
+    def generate(
+        self,
+        request: ReqT | None = None,
+        /,
+        *,
+        output: str | Path | None = None,
+        poll_interval: float | None = None,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        on_status: StatusCallback | None = None,
+        on_progress: ProgressCallback | None = None,
+        extra_body: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Generation:
         req = self._client._check_request(request, self.model, fields)
-        return self._client.generate(req, output=output, poll_interval=poll_interval,
-                                     timeout=timeout, on_status=on_status,
-                                     on_progress=on_progress, extra_body=extra_body)
+        return self._client.generate(
+            req,
+            output=output,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            on_status=on_status,
+            on_progress=on_progress,
+            extra_body=extra_body,
+        )
 
-    def generate_sync(self, request: ReqT | None = None, /, *,
-                      output: str | Path | None = None,
-                      timeout: float | None = DEFAULT_WAIT_TIMEOUT,
-                      on_progress: ProgressCallback | None = None,
-                      extra_body: dict[str, Any] | None = None, **fields: Any) -> Path:
+    def generate_sync(
+        self,
+        request: ReqT | None = None,
+        /,
+        *,
+        output: str | Path | None = None,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        on_progress: ProgressCallback | None = None,
+        extra_body: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Path:
         req = self._client._check_request(request, self.model, fields)
-        return self._client.generate_sync(req, output=output, timeout=timeout,
-                                          on_progress=on_progress, extra_body=extra_body)
+        return self._client.generate_sync(
+            req, output=output, timeout=timeout, on_progress=on_progress, extra_body=extra_body
+        )

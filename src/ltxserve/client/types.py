@@ -37,7 +37,13 @@ EndpointName = Literal[
 ENDPOINTS: tuple[EndpointName, ...] = get_args(EndpointName)
 
 CameraMotion = Literal[
-    "dolly_in", "dolly_out", "dolly_left", "dolly_right", "jib_up", "jib_down", "static",
+    "dolly_in",
+    "dolly_out",
+    "dolly_left",
+    "dolly_right",
+    "jib_up",
+    "jib_down",
+    "static",
     "focus_shift",
 ]
 RetakeMode = Literal["replace_audio", "replace_video", "replace_audio_and_video"]
@@ -144,8 +150,13 @@ class VideoToVideoReframeRequest(RequestModel):
 REQUEST_MODELS: dict[EndpointName, type[RequestModel]] = {
     m.endpoint: m
     for m in (
-        TextToVideoRequest, ImageToVideoRequest, AudioToVideoRequest, RetakeRequest,
-        ExtendRequest, VideoToVideoHdrRequest, VideoToVideoReframeRequest,
+        TextToVideoRequest,
+        ImageToVideoRequest,
+        AudioToVideoRequest,
+        RetakeRequest,
+        ExtendRequest,
+        VideoToVideoHdrRequest,
+        VideoToVideoReframeRequest,
     )
 }
 

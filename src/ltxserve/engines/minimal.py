@@ -44,8 +44,9 @@ class MinimalEngine:
                 progress((i + 1) / plan.frames)
         return EngineResult({"video_url": OutputFile(out, "video/mp4")})
 
-    def _exr_zip(self, out: object, width: int, height: int, frames: int,
-                 progress: ProgressCallback) -> None:
+    def _exr_zip(
+        self, out: object, width: int, height: int, frames: int, progress: ProgressCallback
+    ) -> None:
         from ltxserve.media.exr import encode_exr
 
         with zipfile.ZipFile(str(out), "w", zipfile.ZIP_STORED) as zf:

@@ -55,8 +55,7 @@ def plan_job(job: EngineJob) -> tuple[dict[str, MediaInfo], OutputPlan]:
     return infos, plan_output(job.endpoint, job.request, infos)
 
 
-def plan_output(endpoint: str, request: dict[str, Any],
-                inputs: dict[str, MediaInfo]) -> OutputPlan:
+def plan_output(endpoint: str, request: dict[str, Any], inputs: dict[str, MediaInfo]) -> OutputPlan:
     if endpoint in ("text-to-video", "image-to-video"):
         w, h = parse_resolution(request["resolution"])
         fps = Fraction(request.get("fps") or 24)
@@ -72,13 +71,17 @@ def plan_output(endpoint: str, request: dict[str, Any],
             image = inputs.get("image_uri")
             portrait = bool(image and image.video and image.video.height > image.video.width)
             w, h = (1080, 1920) if portrait else (1920, 1080)
-        return OutputPlan(w, h, Fraction(A2V_FPS), max(1, round(audio.audio.duration * A2V_FPS)),
-                          True)
+        return OutputPlan(
+            w, h, Fraction(A2V_FPS), max(1, round(audio.audio.duration * A2V_FPS)), True
+        )
     v = _video(inputs)
     has_audio = inputs["video_uri"].audio is not None
     if endpoint == "retake":
-        w, h = (parse_resolution(request["resolution"]) if request.get("resolution")
-                else (_even(v.width), _even(v.height)))
+        w, h = (
+            parse_resolution(request["resolution"])
+            if request.get("resolution")
+            else (_even(v.width), _even(v.height))
+        )
         wants_audio = request.get("mode", "replace_audio_and_video") != "replace_video"
         return OutputPlan(w, h, v.fps, v.frames, has_audio or wants_audio)
     if endpoint == "extend":

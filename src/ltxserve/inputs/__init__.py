@@ -73,7 +73,8 @@ def _data_uri(field: str, uri: str, dest: Path) -> Path:
     if len(payload) > limit:
         raise InvalidRequestError(
             f"{field}: data URI is larger than the {limit // MiB} MB limit for this input; "
-            "use /v1/upload or an https:// URL")
+            "use /v1/upload or an https:// URL"
+        )
     try:
         dest.write_bytes(base64.b64decode("".join(payload.split()), validate=True))
     except (binascii.Error, ValueError):
@@ -81,8 +82,9 @@ def _data_uri(field: str, uri: str, dest: Path) -> Path:
     return dest
 
 
-def _upload_path(field: str, uri: str, *, blobs: BlobStore, store: JobStore | None,
-                 api_key_id: str) -> Path:
+def _upload_path(
+    field: str, uri: str, *, blobs: BlobStore, store: JobStore | None, api_key_id: str
+) -> Path:
     if not uri.startswith(STORAGE_PREFIX):
         raise InvalidRequestError(f"{field}: {uri} is not a storage URI from /v1/upload")
     upload_id = uri.removeprefix(STORAGE_PREFIX)
@@ -94,7 +96,8 @@ def _upload_path(field: str, uri: str, *, blobs: BlobStore, store: JobStore | No
         if up.completed_at is None:
             raise InvalidRequestError(
                 f"{field}: nothing has been uploaded to {uri} yet; PUT the file to its "
-                "upload_url first")
+                "upload_url first"
+            )
     try:
         return blobs.local_path(upload_blob_key(upload_id))
     except BlobNotFound:
@@ -110,9 +113,17 @@ def check_static(field: str, uri: str, settings: Settings) -> None:
             raise InvalidRequestError(f"{field}: {exc}") from None
 
 
-def resolve_one(field: str, uri: str, dest: Path, *, settings: Settings, blobs: BlobStore,
-                api_key_id: str, store: JobStore | None = None,
-                keepalive: Keepalive | None = None) -> Path:
+def resolve_one(
+    field: str,
+    uri: str,
+    dest: Path,
+    *,
+    settings: Settings,
+    blobs: BlobStore,
+    api_key_id: str,
+    store: JobStore | None = None,
+    keepalive: Keepalive | None = None,
+) -> Path:
     """Make one input a local file (``dest``, or the upload's own blob); not yet checked."""
     if uri.startswith("data:"):
         return _data_uri(field, uri, dest)
@@ -123,19 +134,32 @@ def resolve_one(field: str, uri: str, dest: Path, *, settings: Settings, blobs: 
     if uri.startswith(("https://", "http://")):
         limit = IMAGE_FETCH if FIELD_KIND[field] == "image" else MEDIA_FETCH
         try:
-            fetch_to_file(uri, dest, policy=FetchPolicy.from_settings(settings), limit=limit,
-                          on_chunk=keepalive)
+            fetch_to_file(
+                uri,
+                dest,
+                policy=FetchPolicy.from_settings(settings),
+                limit=limit,
+                on_chunk=keepalive,
+            )
         except FetchRefused as exc:
             raise InvalidRequestError(f"{field}: {exc}") from None
         return dest
     raise InvalidRequestError(
-        f"{field} must be an https:// URL, a data: URI or an ltx:// storage URI")
+        f"{field} must be an https:// URL, a data: URI or an ltx:// storage URI"
+    )
 
 
-def resolve_inputs(request: dict[str, Any], dest_dir: Path, *, settings: Settings,
-                   blobs: BlobStore, api_key_id: str, endpoint: str | None = None,
-                   store: JobStore | None = None,
-                   keepalive: Callable[[], bool] | None = None) -> dict[str, Path]:
+def resolve_inputs(
+    request: dict[str, Any],
+    dest_dir: Path,
+    *,
+    settings: Settings,
+    blobs: BlobStore,
+    api_key_id: str,
+    endpoint: str | None = None,
+    store: JobStore | None = None,
+    keepalive: Callable[[], bool] | None = None,
+) -> dict[str, Path]:
     """Worker side: fetch or decode every input, identify it, and hold it to the endpoint's rules.
 
     ``keepalive`` (e.g. a lease heartbeat) is called now and then during long
@@ -149,8 +173,16 @@ def resolve_inputs(request: dict[str, Any], dest_dir: Path, *, settings: Setting
         uri = request.get(field)
         if not uri:
             continue
-        path = resolve_one(field, uri, dest_dir / field, settings=settings, blobs=blobs,
-                           api_key_id=api_key_id, store=store, keepalive=beat)
+        path = resolve_one(
+            field,
+            uri,
+            dest_dir / field,
+            settings=settings,
+            blobs=blobs,
+            api_key_id=api_key_id,
+            store=store,
+            keepalive=beat,
+        )
         info = inspect(field, path)
         if endpoint is not None:
             check_input(endpoint, request, info)
@@ -159,9 +191,15 @@ def resolve_inputs(request: dict[str, Any], dest_dir: Path, *, settings: Setting
     return out
 
 
-def check_submit_inputs(endpoint: str, request: dict[str, Any], *, settings: Settings,
-                        blobs: BlobStore, store: JobStore | None,
-                        api_key_id: str) -> dict[str, InputInfo]:
+def check_submit_inputs(
+    endpoint: str,
+    request: dict[str, Any],
+    *,
+    settings: Settings,
+    blobs: BlobStore,
+    store: JobStore | None,
+    api_key_id: str,
+) -> dict[str, InputInfo]:
     """API side (blocking; run it in a thread): check the inputs that need no fetch.
 
     Data URIs are decoded to a temporary file and storage URIs are read in place;

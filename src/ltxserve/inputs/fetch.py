@@ -177,10 +177,12 @@ class FetchPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings, resolver: Resolver | None = None) -> FetchPolicy:
-        return cls(allow_http=settings.allow_http,
-                   allow_hosts=frozenset(parse_allow_entry(e) for e in settings.fetch_allow_hosts),
-                   ca_file=settings.fetch_ca_file,
-                   resolver=resolver or system_resolver)
+        return cls(
+            allow_http=settings.allow_http,
+            allow_hosts=frozenset(parse_allow_entry(e) for e in settings.fetch_allow_hosts),
+            ca_file=settings.fetch_ca_file,
+            resolver=resolver or system_resolver,
+        )
 
     def allowlisted(self, host: str, port: int) -> bool:
         host = host.lower().strip("[]").rstrip(".")
@@ -200,9 +202,14 @@ class GuardedBackend(httpcore.SyncBackend):
         self.policy = policy
         self.connected: str | None = None  # the address the last connection went to
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None,
-                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
         addresses = resolve_within(self.policy.resolver, host, port, timeout)
         if not addresses:
             raise FetchRefused(f"could not resolve host {host}")
@@ -216,7 +223,8 @@ class GuardedBackend(httpcore.SyncBackend):
                     raise FetchRefused(
                         f"host {host} resolves to a {problem} address; fetching from "
                         "loopback, private, link-local, multicast or reserved addresses "
-                        "is not allowed")
+                        "is not allowed"
+                    )
         last: Exception | None = None
         for addr in addresses:
             try:
@@ -257,28 +265,49 @@ def check_url(url: str, policy: FetchPolicy) -> httpx.URL:
     return u
 
 
-def fetch_to_file(url: str, dest: Path, *, policy: FetchPolicy, limit: FetchLimit,
-                  on_chunk: Callable[[], None] | None = None,
-                  backend: GuardedBackend | None = None) -> FetchResult:
+def fetch_to_file(
+    url: str,
+    dest: Path,
+    *,
+    policy: FetchPolicy,
+    limit: FetchLimit,
+    on_chunk: Callable[[], None] | None = None,
+    backend: GuardedBackend | None = None,
+) -> FetchResult:
     """Stream ``url`` into ``dest`` under the guard and ``limit``; raise FetchRefused."""
     u = check_url(url, policy)
     backend = backend or GuardedBackend(policy)
     t = limit.timeout
     deadline = time.monotonic() + t
     target = httpcore.URL(scheme=u.raw_scheme, host=u.raw_host, port=u.port, target=u.raw_path)
-    headers = [(b"Host", u.netloc), (b"User-Agent", f"ltxserve/{__version__}".encode()),
-               (b"Accept", b"*/*"), (b"Accept-Encoding", b"identity")]
+    headers = [
+        (b"Host", u.netloc),
+        (b"User-Agent", f"ltxserve/{__version__}".encode()),
+        (b"Accept", b"*/*"),
+        (b"Accept-Encoding", b"identity"),
+    ]
     mb = limit.max_bytes / MiB
     too_large = f"the file is larger than the {mb:g} MB limit for this input"
     try:
-        with httpcore.ConnectionPool(ssl_context=policy.ssl_context(), network_backend=backend,
-                                     max_connections=1, retries=0) as pool, \
-                pool.stream("GET", target, headers=headers, extensions={"timeout": {
-                    "connect": t, "read": t, "write": t, "pool": t}}) as resp:
+        with (
+            httpcore.ConnectionPool(
+                ssl_context=policy.ssl_context(),
+                network_backend=backend,
+                max_connections=1,
+                retries=0,
+            ) as pool,
+            pool.stream(
+                "GET",
+                target,
+                headers=headers,
+                extensions={"timeout": {"connect": t, "read": t, "write": t, "pool": t}},
+            ) as resp,
+        ):
             status = resp.status
             if 300 <= status < 400:
                 raise FetchRefused(
-                    f"the URL answered a redirect (HTTP {status}); redirects are not followed")
+                    f"the URL answered a redirect (HTTP {status}); redirects are not followed"
+                )
             if status != 200:
                 raise FetchRefused(f"the URL answered HTTP {status}")
             head = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in resp.headers}
@@ -303,8 +332,12 @@ def fetch_to_file(url: str, dest: Path, *, policy: FetchPolicy, limit: FetchLimi
     except httpcore.TimeoutException:
         dest.unlink(missing_ok=True)
         raise FetchRefused(f"the download did not finish within {t:g} s") from None
-    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol,
-            OSError) as exc:
+    except (
+        httpcore.NetworkError,
+        httpcore.ProtocolError,
+        httpcore.UnsupportedProtocol,
+        OSError,
+    ) as exc:
         dest.unlink(missing_ok=True)
         raise FetchRefused(f"the URL could not be fetched ({_reason(exc)})") from None
 

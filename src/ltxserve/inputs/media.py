@@ -28,8 +28,12 @@ from ltxserve.errors import InvalidRequestError
 
 log = logging.getLogger(__name__)
 
-FIELD_KIND = {"image_uri": "image", "last_frame_uri": "image", "audio_uri": "audio",
-              "video_uri": "video"}
+FIELD_KIND = {
+    "image_uri": "image",
+    "last_frame_uri": "image",
+    "audio_uri": "audio",
+    "video_uri": "video",
+}
 
 IMAGE_FORMATS = ("png", "jpeg", "webp")
 VIDEO_FORMATS = ("mp4", "mov", "mkv")
@@ -84,14 +88,26 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "wav": "WAV", "ogg": "OGG",
-          "mkv": "MKV", "mov": "MOV", "mp4": "MP4", "m4a": "M4A", "mp3": "MP3"}
+_NAMES = {
+    "png": "PNG",
+    "jpeg": "JPEG",
+    "webp": "WEBP",
+    "wav": "WAV",
+    "ogg": "OGG",
+    "mkv": "MKV",
+    "mov": "MOV",
+    "mp4": "MP4",
+    "m4a": "M4A",
+    "mp3": "MP3",
+}
 
 
 def _unsupported(field: str, kind: str, fmt: str | None) -> InvalidRequestError:
-    wanted = {"image": "a PNG, JPEG or WEBP image",
-              "video": "an MP4, MOV or MKV video with H.264 or H.265",
-              "audio": "WAV, MP3, M4A (AAC-LC) or OGG (Vorbis) audio"}[kind]
+    wanted = {
+        "image": "a PNG, JPEG or WEBP image",
+        "video": "an MP4, MOV or MKV video with H.264 or H.265",
+        "audio": "WAV, MP3, M4A (AAC-LC) or OGG (Vorbis) audio",
+    }[kind]
     seen = f"its content looks like {_NAMES[fmt]}" if fmt else "its content is not a known format"
     return InvalidRequestError(f"{field} must be {wanted}; {seen}")
 
@@ -128,10 +144,12 @@ def inspect(field: str, path: Path) -> InputInfo:
         log.info("%s: unreadable %s input: %r", field, fmt, exc)
         raise InvalidRequestError(
             f"{field}: the file is corrupt or truncated and could not be decoded as "
-            f"{_NAMES.get(fmt or '', kind)}") from None
+            f"{_NAMES.get(fmt or '', kind)}"
+        ) from None
 
 
 # -- images -------------------------------------------------------------------
+
 
 def _image(field: str, path: Path, fmt: str) -> InputInfo:
     from PIL import Image
@@ -141,7 +159,8 @@ def _image(field: str, path: Path, fmt: str) -> InputInfo:
     except Image.DecompressionBombError:
         raise InvalidRequestError(
             f"{field}: the image is too large (at most {MAX_IMAGE_PIXELS} pixels and "
-            f"{MAX_IMAGE_SIDE} pixels a side)") from None
+            f"{MAX_IMAGE_SIDE} pixels a side)"
+        ) from None
     with im:
         w, h = im.size
         if w < 1 or h < 1:
@@ -149,12 +168,14 @@ def _image(field: str, path: Path, fmt: str) -> InputInfo:
         if w > MAX_IMAGE_SIDE or h > MAX_IMAGE_SIDE or w * h > MAX_IMAGE_PIXELS:
             raise InvalidRequestError(
                 f"{field}: the image is {w}x{h}; images may have at most {MAX_IMAGE_PIXELS} "
-                f"pixels and {MAX_IMAGE_SIDE} pixels a side")
+                f"pixels and {MAX_IMAGE_SIDE} pixels a side"
+            )
         im.load()  # decode now: a truncated or corrupt image fails here, not in the engine
     return InputInfo(field, "image", fmt, codec=fmt, width=w, height=h)
 
 
 # -- audio and video ------------------------------------------------------------
+
 
 def _open(path: Path) -> Any:
     import av
@@ -234,13 +255,15 @@ def _video(field: str, path: Path, fmt: str) -> InputInfo:
         codec = vs.codec_context.name
         if codec not in VIDEO_CODECS:
             raise InvalidRequestError(
-                f"{field}: the video codec is {codec}; only H.264 and H.265 are supported")
+                f"{field}: the video codec is {codec}; only H.264 and H.265 are supported"
+            )
         w, h = vs.codec_context.width, vs.codec_context.height
         if not w or not h:
             raise InvalidRequestError(f"{field}: the video has no frame size")
         if max(w, h) > MAX_VIDEO_LONG_SIDE or min(w, h) > MAX_VIDEO_SHORT_SIDE:
             raise InvalidRequestError(
-                f"{field}: the video is {w}x{h}; inputs may be at most 3840x2160 (4K)")
+                f"{field}: the video is {w}x{h}; inputs may be at most 3840x2160 (4K)"
+            )
         rate = vs.average_rate or vs.guessed_rate
         declared = int(vs.frames or 0)
         has_audio = bool(container.streams.audio)
@@ -250,7 +273,8 @@ def _video(field: str, path: Path, fmt: str) -> InputInfo:
         raise InvalidRequestError(f"{field}: the video has no frames")
     if declared and frames < declared:
         raise InvalidRequestError(
-            f"{field}: the file is truncated ({frames} of {declared} frames present)")
+            f"{field}: the file is truncated ({frames} of {declared} frames present)"
+        )
     fps = Fraction(rate) if rate else None
     if not fps and duration:
         fps = Fraction(frames / duration).limit_denominator(1001)
@@ -259,7 +283,8 @@ def _video(field: str, path: Path, fmt: str) -> InputInfo:
     if _short_of(float(frames / fps), fallback):
         raise InvalidRequestError(
             f"{field}: the file is truncated ({float(frames / fps):.2f} s of the "
-            f"{fallback:.2f} s its header declares)")
+            f"{fallback:.2f} s its header declares)"
+        )
     from ltxserve.media.decode import quarter_turns
 
     rotation = _first_rotation(path, "video")
@@ -267,9 +292,18 @@ def _video(field: str, path: Path, fmt: str) -> InputInfo:
         raise InvalidRequestError(f"{field}: no video frame could be decoded")
     if quarter_turns(rotation) % 2:  # a phone's portrait clip: say the size it plays at
         w, h = h, w
-    return InputInfo(field, "video", fmt, codec=VIDEO_CODECS[codec], width=w, height=h, fps=fps,
-                     frames=frames, duration=float(frames / fps) if fps else duration or fallback,
-                     has_audio=has_audio)
+    return InputInfo(
+        field,
+        "video",
+        fmt,
+        codec=VIDEO_CODECS[codec],
+        width=w,
+        height=h,
+        fps=fps,
+        frames=frames,
+        duration=float(frames / fps) if fps else duration or fallback,
+        has_audio=has_audio,
+    )
 
 
 _AUDIO_CODECS = {"wav": "PCM", "mp3": "MP3", "m4a": "AAC-LC", "ogg": "Vorbis"}
@@ -298,7 +332,8 @@ def _audio(field: str, path: Path, fmt: str) -> InputInfo:
         if not _audio_codec_ok(fmt, codec, au.codec_context.profile):
             raise InvalidRequestError(
                 f"{field}: {_NAMES[fmt]} audio must be {_AUDIO_CODECS[fmt]}; the stream is "
-                f"{codec}{' ' + str(au.codec_context.profile) if au.codec_context.profile else ''}")
+                f"{codec}{' ' + str(au.codec_context.profile) if au.codec_context.profile else ''}"
+            )
         declared = int(au.frames or 0) if fmt == "m4a" else 0
         fallback = (container.duration or 0) / 1_000_000 or None
         packets, duration = _scan(container, au)
@@ -308,8 +343,15 @@ def _audio(field: str, path: Path, fmt: str) -> InputInfo:
         raise InvalidRequestError(f"{field}: the file is truncated")
     if fmt == "wav" and _wav_truncated(path):
         raise InvalidRequestError(
-            f"{field}: the file is truncated (its data chunk is shorter than its header says)")
+            f"{field}: the file is truncated (its data chunk is shorter than its header says)"
+        )
     if not _decodes(path, "audio"):
         raise InvalidRequestError(f"{field}: no audio could be decoded")
-    return InputInfo(field, "audio", fmt, codec=_AUDIO_CODECS[fmt],
-                     duration=duration if duration is not None else fallback, has_audio=True)
+    return InputInfo(
+        field,
+        "audio",
+        fmt,
+        codec=_AUDIO_CODECS[fmt],
+        duration=duration if duration is not None else fallback,
+        has_audio=True,
+    )

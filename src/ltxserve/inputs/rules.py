@@ -46,7 +46,8 @@ def check_input(endpoint: str, request: dict[str, Any], info: InputInfo) -> None
         # a hair of tolerance: encoders pad or trim a few ms
         if d < AUDIO_MIN_SECONDS - 0.02 or d > AUDIO_MAX_SECONDS + 0.02:
             raise InvalidRequestError(
-                f"{field}: audio must be between 2 and 20 seconds long (it is {_fmt_s(d)} s)")
+                f"{field}: audio must be between 2 and 20 seconds long (it is {_fmt_s(d)} s)"
+            )
         return
     if info.kind != "video":
         return
@@ -55,30 +56,32 @@ def check_input(endpoint: str, request: dict[str, Any], info: InputInfo) -> None
     if endpoint in ("retake", "extend"):
         if frames < MIN_EDIT_FRAMES:
             raise InvalidRequestError(
-                f"{field}: the video must have at least {MIN_EDIT_FRAMES} frames "
-                f"(it has {frames})")
+                f"{field}: the video must have at least {MIN_EDIT_FRAMES} frames (it has {frames})"
+            )
     if endpoint == "extend":
         ratio = max(w, h) / min(w, h)
         if abs(ratio - 16 / 9) > ASPECT_TOLERANCE * 16 / 9:
-            raise InvalidRequestError(
-                f"{field}: extend needs a 16:9 or 9:16 video (it is {w}x{h})")
+            raise InvalidRequestError(f"{field}: extend needs a 16:9 or 9:16 video (it is {w}x{h})")
         seconds = float(request.get("context") or 0) + float(request["duration"])
         total = math.ceil(seconds * fps - 1e-6)
         if total > EXTEND_MAX_FRAMES:
             raise InvalidRequestError(
                 f"{field}: context + duration must be at most {EXTEND_MAX_FRAMES} frames at the "
-                f"input's {_fmt_s(float(fps))} fps ({_fmt_s(seconds)} s is {total} frames)")
+                f"input's {_fmt_s(float(fps))} fps ({_fmt_s(seconds)} s is {total} frames)"
+            )
     elif endpoint == "video-to-video-hdr":
         for tw, th, limit in HDR_TIERS:
             if _fits(w, h, tw, th):
                 if frames > limit:
                     raise InvalidRequestError(
                         f"{field}: HDR inputs up to {tw}x{th} may have at most {limit} frames "
-                        f"(this {w}x{h} video has {frames})")
+                        f"(this {w}x{h} video has {frames})"
+                    )
                 break
     elif endpoint == "video-to-video-reframe":
         duration = info.duration or float(frames / fps)
         if duration > REFRAME_MAX_SECONDS + 1e-6 or frames > REFRAME_MAX_FRAMES:
             raise InvalidRequestError(
                 f"{field}: reframe inputs may be at most {int(REFRAME_MAX_SECONDS)} s and "
-                f"{REFRAME_MAX_FRAMES} frames (this one is {_fmt_s(duration)} s, {frames} frames)")
+                f"{REFRAME_MAX_FRAMES} frames (this one is {_fmt_s(duration)} s, {frames} frames)"
+            )

@@ -73,8 +73,11 @@ class Catalog:
         if spec.status == "removed":
             raise InvalidRequestError(spec.message)
         if endpoint not in spec.endpoints:
-            able = [m.name for m in self.models.values()
-                    if endpoint in m.endpoints and m.status != "removed"]
+            able = [
+                m.name
+                for m in self.models.values()
+                if endpoint in m.endpoints and m.status != "removed"
+            ]
             raise InvalidRequestError(
                 f"model {name} does not support {endpoint}; "
                 f"use {' or '.join(able) or 'another model'}"

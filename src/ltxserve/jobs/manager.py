@@ -27,8 +27,14 @@ def job_prefix(job_id: str) -> str:
 
 
 class JobManager:
-    def __init__(self, settings: Settings, store: JobStore, blobs: BlobStore,
-                 catalog: Catalog, doorbell: Doorbell | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        blobs: BlobStore,
+        catalog: Catalog,
+        doorbell: Doorbell | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.blobs = blobs
@@ -50,8 +56,12 @@ class JobManager:
     def get(self, api_key_id: str, endpoint: str, job_id: str) -> Job:
         """The job, if this key may see it under this endpoint and it is not past retention."""
         job = self.store.get(job_id) if len(job_id) <= 64 else None
-        if (job is None or job.api_key_id != api_key_id or job.endpoint != endpoint
-                or (job.expires_at is not None and job.expires_at <= now_ms())):
+        if (
+            job is None
+            or job.api_key_id != api_key_id
+            or job.endpoint != endpoint
+            or (job.expires_at is not None and job.expires_at <= now_ms())
+        ):
             raise NotFoundError(f"Job {job_id} not found")
         return job
 
@@ -63,8 +73,12 @@ class JobManager:
             for job_id in ids:
                 self.blobs.delete_prefix(job_prefix(job_id))
             deleted += self.store.delete_jobs(ids)
-        sweep_uploads(self.store, self.blobs, self.settings.data_dir / "tmp" / "uploads",
-                      self.settings.upload_url_seconds + 3600)
+        sweep_uploads(
+            self.store,
+            self.blobs,
+            self.settings.data_dir / "tmp" / "uploads",
+            self.settings.upload_url_seconds + 3600,
+        )
         if failed or deleted:
             log.info("sweep: failed %d lost jobs, deleted %d expired jobs", failed, deleted)
         return {"failed": failed, "deleted": deleted}

@@ -16,7 +16,13 @@ from ltxserve.errors import InvalidRequestError
 from ltxserve.jobs.catalog import Catalog
 
 CameraMotion = Literal[
-    "dolly_in", "dolly_out", "dolly_left", "dolly_right", "jib_up", "jib_down", "static",
+    "dolly_in",
+    "dolly_out",
+    "dolly_left",
+    "dolly_right",
+    "jib_up",
+    "jib_down",
+    "static",
     "focus_shift",
 ]
 URI_SCHEMES = ("https://", "http://", "data:", "ltx://")
@@ -80,8 +86,16 @@ class VideoToVideoReframe(_Body):
     video_uri: str
     model: str
     resolution: Literal[
-        "720x720", "1080x1080", "720x900", "1080x1350", "900x720", "1350x1080",
-        "720x1280", "1080x1920", "1280x720", "1920x1080",
+        "720x720",
+        "1080x1080",
+        "720x900",
+        "1080x1350",
+        "900x720",
+        "1350x1080",
+        "720x1280",
+        "1080x1920",
+        "1280x720",
+        "1920x1080",
     ]
 
 
@@ -98,8 +112,12 @@ ENDPOINTS = tuple(BODIES)
 URI_FIELDS = ("image_uri", "last_frame_uri", "audio_uri", "video_uri")
 
 _TYPE_WORDS = {
-    "int_type": "an integer", "string_type": "a string", "bool_type": "a boolean",
-    "float_type": "a number", "int_from_float": "an integer", "dict_type": "an object",
+    "int_type": "an integer",
+    "string_type": "a string",
+    "bool_type": "a boolean",
+    "float_type": "a number",
+    "int_from_float": "an integer",
+    "dict_type": "an object",
 }
 
 

@@ -119,8 +119,7 @@ class _FastQuery:
         self.json_columns = json_columns
 
     def one(self, **params: Any) -> dict[str, Any] | None:
-        args: Any = ([params[name] for name in self.positional] if self.positional
-                     else params)
+        args: Any = [params[name] for name in self.positional] if self.positional else params
         if self.pinned:
             raw = getattr(self._local, "conn", None)
             if raw is None:
@@ -170,8 +169,11 @@ class JobStore:
     # -- keys ---------------------------------------------------------------
     def add_key(self, key_id: str, name: str, key_hash: str, prefix: str) -> None:
         with self._write() as conn:
-            conn.execute(insert(api_keys).values(
-                id=key_id, name=name, key_hash=key_hash, prefix=prefix, created_at=now_ms()))
+            conn.execute(
+                insert(api_keys).values(
+                    id=key_id, name=name, key_hash=key_hash, prefix=prefix, created_at=now_ms()
+                )
+            )
 
     def key_by_hash(self, key_hash: str) -> dict[str, Any] | None:
         return self._key_by_hash.one(key_hash=key_hash)
@@ -185,18 +187,26 @@ class JobStore:
         with self._write() as conn:
             res = conn.execute(
                 update(api_keys)
-                .where(or_(api_keys.c.id == key_id_or_prefix,
-                           api_keys.c.prefix == key_id_or_prefix))
+                .where(
+                    or_(api_keys.c.id == key_id_or_prefix, api_keys.c.prefix == key_id_or_prefix)
+                )
                 .where(api_keys.c.revoked_at.is_(None))
-                .values(revoked_at=now_ms()))
+                .values(revoked_at=now_ms())
+            )
         return int(res.rowcount)
 
     # -- jobs ---------------------------------------------------------------
     def create_job(self, api_key_id: str, endpoint: str, request: dict[str, Any]) -> Job:
         job_id = str(uuid.uuid4())
-        values = dict(id=job_id, api_key_id=api_key_id, endpoint=endpoint,
-                      status=JobStatus.PENDING.value, request=request, created_at=now_ms(),
-                      attempts=0)
+        values = dict(
+            id=job_id,
+            api_key_id=api_key_id,
+            endpoint=endpoint,
+            status=JobStatus.PENDING.value,
+            request=request,
+            created_at=now_ms(),
+            attempts=0,
+        )
         with self._write() as conn:
             conn.execute(insert(jobs).values(**values))
         job = self.get(job_id)
@@ -210,8 +220,9 @@ class JobStore:
         values["status"] = JobStatus(values["status"])
         return Job(**values)
 
-    def claim(self, owner: str, lease_seconds: float, max_attempts: int, *,
-              retention_ms: int) -> Job | None:
+    def claim(
+        self, owner: str, lease_seconds: float, max_attempts: int, *, retention_ms: int
+    ) -> Job | None:
         """Take the oldest runnable job: pending, or processing with an expired lease.
 
         A reclaimed job whose attempts are used up is failed instead, and the
@@ -222,9 +233,13 @@ class JobStore:
             with self._write() as conn:
                 row = conn.execute(
                     select(jobs)
-                    .where(or_(jobs.c.status == JobStatus.PENDING.value,
-                               (jobs.c.status == JobStatus.PROCESSING.value)
-                               & (jobs.c.lease_expires_at < now)))
+                    .where(
+                        or_(
+                            jobs.c.status == JobStatus.PENDING.value,
+                            (jobs.c.status == JobStatus.PROCESSING.value)
+                            & (jobs.c.lease_expires_at < now),
+                        )
+                    )
                     .order_by(jobs.c.created_at)
                     .limit(1)
                     .with_for_update(skip_locked=True)
@@ -233,51 +248,97 @@ class JobStore:
                     return None
                 job = _job(row)
                 if job.attempts >= max_attempts:
-                    self._finish(conn, job, JobStatus.FAILED, now, retention_ms=retention_ms,
-                                 error=("api_error", f"the job was lost by its worker "
-                                        f"{job.attempts} times and was given up"))
+                    self._finish(
+                        conn,
+                        job,
+                        JobStatus.FAILED,
+                        now,
+                        retention_ms=retention_ms,
+                        error=(
+                            "api_error",
+                            f"the job was lost by its worker {job.attempts} times and was given up",
+                        ),
+                    )
                     continue
                 check_transition(job.status, JobStatus.PROCESSING)
                 conn.execute(
-                    update(jobs).where(jobs.c.id == job.id).values(
-                        status=JobStatus.PROCESSING.value, lease_owner=owner,
+                    update(jobs)
+                    .where(jobs.c.id == job.id)
+                    .values(
+                        status=JobStatus.PROCESSING.value,
+                        lease_owner=owner,
                         lease_expires_at=now + int(lease_seconds * 1000),
-                        attempts=job.attempts + 1, started_at=job.started_at or now))
+                        attempts=job.attempts + 1,
+                        started_at=job.started_at or now,
+                    )
+                )
             return self.get(job.id)
 
-    def heartbeat(self, job_id: str, owner: str, lease_seconds: float,
-                  progress: float | None = None) -> bool:
+    def heartbeat(
+        self, job_id: str, owner: str, lease_seconds: float, progress: float | None = None
+    ) -> bool:
         """Renew the lease; False when the job is no longer ours (reclaimed or finished)."""
         values: dict[str, Any] = {"lease_expires_at": now_ms() + int(lease_seconds * 1000)}
         if progress is not None:
             values["progress"] = progress
         with self._write() as conn:
-            res = conn.execute(update(jobs).where(
-                jobs.c.id == job_id, jobs.c.lease_owner == owner,
-                jobs.c.status == JobStatus.PROCESSING.value).values(**values))
+            res = conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.lease_owner == owner,
+                    jobs.c.status == JobStatus.PROCESSING.value,
+                )
+                .values(**values)
+            )
         return bool(res.rowcount)
 
-    def _finish(self, conn: Connection, job: Job, status: JobStatus, now: int, *,
-                result: dict[str, Any] | None = None,
-                error: tuple[str, str] | None = None,
-                retention_ms: int | None = None) -> bool:
+    def _finish(
+        self,
+        conn: Connection,
+        job: Job,
+        status: JobStatus,
+        now: int,
+        *,
+        result: dict[str, Any] | None = None,
+        error: tuple[str, str] | None = None,
+        retention_ms: int | None = None,
+    ) -> bool:
         check_transition(job.status, status)
-        values: dict[str, Any] = dict(status=status.value, completed_at=now, lease_owner=None,
-                                      lease_expires_at=None, result=result)
+        values: dict[str, Any] = dict(
+            status=status.value,
+            completed_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+            result=result,
+        )
         if retention_ms is not None:
             values["expires_at"] = now + retention_ms
         if error:
             values["error_type"], values["error_message"] = error
         if status == JobStatus.COMPLETED:
             values["progress"] = 1.0
-        res = conn.execute(update(jobs).where(
-            jobs.c.id == job.id, jobs.c.status == job.status.value,
-            jobs.c.attempts == job.attempts).values(**values))
+        res = conn.execute(
+            update(jobs)
+            .where(
+                jobs.c.id == job.id,
+                jobs.c.status == job.status.value,
+                jobs.c.attempts == job.attempts,
+            )
+            .values(**values)
+        )
         return bool(res.rowcount)
 
-    def finish(self, job_id: str, owner: str | None, status: JobStatus, retention_ms: int, *,
-               result: dict[str, Any] | None = None,
-               error: tuple[str, str] | None = None) -> bool:
+    def finish(
+        self,
+        job_id: str,
+        owner: str | None,
+        status: JobStatus,
+        retention_ms: int,
+        *,
+        result: dict[str, Any] | None = None,
+        error: tuple[str, str] | None = None,
+    ) -> bool:
         """Move a job to a terminal status; False if another process got there first."""
         with self._write() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
@@ -288,17 +349,23 @@ class JobStore:
                 return False
             if job.terminal:
                 return False
-            return self._finish(conn, job, status, now_ms(), result=result, error=error,
-                                retention_ms=retention_ms)
+            return self._finish(
+                conn, job, status, now_ms(), result=result, error=error, retention_ms=retention_ms
+            )
 
     def release(self, job_id: str, owner: str) -> bool:
         """Give a job back to the queue (runner crashed, worker stopping): processing -> pending."""
         with self._write() as conn:
             check_transition(JobStatus.PROCESSING, JobStatus.PENDING)
-            res = conn.execute(update(jobs).where(
-                jobs.c.id == job_id, jobs.c.lease_owner == owner,
-                jobs.c.status == JobStatus.PROCESSING.value).values(
-                    status=JobStatus.PENDING.value, lease_owner=None, lease_expires_at=None))
+            res = conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.lease_owner == owner,
+                    jobs.c.status == JobStatus.PROCESSING.value,
+                )
+                .values(status=JobStatus.PENDING.value, lease_owner=None, lease_expires_at=None)
+            )
         return bool(res.rowcount)
 
     def fail_exhausted(self, max_attempts: int, retention_ms: int) -> int:
@@ -306,19 +373,32 @@ class JobStore:
         now = now_ms()
         n = 0
         with self._write() as conn:
-            rows = conn.execute(select(jobs).where(
-                jobs.c.status == JobStatus.PROCESSING.value, jobs.c.lease_expires_at < now,
-                jobs.c.attempts >= max_attempts)).all()
+            rows = conn.execute(
+                select(jobs).where(
+                    jobs.c.status == JobStatus.PROCESSING.value,
+                    jobs.c.lease_expires_at < now,
+                    jobs.c.attempts >= max_attempts,
+                )
+            ).all()
             for row in rows:
-                n += self._finish(conn, _job(row), JobStatus.FAILED, now, retention_ms=retention_ms,
-                                  error=("api_error", f"the job was lost by its worker "
-                                         f"{row.attempts} times and was given up"))
+                n += self._finish(
+                    conn,
+                    _job(row),
+                    JobStatus.FAILED,
+                    now,
+                    retention_ms=retention_ms,
+                    error=(
+                        "api_error",
+                        f"the job was lost by its worker {row.attempts} times and was given up",
+                    ),
+                )
         return n
 
     def expired_ids(self, limit: int = 500) -> list[str]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(jobs.c.id).where(jobs.c.expires_at < now_ms())
-                                .limit(limit)).all()
+            rows = conn.execute(
+                select(jobs.c.id).where(jobs.c.expires_at < now_ms()).limit(limit)
+            ).all()
         return [r.id for r in rows]
 
     def delete_jobs(self, ids: list[str]) -> int:
@@ -330,6 +410,7 @@ class JobStore:
 
     def count_by_status(self) -> dict[str, int]:
         from sqlalchemy import func
+
         with self.engine.connect() as conn:
             rows = conn.execute(select(jobs.c.status, func.count()).group_by(jobs.c.status)).all()
         return {r[0]: int(r[1]) for r in rows}

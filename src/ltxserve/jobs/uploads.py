@@ -59,13 +59,20 @@ def valid_id(upload_id: str) -> bool:
     return len(upload_id) == 32 and all(c in "0123456789abcdef" for c in upload_id)
 
 
-def create_upload(store: JobStore, api_key_id: str, url_seconds: float,
-                  retention_seconds: float) -> Upload:
+def create_upload(
+    store: JobStore, api_key_id: str, url_seconds: float, retention_seconds: float
+) -> Upload:
     now = now_ms()
-    up = Upload(id=secrets.token_hex(16), api_key_id=api_key_id, created_at=now,
-                url_expires_at=now + int(url_seconds * 1000),
-                expires_at=now + int(retention_seconds * 1000),
-                completed_at=None, size=None, content_type=None)
+    up = Upload(
+        id=secrets.token_hex(16),
+        api_key_id=api_key_id,
+        created_at=now,
+        url_expires_at=now + int(url_seconds * 1000),
+        expires_at=now + int(retention_seconds * 1000),
+        completed_at=None,
+        size=None,
+        content_type=None,
+    )
     with store._write() as conn:
         conn.execute(insert(uploads).values(**up.__dict__))
     return up
@@ -79,22 +86,27 @@ def get_upload(store: JobStore, upload_id: str) -> Upload | None:
     return _upload(row) if row else None
 
 
-def complete_upload(store: JobStore, upload_id: str, size: int,
-                    content_type: str | None) -> bool:
+def complete_upload(store: JobStore, upload_id: str, size: int, content_type: str | None) -> bool:
     """Mark the PUT as landed; False if another PUT got there first or the URL expired."""
     now = now_ms()
     with store._write() as conn:
-        res = conn.execute(update(uploads).where(
-            uploads.c.id == upload_id, uploads.c.completed_at.is_(None),
-            uploads.c.url_expires_at > now,
-        ).values(completed_at=now, size=size, content_type=(content_type or None)))
+        res = conn.execute(
+            update(uploads)
+            .where(
+                uploads.c.id == upload_id,
+                uploads.c.completed_at.is_(None),
+                uploads.c.url_expires_at > now,
+            )
+            .values(completed_at=now, size=size, content_type=(content_type or None))
+        )
     return bool(res.rowcount)
 
 
 def expired_upload_ids(store: JobStore, limit: int = 500) -> list[str]:
     with store.engine.connect() as conn:
-        rows = conn.execute(select(uploads.c.id).where(uploads.c.expires_at < now_ms())
-                            .limit(limit)).all()
+        rows = conn.execute(
+            select(uploads.c.id).where(uploads.c.expires_at < now_ms()).limit(limit)
+        ).all()
     return [r.id for r in rows]
 
 
@@ -106,8 +118,9 @@ def delete_uploads(store: JobStore, ids: list[str]) -> int:
     return int(res.rowcount)
 
 
-def sweep_uploads(store: JobStore, blobs: BlobStore, tmp_dir: Path | None = None,
-                  tmp_max_age: float = 2 * 3600.0) -> int:
+def sweep_uploads(
+    store: JobStore, blobs: BlobStore, tmp_dir: Path | None = None, tmp_max_age: float = 2 * 3600.0
+) -> int:
     """Delete expired uploads (rows and bytes) and stale partial PUTs; return how many rows."""
     deleted = 0
     while ids := expired_upload_ids(store):

@@ -57,8 +57,9 @@ class VideoReader:
     of 1080p H.264), which the encoder then waits for.
     """
 
-    def __init__(self, path: Path | str, *, label: str = "video_uri",
-                 threaded: bool = False) -> None:
+    def __init__(
+        self, path: Path | str, *, label: str = "video_uri", threaded: bool = False
+    ) -> None:
         self.label = label
         try:
             self._container = av.open(str(path))
@@ -93,8 +94,9 @@ class VideoReader:
         except av.FFmpegError as exc:
             raise InvalidRequestError(f"{self.label}: the video could not be decoded") from exc
 
-    def frames_at(self, width: int | None = None, height: int | None = None,
-                  count: int | None = None) -> Iterator[av.VideoFrame]:
+    def frames_at(
+        self, width: int | None = None, height: int | None = None, count: int | None = None
+    ) -> Iterator[av.VideoFrame]:
         """yuv420p frames at (width, height), cover-fitted when the aspect differs.
 
         With ``count``, exactly that many: the last frame repeats if the stream is
@@ -115,8 +117,9 @@ class VideoReader:
                 part = Yuv420.from_frame(frame).crop(x, y, w, h)
                 frame = av.VideoFrame.from_ndarray(part.data, format="yuv420p")
             if (frame.width, frame.height, frame.format.name) != (width, height, "yuv420p"):
-                frame = scaler.reformat(frame, width=width, height=height, format="yuv420p",
-                                        interpolation="BICUBIC")
+                frame = scaler.reformat(
+                    frame, width=width, height=height, format="yuv420p", interpolation="BICUBIC"
+                )
             last = frame
             n += 1
             yield frame
@@ -133,8 +136,12 @@ class VideoReader:
     def __enter__(self) -> VideoReader:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 
@@ -145,8 +152,9 @@ class AudioReader:
     stream that starts late (first packet after 0) is preceded by silence.
     """
 
-    def __init__(self, path: Path | str | None, rate: int = 48_000, *,
-                 label: str = "audio_uri") -> None:
+    def __init__(
+        self, path: Path | str | None, rate: int = 48_000, *, label: str = "audio_uri"
+    ) -> None:
         self.rate = rate
         self.label = label
         self._chunks: deque[F32] = deque()
@@ -211,7 +219,7 @@ class AudioReader:
         while filled < n and self._chunks:
             chunk = self._chunks[0]
             take = min(n - filled, chunk.shape[1])
-            out[:, filled:filled + take] = chunk[:, :take]
+            out[:, filled : filled + take] = chunk[:, :take]
             filled += take
             if take == chunk.shape[1]:
                 self._chunks.popleft()
@@ -229,6 +237,10 @@ class AudioReader:
     def __enter__(self) -> AudioReader:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()

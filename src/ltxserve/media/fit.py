@@ -40,8 +40,9 @@ def cover(image: Image.Image, width: int, height: int) -> Image.Image:
     """Cover-scale and center-crop ``image`` to exactly width x height."""
     if image.size == (width, height):
         return image.copy()
-    return ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS,
-                        centering=(0.5, 0.5))
+    return ImageOps.fit(
+        image, (width, height), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5)
+    )
 
 
 def cover_box(src_w: int, src_h: int, width: int, height: int) -> tuple[int, int, int, int]:

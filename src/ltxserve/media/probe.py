@@ -57,8 +57,9 @@ def probe(path: Path | str, *, label: str = "input") -> MediaInfo:
             if container.streams.video:
                 vs = container.streams.video[0]
                 fps = Fraction(vs.average_rate or vs.guessed_rate or 0)
-                vdur = (float(vs.duration * vs.time_base) if vs.duration and vs.time_base
-                        else duration)
+                vdur = (
+                    float(vs.duration * vs.time_base) if vs.duration and vs.time_base else duration
+                )
                 frames = vs.frames or (round(vdur * fps) if fps else 0)
                 turns = quarter_turns(display_rotation(container, vs))
                 w, h = vs.codec_context.width, vs.codec_context.height
@@ -74,8 +75,9 @@ def probe(path: Path | str, *, label: str = "input") -> MediaInfo:
             audio = None
             if container.streams.audio:
                 au = container.streams.audio[0]
-                adur = (float(au.duration * au.time_base) if au.duration and au.time_base
-                        else duration)
+                adur = (
+                    float(au.duration * au.time_base) if au.duration and au.time_base else duration
+                )
                 audio = AudioInfo(
                     codec=au.codec_context.name,
                     sample_rate=au.codec_context.sample_rate,

@@ -39,8 +39,9 @@ class VideoWriter:
         self.width, self.height = width, height
         self.fps = Fraction(fps)
         self.audio_rate = audio_rate
-        self._container = av.open(str(self.path), mode="w", format="mp4",
-                                  options={"movflags": "+faststart"})
+        self._container = av.open(
+            str(self.path), mode="w", format="mp4", options={"movflags": "+faststart"}
+        )
         self._video = self._container.add_stream("libx264", rate=self.fps)
         self._video.width, self._video.height = width, height
         self._video.pix_fmt = "yuv420p"

@@ -41,8 +41,8 @@ class Yuv420:
         flat = data.reshape(-1)
         luma, quarter = width * height, width * height // 4
         self.y = data[:height]
-        self.u = flat[luma:luma + quarter].reshape(height // 2, width // 2)
-        self.v = flat[luma + quarter:].reshape(height // 2, width // 2)
+        self.u = flat[luma : luma + quarter].reshape(height // 2, width // 2)
+        self.v = flat[luma + quarter :].reshape(height // 2, width // 2)
 
     @classmethod
     def blank(cls, width: int, height: int, yuv: tuple[int, int, int] = (16, 128, 128)) -> Yuv420:
@@ -54,8 +54,9 @@ class Yuv420:
     def from_frame(cls, frame: av.VideoFrame) -> Yuv420:
         """Copy a decoded frame (any pixel format; converted to yuv420p when needed)."""
         if frame.format.name != "yuv420p" or frame.width % 2 or frame.height % 2:
-            frame = frame.reformat(width=frame.width // 2 * 2, height=frame.height // 2 * 2,
-                                   format="yuv420p")
+            frame = frame.reformat(
+                width=frame.width // 2 * 2, height=frame.height // 2 * 2, format="yuv420p"
+            )
         arr = np.ascontiguousarray(frame.to_ndarray(), dtype=np.uint8)
         return cls(arr, frame.width, frame.height)
 
@@ -78,8 +79,7 @@ class Yuv420:
     def copy(self) -> Yuv420:
         return Yuv420(self.data.copy(), self.width, self.height)
 
-    def resized(self, width: int, height: int,
-                scaler: VideoReformatter | None = None) -> Yuv420:
+    def resized(self, width: int, height: int, scaler: VideoReformatter | None = None) -> Yuv420:
         """Bilinear resize through swscale.
 
         A ``scaler`` kept by the caller reuses its swscale context from call to
@@ -88,35 +88,39 @@ class Yuv420:
         if (width, height) == (self.width, self.height):
             return self.copy()
         frame = (scaler or VideoReformatter()).reformat(
-            self.to_frame(), width=width, height=height, format="yuv420p",
-            interpolation="BILINEAR")
+            self.to_frame(), width=width, height=height, format="yuv420p", interpolation="BILINEAR"
+        )
         return Yuv420.from_frame(frame)
 
     def crop(self, x: int, y: int, width: int, height: int) -> Yuv420:
         """A copy of the even-aligned rectangle at (x, y)."""
         x, y = x // 2 * 2, y // 2 * 2
         out = Yuv420(np.empty((height * 3 // 2, width), np.uint8), width, height)
-        out.y[:] = self.y[y:y + height, x:x + width]
-        out.u[:] = self.u[y // 2:(y + height) // 2, x // 2:(x + width) // 2]
-        out.v[:] = self.v[y // 2:(y + height) // 2, x // 2:(x + width) // 2]
+        out.y[:] = self.y[y : y + height, x : x + width]
+        out.u[:] = self.u[y // 2 : (y + height) // 2, x // 2 : (x + width) // 2]
+        out.v[:] = self.v[y // 2 : (y + height) // 2, x // 2 : (x + width) // 2]
         return out
 
     def paste(self, other: Yuv420 | av.VideoFrame, x: int, y: int) -> None:
         """Copy ``other`` (an image or a yuv420p frame) in at (x, y) (even), inside this."""
         w, h = other.width, other.height
-        py, pu, pv = ((other.y, other.u, other.v) if isinstance(other, Yuv420)
-                      else frame_planes(other))
-        self.y[y:y + h, x:x + w] = py
-        self.u[y // 2:(y + h) // 2, x // 2:(x + w) // 2] = pu
-        self.v[y // 2:(y + h) // 2, x // 2:(x + w) // 2] = pv
+        py, pu, pv = (
+            (other.y, other.u, other.v) if isinstance(other, Yuv420) else frame_planes(other)
+        )
+        self.y[y : y + h, x : x + w] = py
+        self.u[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2] = pu
+        self.v[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2] = pv
 
     def padded(self, mx: int, my: int, mode: str = "reflect") -> Yuv420:
         """Extend every side by (mx, my) pixels (even), mirroring the edge by default."""
         mx, my = mx // 2 * 2, my // 2 * 2
         w, h = self.width + 2 * mx, self.height + 2 * my
         out = Yuv420(np.empty((h * 3 // 2, w), np.uint8), w, h)
-        for src, dst, px, py in ((self.y, out.y, mx, my), (self.u, out.u, mx // 2, my // 2),
-                                 (self.v, out.v, mx // 2, my // 2)):
+        for src, dst, px, py in (
+            (self.y, out.y, mx, my),
+            (self.u, out.u, mx // 2, my // 2),
+            (self.v, out.v, mx // 2, my // 2),
+        ):
             dst[:] = pad_plane(src, py, py, px, px, mode)
         return out
 
@@ -125,15 +129,13 @@ def frame_planes(frame: av.VideoFrame) -> tuple[U8, U8, U8]:
     """Views (no copy) of a yuv420p frame's Y, U and V planes, line padding cut off."""
     w, h = frame.width, frame.height
     out = []
-    for plane, pw, ph in zip(frame.planes, (w, w // 2, w // 2), (h, h // 2, h // 2),
-                             strict=True):
+    for plane, pw, ph in zip(frame.planes, (w, w // 2, w // 2), (h, h // 2, h // 2), strict=True):
         flat = np.frombuffer(memoryview(plane), np.uint8)
-        out.append(flat[:plane.line_size * ph].reshape(ph, plane.line_size)[:, :pw])
+        out.append(flat[: plane.line_size * ph].reshape(ph, plane.line_size)[:, :pw])
     return out[0], out[1], out[2]
 
 
-def pad_plane(plane: U8, top: int, bottom: int, left: int, right: int,
-              mode: str = "reflect") -> U8:
+def pad_plane(plane: U8, top: int, bottom: int, left: int, right: int, mode: str = "reflect") -> U8:
     """np.pad that keeps working when a pad exceeds the plane (mirrors repeatedly)."""
     out = plane
     while top > 0 or bottom > 0 or left > 0 or right > 0:
@@ -153,12 +155,17 @@ def sample_view(src: Yuv420, out: Yuv420, x0: float, y0: float, scale: float) ->
     """
     w, h = out.width, out.height
     xi, yi = round(x0), round(y0)
-    if (abs(scale - 1.0) < 1e-9 and abs(x0 - xi) < 1e-6 and abs(y0 - yi) < 1e-6
-            and 0 <= xi <= src.width - w and 0 <= yi <= src.height - h):
-        out.y[:] = src.y[yi:yi + h, xi:xi + w]
+    if (
+        abs(scale - 1.0) < 1e-9
+        and abs(x0 - xi) < 1e-6
+        and abs(y0 - yi) < 1e-6
+        and 0 <= xi <= src.width - w
+        and 0 <= yi <= src.height - h
+    ):
+        out.y[:] = src.y[yi : yi + h, xi : xi + w]
         cx, cy = xi // 2, yi // 2
-        out.u[:] = src.u[cy:cy + h // 2, cx:cx + w // 2]
-        out.v[:] = src.v[cy:cy + h // 2, cx:cx + w // 2]
+        out.u[:] = src.u[cy : cy + h // 2, cx : cx + w // 2]
+        out.v[:] = src.v[cy : cy + h // 2, cx : cx + w // 2]
         return
     _gather(src.y, out.y, x0, y0, scale)
     _gather(src.u, out.u, x0 / 2, y0 / 2, scale)
@@ -175,8 +182,7 @@ def _gather(src: U8, dst: U8, x0: float, y0: float, scale: float) -> None:
         for r0 in range(0, h, STRIP):
             r1 = min(h, r0 + STRIP)
             part = (x0, y0 + r0 * scale, x0 + w * scale, y0 + r1 * scale)
-            dst[r0:r1] = np.asarray(image.resize((w, r1 - r0), Image.Resampling.NEAREST,
-                                                 box=part))
+            dst[r0:r1] = np.asarray(image.resize((w, r1 - r0), Image.Resampling.NEAREST, box=part))
         return
     rows = np.clip(((np.arange(h) + 0.5) * scale + y0).astype(np.intp), 0, src.shape[0] - 1)
     cols = np.clip(((np.arange(w) + 0.5) * scale + x0).astype(np.intp), 0, src.shape[1] - 1)
@@ -184,8 +190,9 @@ def _gather(src: U8, dst: U8, x0: float, y0: float, scale: float) -> None:
 
 
 def _l_image(arr: U8) -> Image.Image:
-    return Image.frombuffer("L", (arr.shape[1], arr.shape[0]), np.ascontiguousarray(arr),
-                            "raw", "L", 0, 1)
+    return Image.frombuffer(
+        "L", (arr.shape[1], arr.shape[0]), np.ascontiguousarray(arr), "raw", "L", 0, 1
+    )
 
 
 def blend(a: Yuv420, b: Yuv420, weight: float, out: Yuv420) -> None:

@@ -29,8 +29,9 @@ from ltxserve.engines.ltx.media import AUDIO_RATE, fit_length, load_image, read_
 from ltxserve.engines.ltx.output import Mp4Output
 
 
-def _write(ctx: JobContext, out_frames: DecodedFrames, scale: float,
-           audio: NDArray[np.float32] | None) -> EngineResult:
+def _write(
+    ctx: JobContext, out_frames: DecodedFrames, scale: float, audio: NDArray[np.float32] | None
+) -> EngineResult:
     plan = ctx.plan
     path = ctx.job.output_dir / "video.mp4"
     src = time_map(plan.frames, len(out_frames), scale)
@@ -38,8 +39,9 @@ def _write(ctx: JobContext, out_frames: DecodedFrames, scale: float,
         for i in range(plan.frames):
             mp4.write_frame(out_frames.video_frame(src(i)))
             ctx.progress(0.9 + 0.1 * (i + 1) / plan.frames)
-    return EngineResult({"video_url": OutputFile(path, "video/mp4")},
-                        {"engine": "ltx", "model": ctx.spec.name})
+    return EngineResult(
+        {"video_url": OutputFile(path, "video/mp4")}, {"engine": "ltx", "model": ctx.spec.name}
+    )
 
 
 def text_or_image_to_video(ctx: JobContext) -> EngineResult:
@@ -56,8 +58,9 @@ def text_or_image_to_video(ctx: JobContext) -> EngineResult:
         frames = frames_up(at + 1, ctx.temporal)
         conditions = [
             LTX2VideoCondition(frames=load_image(inputs["image_uri"], "image_uri"), index=0),
-            LTX2VideoCondition(frames=load_image(inputs["last_frame_uri"], "last_frame_uri"),
-                               index=-1),
+            LTX2VideoCondition(
+                frames=load_image(inputs["last_frame_uri"], "last_frame_uri"), index=-1
+            ),
         ]
         gen = ctx.generation("cond", w, h, frames, rate, two, conditions=conditions)
         scale = at / max(plan.frames - 1, 1)
@@ -91,8 +94,9 @@ def audio_to_video(ctx: JobContext) -> EngineResult:
     seed = ctx.seed
 
     def hold(pipe: Any) -> Hold:
-        return audio_hold(pipe, span, AUDIO_RATE, frames, rate, held,
-                          torch.Generator("cpu").manual_seed(seed + 1))
+        return audio_hold(
+            pipe, span, AUDIO_RATE, frames, rate, held, torch.Generator("cpu").manual_seed(seed + 1)
+        )
 
     gen.audio_hold = hold
     out = ctx.run(gen)

@@ -36,15 +36,17 @@ CONTEXT_SECONDS = 2.0  # retake: held input on each side of the window
 EXTEND_CONTEXT_SECONDS = 3.0  # extend: default context when the request gives none
 
 
-def _hold_factory(ctx: JobContext, track: NDArray[np.float32], start: int, frames: int,
-                  held: NDArray[np.bool_]) -> Any:
+def _hold_factory(
+    ctx: JobContext, track: NDArray[np.float32], start: int, frames: int, held: NDArray[np.bool_]
+) -> Any:
     fps = float(ctx.plan.fps)
-    span = fit_length(track[:, round(start / fps * AUDIO_RATE):], round(frames / fps * AUDIO_RATE))
+    span = fit_length(track[:, round(start / fps * AUDIO_RATE) :], round(frames / fps * AUDIO_RATE))
     seed = ctx.seed + 1
 
     def hold(pipe: Any) -> Hold:
-        return audio_hold(pipe, span, AUDIO_RATE, frames, fps, held,
-                          torch.Generator("cpu").manual_seed(seed))
+        return audio_hold(
+            pipe, span, AUDIO_RATE, frames, fps, held, torch.Generator("cpu").manual_seed(seed)
+        )
 
     return hold
 
@@ -69,23 +71,25 @@ def retake(ctx: JobContext) -> EngineResult:
     span = retake_span(total, ws, we, round(CONTEXT_SECONDS * fps), t)
     w, h, two = ctx.grid(plan.width, plan.height)
     if mode == "replace_audio":  # the picture is held whole: one clip condition over the span
-        conditions = [_condition(read_frames(video, w, h, span.start, span.frames,
-                                             pad_to=span.frames), 0)]
+        conditions = [
+            _condition(read_frames(video, w, h, span.start, span.frames, pad_to=span.frames), 0)
+        ]
     else:
         conditions = []
         if span.pre:
             conditions.append(_condition(read_frames(video, w, h, span.start, span.pre), 0))
         if span.post:
             clip = read_frames(video, w, h, span.start + span.suffix_at, span.post)
-            conditions.append(_condition(clip[: frames_down(len(clip), t)],
-                                         (span.suffix_at - 1) // t + 1))
+            conditions.append(
+                _condition(clip[: frames_down(len(clip), t)], (span.suffix_at - 1) // t + 1)
+            )
     gen = ctx.generation("cond", w, h, span.frames, fps, two, conditions=conditions)
     track = read_audio(video)
     has_audio = track.shape[1] > 0
     if has_audio:
         held = np.ones(span.frames, bool)
         if mode != "replace_video":
-            held[ws - span.start: we - span.start] = False
+            held[ws - span.start : we - span.start] = False
         gen.audio_hold = _hold_factory(ctx, track, span.start, span.frames, held)
     out = ctx.run(gen)
     audio = fit_length(track, planned_samples(plan))
@@ -129,19 +133,19 @@ def extend(ctx: JobContext) -> EngineResult:
     track = read_audio(video)
     if plan.audio and track.shape[1]:
         held = np.zeros(span.frames, bool)
-        held[span.context_at: span.context_at + span.context] = True
+        held[span.context_at : span.context_at + span.context] = True
         padded = np.zeros((2, round(span.frames / fps * AUDIO_RATE)), np.float32)
         at = round(span.context_at / fps * AUDIO_RATE)
-        part = track[:, round(ctx_start / fps * AUDIO_RATE):][:, : padded.shape[1] - at]
-        padded[:, at: at + part.shape[1]] = part
+        part = track[:, round(ctx_start / fps * AUDIO_RATE) :][:, : padded.shape[1] - at]
+        padded[:, at : at + part.shape[1]] = part
         gen.audio_hold = _hold_factory(ctx, padded, 0, span.frames, held)
     out = ctx.run(gen)
-    new_frames = out.frames[span.new_at: span.new_at + new]
+    new_frames = out.frames[span.new_at : span.new_at + new]
     audio = None
     if plan.audio:
         generated = generated_audio(out, span.frames / fps)
         a0 = round(span.new_at / fps * AUDIO_RATE)
-        part = generated[:, a0: a0 + round(new / fps * AUDIO_RATE)]
+        part = generated[:, a0 : a0 + round(new / fps * AUDIO_RATE)]
         kept = fit_length(track, round(total / fps * AUDIO_RATE))
         audio = np.concatenate([kept, part] if mode == "end" else [part, kept], axis=1)
     path = ctx.job.output_dir / "video.mp4"

@@ -40,22 +40,24 @@ class LtxEngine:
         if self.registry is None:
             path = registry_path()
             if path is None:
-                raise RegistryError("the ltx engine needs LTXSERVE_LTX_MODELS_FILE (a JSON or "
-                                    "TOML model registry; see docs/model-engine.md)")
+                raise RegistryError(
+                    "the ltx engine needs LTXSERVE_LTX_MODELS_FILE (a JSON or "
+                    "TOML model registry; see docs/model-engine.md)"
+                )
             self.registry = load_registry(path)
         self.registry.check_files()
         try:
             import diffusers  # noqa: F401
             import torch  # noqa: F401
         except ImportError as exc:
-            raise RuntimeError(f"the ltx engine needs the 'ltx' extra (torch, diffusers, "
-                               f"transformers): {exc}") from exc
+            raise RuntimeError(
+                f"the ltx engine needs the 'ltx' extra (torch, diffusers, transformers): {exc}"
+            ) from exc
         from ltxserve.engines.ltx.loader import load_all
 
         started = time.monotonic()
         self.models = load_all(self.registry)
-        log.info("ltx engine ready: %s (%.1fs)", ", ".join(self.models),
-                 time.monotonic() - started)
+        log.info("ltx engine ready: %s (%.1fs)", ", ".join(self.models), time.monotonic() - started)
 
     def run(self, job: EngineJob, progress: ProgressCallback) -> EngineResult:
         from ltxserve.engines.ltx import create, edit, v2v
@@ -79,7 +81,8 @@ class LtxEngine:
             spec = self.registry.spec_for(job.endpoint, job.request.get("model"))
         except KeyError as exc:
             raise InvalidRequestError(
-                f"model {exc.args[0]} is not configured on this server") from None
+                f"model {exc.args[0]} is not configured on this server"
+            ) from None
         _, model = self.models[spec.name]
         infos, plan = plan_job(job)
         progress(0.0)

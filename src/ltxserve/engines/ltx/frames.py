@@ -39,8 +39,11 @@ def allow_raw_output(pipe: Any) -> None:
     the loader has set offline mode.)
     """
     hdr = getattr(pipe, "hdr_video_processor", None)  # LTX2HDRPipeline's LogC3 processor
-    processor, method = (hdr, "postprocess_hdr_video") if hdr is not None else (
-        pipe.video_processor, "postprocess_video")
+    processor, method = (
+        (hdr, "postprocess_hdr_video")
+        if hdr is not None
+        else (pipe.video_processor, "postprocess_video")
+    )
     original = getattr(processor, method)
 
     def postprocess(video: torch.Tensor, output_type: str = "np", **kwargs: Any) -> Any:
@@ -93,8 +96,7 @@ class ClipFrames(Sequence[NDArray[T]]):
 class LinearFrames(ClipFrames[np.float32]):
     """HDR frames: scene-linear (h, w, 3) float32, >= 0, by the pipeline's own LogC3 decoding."""
 
-    def __init__(self, video: torch.Tensor,
-                 postprocess: Callable[..., torch.Tensor]) -> None:
+    def __init__(self, video: torch.Tensor, postprocess: Callable[..., torch.Tensor]) -> None:
         super().__init__(video)
         self._postprocess = postprocess  # the HDR processor's postprocess_hdr_video
 
@@ -142,8 +144,10 @@ class DecodedFrames(ClipFrames[np.uint8]):
     def _planes(self, source: torch.Tensor) -> NDArray[np.uint8]:
         """(3, h, w) uint8, valid until the next call (it lives in a reused buffer)."""
         if self._scratch is None:
-            self._scratch = (torch.empty(source.shape, dtype=torch.float32, device=source.device),
-                             torch.empty(source.shape, dtype=torch.uint8, device=source.device))
+            self._scratch = (
+                torch.empty(source.shape, dtype=torch.float32, device=source.device),
+                torch.empty(source.shape, dtype=torch.uint8, device=source.device),
+            )
         scaled, rgb = self._scratch
         with torch.no_grad():
             torch.mul(source, 127.5, out=scaled)

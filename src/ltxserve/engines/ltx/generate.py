@@ -76,9 +76,14 @@ def schedule(spec: ModelSpec, guidance: float | None) -> dict[str, Any]:
     stg = spec.stg_scale if spec.stg_scale is not None else (0.0 if distilled else 1.0)
     mod = spec.modality_scale if spec.modality_scale is not None else (1.0 if distilled else 3.0)
     ag = spec.audio_guidance_scale
-    kw.update(stg_scale=stg, modality_scale=mod, audio_stg_scale=stg, audio_modality_scale=mod,
-              audio_guidance_scale=ag if ag is not None else (1.0 if distilled else 7.0),
-              spatio_temporal_guidance_blocks=spec.stg_blocks if stg > 0 else None)
+    kw.update(
+        stg_scale=stg,
+        modality_scale=mod,
+        audio_stg_scale=stg,
+        audio_modality_scale=mod,
+        audio_guidance_scale=ag if ag is not None else (1.0 if distilled else 7.0),
+        spatio_temporal_guidance_blocks=spec.stg_blocks if stg > 0 else None,
+    )
     if distilled or kw["guidance_scale"] <= 1:
         kw.update(guidance_rescale=0.0, audio_guidance_rescale=0.0)
     return kw
@@ -88,17 +93,34 @@ def _stage2(spec: ModelSpec) -> dict[str, Any]:
     from diffusers.pipelines.ltx2.utils import STAGE_2_DISTILLED_SIGMA_VALUES
 
     sigmas = list(spec.stage2_sigmas or STAGE_2_DISTILLED_SIGMA_VALUES)
-    return {"sigmas": sigmas, "num_inference_steps": len(sigmas), "noise_scale": sigmas[0],
-            "guidance_scale": 1.0, "stg_scale": 0.0, "modality_scale": 1.0,
-            "audio_guidance_scale": 1.0, "audio_stg_scale": 0.0, "audio_modality_scale": 1.0,
-            "guidance_rescale": 0.0, "audio_guidance_rescale": 0.0,
-            "spatio_temporal_guidance_blocks": None,
-            "max_sequence_length": spec.max_sequence_length}
+    return {
+        "sigmas": sigmas,
+        "num_inference_steps": len(sigmas),
+        "noise_scale": sigmas[0],
+        "guidance_scale": 1.0,
+        "stg_scale": 0.0,
+        "modality_scale": 1.0,
+        "audio_guidance_scale": 1.0,
+        "audio_stg_scale": 0.0,
+        "audio_modality_scale": 1.0,
+        "guidance_rescale": 0.0,
+        "audio_guidance_rescale": 0.0,
+        "spatio_temporal_guidance_blocks": None,
+        "max_sequence_length": spec.max_sequence_length,
+    }
 
 
-def _call(model: LoadedModel, spec: ModelSpec, gen: Generation, width: int, height: int,
-          sched: dict[str, Any], on_step: Callable[[int, int], None], output_type: str,
-          **more: Any) -> Any:
+def _call(
+    model: LoadedModel,
+    spec: ModelSpec,
+    gen: Generation,
+    width: int,
+    height: int,
+    sched: dict[str, Any],
+    on_step: Callable[[int, int], None],
+    output_type: str,
+    **more: Any,
+) -> Any:
     pipe = model.pipe(gen.kind)
     generator = torch.Generator("cpu").manual_seed(gen.seed)
     video = gen.video_hold(pipe, width, height) if gen.video_hold else None
@@ -107,10 +129,20 @@ def _call(model: LoadedModel, spec: ModelSpec, gen: Generation, width: int, heig
     if audio is not None and "audio_latents" not in pipe._callback_tensor_inputs:
         pipe._callback_tensor_inputs = [*pipe._callback_tensor_inputs, "audio_latents"]
     kwargs: dict[str, Any] = dict(
-        prompt=gen.prompt, height=height, width=width, num_frames=gen.frames,
-        frame_rate=float(gen.fps), generator=generator, output_type=output_type,
-        callback_on_step_end=callback, callback_on_step_end_tensor_inputs=inputs,
-        return_dict=True, **gen.extra, **sched, **more)
+        prompt=gen.prompt,
+        height=height,
+        width=width,
+        num_frames=gen.frames,
+        frame_rate=float(gen.fps),
+        generator=generator,
+        output_type=output_type,
+        callback_on_step_end=callback,
+        callback_on_step_end_tensor_inputs=inputs,
+        return_dict=True,
+        **gen.extra,
+        **sched,
+        **more,
+    )
     if kwargs.get("guidance_scale", 1.0) > 1:
         kwargs["negative_prompt"] = spec.negative_prompt
     if gen.kind == "hdr":
@@ -120,8 +152,9 @@ def _call(model: LoadedModel, spec: ModelSpec, gen: Generation, width: int, heig
     return pipe(**kwargs)
 
 
-def run_generation(model: LoadedModel, spec: ModelSpec, gen: Generation,
-                   progress: Callable[[float], None]) -> Output:
+def run_generation(
+    model: LoadedModel, spec: ModelSpec, gen: Generation, progress: Callable[[float], None]
+) -> Output:
     """Run ``gen``; progress goes from 0 to 1 over the denoising steps of all stages."""
     sched = schedule(spec, gen.guidance_scale)
     upsampler = model.upsampler(spec) if gen.two_stage else None
@@ -139,12 +172,28 @@ def run_generation(model: LoadedModel, spec: ModelSpec, gen: Generation,
         return _collect(model, gen, out)
     w1, h1 = gen.width // 2, gen.height // 2
     first = _call(model, spec, gen, w1, h1, sched, stage_progress(0, share), "latent")
-    up = upsampler(latents=first.frames, height=h1, width=w1, num_frames=gen.frames,
-                   output_type="latent", return_dict=True).frames
+    up = upsampler(
+        latents=first.frames,
+        height=h1,
+        width=w1,
+        num_frames=gen.frames,
+        output_type="latent",
+        return_dict=True,
+    ).frames
     model.use_loras(spec.stage2_lora)
     try:
-        out = _call(model, spec, gen, gen.width, gen.height, _stage2(spec),
-                    stage_progress(share, 1), RAW, latents=up, audio_latents=first.audio)
+        out = _call(
+            model,
+            spec,
+            gen,
+            gen.width,
+            gen.height,
+            _stage2(spec),
+            stage_progress(share, 1),
+            RAW,
+            latents=up,
+            audio_latents=first.audio,
+        )
     finally:
         model.use_loras()
     return _collect(model, gen, out)

@@ -75,8 +75,9 @@ class RetakeSpan:
     post: int
 
 
-def retake_span(total: int, window_start: int, window_end: int, context: int,
-                ratio: int = 8) -> RetakeSpan:
+def retake_span(
+    total: int, window_start: int, window_end: int, context: int, ratio: int = 8
+) -> RetakeSpan:
     ws = max(0, min(window_start, total - 1))
     we = max(ws + 1, min(window_end, total))
     pre = frames_down(min(ws, context), ratio)

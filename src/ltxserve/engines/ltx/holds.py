@@ -44,12 +44,16 @@ def _slaney_mel_filters(rate: int, n_fft: int, n_mels: int) -> NDArray[np.float3
     min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
 
     def to_mel(f: NDArray[np.float64]) -> NDArray[np.float64]:
-        return np.where(f >= min_log_hz,
-                        min_log_mel + np.log(np.maximum(f, 1e-9) / min_log_hz) / logstep, f / f_sp)
+        return np.where(
+            f >= min_log_hz,
+            min_log_mel + np.log(np.maximum(f, 1e-9) / min_log_hz) / logstep,
+            f / f_sp,
+        )
 
     def to_hz(m: NDArray[np.float64]) -> NDArray[np.float64]:
-        return np.where(m >= min_log_mel,
-                        min_log_hz * np.exp(logstep * (m - min_log_mel)), m * f_sp)
+        return np.where(
+            m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), m * f_sp
+        )
 
     fft_freqs = np.linspace(0, rate / 2, n_fft // 2 + 1)
     hz = to_hz(np.linspace(to_mel(np.array(0.0)), to_mel(np.array(rate / 2)), n_mels + 2))
@@ -61,22 +65,38 @@ def _slaney_mel_filters(rate: int, n_fft: int, n_mels: int) -> NDArray[np.float3
     return weights.T.astype(np.float32)
 
 
-def log_mel(samples: NDArray[np.float32], rate: int, hop: int, n_mels: int,
-            n_fft: int = 1024) -> torch.Tensor:
+def log_mel(
+    samples: NDArray[np.float32], rate: int, hop: int, n_mels: int, n_fft: int = 1024
+) -> torch.Tensor:
     """The audio VAE's input: log magnitude mel spectrogram, (1, channels, frames, n_mels)."""
     x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
     if x.shape[-1] < n_fft:
         x = torch.nn.functional.pad(x, (0, n_fft - x.shape[-1]))
-    spec = torch.stft(x, n_fft, hop_length=hop, win_length=n_fft, window=torch.hann_window(n_fft),
-                      center=True, pad_mode="reflect", return_complex=True).abs()
+    spec = torch.stft(
+        x,
+        n_fft,
+        hop_length=hop,
+        win_length=n_fft,
+        window=torch.hann_window(n_fft),
+        center=True,
+        pad_mode="reflect",
+        return_complex=True,
+    ).abs()
     filters = torch.from_numpy(_slaney_mel_filters(rate, n_fft, n_mels))
     mel = torch.matmul(spec.transpose(1, 2), filters)
     return torch.log(mel.clamp(min=1e-5)).unsqueeze(0)
 
 
 @torch.no_grad()
-def audio_hold(pipe: Any, samples: NDArray[np.float32], rate: int, frames: int, fps: float,
-               held: NDArray[np.bool_], generator: torch.Generator) -> Hold:
+def audio_hold(
+    pipe: Any,
+    samples: NDArray[np.float32],
+    rate: int,
+    frames: int,
+    fps: float,
+    held: NDArray[np.bool_],
+    generator: torch.Generator,
+) -> Hold:
     """Hold (parts of) a waveform: ``held`` marks held audio per video frame of the span."""
     from ltxserve.engines.ltx.media import fit_length, resample
 
@@ -98,8 +118,9 @@ def audio_hold(pipe: Any, samples: NDArray[np.float32], rate: int, frames: int, 
 
 
 @torch.no_grad()
-def video_hold(pipe: Any, canvas: NDArray[np.uint8], known: NDArray[np.bool_],
-               generator: torch.Generator) -> Hold:
+def video_hold(
+    pipe: Any, canvas: NDArray[np.uint8], known: NDArray[np.bool_], generator: torch.Generator
+) -> Hold:
     """Hold the ``known`` pixels (h, w) of a canvas video (f, h, w, 3) at latent resolution.
 
     A latent cell is held only when every pixel under it is known, so the seam is
@@ -110,21 +131,26 @@ def video_hold(pipe: Any, canvas: NDArray[np.uint8], known: NDArray[np.bool_],
     pixels = torch.from_numpy(canvas).to(device).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
     latents = vae.encode(pixels.to(vae.dtype)).latent_dist.mode().float()
     clean = pipe._pack_latents(
-        pipe._normalize_latents(latents, vae.latents_mean, vae.latents_std,
-                                vae.config.scaling_factor),
-        pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size)
+        pipe._normalize_latents(
+            latents, vae.latents_mean, vae.latents_std, vae.config.scaling_factor
+        ),
+        pipe.transformer_spatial_patch_size,
+        pipe.transformer_temporal_patch_size,
+    )
     _, _, lf, lh, lw = latents.shape
     cell = torch.from_numpy(known.astype(np.float32))[None, None]
     cell = -torch.nn.functional.adaptive_max_pool2d(-cell, (lh, lw))  # min-pool: all known
     mask = cell[:, :, None].expand(1, 1, lf, lh, lw).to(device)
-    packed_mask = pipe._pack_latents(mask, pipe.transformer_spatial_patch_size,
-                                     pipe.transformer_temporal_patch_size)
+    packed_mask = pipe._pack_latents(
+        mask, pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size
+    )
     noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype).to(clean.device)
     return Hold(clean, packed_mask, noise)
 
 
-def step_callback(video: Hold | None, audio: Hold | None,
-                  on_step: Callable[[int, int], None]) -> tuple[Callable[..., Any], list[str]]:
+def step_callback(
+    video: Hold | None, audio: Hold | None, on_step: Callable[[int, int], None]
+) -> tuple[Callable[..., Any], list[str]]:
     """A callback_on_step_end applying the holds and reporting (step, total) progress."""
 
     def callback(pipe: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -70,31 +70,43 @@ class JobContext:
         """Generation size for an output of width x height, and whether to run two stages."""
         spec = self.spec
         area = min(width * height, spec.max_pixels or width * height)
-        two = (two_stage_ok and spec.upsampler is not None
-               and area >= spec.two_stage_min_pixels)
+        two = two_stage_ok and spec.upsampler is not None and area >= spec.two_stage_min_pixels
         w, h = gen_size(width, height, self.spatial * (2 if two else 1), spec.max_pixels)
         return w, h, two
 
     def rate_for(self, seconds: float, fps: Fraction) -> float:
         """The generation rate: the plan's, halved until ``seconds`` fits in max_frames."""
         rate = float(fps)
-        while rate > 1 and frames_up(math.ceil(seconds * rate) + 1, self.temporal) > \
-                self.spec.max_frames:
+        while (
+            rate > 1
+            and frames_up(math.ceil(seconds * rate) + 1, self.temporal) > self.spec.max_frames
+        ):
             rate /= 2
         return rate
 
-    def generation(self, kind: str, width: int, height: int, frames: int, fps: float,
-                   two_stage: bool, **extra: Any) -> Generation:
+    def generation(
+        self,
+        kind: str,
+        width: int,
+        height: int,
+        frames: int,
+        fps: float,
+        two_stage: bool,
+        **extra: Any,
+    ) -> Generation:
         if frames > self.spec.max_frames:
             raise InvalidRequestError(
                 f"this request needs {frames} frames in one generation; the server's model "
-                f"{self.spec.name} is configured for at most {self.spec.max_frames}")
-        return Generation(kind, self.prompt(), width, height, frames, fps, two_stage,
-                          extra=extra, seed=self.seed)
+                f"{self.spec.name} is configured for at most {self.spec.max_frames}"
+            )
+        return Generation(
+            kind, self.prompt(), width, height, frames, fps, two_stage, extra=extra, seed=self.seed
+        )
 
     def run(self, gen: Generation, lo: float = 0.0, hi: float = 0.9) -> Output:
-        return run_generation(self.model, self.spec, gen,
-                              lambda f: self.progress(lo + (hi - lo) * f))
+        return run_generation(
+            self.model, self.spec, gen, lambda f: self.progress(lo + (hi - lo) * f)
+        )
 
 
 def generated_audio(out: Output, seconds: float) -> NDArray[np.float32]:

@@ -22,8 +22,16 @@ from ltxserve.engines.ltx.registry import ModelSpec, Registry
 
 log = logging.getLogger(__name__)
 
-_HDR_COMPONENTS = ("scheduler", "vae", "audio_vae", "text_encoder", "tokenizer", "connectors",
-                   "transformer", "vocoder")
+_HDR_COMPONENTS = (
+    "scheduler",
+    "vae",
+    "audio_vae",
+    "text_encoder",
+    "tokenizer",
+    "connectors",
+    "transformer",
+    "vocoder",
+)
 
 
 def offline() -> None:
@@ -76,10 +84,12 @@ class LoadedModel:
                 self.active = None
         if spec.upsampler is not None and str(spec.upsampler) not in self.upsamplers:
             model = ltx2.LTX2LatentUpsamplerModel.from_pretrained(
-                str(spec.upsampler), dtype=dtype, local_files_only=True)
+                str(spec.upsampler), dtype=dtype, local_files_only=True
+            )
             model.to(self.device)  # small; kept on the device even when the rest offloads
             self.upsamplers[str(spec.upsampler)] = diffusers.LTX2LatentUpsamplePipeline(
-                vae=self.base.vae, latent_upsampler=model)
+                vae=self.base.vae, latent_upsampler=model
+            )
         self.use_loras()
 
 
@@ -92,6 +102,7 @@ def _torch_dtype(name: str) -> Any:
 def load_model(spec: ModelSpec) -> LoadedModel:
     offline()
     import torch
+
     diffusers: Any = importlib.import_module("diffusers")
     from diffusers.utils import logging as diffusers_logging
 
@@ -106,8 +117,9 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     if spec.device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"model {spec.name}: device {spec.device} but CUDA is not available")
     log.info("loading %s from %s (%s, offload=%s)", spec.name, spec.path, spec.dtype, spec.offload)
-    base = diffusers.LTX2Pipeline.from_pretrained(str(spec.path), dtype=dtype,
-                                                  local_files_only=True)
+    base = diffusers.LTX2Pipeline.from_pretrained(
+        str(spec.path), dtype=dtype, local_files_only=True
+    )
     loaded = LoadedModel(base, spec.device)
     loaded.pipes = {  # built before offloading: they share (and then offload with) base's modules
         "t2v": base,

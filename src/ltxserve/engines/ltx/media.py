@@ -35,8 +35,14 @@ def iter_video_frames(path: Path) -> Iterator[av.VideoFrame]:
             yield upright(frame)
 
 
-def read_frames(path: Path, width: int, height: int, start: int = 0,
-                count: int | None = None, pad_to: int | None = None) -> NDArray[np.uint8]:
+def read_frames(
+    path: Path,
+    width: int,
+    height: int,
+    start: int = 0,
+    count: int | None = None,
+    pad_to: int | None = None,
+) -> NDArray[np.uint8]:
     """Frames ``[start, start + count)`` scaled to width x height, as (n, h, w, 3) uint8.
 
     Short reads are padded by repeating the last frame up to ``pad_to`` (or count).
@@ -65,8 +71,9 @@ def read_audio(path: Path, rate: int = AUDIO_RATE) -> NDArray[np.float32]:
                 return np.zeros((2, 0), np.float32)
             stream = container.streams.audio[0]
             mono = stream.codec_context.channels == 1  # duplicated below, not downmixed
-            resampler = av.AudioResampler(format="fltp", layout="mono" if mono else "stereo",
-                                          rate=rate)
+            resampler = av.AudioResampler(
+                format="fltp", layout="mono" if mono else "stereo", rate=rate
+            )
             parts: list[NDArray[np.float32]] = []
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
@@ -111,8 +118,9 @@ def seconds_to_samples(seconds: float, rate: int = AUDIO_RATE) -> int:
     return max(0, round(seconds * rate))
 
 
-def splice(base: NDArray[np.float32], part: NDArray[np.float32], at: int,
-           fade: int = 480) -> NDArray[np.float32]:
+def splice(
+    base: NDArray[np.float32], part: NDArray[np.float32], at: int, fade: int = 480
+) -> NDArray[np.float32]:
     """Copy ``part`` into ``base`` from sample ``at`` with short linear crossfades."""
     out = base.copy()
     end = min(out.shape[1], at + part.shape[1])

@@ -47,8 +47,9 @@ class Mp4Output:
         if rgb.shape[0] == self.plan.height and rgb.shape[1] == self.plan.width:
             self.writer.write_frame(np.ascontiguousarray(rgb))
         else:
-            self.writer.write_video_frame(av.VideoFrame.from_ndarray(
-                np.ascontiguousarray(rgb), format="rgb24"))
+            self.writer.write_video_frame(
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            )
         self._audio()
 
     def write_frame(self, frame: av.VideoFrame) -> None:
@@ -59,7 +60,7 @@ class Mp4Output:
     def _audio(self) -> None:
         if self.writer.has_audio:
             n = self.writer.audio_samples_due()
-            self.writer.write_audio(self.audio[:, self._pos:self._pos + n])
+            self.writer.write_audio(self.audio[:, self._pos : self._pos + n])
             self._pos += n
 
     def close(self) -> None:
@@ -70,8 +71,12 @@ class Mp4Output:
     def __enter__(self) -> Mp4Output:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc is None:
             self.close()
         else:
@@ -90,8 +95,9 @@ def scale_linear(frame: NDArray[np.float32], width: int, height: int) -> NDArray
     """Scale one scene-linear (h, w, 3) frame, keeping its values (no clipping above 1)."""
     if frame.shape[0] != height or frame.shape[1] != width:
         t = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None]
-        t = torch.nn.functional.interpolate(t, size=(height, width), mode="bilinear",
-                                            align_corners=False)
+        t = torch.nn.functional.interpolate(
+            t, size=(height, width), mode="bilinear", align_corners=False
+        )
         frame = t[0].permute(1, 2, 0).clamp(min=0).numpy()
     return np.minimum(frame, 65000).astype(np.float16)
 

@@ -91,15 +91,17 @@ class Registry:
         for spec in self.models.values():
             problems += [f"{spec.name}: {p}" for p in weights_problems(spec.path)]
             if spec.upsampler is not None:
-                problems += [f"{spec.name}: upsampler {p}"
-                             for p in _component_problems(spec.upsampler)]
+                problems += [
+                    f"{spec.name}: upsampler {p}" for p in _component_problems(spec.upsampler)
+                ]
             for label in ("stage2_lora", "hdr_lora", "hdr_embeds"):
                 value = getattr(spec, label)
                 if value is not None and not value.is_file():
                     problems.append(f"{spec.name}: {label} {value} does not exist")
         if problems:
-            raise RegistryError("LTX weights are missing or incomplete:\n  " +
-                                "\n  ".join(dict.fromkeys(problems)))
+            raise RegistryError(
+                "LTX weights are missing or incomplete:\n  " + "\n  ".join(dict.fromkeys(problems))
+            )
 
 
 def _component_problems(folder: Path) -> list[str]:
@@ -171,8 +173,10 @@ def load_registry(path: Path | str) -> Registry:
         raise RegistryError(f"LTX model registry {path} needs a non-empty 'models' table")
     defaults = data.get("defaults") or {}
     base = path.parent.resolve()
-    models = {name: _coerce({**defaults, **(entry or {})}, base, name)
-              for name, entry in data["models"].items()}
+    models = {
+        name: _coerce({**defaults, **(entry or {})}, base, name)
+        for name, entry in data["models"].items()
+    }
     endpoint_models = dict(data.get("endpoint_models") or {})
     for endpoint, name in endpoint_models.items():
         if name not in models:

@@ -43,34 +43,46 @@ def hdr(ctx: JobContext) -> EngineResult:
         from safetensors.torch import load_file
 
         tensors = load_file(str(ctx.spec.hdr_embeds))
-        embeds = {"connector_video_embeds": tensors["video_context"],
-                  "connector_audio_embeds": tensors["audio_context"]}
+        embeds = {
+            "connector_video_embeds": tensors["video_context"],
+            "connector_audio_embeds": tensors["audio_context"],
+        }
     path = ctx.job.output_dir / "frames.zip"
     out_zip = ExrZipOutput(path, plan)
     parts = chunks(plan.frames, _chunk_len(ctx))
     for n, (start, count) in enumerate(parts):
         frames = frames_up(count, ctx.temporal)
         clip = read_frames(video, w, h, start, count, pad_to=frames)
-        gen = ctx.generation("hdr", w, h, frames, float(plan.fps), False,
-                             reference_conditions=[LTX2HDRReferenceCondition(frames=clip)],
-                             **embeds)
+        gen = ctx.generation(
+            "hdr",
+            w,
+            h,
+            frames,
+            float(plan.fps),
+            False,
+            reference_conditions=[LTX2HDRReferenceCondition(frames=clip)],
+            **embeds,
+        )
         out = ctx.run(gen, 0.95 * n / len(parts), 0.95 * (n + 0.9) / len(parts))
         for frame in out.scene_linear[:count]:
             out_zip.write(frame)
         ctx.progress(0.95 * (n + 1) / len(parts))
     out_zip.close()
     ctx.progress(1.0)
-    return EngineResult({"exr_frames_url": OutputFile(path, "application/zip")},
-                        {"engine": "ltx", "transfer": "scene-linear"})
+    return EngineResult(
+        {"exr_frames_url": OutputFile(path, "application/zip")},
+        {"engine": "ltx", "transfer": "scene-linear"},
+    )
 
 
-def _canvas(clip: NDArray[np.uint8], width: int, height: int,
-            rect: tuple[int, int, int, int]) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+def _canvas(
+    clip: NDArray[np.uint8], width: int, height: int, rect: tuple[int, int, int, int]
+) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
     x, y, w, h = rect
     canvas = np.full((len(clip), height, width, 3), 128, np.uint8)
-    canvas[:, y:y + h, x:x + w] = clip
+    canvas[:, y : y + h, x : x + w] = clip
     known = np.zeros((height, width), bool)
-    known[y:y + h, x:x + w] = True
+    known[y : y + h, x : x + w] = True
     return canvas, known
 
 
@@ -105,8 +117,9 @@ def reframe(ctx: JobContext) -> EngineResult:
                 big = upscale(out.frames[i], plan.width, plan.height).copy()
                 src = next(decoded, None)
                 if src is not None:
-                    big[y:y + fh, x:x + fw] = src.reformat(width=fw, height=fh,
-                                                           format="rgb24").to_ndarray()
+                    big[y : y + fh, x : x + fw] = src.reformat(
+                        width=fw, height=fh, format="rgb24"
+                    ).to_ndarray()
                 mp4.write_rgb(big)
             ctx.progress(0.95 * (n + 1) / len(parts))
     ctx.progress(1.0)

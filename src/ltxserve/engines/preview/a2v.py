@@ -50,7 +50,7 @@ def _bars(out: Yuv420, levels: NDArray[np.float64], colours: list[tuple[int, int
         region = out.y[y0:base, x0:x1]
         region[:] = (region.astype(np.uint16) + cy * 3) // 4
         for plane, c in ((out.u, cu), (out.v, cv)):
-            sub = plane[y0 // 2:base // 2, x0 // 2:x1 // 2]
+            sub = plane[y0 // 2 : base // 2, x0 // 2 : x1 // 2]
             sub[:] = (sub.astype(np.uint16) + c * 3) // 4
 
 
@@ -74,8 +74,9 @@ def audio_to_video(ctx: Context) -> EngineResult:
     if motion == "focus_shift":
         motion = "dolly_in"
     if "image_uri" in ctx.job.inputs:
-        fitted = Yuv420.from_image(cover(load_image(ctx.input("image_uri"), label="image_uri"),
-                                         plan.width, plan.height))
+        fitted = Yuv420.from_image(
+            cover(load_image(ctx.input("image_uri"), label="image_uri"), plan.width, plan.height)
+        )
         canvas = fitted.padded(*margins(plan.width, plan.height))
         shot = None
         trim_heap()
@@ -105,10 +106,18 @@ def audio_to_video(ctx: Context) -> EngineResult:
                 _waveform(out, chunk.mean(axis=0))
                 yield out
 
-    with AudioReader(ctx.input("audio_uri")) as sound, \
-            PreviewWriter(ctx.video_path(), plan.width, plan.height, plan.fps,
-                          audio=True) as writer:
+    with (
+        AudioReader(ctx.input("audio_uri")) as sound,
+        PreviewWriter(ctx.video_path(), plan.width, plan.height, plan.fps, audio=True) as writer,
+    ):
         encode(writer, frames(), n, ctx.progress, lambda _start, count: sound.read(count))
-    return EngineResult({"video_url": OutputFile(ctx.video_path(), "video/mp4")},
-                        {"engine": "preview", "seed": ctx.seed, "theme": theme.name,
-                         "camera_motion": motion, "audio_rate": RATE})
+    return EngineResult(
+        {"video_url": OutputFile(ctx.video_path(), "video/mp4")},
+        {
+            "engine": "preview",
+            "seed": ctx.seed,
+            "theme": theme.name,
+            "camera_motion": motion,
+            "audio_rate": RATE,
+        },
+    )

@@ -68,16 +68,23 @@ class Synth:
         s = np.arange(start, start + n)
         t = s / self.rate
         # pad: 4 notes x 2 channels (the right one detuned) in one sin call
-        amp = 0.045 * (0.6 + 0.4 * np.sin(np.multiply.outer(2 * math.pi * self.pad_lfo, t)
-                                          + self.pad_phase[:, None]))
+        amp = 0.045 * (
+            0.6
+            + 0.4
+            * np.sin(np.multiply.outer(2 * math.pi * self.pad_lfo, t) + self.pad_phase[:, None])
+        )
         osc = np.sin(np.multiply.outer(self._pad2, t)).reshape(2, 4, n)
         out = np.einsum("ckn,kn->cn", osc, amp)
         step = (t // self.beat).astype(np.intp)
         tau = t - step * self.beat
         idx = step % len(self.melody)
         phase = (2 * math.pi) * self.melody[idx] * tau
-        env = (np.minimum(1.0, tau / 0.008) * np.exp(-tau * 4 / self.beat)
-               * (1 - tau / self.beat) * self.gate[idx])
+        env = (
+            np.minimum(1.0, tau / 0.008)
+            * np.exp(-tau * 4 / self.beat)
+            * (1 - tau / self.beat)
+            * self.gate[idx]
+        )
         tone = 0.2 * env * (np.sin(phase) + 0.3 * np.sin(2 * phase))
         pan = self.pan[idx]
         out[0] += tone * (1 - pan)
@@ -110,7 +117,7 @@ class Analyzer:
         if n < 8:
             self.levels *= 0.85
             return self.levels, 0.0
-        rms = float(np.sqrt(np.mean(mono ** 2)))
+        rms = float(np.sqrt(np.mean(mono**2)))
         power = np.abs(np.fft.rfft(mono * np.hanning(n))) ** 2
         freqs = np.fft.rfftfreq(n, 1 / self.rate)
         steps = np.arange(len(self.edges))

@@ -21,8 +21,16 @@ from dataclasses import dataclass
 
 from ltxserve.media.yuv import Yuv420, sample_view
 
-MOTIONS = ("dolly_in", "dolly_out", "dolly_left", "dolly_right", "jib_up", "jib_down",
-           "static", "focus_shift")
+MOTIONS = (
+    "dolly_in",
+    "dolly_out",
+    "dolly_left",
+    "dolly_right",
+    "jib_up",
+    "jib_down",
+    "static",
+    "focus_shift",
+)
 MARGIN = 0.16  # the canvas extends the frame by this fraction of its size on every side
 ZOOM_IN = 1.4
 
@@ -89,8 +97,9 @@ def shoot(canvas: Yuv420, out: Yuv420, p: Pose) -> None:
     sample_view(canvas, out, x0, y0, scale)
 
 
-def to_screen(p: Pose, width: int, height: int, fx: float, fy: float,
-              depth: float = 1.0) -> tuple[float, float]:
+def to_screen(
+    p: Pose, width: int, height: int, fx: float, fy: float, depth: float = 1.0
+) -> tuple[float, float]:
     """Screen position of a point at (fx, fy) frame fractions (at rest) under pose ``p``.
 
     ``depth`` < 1 moves less with the camera (a distant object's parallax).

@@ -41,8 +41,10 @@ PROMPT_LEAN = 0.45  # how far an extension blends towards the prompt's world by 
 
 
 def _result(ctx: Context, **meta: object) -> EngineResult:
-    return EngineResult({"video_url": OutputFile(ctx.video_path(), "video/mp4")},
-                        {"engine": "preview", "seed": ctx.seed, **meta})
+    return EngineResult(
+        {"video_url": OutputFile(ctx.video_path(), "video/mp4")},
+        {"engine": "preview", "seed": ctx.seed, **meta},
+    )
 
 
 def _span_gain(s: NDArray[np.int64], a0: int, a1: int, fade: int) -> NDArray[np.float64]:
@@ -85,9 +87,12 @@ def retake(ctx: Context) -> EngineResult:
     synth = Synth(theme, ctx.seed, ctx.samples_at(n)) if new_audio else None
     afade = round(AUDIO_FADE * RATE)
 
-    with AudioReader(ctx.input("video_uri"), label="video_uri") as original, \
-            PreviewWriter(ctx.video_path(), plan.width, plan.height, plan.fps,
-                          audio=plan.audio) as writer:
+    with (
+        AudioReader(ctx.input("video_uri"), label="video_uri") as original,
+        PreviewWriter(
+            ctx.video_path(), plan.width, plan.height, plan.fps, audio=plan.audio
+        ) as writer,
+    ):
 
         def audio(pos: int, count: int) -> F32:
             chunk = original.read(count)
@@ -118,8 +123,11 @@ def extend(ctx: Context) -> EngineResult:
     def continuation(boundary: Yuv420) -> Iterator[Yuv420]:
         # built here, on the render thread, where (mode end) it overlaps the encoding
         # of the input's frames
-        shot = (Shot(theme, ctx.seed, plan.width, plan.height, camera_motion({}, theme))
-                if ctx.prompt.strip() else None)
+        shot = (
+            Shot(theme, ctx.seed, plan.width, plan.height, camera_motion({}, theme))
+            if ctx.prompt.strip()
+            else None
+        )
         canvas = boundary.padded(mx, my)
         for k in range(extra):
             # u runs away from the boundary: 0 at the boundary, 1 at the far end
@@ -157,10 +165,12 @@ def extend(ctx: Context) -> EngineResult:
     synth = Synth(theme, ctx.seed, total) if plan.audio else None
     afade = round(0.2 * RATE)
 
-    with AudioReader(ctx.input("video_uri") if plan.audio else None,
-                     label="video_uri") as original, \
-            PreviewWriter(ctx.video_path(), plan.width, plan.height, plan.fps,
-                          audio=plan.audio) as writer:
+    with (
+        AudioReader(ctx.input("video_uri") if plan.audio else None, label="video_uri") as original,
+        PreviewWriter(
+            ctx.video_path(), plan.width, plan.height, plan.fps, audio=plan.audio
+        ) as writer,
+    ):
 
         def audio(pos: int, count: int) -> F32:
             s = np.arange(pos, pos + count)
@@ -178,5 +188,10 @@ def extend(ctx: Context) -> EngineResult:
             return chunk
 
         encode(writer, frames(), n, ctx.progress, audio)
-    return _result(ctx, theme=theme.name, mode="start" if at_start else "end",
-                   camera_motion=motion, input_frames=n_in)
+    return _result(
+        ctx,
+        theme=theme.name,
+        mode="start" if at_start else "end",
+        camera_motion=motion,
+        input_frames=n_in,
+    )

@@ -33,8 +33,10 @@ I2V_STRENGTH = 0.6  # image-to-video moves are gentler than generated ones
 
 
 def _result(ctx: Context, **meta: object) -> EngineResult:
-    return EngineResult({"video_url": OutputFile(ctx.video_path(), "video/mp4")},
-                        {"engine": "preview", "seed": ctx.seed, **meta})
+    return EngineResult(
+        {"video_url": OutputFile(ctx.video_path(), "video/mp4")},
+        {"engine": "preview", "seed": ctx.seed, **meta},
+    )
 
 
 def text_to_video(ctx: Context) -> EngineResult:
@@ -49,8 +51,9 @@ def text_to_video(ctx: Context) -> EngineResult:
         for i in range(n):
             yield shot.render(float(i / plan.fps), i / max(1, n - 1))
 
-    with PreviewWriter(ctx.video_path(), plan.width, plan.height, plan.fps,
-                       audio=plan.audio) as writer:
+    with PreviewWriter(
+        ctx.video_path(), plan.width, plan.height, plan.fps, audio=plan.audio
+    ) as writer:
         encode(writer, frames(), n, ctx.progress, synth.render if synth else None)
     return _result(ctx, theme=theme.name, camera_motion=motion)
 
@@ -63,8 +66,9 @@ def _relative(p: Pose, end: Pose) -> Pose:
 def _picture(ctx: Context, field: str) -> tuple[Yuv420, Yuv420]:
     """(fitted picture, mirror-extended canvas around it)."""
     plan = ctx.plan
-    fitted = Yuv420.from_image(cover(load_image(ctx.input(field), label=field),
-                                     plan.width, plan.height))
+    fitted = Yuv420.from_image(
+        cover(load_image(ctx.input(field), label=field), plan.width, plan.height)
+    )
     mx, my = margins(plan.width, plan.height)
     return fitted, fitted.padded(mx, my)
 
@@ -77,15 +81,18 @@ def image_to_video(ctx: Context) -> EngineResult:
     last = _picture(ctx, "last_frame_uri") if "last_frame_uri" in ctx.job.inputs else None
     soft = None
     if motion == "focus_shift":
-        soft = [Yuv420.from_image(soften(img.to_frame().to_image(), plan.height / 60))
-                for img in (first, *(last[:1] if last else ()))]
+        soft = [
+            Yuv420.from_image(soften(img.to_frame().to_image(), plan.height / 60))
+            for img in (first, *(last[:1] if last else ()))
+        ]
     trim_heap()  # the decoded pictures were big; give their memory back before encoding
     n = plan.frames
     end = pose(motion, 1.0, I2V_STRENGTH)
     synth = Synth(theme, ctx.seed, ctx.samples_at(n)) if plan.audio else None
 
-    def view(fitted: Yuv420, canvas: Yuv420, blurred: Yuv420 | None, p: Pose,
-             focus: float) -> Yuv420:
+    def view(
+        fitted: Yuv420, canvas: Yuv420, blurred: Yuv420 | None, p: Pose, focus: float
+    ) -> Yuv420:
         out = Yuv420(np.empty_like(fitted.data), plan.width, plan.height)
         if blurred is not None:
             blend(fitted, blurred, focus, out)
@@ -108,7 +115,8 @@ def image_to_video(ctx: Context) -> EngineResult:
                 blend(a, b, w, a)
             yield a
 
-    with PreviewWriter(ctx.video_path(), plan.width, plan.height, plan.fps,
-                       audio=plan.audio) as writer:
+    with PreviewWriter(
+        ctx.video_path(), plan.width, plan.height, plan.fps, audio=plan.audio
+    ) as writer:
         encode(writer, frames(), n, ctx.progress, synth.render if synth else None)
     return _result(ctx, theme=theme.name, camera_motion=motion, fit="cover")

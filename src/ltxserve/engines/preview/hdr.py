@@ -43,7 +43,7 @@ def inverse_oetf(v: NDArray[np.float64]) -> NDArray[np.float64]:
 def expand(lin: NDArray[np.float64]) -> NDArray[np.float64]:
     """Inverse tone map: identity up to KNEE, then up to PEAK at 1.0."""
     over = np.clip((lin - KNEE) / (1 - KNEE), 0, None)
-    return lin + (PEAK - 1.0) * over ** 2
+    return lin + (PEAK - 1.0) * over**2
 
 
 def lookup_table() -> NDArray[np.float16]:
@@ -68,6 +68,7 @@ def video_to_hdr(ctx: Context) -> EngineResult:
             zf.writestr(f"frame_{written:05d}.exr", encode_exr(rgb))
             written += 1
             ctx.progress(min(1.0, written / max(1, n)))
-    return EngineResult({"exr_frames_url": OutputFile(out, "application/zip")},
-                        {"engine": "preview", "frames": written, "transfer": "bt709-inverse",
-                         "peak": PEAK})
+    return EngineResult(
+        {"exr_frames_url": OutputFile(out, "application/zip")},
+        {"engine": "preview", "frames": written, "transfer": "bt709-inverse", "peak": PEAK},
+    )

@@ -40,12 +40,12 @@ class Sprite:
         if x1 <= x0 or y1 <= y0 or opacity <= 0.0:
             return
         sx, sy = x0 - x, y0 - y
-        ay = self.alpha_y[sy:sy + y1 - y0, sx:sx + x1 - x0]
-        ac = self.alpha_c[sy // 2:(sy + y1 - y0) // 2, sx // 2:(sx + x1 - x0) // 2]
+        ay = self.alpha_y[sy : sy + y1 - y0, sx : sx + x1 - x0]
+        ac = self.alpha_c[sy // 2 : (sy + y1 - y0) // 2, sx // 2 : (sx + x1 - x0) // 2]
         if opacity < 1.0:
             ay = (ay * opacity).astype(np.uint8)
             ac = (ac * opacity).astype(np.uint8)
-        composite(frame.y[y0:y1, x0:x1], self.image.y[sy:sy + y1 - y0, sx:sx + x1 - x0], ay)
+        composite(frame.y[y0:y1, x0:x1], self.image.y[sy : sy + y1 - y0, sx : sx + x1 - x0], ay)
         cy0, cy1, cx0, cx1 = y0 // 2, y1 // 2, x0 // 2, x1 // 2
         sc = (slice(sy // 2, sy // 2 + cy1 - cy0), slice(sx // 2, sx // 2 + cx1 - cx0))
         composite(frame.u[cy0:cy1, cx0:cx1], self.image.u[sc], ac)
@@ -68,8 +68,9 @@ PARTICLES: dict[str, tuple[int, float, float, float, tuple[int, int], float]] = 
 class Particles:
     """A seeded swarm drifting in screen space; positions are a function of time only."""
 
-    def __init__(self, kind: str, seed: int, width: int, height: int,
-                 colours: tuple[RGB, ...]) -> None:
+    def __init__(
+        self, kind: str, seed: int, width: int, height: int, colours: tuple[RGB, ...]
+    ) -> None:
         count, vx, vy, sway, (smin, smax), alpha = PARTICLES.get(kind, PARTICLES["dust"])
         rng = np.random.default_rng(seed ^ 0x9A27)
         scale = height / 1080
@@ -84,8 +85,10 @@ class Particles:
         self.phase = rng.uniform(0, 2 * math.pi, n)
         self.alpha = alpha * rng.uniform(0.6, 1.0, n)
         sizes = np.maximum(1, np.round(rng.uniform(smin, smax, n) * scale)).astype(np.intp)
-        self.groups = [(np.flatnonzero(sizes == s), np.array(self._footprint(s, scale)))
-                       for s in np.unique(sizes)]
+        self.groups = [
+            (np.flatnonzero(sizes == s), np.array(self._footprint(s, scale)))
+            for s in np.unique(sizes)
+        ]
         palette = [rgb_to_yuv(c) for c in colours]
         pick = rng.integers(0, len(palette), n)
         self.yuv = np.array(palette, np.float32)[pick]
@@ -95,15 +98,18 @@ class Particles:
             length = max(3, round(26 * scale))
             return [(round(k * 0.08), k) for k in range(length)]
         r = size / 2
-        return [(dx, dy) for dy in range(size) for dx in range(size)
-                if (dx - r + 0.5) ** 2 + (dy - r + 0.5) ** 2 <= r * r + 0.5]
+        return [
+            (dx, dy)
+            for dy in range(size)
+            for dx in range(size)
+            if (dx - r + 0.5) ** 2 + (dy - r + 0.5) ** 2 <= r * r + 0.5
+        ]
 
     def draw(self, frame: Yuv420, t: float) -> None:
         w, h = self.width, self.height
         wobble = self.sway * np.sin(self.freq * t + self.phase)
         fx = np.mod(self.x0 + self.vx * t + wobble, 1.0)
-        fy = np.mod(self.y0 + self.vy * t + (wobble * 0.5 if self.kind == "fireflies" else 0),
-                    1.0)
+        fy = np.mod(self.y0 + self.vy * t + (wobble * 0.5 if self.kind == "fireflies" else 0), 1.0)
         margin = 0.05
         xs = ((fx * (1 + 2 * margin) - margin) * w).astype(np.intp)
         ys = ((fy * (1 + 2 * margin) - margin) * h).astype(np.intp)
@@ -128,8 +134,14 @@ class Particles:
                 plane[yc, xc] = (cur + (val[ok, ch] - cur) * ac).astype(np.uint8)
 
 
-def disc(diameter: int, colour: RGB, glow: float = 0.0, *, ring: RGB | None = None,
-         crescent: bool = False) -> Image.Image:
+def disc(
+    diameter: int,
+    colour: RGB,
+    glow: float = 0.0,
+    *,
+    ring: RGB | None = None,
+    crescent: bool = False,
+) -> Image.Image:
     """A soft-edged disc (sun, moon, planet) as RGBA, with an optional glow halo and ring."""
     from PIL import ImageDraw, ImageFilter
 
@@ -138,21 +150,30 @@ def disc(diameter: int, colour: RGB, glow: float = 0.0, *, ring: RGB | None = No
     img = Image.new("RGBA", (size, size), (*colour, 0))
     if glow > 0:
         halo = Image.new("L", (size, size), 0)
-        ImageDraw.Draw(halo).ellipse((pad // 2, pad // 2, size - pad // 2, size - pad // 2),
-                                     fill=90)
+        ImageDraw.Draw(halo).ellipse(
+            (pad // 2, pad // 2, size - pad // 2, size - pad // 2), fill=90
+        )
         img.putalpha(halo.filter(ImageFilter.GaussianBlur(pad / 2.5)))
     body = Image.new("L", (size, size), 0)
     draw = ImageDraw.Draw(body)
     draw.ellipse((pad, pad, pad + diameter, pad + diameter), fill=255)
     if crescent:
         off = diameter // 3
-        draw.ellipse((pad + off, pad - off // 3, pad + off + diameter, pad + diameter - off // 3),
-                     fill=0)
+        draw.ellipse(
+            (pad + off, pad - off // 3, pad + off + diameter, pad + diameter - off // 3), fill=0
+        )
     body = body.filter(ImageFilter.GaussianBlur(max(1.0, diameter / 120)))
     img = Image.composite(Image.new("RGBA", (size, size), (*colour, 255)), img, body)
     if ring is not None:
         cy = size // 2
         ImageDraw.Draw(img).ellipse(
-            (pad - diameter // 3, cy - diameter // 7, size - pad + diameter // 3,
-             cy + diameter // 7), outline=(*ring, 230), width=max(2, diameter // 25))
+            (
+                pad - diameter // 3,
+                cy - diameter // 7,
+                size - pad + diameter // 3,
+                cy + diameter // 7,
+            ),
+            outline=(*ring, 230),
+            width=max(2, diameter // 25),
+        )
     return img

@@ -43,12 +43,29 @@ AudioFn = Callable[[int, int], NDArray[np.float32]]
 class PreviewWriter(VideoWriter):
     """VideoWriter with the preview engine's fixed encoder settings and a YUV input."""
 
-    def __init__(self, path: Path | str, width: int, height: int, fps: int | Fraction, *,
-                 audio: bool = False, threads: int = THREADS) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        width: int,
+        height: int,
+        fps: int | Fraction,
+        *,
+        audio: bool = False,
+        threads: int = THREADS,
+    ) -> None:
         # zerolatency: no lookahead queue, which at 4K saves x264 ~15 MB and changes
         # nothing else at the ultrafast preset (no B-frames there anyway)
-        super().__init__(path, width, height, fps, audio=audio, preset=PRESET, crf=CRF,
-                         options={"tune": "zerolatency"}, slice_threads=threads)
+        super().__init__(
+            path,
+            width,
+            height,
+            fps,
+            audio=audio,
+            preset=PRESET,
+            crf=CRF,
+            options={"tune": "zerolatency"},
+            slice_threads=threads,
+        )
 
     def __enter__(self) -> PreviewWriter:
         return self
@@ -135,8 +152,13 @@ def prefetch(items: Iterable[T], depth: int = DEPTH) -> Iterator[T]:
         sys.setswitchinterval(interval)
 
 
-def encode(writer: PreviewWriter, frames: Iterable[Yuv420 | av.VideoFrame], count: int,
-           progress: ProgressCallback, audio: AudioFn | None = None) -> None:
+def encode(
+    writer: PreviewWriter,
+    frames: Iterable[Yuv420 | av.VideoFrame],
+    count: int,
+    progress: ProgressCallback,
+    audio: AudioFn | None = None,
+) -> None:
     """Write exactly ``count`` frames and, when the writer has audio, the matching samples.
 
     Frames are Yuv420 images or decoded yuv420p frames at the output size (passed

@@ -61,11 +61,15 @@ class Outpainter:
         if (w, h) == (big_w, big_h):
             return []
         if x == 0 and sx == 0 and sy > 0 and small_h - sy - sh > 0:  # letterbox: top, bottom
-            return [((0, 0, big_w, y), (0, 0, small_w, sy)),
-                    ((0, y + h, big_w, big_h - y - h), (0, sy + sh, small_w, small_h - sy - sh))]
+            return [
+                ((0, 0, big_w, y), (0, 0, small_w, sy)),
+                ((0, y + h, big_w, big_h - y - h), (0, sy + sh, small_w, small_h - sy - sh)),
+            ]
         if y == 0 and sy == 0 and sx > 0 and small_w - sx - sw > 0:  # pillarbox: left, right
-            return [((0, 0, x, big_h), (0, 0, sx, small_h)),
-                    ((x + w, 0, big_w - x - w, big_h), (sx + sw, 0, small_w - sx - sw, small_h))]
+            return [
+                ((0, 0, x, big_h), (0, 0, sx, small_h)),
+                ((x + w, 0, big_w - x - w, big_h), (sx + sw, 0, small_w - sx - sw, small_h)),
+            ]
         return [((0, 0, big_w, big_h), (0, 0, small_w, small_h))]
 
     @property
@@ -75,14 +79,18 @@ class Outpainter:
     def _small_fill(self, frame: av.VideoFrame) -> Yuv420:
         sw, sh = self.small
         x, y, w, h = self.small_rect
-        small = Yuv420.from_frame(self._shrink.reformat(frame, width=w, height=h,
-                                                        format="yuv420p", interpolation="AREA"))
+        small = Yuv420.from_frame(
+            self._shrink.reformat(frame, width=w, height=h, format="yuv420p", interpolation="AREA")
+        )
         bg = Yuv420(np.empty((sh * 3 // 2, sw), np.uint8), sw, sh)
-        bg.y[:] = self.darken[_blur_plane(pad_plane(small.y, y, sh - h - y, x, sw - w - x),
-                                          self.radius)]
+        bg.y[:] = self.darken[
+            _blur_plane(pad_plane(small.y, y, sh - h - y, x, sw - w - x), self.radius)
+        ]
         for src, dst in ((small.u, bg.u), (small.v, bg.v)):
-            dst[:] = _blur_plane(pad_plane(src, y // 2, (sh - h - y) // 2, x // 2,
-                                           (sw - w - x) // 2), self.radius / 2)
+            dst[:] = _blur_plane(
+                pad_plane(src, y // 2, (sh - h - y) // 2, x // 2, (sw - w - x) // 2),
+                self.radius / 2,
+            )
         return bg
 
     def frame(self, frame: av.VideoFrame) -> Yuv420 | av.VideoFrame:
@@ -90,17 +98,25 @@ class Outpainter:
         sharp = frame
         if (frame.width, frame.height, frame.format.name) != (w, h, "yuv420p"):
             smaller = w * h < frame.width * frame.height
-            sharp = self._sharp.reformat(frame, width=w, height=h, format="yuv420p",
-                                         interpolation="AREA" if smaller else "BICUBIC")
+            sharp = self._sharp.reformat(
+                frame,
+                width=w,
+                height=h,
+                format="yuv420p",
+                interpolation="AREA" if smaller else "BICUBIC",
+            )
         if not self.bands:
             return sharp
         if self._count % REFRESH == 0:
             bg = self._small_fill(frame)
-            self._fill = [bg.crop(*src).resized(dst[2], dst[3], grow)
-                          for (dst, src), grow in zip(self.bands, self._grow, strict=True)]
+            self._fill = [
+                bg.crop(*src).resized(dst[2], dst[3], grow)
+                for (dst, src), grow in zip(self.bands, self._grow, strict=True)
+            ]
         self._count += 1
-        out = Yuv420(np.empty((self.height * 3 // 2, self.width), np.uint8),
-                     self.width, self.height)
+        out = Yuv420(
+            np.empty((self.height * 3 // 2, self.width), np.uint8), self.width, self.height
+        )
         for ((bx, by, _, _), _), band in zip(self.bands, self._fill, strict=True):
             out.paste(band, bx, by)
         out.paste(sharp, x, y)
@@ -122,10 +138,14 @@ def reframe(ctx: Context) -> EngineResult:
                 while True:
                     yield last
 
-    with AudioReader(ctx.input("video_uri") if plan.audio else None,
-                     label="video_uri") as sound, \
-            PreviewWriter(ctx.video_path(), plan.width, plan.height, plan.fps,
-                          audio=plan.audio) as writer:
+    with (
+        AudioReader(ctx.input("video_uri") if plan.audio else None, label="video_uri") as sound,
+        PreviewWriter(
+            ctx.video_path(), plan.width, plan.height, plan.fps, audio=plan.audio
+        ) as writer,
+    ):
         encode(writer, frames(), n, ctx.progress, lambda _pos, count: sound.read(count))
-    return EngineResult({"video_url": OutputFile(ctx.video_path(), "video/mp4")},
-                        {"engine": "preview", "fit": "contain", "fill": "mirror-blur"})
+    return EngineResult(
+        {"video_url": OutputFile(ctx.video_path(), "video/mp4")},
+        {"engine": "preview", "fit": "contain", "fill": "mirror-blur"},
+    )

@@ -36,8 +36,11 @@ PARTICLE_COLOURS: dict[str, tuple[RGB, RGB]] = {
 
 
 def _mix(a: RGB, b: RGB, t: float) -> RGB:
-    return (round(a[0] + (b[0] - a[0]) * t), round(a[1] + (b[1] - a[1]) * t),
-            round(a[2] + (b[2] - a[2]) * t))
+    return (
+        round(a[0] + (b[0] - a[0]) * t),
+        round(a[1] + (b[1] - a[1]) * t),
+        round(a[2] + (b[2] - a[2]) * t),
+    )
 
 
 @dataclass
@@ -60,8 +63,9 @@ def _noise(rng: np.random.Generator, cells: tuple[int, int], size: tuple[int, in
     return np.asarray(small.resize(size, Image.Resampling.BICUBIC), np.float32) / 255.0
 
 
-def _ridge(rng: np.random.Generator, w: int, base: float, amp: float, waves: int = 3,
-           jag: float = 0.0) -> list[tuple[float, float]]:
+def _ridge(
+    rng: np.random.Generator, w: int, base: float, amp: float, waves: int = 3, jag: float = 0.0
+) -> list[tuple[float, float]]:
     xs = np.linspace(0, w, 97)
     ys = np.full_like(xs, base)
     for k in range(waves):
@@ -72,8 +76,14 @@ def _ridge(rng: np.random.Generator, w: int, base: float, amp: float, waves: int
     return list(zip(xs.tolist(), ys.tolist(), strict=True))
 
 
-def _draw_near(draw: ImageDraw.ImageDraw, theme: Theme, rng: np.random.Generator,
-               w: int, h: int, horizon: float) -> None:
+def _draw_near(
+    draw: ImageDraw.ImageDraw,
+    theme: Theme,
+    rng: np.random.Generator,
+    w: int,
+    h: int,
+    horizon: float,
+) -> None:
     a0, a1, a2 = theme.accents
     g0, g1 = theme.ground
     kind = theme.shapes
@@ -89,8 +99,14 @@ def _draw_near(draw: ImageDraw.ImageDraw, theme: Theme, rng: np.random.Generator
         for k in range(layers):
             base = horizon + (h - horizon) * (k * 0.3 + 0.15)
             amp = h * (0.12 if kind == "mountains" else 0.05) / (k + 1)
-            pts = _ridge(rng, w, base, amp, waves=3 if kind != "dunes" else 2,
-                         jag=h * 0.012 if kind == "mountains" else 0.0)
+            pts = _ridge(
+                rng,
+                w,
+                base,
+                amp,
+                waves=3 if kind != "dunes" else 2,
+                jag=h * 0.012 if kind == "mountains" else 0.0,
+            )
             colour = _mix(g0, g1, (k + 1) / layers)
             draw.polygon([*pts, (w, h), (0, h)], fill=(*colour, 255))
             draw.line(pts, fill=(*_mix(colour, a1, 0.6), 255), width=max(2, h // 250))
@@ -100,13 +116,14 @@ def _draw_near(draw: ImageDraw.ImageDraw, theme: Theme, rng: np.random.Generator
             size = h * (0.05 + 0.22 * (y - horizon) / (h - horizon))
             x = rng.uniform(-0.05, 1.05) * w
             colour = _mix(a0 if rng.random() < 0.6 else a1, g1, rng.uniform(0, 0.4))
-            draw.rectangle((x - size * 0.04, y - size * 0.3, x + size * 0.04, y),
-                           fill=(*a2, 255))
+            draw.rectangle((x - size * 0.04, y - size * 0.3, x + size * 0.04, y), fill=(*a2, 255))
             for tier in range(3):
                 top = y - size * (1.0 - tier * 0.22)
                 half = size * (0.22 + tier * 0.08)
-                draw.polygon([(x, top), (x - half, top + size * 0.45),
-                              (x + half, top + size * 0.45)], fill=(*colour, 255))
+                draw.polygon(
+                    [(x, top), (x - half, top + size * 0.45), (x + half, top + size * 0.45)],
+                    fill=(*colour, 255),
+                )
     elif kind == "buildings":
         x = -rng.uniform(0, 0.05) * w
         while x < w:
@@ -119,24 +136,29 @@ def _draw_near(draw: ImageDraw.ImageDraw, theme: Theme, rng: np.random.Generator
                 for wx in range(int(x + step * 0.5), int(x + bw - step * 0.5), step):
                     if rng.random() < 0.35:
                         lit = (a0, a1, a2)[int(rng.integers(0, 3))]
-                        draw.rectangle((wx, wy, wx + step * 0.45, wy + step * 0.55),
-                                       fill=(*lit, 255))
+                        draw.rectangle(
+                            (wx, wy, wx + step * 0.45, wy + step * 0.55), fill=(*lit, 255)
+                        )
             x += bw + rng.uniform(0, 0.02) * w
     elif kind == "shards":
         for _ in range(34):
             x, base = rng.uniform(0, w), h * rng.uniform(0.75, 1.05)
             tall, half = h * rng.uniform(0.1, 0.45), w * rng.uniform(0.01, 0.04)
             colour = (a0, a1, a2)[int(rng.integers(0, 3))]
-            draw.polygon([(x - half, base), (x + rng.normal(0, half), base - tall),
-                          (x + half, base)], fill=(*colour, int(rng.uniform(170, 255))))
+            draw.polygon(
+                [(x - half, base), (x + rng.normal(0, half), base - tall), (x + half, base)],
+                fill=(*colour, int(rng.uniform(170, 255))),
+            )
     else:  # orbs
         for _ in range(38):
             r = h * rng.uniform(0.015, 0.07)
             x, y = rng.uniform(0, w), rng.uniform(0.1, 1.0) * h
             colour = (a0, a1, a2)[int(rng.integers(0, 3))]
             draw.ellipse((x - r, y - r, x + r, y + r), fill=(*colour, int(rng.uniform(150, 240))))
-            draw.ellipse((x - r / 3, y - r / 3, x + r / 3, y + r / 3),
-                         fill=(*_mix(colour, (255, 255, 255), 0.5), 255))
+            draw.ellipse(
+                (x - r / 3, y - r / 3, x + r / 3, y + r / 3),
+                fill=(*_mix(colour, (255, 255, 255), 0.5), 255),
+            )
 
 
 def soften(img: Image.Image, radius: float) -> Image.Image:
@@ -149,8 +171,9 @@ def soften(img: Image.Image, radius: float) -> Image.Image:
     return out.convert("RGBA") if mode == "RGBA" else out
 
 
-def build_world(theme: Theme, seed: int, width: int, height: int, *, focus: bool = False,
-                margin: bool = True) -> World:
+def build_world(
+    theme: Theme, seed: int, width: int, height: int, *, focus: bool = False, margin: bool = True
+) -> World:
     mx, my = margins(width, height) if margin else (0, 0)
     cw, ch = width + 2 * mx, height + 2 * my
     ds = min(1.0, DESIGN_MAX / cw)
@@ -160,7 +183,8 @@ def build_world(theme: Theme, seed: int, width: int, height: int, *, focus: bool
     hz = int(horizon)
     rows = np.concatenate([_gradient(*theme.sky, hz), _gradient(*theme.ground, dh - hz)])
     base = Image.fromarray(np.ascontiguousarray(rows[:, None, :])).resize(
-        (dw, dh), Image.Resampling.NEAREST)
+        (dw, dh), Image.Resampling.NEAREST
+    )
     # soft clouds in the sky, a finer mottle everywhere (gives the camera something to track)
     qw, qh = max(2, dw // 4), max(2, dh // 4)  # textures are smooth: make them at 1/4 size
     clouds = _noise(rng, (14, 8), (qw, qh)) ** 2
@@ -168,7 +192,8 @@ def build_world(theme: Theme, seed: int, width: int, height: int, *, focus: bool
     mask = clouds * fade * 0.45 + _noise(rng, (48, 27), (qw, qh)) * 0.14
     tint = _mix(theme.sky[1], (255, 255, 255), 0.6)
     mask_img = Image.fromarray((mask * 255).astype(np.uint8)).resize(
-        (dw, dh), Image.Resampling.BILINEAR)
+        (dw, dh), Image.Resampling.BILINEAR
+    )
     base = Image.composite(Image.new("RGB", (dw, dh), tint), base, mask_img)
     del clouds, mask, mask_img
     far = base.convert("RGBA")
@@ -178,12 +203,15 @@ def build_world(theme: Theme, seed: int, width: int, height: int, *, focus: bool
         x = 0.0
         while x < dw:
             bw = rng.uniform(0.02, 0.05) * dw
-            fdraw.rectangle((x, horizon - rng.uniform(0.05, 0.22) * dh, x + bw, horizon + 2),
-                            fill=(*far_colour, 255))
+            fdraw.rectangle(
+                (x, horizon - rng.uniform(0.05, 0.22) * dh, x + bw, horizon + 2),
+                fill=(*far_colour, 255),
+            )
             x += bw
     else:
-        ridge = _ridge(rng, dw, horizon + 2, dh * 0.05,
-                       jag=dh * 0.01 if theme.shapes == "mountains" else 0.0)
+        ridge = _ridge(
+            rng, dw, horizon + 2, dh * 0.05, jag=dh * 0.01 if theme.shapes == "mountains" else 0.0
+        )
         fdraw.polygon([*ridge, (dw, horizon + 4), (0, horizon + 4)], fill=(*far_colour, 255))
     near = Image.new("RGBA", (dw, dh), (0, 0, 0, 0))
     _draw_near(ImageDraw.Draw(near), theme, rng, dw, dh, horizon)
@@ -199,8 +227,10 @@ def build_world(theme: Theme, seed: int, width: int, height: int, *, focus: bool
         radius = max(2.0, dh / 60)
         a = Image.alpha_composite(soften(far_c, radius), near_c).convert("RGB")
         b = Image.alpha_composite(far_c, soften(near_c, radius)).convert("RGB")
-        pair = (Yuv420.from_image(a).resized(width, height),
-                Yuv420.from_image(b).resized(width, height))
+        pair = (
+            Yuv420.from_image(a).resized(width, height),
+            Yuv420.from_image(b).resized(width, height),
+        )
     del far, near
     hero = None
     if theme.hero != "none":
@@ -214,7 +244,14 @@ def build_world(theme: Theme, seed: int, width: int, height: int, *, focus: bool
         hero = (Sprite(img), Sprite(img.filter(ImageFilter.GaussianBlur(max(2.0, d / 25)))))
     drift = {"sun": (0.0, 0.06), "moon": (0.04, -0.02), "planet": (0.06, 0.0)}
     colours = PARTICLE_COLOURS.get(
-        theme.particles, (theme.accents[1], _mix(theme.accents[0], (255, 255, 255), 0.5)))
+        theme.particles, (theme.accents[1], _mix(theme.accents[0], (255, 255, 255), 0.5))
+    )
     particles = Particles(theme.particles, seed, width, height, colours)
-    return World(canvas, pair, hero, (float(rng.uniform(0.2, 0.8)), 0.2),
-                 drift.get(theme.hero, (0.0, 0.0)), particles)
+    return World(
+        canvas,
+        pair,
+        hero,
+        (float(rng.uniform(0.2, 0.8)), 0.2),
+        drift.get(theme.hero, (0.0, 0.0)),
+        particles,
+    )

@@ -19,8 +19,17 @@ from ltxserve.media.yuv import Yuv420, blend
 
 
 class Shot:
-    def __init__(self, theme: Theme, seed: int, width: int, height: int, motion: str, *,
-                 caption: str | None = None, strength: float = 1.0) -> None:
+    def __init__(
+        self,
+        theme: Theme,
+        seed: int,
+        width: int,
+        height: int,
+        motion: str,
+        *,
+        caption: str | None = None,
+        strength: float = 1.0,
+    ) -> None:
         self.width, self.height = width, height
         self.motion, self.strength = motion, strength
         self.world = build_world(theme, seed, width, height, focus=motion == "focus_shift")
@@ -34,8 +43,9 @@ class Shot:
         """The frame at ``t`` seconds, ``u`` in [0, 1] of the move; ``lift`` (frame
         heights) is added to the camera's height offset (negative raises it)."""
         w = self.world
-        out = Yuv420(np.empty((self.height * 3 // 2, self.width), np.uint8),
-                     self.width, self.height)
+        out = Yuv420(
+            np.empty((self.height * 3 // 2, self.width), np.uint8), self.width, self.height
+        )
         p = self.pose(u)
         if lift:
             p = Pose(p.dx, p.dy + lift, p.zoom, p.focus)

@@ -59,7 +59,7 @@ def wrap(text: str, measure: object, max_width: float, max_lines: int = MAX_LINE
         last = lines[max_lines - 1]
         while last and length(last + "...") > max_width:
             last = last[:-1]
-        lines = [*lines[:max_lines - 1], last.rstrip() + "..."]
+        lines = [*lines[: max_lines - 1], last.rstrip() + "..."]
     return lines
 
 
@@ -70,23 +70,25 @@ class Caption:
         size = max(10, round(height / 18))
         font, factor = _font(size)
         lines = wrap(text, font, width * 0.86 / factor)
-        ascent, descent = (font.getmetrics() if isinstance(font, ImageFont.FreeTypeFont)
-                           else (11, 2))
+        ascent, descent = font.getmetrics() if isinstance(font, ImageFont.FreeTypeFont) else (11, 2)
         line_h = ascent + descent + max(2, size // 8)
         pad = max(4, size // 3)
         text_w = max((font.getlength(line) for line in lines), default=0)
-        box = Image.new("RGBA", (int(text_w) + 2 * pad, line_h * len(lines) + 2 * pad),
-                        (0, 0, 0, 0))
+        box = Image.new(
+            "RGBA", (int(text_w) + 2 * pad, line_h * len(lines) + 2 * pad), (0, 0, 0, 0)
+        )
         draw = ImageDraw.Draw(box)
-        draw.rounded_rectangle((0, 0, box.width - 1, box.height - 1), radius=pad,
-                               fill=(8, 8, 12, 170))
+        draw.rounded_rectangle(
+            (0, 0, box.width - 1, box.height - 1), radius=pad, fill=(8, 8, 12, 170)
+        )
         for i, line in enumerate(lines):
             x = (box.width - font.getlength(line)) / 2
             draw.text((x + 1, pad + i * line_h + 1), line, font=font, fill=(0, 0, 0, 255))
             draw.text((x, pad + i * line_h), line, font=font, fill=(255, 255, 255, 255))
         if factor != 1.0:
-            box = box.resize((round(box.width * factor), round(box.height * factor)),
-                             Image.Resampling.NEAREST)
+            box = box.resize(
+                (round(box.width * factor), round(box.height * factor)), Image.Resampling.NEAREST
+            )
         if box.width > width:
             box = box.crop((0, 0, width, box.height))
         self.lines = lines
