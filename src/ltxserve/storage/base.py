@@ -15,16 +15,42 @@ class BlobNotFound(StorageError):
 
 
 class BlobStore(Protocol):
-    def put_file(self, key: str, src: Path) -> int:
-        """Store ``src`` under ``key`` (moving it when possible); return its size."""
-        ...
+    """What every store does. Two implementations: ``LocalBlobStore`` (a directory,
+    the embedded default) and ``S3BlobStore`` (an S3-compatible bucket).
+
+    ``url``/``upload_url`` belong to the store because only it knows how its bytes are
+    reached: HMAC-signed routes of the API for a directory, presigned URLs for S3.
+    ``local_path`` is the one method S3 cannot offer; it is on its way out (issue #16):
+    readers will take a private copy with ``download_to``, which works for both.
+    """
 
     def local_path(self, key: str) -> Path:
-        """A local file holding the blob (raises BlobNotFound)."""
+        """A local file holding the blob (raises BlobNotFound). Local store only."""
+        ...
+
+    def put_file(self, key: str, src: Path) -> int:
+        """Store ``src`` under ``key`` (moving it when possible); return its size. On
+        failure ``src`` is left in place, so the caller can retry."""
+        ...
+
+    def download_to(self, key: str, dest: Path) -> int:
+        """Copy the blob to ``dest`` (atomically; raises BlobNotFound); return its size."""
+        ...
+
+    def size(self, key: str) -> int:
+        """The blob's size in bytes (raises BlobNotFound)."""
+        ...
+
+    def url(self, key: str, expires: int, base_url: str = "") -> str:
+        """A URL that serves the blob without credentials until ``expires`` (unix s)."""
+        ...
+
+    def upload_url(self, key: str, expires: int, base_url: str = "") -> str:
+        """A URL that takes one PUT of the blob's bytes until ``expires`` (unix s)."""
         ...
 
     def delete_prefix(self, prefix: str) -> int:
-        """Delete every blob whose key starts with ``prefix/``; return how many."""
+        """Delete the blob ``prefix`` and every blob under ``prefix/``; return how many."""
         ...
 
 

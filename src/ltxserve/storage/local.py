@@ -6,13 +6,15 @@ import os
 import shutil
 from pathlib import Path
 
-from ltxserve.storage.base import BlobNotFound, check_key
+from ltxserve.storage.base import BlobNotFound, StorageError, check_key
+from ltxserve.storage.signing import signed_query
 
 
 class LocalBlobStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, signing_key: bytes | None = None) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
+        self.signing_key = signing_key
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
@@ -33,6 +35,36 @@ class LocalBlobStore:
         if not path.is_file():
             raise BlobNotFound(key)
         return path
+
+    def download_to(self, key: str, dest: Path) -> int:
+        """A private copy for a reader that may change or delete it. A copy, not a hard
+        link: a link shares the inode, so a reader truncating its file would truncate
+        the blob."""
+        src = self.local_path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dest.stat().st_size
+
+    def size(self, key: str) -> int:
+        return self.local_path(key).stat().st_size
+
+    def url(self, key: str, expires: int, base_url: str = "") -> str:
+        """``<base_url>/files/<key>`` signed with HMAC until ``expires`` (unix seconds)."""
+        return self._signed(f"/files/{check_key(key)}", expires, base_url)
+
+    def upload_url(self, key: str, expires: int, base_url: str = "") -> str:
+        """``<base_url>/uploads/<id>`` for a key ``uploads/<id>``, signed the same way."""
+        return self._signed(f"/{check_key(key)}", expires, base_url)
+
+    def _signed(self, path: str, expires: int, base_url: str) -> str:
+        if self.signing_key is None:
+            raise StorageError("this local blob store was opened without a signing key")
+        return f"{base_url}{path}?{signed_query(self.signing_key, path, expires)}"
 
     def delete_prefix(self, prefix: str) -> int:
         path = self._path(prefix)
