@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from ltxserve.config import ConfigError
 from ltxserve.errors import LtxError
 
 
@@ -53,6 +54,7 @@ class Ready:
 @dataclass(frozen=True)
 class LoadFailed:
     message: str
+    config: bool = False  # a ConfigError: the worker stops instead of being restarted
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,9 @@ def runner_main(conn: Connection, engine_name: str) -> None:
     try:
         engine = get_engine(engine_name)
         engine.load()
+    except ConfigError as exc:
+        conn.send(LoadFailed(exc.line(), config=True))
+        return
     except Exception as exc:  # noqa: BLE001 - reported to the worker, which exits
         conn.send(LoadFailed(f"{type(exc).__name__}: {exc}"))
         return
