@@ -7,7 +7,7 @@ import os
 import signal
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -198,31 +198,46 @@ def keys_create(
     typer.echo(create_key(store, name))
 
 
+def _key_line(k: dict[str, Any]) -> str:
+    from ltxserve.api.status import iso_ms
+
+    revoked = iso_ms(k["revoked_at"]) if k["revoked_at"] else "-"
+    return (f"{k['id']}\t{k['prefix']}...\t{k['name'] or '-'}\t"
+            f"{iso_ms(k['created_at'])}\trevoked={revoked}")
+
+
 @keys_app.command("list")
 def keys_list(data_dir: DataDir = None) -> None:
     """List keys (id, prefix, name, created, revoked)."""
-    from ltxserve.api.status import iso_ms
     from ltxserve.jobs.db import open_store
 
     for k in open_store(_settings(data_dir)).list_keys():
-        revoked = iso_ms(k["revoked_at"]) if k["revoked_at"] else "-"
-        typer.echo(f"{k['id']}\t{k['prefix']}...\t{k['name'] or '-'}\t"
-                   f"{iso_ms(k['created_at'])}\trevoked={revoked}")
+        typer.echo(_key_line(k))
 
 
 @keys_app.command("revoke")
 def keys_revoke(
-    key_id: Annotated[str, typer.Argument(help="Key id or prefix, as `keys list` shows.")],
+    key_ref: Annotated[str, typer.Argument(
+        metavar="ID_OR_PREFIX",
+        help="Any unambiguous start (4+ characters) of an id or prefix as `keys list` shows "
+        "it, or the whole key (never printed back).")],
     data_dir: DataDir = None,
 ) -> None:
-    """Revoke a key by id or prefix."""
+    """Revoke a key by id, prefix, or the key itself. An ambiguous start lists the keys
+    it matches and revokes none."""
     from ltxserve.jobs.db import open_store
+    from ltxserve.keys import KeyMatchError, find_key
 
-    n = open_store(_settings(data_dir)).revoke_key(key_id.removesuffix("..."))
-    if not n:
-        typer.echo(f"no active key {key_id}", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"revoked {n} key(s)")
+    store = open_store(_settings(data_dir))
+    try:
+        key = find_key(store, key_ref)
+    except KeyMatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        for k in exc.candidates:
+            typer.echo(f"  {_key_line(k)}", err=True)
+        raise typer.Exit(1) from None
+    store.revoke_key(str(key["id"]))
+    typer.echo(f"revoked key {key['id']} ({key['prefix']}...)")
 
 
 def main() -> None:
