@@ -259,7 +259,10 @@ class Worker:
             name = Path(path).name
             key = f"{job_prefix(job.id)}/{name}"
             size = self.blobs.put_file(key, Path(path))
-            result[label] = {"key": key, "content_type": content_type, "size": size}
+            # The engine rides along with each output: the status object shows it
+            # (api/status.py), and no reader of the other fields needs to know.
+            result[label] = {"key": key, "content_type": content_type, "size": size,
+                             "engine": self.runner.engine}
         if self.store.finish(job.id, self.owner, JobStatus.COMPLETED, self.retention_ms,
                              result=result):
             log.info("job %s completed", job.id)

@@ -48,7 +48,8 @@ class PreviewWriter(VideoWriter):
         # zerolatency: no lookahead queue, which at 4K saves x264 ~15 MB and changes
         # nothing else at the ultrafast preset (no B-frames there anyway)
         super().__init__(path, width, height, fps, audio=audio, preset=PRESET, crf=CRF,
-                         options={"tune": "zerolatency"}, slice_threads=threads)
+                         options={"tune": "zerolatency"}, slice_threads=threads,
+                         engine="preview")
 
     def __enter__(self) -> PreviewWriter:
         return self
