@@ -15,10 +15,12 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from typer.core import TyperCommand, TyperGroup
 
 from ltxserve import __version__
 from ltxserve.client._base import local_file
 from ltxserve.client._cli_ui import Reporter
+from ltxserve.client._exceptions import ConfigurationError as ConfigError
 from ltxserve.client._exceptions import LtxError, WaitTimeoutError
 from ltxserve.client._sync import Client
 from ltxserve.client.types import (
@@ -30,7 +32,28 @@ from ltxserve.client.types import (
     RequestModel,
 )
 
-app = typer.Typer(name="ltx", no_args_is_help=True, add_completion=False,
+
+def _bare_flags(params: list[Any]) -> list[Any]:
+    """Show on/off flags bare in ``--help`` (typer would print ``<bool>`` after them)."""
+    for param in params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    """Every ``ltx`` command: typer's, with bare flags."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _bare_flags(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _bare_flags(super().get_params(ctx))
+
+
+app = typer.Typer(name="ltx", no_args_is_help=True, add_completion=False, cls=Group,
                   help="The LTX Video API from the shell: generate, poll, download, upload.",
                   context_settings={"help_option_names": ["-h", "--help"]})
 
@@ -61,7 +84,9 @@ Json = Annotated[bool, opt("json", "Print one JSON object on stdout, no progress
 Output = Annotated[Path | None, opt("output", "File or directory to write [default: <id>.mp4]",
                                     "-o", panel=OUTPUT, show_default=False)]
 NoWait = Annotated[bool, opt("no-wait", "Submit only; print the job id", panel=OUTPUT)]
-Poll = Annotated[float, opt("poll-interval", "Seconds between status polls", panel=OUTPUT)]
+Poll = Annotated[float, opt("poll-interval", "Longest wait between status polls, in seconds "
+                           "(polls start 0.5 s apart and back off to this; every second "
+                           "while the server reports progress)", panel=OUTPUT)]
 Timeout = Annotated[float, opt("timeout", "Give up waiting after this many seconds (0: never)",
                                panel=OUTPUT)]
 Sync = Annotated[bool, opt("sync", "Use the synchronous /v1 endpoint: one request answered "
@@ -83,6 +108,8 @@ class Conn:
     json: bool
 
     def client(self) -> Client:
+        if not self.api_key:  # the SDK's message names its own api_key=, not our option
+            raise ConfigError("no API key: pass --api-key or set LTXV_API_KEY")
         return Client(api_key=self.api_key, base_url=self.base_url, max_retries=self.max_retries)
 
 
@@ -179,7 +206,7 @@ Endpoint = Annotated[EndpointName, typer.Argument(help="The endpoint the job was
 JobId = Annotated[str, typer.Argument(help="The job id the submit returned")]
 
 
-@app.command(rich_help_panel="Jobs")
+@app.command(rich_help_panel="Jobs", cls=Command)
 def status(
     endpoint: Endpoint, job_id: JobId,
     wait: Annotated[bool, opt("wait", "Poll until the job completes or fails", panel=OUTPUT)]
@@ -200,7 +227,7 @@ def status(
         ui.result({"endpoint": endpoint, "job": job.to_dict()}, describe(job))
 
 
-@app.command(rich_help_panel="Jobs")
+@app.command(rich_help_panel="Jobs", cls=Command)
 def download(
     endpoint: Endpoint, job_id: JobId, output: Output = None,
     label: Annotated[str | None, opt("label", "Result to fetch [default: video_url, "
@@ -218,7 +245,7 @@ def download(
         ui.result({"endpoint": endpoint, "job": job.to_dict(), "output": str(path)}, str(path))
 
 
-@app.command(rich_help_panel="Jobs")
+@app.command(rich_help_panel="Jobs", cls=Command)
 def upload(
     file: Annotated[Path, typer.Argument(help="Local file to upload (image, video or audio)",
                                          exists=True, dir_okay=False, readable=True)],

@@ -16,6 +16,7 @@ from ltxserve.client._cli_app import (
     AUTO,
     ApiKey,
     BaseUrl,
+    Command,
     Conn,
     Json,
     NoWait,
@@ -53,8 +54,9 @@ Resolution = Annotated[str, opt("resolution", "WIDTHxHEIGHT, e.g. 1920x1080")]
 OptResolution = Annotated[str | None, opt("resolution", "1920x1080 or 1080x1920 "
                                           "[server default: from the input's orientation]")]
 Fps = Annotated[int | None, opt("fps", "Frames per second [server default: 24]")]
-Audio = Annotated[bool | None, opt("generate-audio", "Generate a soundtrack [server default: on]",
-                                   "--no-generate-audio")]
+Audio = Annotated[bool | None, opt("generate-audio/--no-generate-audio",
+                                   "Generate a soundtrack [server default: on]",
+                                   env="LTX_GENERATE_AUDIO")]
 Camera = Annotated[CameraMotion | None, opt("camera-motion", "Camera motion effect")]
 VideoUri = Annotated[str, opt("video-uri", f"Input video: {URI}")]
 
@@ -70,7 +72,7 @@ def _duration(value: str) -> object:
         raise typer.BadParameter("expected whole seconds or 'auto'", param_hint=hint) from None
 
 
-@app.command("text-to-video", rich_help_panel="Generate")
+@app.command("text-to-video", rich_help_panel="Generate", cls=Command)
 def text_to_video(
     prompt: Prompt, model: Model, duration: Duration, resolution: Resolution,
     fps: Fps = None, generate_audio: Audio = None, camera_motion: Camera = None,
@@ -87,7 +89,7 @@ def text_to_video(
         Wait(output, no_wait, poll_interval, timeout, sync))
 
 
-@app.command("image-to-video", rich_help_panel="Generate")
+@app.command("image-to-video", rich_help_panel="Generate", cls=Command)
 def image_to_video(
     image_uri: Annotated[str, opt("image-uri", f"First frame: {URI}")],
     prompt: Prompt, model: Model, duration: Duration, resolution: Resolution,
@@ -107,7 +109,7 @@ def image_to_video(
         Wait(output, no_wait, poll_interval, timeout, sync))
 
 
-@app.command("audio-to-video", rich_help_panel="Generate")
+@app.command("audio-to-video", rich_help_panel="Generate", cls=Command)
 def audio_to_video(
     audio_uri: Annotated[str, opt("audio-uri", f"Soundtrack, 2-20 s: {URI}")],
     image_uri: Annotated[str | None, opt("image-uri", f"First frame: {URI}")] = None,
@@ -129,7 +131,7 @@ def audio_to_video(
         Wait(output, no_wait, poll_interval, timeout, sync))
 
 
-@app.command("retake", rich_help_panel="Edit")
+@app.command("retake", rich_help_panel="Edit", cls=Command)
 def retake(
     video_uri: VideoUri,
     start_time: Annotated[float, opt("start-time", "Start of the section, seconds")],
@@ -151,7 +153,7 @@ def retake(
         Wait(output, no_wait, poll_interval, timeout, sync))
 
 
-@app.command("extend", rich_help_panel="Edit")
+@app.command("extend", rich_help_panel="Edit", cls=Command)
 def extend(
     video_uri: VideoUri,
     duration: Annotated[float, opt("duration", "Seconds to add, 2-20")],
@@ -174,7 +176,7 @@ def extend(
         Wait(output, no_wait, poll_interval, timeout, sync))
 
 
-@app.command("video-to-video-hdr", rich_help_panel="Edit")
+@app.command("video-to-video-hdr", rich_help_panel="Edit", cls=Command)
 def video_to_video_hdr(
     video_uri: VideoUri,
     output: Output = None, no_wait: NoWait = False, poll_interval: Poll = 5.0,
@@ -187,7 +189,7 @@ def video_to_video_hdr(
             Wait(output, no_wait, poll_interval, timeout))
 
 
-@app.command("video-to-video-reframe", rich_help_panel="Edit")
+@app.command("video-to-video-reframe", rich_help_panel="Edit", cls=Command)
 def video_to_video_reframe(
     video_uri: VideoUri,
     resolution: Annotated[str, opt("resolution", "Target frame, e.g. 1080x1920 or 1080x1080")],
