@@ -11,11 +11,13 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from ltxserve.cli_flags import Command, Group
 from ltxserve.config import EX_CONFIG, ConfigError, Settings, default_data_dir
 
 app = typer.Typer(help="ltxserve: a self-hosted server for the LTX Video API.",
-                  no_args_is_help=True, add_completion=False)
-keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+                  no_args_is_help=True, add_completion=False, cls=Group)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True,
+                       cls=Group)
 app.add_typer(keys_app, name="keys")
 
 DataDir = Annotated[Path | None, typer.Option(
@@ -78,7 +80,7 @@ def _key_hint(data_dir: Path) -> str:
     return f"ltxserve keys create{flag}"
 
 
-@app.command()
+@app.command(cls=Command)
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
@@ -158,7 +160,7 @@ def _serve(settings: Settings, host: str, port: int, n_workers: int, level: str)
         raise typer.Exit(code if isinstance(code, int) else 1)
 
 
-@app.command()
+@app.command(cls=Command)
 def worker(
     data_dir: DataDir = None,
     engine: Annotated[str, typer.Option(help="auto | preview | minimal | ltx.")] = "auto",
@@ -173,7 +175,7 @@ def worker(
 
     try:
         settings = _settings(data_dir)
-        _logging(log_level, settings, "info")
+        os.environ["LTXSERVE_LOG_LEVEL"] = _logging(log_level, settings, "info")  # the runner's
         name = check_engine(engine if engine != "auto" else settings.engine)
     except ConfigError as exc:
         _config_exit(exc, "worker")
@@ -185,7 +187,7 @@ def worker(
         raise typer.Exit(EX_CONFIG if exc.config else 1) from None
 
 
-@keys_app.command("create")
+@keys_app.command("create", cls=Command)
 def keys_create(
     data_dir: DataDir = None,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
@@ -206,7 +208,7 @@ def _key_line(k: dict[str, Any]) -> str:
             f"{iso_ms(k['created_at'])}\trevoked={revoked}")
 
 
-@keys_app.command("list")
+@keys_app.command("list", cls=Command)
 def keys_list(data_dir: DataDir = None) -> None:
     """List keys (id, prefix, name, created, revoked)."""
     from ltxserve.jobs.db import open_store
@@ -215,7 +217,7 @@ def keys_list(data_dir: DataDir = None) -> None:
         typer.echo(_key_line(k))
 
 
-@keys_app.command("revoke")
+@keys_app.command("revoke", cls=Command)
 def keys_revoke(
     key_ref: Annotated[str, typer.Argument(
         metavar="ID_OR_PREFIX",

@@ -98,7 +98,8 @@ def runner_main(conn: Connection, engine_name: str) -> None:
     """Entry point of the child process."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when we stop
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
+    logging.basicConfig(level=os.environ.get("LTXSERVE_LOG_LEVEL", "info").upper(),
+                        format="%(asctime)s runner %(levelname)s %(message)s")
     from ltxserve.engines import get_engine
     from ltxserve.engines.base import EngineJob
 

@@ -15,9 +15,9 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from typer.core import TyperCommand, TyperGroup
 
 from ltxserve import __version__
+from ltxserve.cli_flags import Command, Group
 from ltxserve.client._base import local_file
 from ltxserve.client._cli_ui import Reporter
 from ltxserve.client._exceptions import ConfigurationError as ConfigError
@@ -31,27 +31,6 @@ from ltxserve.client.types import (
     ProcessingJob,
     RequestModel,
 )
-
-
-def _bare_flags(params: list[Any]) -> list[Any]:
-    """Show on/off flags bare in ``--help`` (typer would print ``<bool>`` after them)."""
-    for param in params:
-        if getattr(param, "is_flag", False):
-            param.metavar = ""
-    return params
-
-
-class Command(TyperCommand):
-    """Every ``ltx`` command: typer's, with bare flags."""
-
-    def get_params(self, ctx: Any) -> list[Any]:
-        return _bare_flags(super().get_params(ctx))
-
-
-class Group(TyperGroup):
-    def get_params(self, ctx: Any) -> list[Any]:
-        return _bare_flags(super().get_params(ctx))
-
 
 app = typer.Typer(name="ltx", no_args_is_help=True, add_completion=False, cls=Group,
                   help="The LTX Video API from the shell: generate, poll, download, upload.",

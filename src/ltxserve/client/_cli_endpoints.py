@@ -12,11 +12,11 @@ from typing import Annotated
 
 import typer
 
+from ltxserve.cli_flags import Command
 from ltxserve.client._cli_app import (
     AUTO,
     ApiKey,
     BaseUrl,
-    Command,
     Conn,
     Json,
     NoWait,
