@@ -110,3 +110,19 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_serve_stops_when_a_worker_meets_a_configuration_error(tmp_path: Path) -> None:
+    """What serve's own check cannot see, its worker's can: serve then stops (78)
+    instead of restarting the worker forever. (serve's check is bypassed here.)"""
+    port = free_port()
+    code = ("import sys, ltxserve.engines as e; e.check_engine = lambda name: name; "
+            "from ltxserve.cli import main; sys.argv = ['ltxserve', 'serve', '--engine', "
+            f"'ltx', '--port', '{port}', '--workers', '2']; main()")
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", code], env=_env(tmp_path), capture_output=True,
+                         text=True, timeout=90)
+    assert out.returncode == EX_CONFIG, (out.stdout, out.stderr)
+    assert time.monotonic() - started < 60
+    assert "LTXSERVE_LTX_MODELS_FILE" in out.stderr and "Traceback" not in out.stderr
+    assert out.stderr.count("restarting") == 0
