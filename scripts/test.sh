@@ -12,7 +12,13 @@ cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 VENV="${LTXSERVE_VENV:-.venv}"
 if [ ! -x "$VENV/bin/python" ]; then
-  "${PYTHON:-python3}" -m venv "$VENV"
+  if ! "${PYTHON:-python3}" -m venv "$VENV"; then
+    # Debian ships the venv module (ensurepip) as its own package.
+    rm -rf "$VENV"
+    export DEBIAN_FRONTEND=noninteractive
+    (apt-get update -qq && apt-get install -y -qq python3-venv) >/dev/null
+    "${PYTHON:-python3}" -m venv "$VENV"
+  fi
 fi
 VENV="$(cd "$VENV" && pwd)"
 export PATH="$VENV/bin:$PATH" VIRTUAL_ENV="$VENV"
