@@ -1,11 +1,32 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs on a fresh machine, then run it.
 # Usage: scripts/test.sh [pytest args...]
+#
+# Everything Python goes into a virtual environment (.venv, or $LTXSERVE_VENV), made
+# the README's way, so this works where the system Python is externally managed
+# (PEP 668: Debian 12, Ubuntu 23.04+) and never touches it. The suite runs with the
+# venv's python; tests start servers and CLIs as `sys.executable -m ...`, so they use
+# it too, and its bin/ comes first on PATH for the README's `ltx` example.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-# torch==2.13.0 (the ltx extra's pin) is the CPU build that lies on this machine's disk.
-python3 -m pip install -q -e '.[test,ltx]'
+VENV="${LTXSERVE_VENV:-.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  if ! "${PYTHON:-python3}" -m venv "$VENV"; then
+    # Debian ships the venv module (ensurepip) as its own package.
+    rm -rf "$VENV"
+    export DEBIAN_FRONTEND=noninteractive
+    (apt-get update -qq && apt-get install -y -qq python3-venv) >/dev/null
+    "${PYTHON:-python3}" -m venv "$VENV"
+  fi
+fi
+VENV="$(cd "$VENV" && pwd)"
+export PATH="$VENV/bin:$PATH" VIRTUAL_ENV="$VENV"
+unset PYTHONPATH  # the suite tests this checkout as installed (editable) in the venv
+# torch==2.13.0 (the ltx extra's pin) is the CPU build that lies on this machine's disk;
+# pip finds it through the machine's pip configuration (find-links), which a venv's pip
+# reads exactly as the system pip does.
+"$VENV/bin/python" -m pip install -q -e '.[test,ltx]'
 # Debian's Chromium for the playground's browser test (Playwright drives it; it never
 # downloads a browser of its own).
 if ! command -v chromium >/dev/null; then
@@ -22,6 +43,7 @@ LTXSERVE_TEST_S3_ENDPOINT="$(scripts/s3-start.sh)"
 export LTXSERVE_TEST_S3_ENDPOINT
 # Nothing may skip for want of a dependency: this script installed them all.
 export LTXSERVE_TEST_STRICT=1
-# Includes the 4K-for-20-s streaming memory check of the preview engine (~25 s).
+# Includes the 4K-for-20-s streaming memory check of the preview engine (~25 s) and the
+# fresh-machine check of the README's install command (~1 min).
 export LTXSERVE_SLOW_TESTS=1
-exec python3 -m pytest "$@"
+exec "$VENV/bin/python" -m pytest "$@"

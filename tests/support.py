@@ -34,6 +34,7 @@ FAST_ENV = {
     "LTXSERVE_LEASE_SECONDS": "5",
     "LTXSERVE_SWEEP_INTERVAL": "1",
     "LTXSERVE_KEY_CACHE_SECONDS": "0",
+    "LTXSERVE_LOG_LEVEL": "info",  # server logs are the tests' diagnosis (default: warning)
 }
 
 

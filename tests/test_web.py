@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -555,3 +556,61 @@ def test_failed_job_shows_its_error_message(tab: Any) -> None:
     page.keyboard.press("Enter")
     assert page.locator("li.job").count() == 0
     assert page.evaluate("document.activeElement.id") == "jobs-heading"
+
+
+def test_preview_engine_banner_key_check_and_progress_every_second(
+    browser: Browser, make_server: Any
+) -> None:
+    """A preview server says so on the page and on each result; the key check uses its
+    own route (no red 404 in the console); a running job is polled every second."""
+    srv = make_server(engine="preview")
+    t = Tab(browser, srv, viewport={"width": 1280, "height": 900})
+    try:
+        page = t.open()
+        failed: list[str] = []
+        console: list[str] = []
+        page.on(
+            "response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None
+        )
+        page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+        banner = page.locator("#engine-banner")
+        assert banner.is_visible()
+        assert "preview engine, not a generative model" in " ".join(
+            (banner.text_content() or "").split()
+        )
+        t.save_key()
+        assert "accepts it" in (page.text_content("#key-status") or "")
+        assert not failed and not console, (failed, console)
+
+        polls: list[float] = []
+        page.on(
+            "request",
+            lambda r: (
+                polls.append(time.monotonic() * 1000) if "/v2/text-to-video/" in r.url else None
+            ),
+        )
+        page.select_option("#endpoint", "text-to-video")
+        page.fill("#f-text-to-video-prompt", "a slow pan over a calm sea at dawn")
+        for name, value in {**SMALL, "resolution": "1920x1080", "duration": "6"}.items():
+            page.select_option(f"#f-text-to-video-{name}", value)
+        page.click("#submit-job")
+        info = wait_completed_video(page)
+        card = page.locator(f"li.job[data-job-id='{info['id']}']")
+        assert card.locator(".engine-tag").text_content() == "preview engine"
+        gaps = [b - a for a, b in zip(polls, polls[1:], strict=False)]
+        assert len(polls) >= 3 and max(gaps) < 1600, polls  # 1 s, with slack for a busy host
+        t.shot("preview-banner")
+    finally:
+        t.close()
+
+
+def test_no_banner_for_the_model_engine(tab: Any) -> None:
+    t = tab(viewport={"width": 1280, "height": 900})
+    t.page.route(
+        "**/web/server.json",
+        lambda route: route.fulfill(
+            status=200, content_type="application/json", json={"engine": "ltx"}
+        ),
+    )
+    page = t.open()
+    assert page.locator("#engine-banner").is_hidden()

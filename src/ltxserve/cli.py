@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
-from typing import Annotated
+from types import FrameType
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from ltxserve.config import Settings
+from ltxserve.cli_flags import Command, Group
+from ltxserve.config import EX_CONFIG, ConfigError, Settings, default_data_dir
 
 app = typer.Typer(
     help="ltxserve: a self-hosted server for the LTX Video API.",
     no_args_is_help=True,
     add_completion=False,
+    cls=Group,
 )
-keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True, cls=Group)
 app.add_typer(keys_app, name="keys")
 
 DataDir = Annotated[
@@ -28,20 +32,72 @@ DataDir = Annotated[
         show_default=False,
     ),
 ]
+LogLevel = Annotated[
+    str | None,
+    typer.Option(
+        "--log-level",
+        help="debug | info | warning | error. Default: $LTXSERVE_LOG_LEVEL, else "
+        "warning for serve (and its workers), info for worker.",
+        show_default=False,
+    ),
+]
+
+# What `serve` says about the engine it runs, so nobody mistakes a preview for a model.
+ENGINE_NOTES = {
+    "preview": " (CPU preview: procedural pictures, not a generative model; "
+    "docs/preview-engine.md)",
+    "minimal": " (test pattern, not a generative model)",
+}
+
+
+def _config_exit(exc: ConfigError, who: str) -> NoReturn:
+    """One line naming the setting and the doc, then exit EX_CONFIG: no retry can help."""
+    typer.echo(f"ltxserve {who}: {exc.line()}", err=True)
+    raise typer.Exit(EX_CONFIG)
 
 
 def _settings(data_dir: Path | None) -> Settings:
-    if data_dir is not None:
-        os.environ["LTXSERVE_DATA_DIR"] = str(data_dir.resolve())
-        return Settings(data_dir=data_dir.resolve())
-    return Settings()
+    from pydantic import ValidationError
+
+    try:
+        if data_dir is not None:
+            os.environ["LTXSERVE_DATA_DIR"] = str(data_dir.resolve())
+            return Settings(data_dir=data_dir.resolve())
+        return Settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "LTXSERVE_" + "_".join(str(part) for part in err["loc"][:1]).upper()
+        raise ConfigError(f"{name}: {err['msg']}", setting=name) from exc
 
 
-def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+def _logging(level: str | None, settings: Settings, default: str) -> str:
+    """Configure logging; returns the level name, which workers of `serve` inherit."""
+    name = (level or settings.log_level or default).upper()
+    if not isinstance(logging.getLevelName(name), int):
+        raise ConfigError(
+            f"unknown log level {name.lower()!r}; use debug, info, warning or error",
+            setting="--log-level / LTXSERVE_LOG_LEVEL",
+        )
+    logging.basicConfig(level=name, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return name.lower()
 
 
-@app.command()
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM/SIGINT end `serve` through its ``finally``, which stops the workers.
+
+    uvicorn restores the handler it found and raises the signal again once it has
+    shut down; with Python's default SIGTERM action the process would die on the
+    spot, leaving its workers orphaned. This handler is what it finds.
+    """
+    raise SystemExit(128 + signum)
+
+
+def _key_hint(data_dir: Path) -> str:
+    flag = "" if data_dir == default_data_dir() else f" --data-dir {data_dir}"
+    return f"ltxserve keys create{flag}"
+
+
+@app.command(cls=Command)
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
@@ -57,61 +113,115 @@ def serve(
         str | None,
         typer.Option(help="auto | preview | minimal | ltx. Default: $LTXSERVE_ENGINE or auto."),
     ] = None,
+    log_level: LogLevel = None,
 ) -> None:
-    """Run the API and its workers on embedded defaults (SQLite + local files)."""
+    """Run the API and its workers on embedded defaults (SQLite + local files).
+
+    Prints the URL, the engine, the workers and a key (or how to make one); a
+    setting that cannot work stops it at once with one line (exit status 78).
+    """
+    try:
+        settings = _settings(data_dir)
+        level = _logging(log_level, settings, "warning")
+        os.environ["LTXSERVE_LOG_LEVEL"] = level  # the workers log at the same level
+        if engine:
+            os.environ["LTXSERVE_ENGINE"] = engine
+            settings.engine = engine
+        n_workers = settings.workers if workers is None else workers
+        if n_workers:
+            from ltxserve.engines import check_engine
+
+            settings.engine = check_engine(settings.engine)  # the API reports it
+    except ConfigError as exc:
+        _config_exit(exc, "serve")
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
+    _serve(settings, host, port, n_workers, level)
+
+
+def _serve(settings: Settings, host: str, port: int, n_workers: int, level: str) -> None:
     import uvicorn
 
+    from ltxserve import __version__
     from ltxserve.api.app import create_app
-    from ltxserve.engines import auto_engine_name
     from ltxserve.jobs.db import open_store
     from ltxserve.keys import create_key
     from ltxserve.supervisor import Supervisor
 
-    _logging()
-    settings = _settings(data_dir)
-    if engine:
-        os.environ["LTXSERVE_ENGINE"] = engine
-        settings.engine = engine
-    n_workers = settings.workers if workers is None else workers
     store = open_store(settings)
-    url = f"http://{host}:{port}"
-    typer.echo(f"ltxserve {url}  data dir {settings.data_dir}")
-    if not store.list_keys():
-        key = create_key(store, "default")
-        typer.echo(f"Created an API key (shown once): {key}")
-    engine_name = auto_engine_name() if settings.engine == "auto" else settings.engine
-    typer.echo(f"engine: {engine_name}; workers: {n_workers}")
-    supervisor = Supervisor(n_workers, settings.data_dir, engine_name)
+    typer.echo(f"ltxserve {__version__} on http://{host}:{port}/ (API and playground)")
+    if n_workers:
+        typer.echo(
+            f"engine: {settings.engine}{ENGINE_NOTES.get(settings.engine, '')}; "
+            f"workers: {n_workers}"
+        )
+    else:
+        typer.echo("workers: 0 (API only: run `ltxserve worker` on the same database)")
+    keys = store.list_keys()
+    if not keys:
+        typer.echo(f"API key (shown once): {create_key(store, 'default')}")
+    else:
+        active = sum(1 for k in keys if k["revoked_at"] is None)
+        typer.echo(
+            f"API keys: {active} active (shown only when made); "
+            f"make one with `{_key_hint(settings.data_dir)}`"
+        )
+    supervisor = Supervisor(
+        n_workers,
+        settings.data_dir,
+        settings.engine,
+        on_fatal=lambda: os.kill(os.getpid(), signal.SIGTERM),
+    )
     if n_workers:
         supervisor.start()
+    code: int | str | None = 0
     try:
-        uvicorn.run(
-            create_app(settings), host=host, port=port, log_level="warning", access_log=False
-        )
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=level, access_log=False)
+    except SystemExit as exc:  # SIGTERM/SIGINT, by way of _exit_on_signal
+        code = exc.code
     finally:
+        # A second signal must not cut the workers' stop short (at most its grace).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         supervisor.stop()
+    if supervisor.fatal:  # the worker printed the line that says why
+        raise typer.Exit(EX_CONFIG)
+    if code:
+        raise typer.Exit(code if isinstance(code, int) else 1)
 
 
-@app.command()
+@app.command(cls=Command)
 def worker(
     data_dir: DataDir = None,
     engine: Annotated[str, typer.Option(help="auto | preview | minimal | ltx.")] = "auto",
+    log_level: LogLevel = None,
 ) -> None:
-    """Run one worker: claim jobs from the store and generate them."""
-    from ltxserve.engines import auto_engine_name
-    from ltxserve.worker import run_worker
+    """Run one worker: claim jobs from the store and generate them.
 
-    _logging()
-    settings = _settings(data_dir)
-    name = (
-        engine
-        if engine != "auto"
-        else (settings.engine if settings.engine != "auto" else auto_engine_name())
-    )
-    run_worker(settings, name)
+    A setting that cannot work stops it at once with one line (exit status 78).
+    """
+    from ltxserve.engines import check_engine
+    from ltxserve.worker import RunnerStartFailed, run_worker
+
+    try:
+        settings = _settings(data_dir)
+        os.environ["LTXSERVE_LOG_LEVEL"] = _logging(log_level, settings, "info")  # the runner's
+        name = check_engine(engine if engine != "auto" else settings.engine)
+    except ConfigError as exc:
+        _config_exit(exc, "worker")
+    try:
+        run_worker(settings, name)
+    except RunnerStartFailed as exc:
+        typer.echo(
+            f"ltxserve worker: {exc}"
+            if exc.config
+            else f"ltxserve worker: the {name} engine failed to load: {exc}",
+            err=True,
+        )
+        raise typer.Exit(EX_CONFIG if exc.config else 1) from None
 
 
-@keys_app.command("create")
+@keys_app.command("create", cls=Command)
 def keys_create(
     data_dir: DataDir = None,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
@@ -124,33 +234,52 @@ def keys_create(
     typer.echo(create_key(store, name))
 
 
-@keys_app.command("list")
+def _key_line(k: dict[str, Any]) -> str:
+    from ltxserve.api.status import iso_ms
+
+    revoked = iso_ms(k["revoked_at"]) if k["revoked_at"] else "-"
+    return (
+        f"{k['id']}\t{k['prefix']}...\t{k['name'] or '-'}\t"
+        f"{iso_ms(k['created_at'])}\trevoked={revoked}"
+    )
+
+
+@keys_app.command("list", cls=Command)
 def keys_list(data_dir: DataDir = None) -> None:
     """List keys (id, prefix, name, created, revoked)."""
-    from ltxserve.api.status import iso_ms
     from ltxserve.jobs.db import open_store
 
     for k in open_store(_settings(data_dir)).list_keys():
-        revoked = iso_ms(k["revoked_at"]) if k["revoked_at"] else "-"
-        typer.echo(
-            f"{k['id']}\t{k['prefix']}...\t{k['name'] or '-'}\t"
-            f"{iso_ms(k['created_at'])}\trevoked={revoked}"
-        )
+        typer.echo(_key_line(k))
 
 
-@keys_app.command("revoke")
+@keys_app.command("revoke", cls=Command)
 def keys_revoke(
-    key_id: Annotated[str, typer.Argument(help="Key id or prefix, as `keys list` shows.")],
+    key_ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID_OR_PREFIX",
+            help="Any unambiguous start (4+ characters) of an id or prefix as `keys list` shows "
+            "it, or the whole key (never printed back).",
+        ),
+    ],
     data_dir: DataDir = None,
 ) -> None:
-    """Revoke a key by id or prefix."""
+    """Revoke a key by id, prefix, or the key itself. An ambiguous start lists the keys
+    it matches and revokes none."""
     from ltxserve.jobs.db import open_store
+    from ltxserve.keys import KeyMatchError, find_key
 
-    n = open_store(_settings(data_dir)).revoke_key(key_id.removesuffix("..."))
-    if not n:
-        typer.echo(f"no active key {key_id}", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"revoked {n} key(s)")
+    store = open_store(_settings(data_dir))
+    try:
+        key = find_key(store, key_ref)
+    except KeyMatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        for k in exc.candidates:
+            typer.echo(f"  {_key_line(k)}", err=True)
+        raise typer.Exit(1) from None
+    store.revoke_key(str(key["id"]))
+    typer.echo(f"revoked key {key['id']} ({key['prefix']}...)")
 
 
 def main() -> None:

@@ -15,6 +15,31 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+EX_CONFIG = 78
+"""Exit status of ``serve`` and ``worker`` on a configuration error (sysexits.h)."""
+
+
+class ConfigError(Exception):
+    """A setting that cannot work: the process stops at once instead of retrying.
+
+    ``setting`` names what to change and ``doc`` where to read about it, so the one
+    line a user sees (``line()``) is enough to fix it.
+    """
+
+    setting = "LTXSERVE_ENGINE"
+    doc = "README.md#configuration"
+
+    def __init__(self, message: str, *, setting: str | None = None, doc: str | None = None) -> None:
+        super().__init__(message)
+        if setting is not None:
+            self.setting = setting
+        if doc is not None:
+            self.doc = doc
+
+    def line(self) -> str:
+        text = " ".join(str(self).split())  # one line, whatever the message held
+        return f"configuration error: {text} [setting: {self.setting}; see {self.doc}]"
+
 
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -33,6 +58,7 @@ class Settings(BaseSettings):
     retention_seconds: float = 24 * 3600
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 5.0
+    progress_seconds: float = 0.5  # a running job's progress reaches the store this often
     max_attempts: int = 3
     stop_grace_seconds: float = 30.0  # a job the worker lost: how long the runner gets to drop it
     poll_interval: float = 0.5  # how often an idle worker looks for work
@@ -44,6 +70,7 @@ class Settings(BaseSettings):
     engine: str = "auto"  # auto | minimal | preview | ltx
     ltx_models_file: Path | None = None  # model engine registry (docs/model-engine.md)
     workers: int = 1  # worker processes `serve` supervises
+    log_level: str | None = None  # default: warning for `serve` and its workers, info for `worker`
 
     # Inputs and uploads (docs/inputs.md)
     upload_max_bytes: int = 100 * 1024 * 1024  # one PUT to an upload URL

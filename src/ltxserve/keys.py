@@ -10,6 +10,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from ltxserve.errors import AuthenticationError
 from ltxserve.jobs.store import JobStore
@@ -26,6 +27,55 @@ def create_key(store: JobStore, name: str = "") -> str:
     key_id = secrets.token_hex(8)
     store.add_key(key_id, name, hash_key(token), token[: len(KEY_PREFIX) + 6])
     return token
+
+
+MIN_MATCH = 4
+"""Shortest id or prefix ``keys revoke`` accepts (as git's short hashes)."""
+
+
+def redact(text: str) -> str:
+    """What may be printed of something a user typed that may be a whole secret key."""
+    shown = len(KEY_PREFIX) + 6  # the prefix `keys list` shows
+    return text if len(text) <= shown else text[:shown] + "..."
+
+
+class KeyMatchError(ValueError):
+    """``keys revoke`` was given a reference that names no key, or several."""
+
+    def __init__(self, message: str, candidates: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.candidates = candidates or []
+
+
+def find_key(store: JobStore, ref: str) -> dict[str, Any]:
+    """The one active key that ``ref`` names, or raise KeyMatchError.
+
+    ``ref`` is a whole secret key, or any unambiguous start (``MIN_MATCH`` characters
+    or more) of an id or a prefix as ``keys list`` shows them (a trailing ``...``
+    is ignored). Error messages never repeat a secret: only ``redact(ref)``.
+    """
+    ref = ref.strip().removesuffix("...")
+    shown = redact(ref)
+    keys = store.list_keys()
+    if ref.startswith(KEY_PREFIX) and len(ref) > len(KEY_PREFIX) + 6:  # a secret, whole
+        digest = hash_key(ref)
+        hits = [k for k in keys if k["key_hash"] == digest]
+    elif len(ref) < MIN_MATCH:
+        raise KeyMatchError(
+            f"{shown!r} is too short: give at least {MIN_MATCH} characters "
+            "of an id or prefix from `keys list`"
+        )
+    else:
+        hits = [k for k in keys if str(k["id"]).startswith(ref) or str(k["prefix"]).startswith(ref)]
+    active = [k for k in hits if k["revoked_at"] is None]
+    if not active:
+        why = "is already revoked" if hits else "matches no key"
+        raise KeyMatchError(f"{shown} {why} (see `ltxserve keys list`)")
+    if len(active) > 1:
+        raise KeyMatchError(
+            f"{shown} matches {len(active)} keys; give more of the id or prefix", active
+        )
+    return active[0]
 
 
 @dataclass

@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from ltxserve.config import ConfigError
 from ltxserve.errors import LtxError
 
 
@@ -53,6 +54,7 @@ class Ready:
 @dataclass(frozen=True)
 class LoadFailed:
     message: str
+    config: bool = False  # a ConfigError: the worker stops instead of being restarted
 
 
 @dataclass(frozen=True)
@@ -96,13 +98,19 @@ def runner_main(conn: Connection, engine_name: str) -> None:
     """Entry point of the child process."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when we stop
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("LTXSERVE_LOG_LEVEL", "info").upper(),
+        format="%(asctime)s runner %(levelname)s %(message)s",
+    )
     from ltxserve.engines import get_engine
     from ltxserve.engines.base import EngineJob
 
     try:
         engine = get_engine(engine_name)
         engine.load()
+    except ConfigError as exc:
+        conn.send(LoadFailed(exc.line(), config=True))
+        return
     except Exception as exc:  # noqa: BLE001 - reported to the worker, which exits
         conn.send(LoadFailed(f"{type(exc).__name__}: {exc}"))
         return

@@ -57,6 +57,10 @@ class RunnerCrashed(Exception):
 class RunnerStartFailed(Exception):
     """The engine could not be loaded; the worker cannot serve any job."""
 
+    def __init__(self, message: str, *, config: bool = False) -> None:
+        super().__init__(message)
+        self.config = config  # a configuration error: restarting cannot help
+
 
 class Runner:
     """Handle on the runner child process."""
@@ -76,7 +80,7 @@ class Runner:
         self.conn = parent
         msg = self._recv(timeout=600)
         if isinstance(msg, LoadFailed):
-            raise RunnerStartFailed(msg.message)
+            raise RunnerStartFailed(msg.message, config=msg.config)
         assert isinstance(msg, Ready)
         self.engine = msg.engine
 
@@ -199,9 +203,15 @@ class Worker:
         try:
             self.runner.send(RunJob(job.id, job.endpoint, job.request, inputs, str(out_dir)))
             progress: float | None = None
+            written: float | None = None  # the progress the store holds
             next_beat = time.monotonic() + self.settings.heartbeat_seconds
+            # Progress reaches pollers between heartbeats too, at most every
+            # progress_seconds and only when it moved: one small UPDATE, the same as a
+            # heartbeat, never more often than a client could see it.
+            next_progress = time.monotonic() + self.settings.progress_seconds
+            tick = min(0.5, self.settings.heartbeat_seconds, self.settings.progress_seconds)
             while True:
-                msg = self.runner.recv(timeout=min(0.5, self.settings.heartbeat_seconds))
+                msg = self.runner.recv(timeout=tick)
                 if isinstance(msg, Progress):
                     progress = msg.fraction
                 elif isinstance(msg, Done):
@@ -212,8 +222,11 @@ class Worker:
                     return
                 if self.abort.is_set():
                     raise RunnerCrashed("worker aborted by signal")
-                if time.monotonic() >= next_beat:
-                    next_beat = time.monotonic() + self.settings.heartbeat_seconds
+                now = time.monotonic()
+                if now >= next_beat or (progress != written and now >= next_progress):
+                    next_beat = now + self.settings.heartbeat_seconds
+                    next_progress = now + self.settings.progress_seconds
+                    written = progress
                     if not self.store.heartbeat(
                         job.id, self.owner, self.settings.lease_seconds, progress
                     ):
@@ -262,7 +275,14 @@ class Worker:
             name = Path(path).name
             key = f"{job_prefix(job.id)}/{name}"
             size = self.blobs.put_file(key, Path(path))
-            result[label] = {"key": key, "content_type": content_type, "size": size}
+            # The engine rides along with each output: the status object shows it
+            # (api/status.py), and no reader of the other fields needs to know.
+            result[label] = {
+                "key": key,
+                "content_type": content_type,
+                "size": size,
+                "engine": self.runner.engine,
+            }
         if self.store.finish(
             job.id, self.owner, JobStatus.COMPLETED, self.retention_ms, result=result
         ):

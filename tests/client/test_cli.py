@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -230,3 +231,61 @@ def test_as_a_real_subprocess(server: Server, proxy: FaultProxy, tmp_path: Path)
         timeout=30,
     )
     assert version.returncode == 0 and "ltxserve" in version.stdout
+
+
+def test_help_shows_every_flag_whole_and_bare() -> None:
+    result = CliRunner().invoke(
+        app, ["text-to-video", "--help"], terminal_width=120, env={"COLUMNS": "120"}
+    )
+    assert result.exit_code == 0
+    assert "--no-generate-audio" in result.stdout  # not cut off ("--no-generate-au…")
+    assert "<bool>" not in result.stdout  # plain flags take no value
+    assert "<str>" in result.stdout  # options that take one still say what
+
+
+def test_missing_key_names_the_cli_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LTXV_API_KEY", raising=False)
+    result = ltx("status", "text-to-video", "abc")
+    assert result.exit_code == 2
+    assert "--api-key" in result.stderr and "api_key=" not in result.stderr
+
+
+def test_errors_are_not_wrapped_off_a_terminal(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "COLUMNS": "40",
+        "LTXV_API_KEY": "k",
+        "LTX_MAX_RETRIES": "0",
+        "LTX_BASE_URL": "http://127.0.0.1:9",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "ltxserve.client.cli", *T2V, "-o", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 10
+    (line,) = [ln for ln in out.stderr.splitlines() if ln.startswith("error")]
+    assert "connection_error" in line and "refused" in line.lower(), out.stderr
+
+
+def test_progress_is_reported_every_second_on_a_short_job(
+    make_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """Default poll settings, stderr a pipe: a ~5 s preview job shows its percentage
+    moving, not a bare "processing" (a 5 s poll and 5 s heartbeats saw nothing)."""
+    srv = make_server(engine="preview", env={"LTXSERVE_HEARTBEAT_SECONDS": "5"})
+    env = {k: v for k, v in os.environ.items() if k != "LTX_POLL_INTERVAL"}
+    env.update(LTX_BASE_URL=srv.base_url, LTXV_API_KEY=srv.api_key)
+    args = [*T2V[:-4], "--duration", "6", "--resolution", "1920x1080"]
+    out = subprocess.run(
+        [sys.executable, "-m", "ltxserve.client.cli", *args, "-o", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr
+    steps = [ln for ln in out.stderr.splitlines() if ln.startswith("processing ")]
+    assert len(steps) >= 2 and all(ln.endswith("%") for ln in steps), out.stderr

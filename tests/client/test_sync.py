@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import av
@@ -143,3 +145,34 @@ def test_local_paths_in_uri_fields_are_uploaded_and_substituted(
     (ticket,) = proxy.requests("POST", "/v1/upload")
     assert str(png_file) not in submit.body.decode()
     assert b'"image_uri"' in submit.body and b"ltx://" in submit.body
+
+
+def test_polling_is_adaptive_under_the_documented_ceiling(
+    server: Server, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Default settings (5 s ceiling): a short job is seen done in about a second, not
+    after a first 5 s sleep; the gaps grow towards the ceiling and never pass it."""
+    monkeypatch.delenv("LTX_POLL_INTERVAL", raising=False)
+    with Client(api_key=server.api_key, base_url=proxy.url) as c:
+        job = c.text_to_video.submit(**SMALL)
+        started = time.monotonic()
+        c.text_to_video.wait(job, timeout=60)
+        elapsed = time.monotonic() - started
+    polls = proxy.requests("GET", f"/v2/text-to-video/{job.id}")
+    gaps = [b.at - a.at for a, b in zip(polls, polls[1:], strict=False)]
+    assert elapsed < 4.5, (elapsed, gaps)
+    assert gaps and 0.45 <= gaps[0] < 1.5, gaps
+    assert max(gaps) <= 5.5, gaps
+    delays = [
+        Client._poll_delay(
+            n,
+            5.0,
+            PendingJob(status="pending", id="x", created_at=datetime.now(UTC)),
+            watching=False,
+        )
+        for n in range(1, 12)
+    ]
+    assert delays[0] == 0.5 and delays == sorted(delays) and delays[-1] == 5.0
+    running = ProcessingJob(status="processing", id="x", created_at=datetime.now(UTC), progress=0.4)
+    assert Client._poll_delay(9, 5.0, running, watching=True) == 1.0  # a progress display
+    assert Client._poll_delay(9, 5.0, running, watching=False) == 5.0

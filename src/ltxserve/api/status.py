@@ -37,6 +37,9 @@ def status_body(job: Job, base_url: str, key: bytes) -> dict[str, Any]:
             label: file_url(base_url, key, out["key"], job.expires_at)
             for label, out in (job.result or {}).items()
         }
+        engine = result_engine(job.result)
+        if engine is not None:
+            body["engine"] = engine  # additive extension (docs/api.md, "Engine labelling")
     elif job.status == JobStatus.FAILED:
         assert job.completed_at is not None
         body["completed_at"] = iso_ms(job.completed_at)
@@ -45,3 +48,12 @@ def status_body(job: Job, base_url: str, key: bytes) -> dict[str, Any]:
             "message": job.error_message or "generation failed",
         }
     return body
+
+
+def result_engine(result: dict[str, Any] | None) -> str | None:
+    """The engine that made a completed job's outputs, as the worker recorded it
+    next to each output (None for results stored before it did)."""
+    for out in (result or {}).values():
+        if isinstance(out, dict) and isinstance(out.get("engine"), str):
+            return str(out["engine"])
+    return None

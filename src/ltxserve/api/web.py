@@ -84,6 +84,32 @@ async def models(request: Request) -> Response:
     return Response(orjson.dumps({"models": out}), media_type="application/json", headers=HEADERS)
 
 
+@router.api_route("/web/server.json", methods=["GET", "HEAD"])
+async def server_info(request: Request) -> Response:
+    """What the page must say about this server: the engine its workers run.
+
+    ``serve`` resolves ``auto`` before it starts; an API-only process knows the engine
+    only when ``LTXSERVE_ENGINE`` names it, else ``engine`` is null. No key: like the
+    model table, it describes the server, not anyone's data.
+    """
+    from ltxserve import __version__
+
+    engine = request.app.state.services.settings.engine
+    body = {"engine": None if engine == "auto" else engine, "version": __version__}
+    return Response(orjson.dumps(body), media_type="application/json", headers=HEADERS)
+
+
+@router.get("/web/key")
+async def key_check(request: Request) -> Response:
+    """The playground's key check: 200 with the key's id when the server accepts the
+    ``Authorization`` header, else the documented 401 envelope. Touches no job."""
+    services = request.app.state.services
+    key_id = await services.check_key(request.headers.get("authorization"))
+    return Response(
+        orjson.dumps({"key_id": key_id}), media_type="application/json", headers=HEADERS
+    )
+
+
 @router.api_route("/web/{name}", methods=["GET", "HEAD"])
 async def static(name: str) -> Response:
     return _static(name)

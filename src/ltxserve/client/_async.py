@@ -209,15 +209,21 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
     ) -> TerminalJob:
         """Poll until the job completes or fails; see ``Client.wait``."""
         job_id = job_id.id if isinstance(job_id, SubmittedJob) else job_id
-        interval = self.poll_interval if poll_interval is None else poll_interval
+        ceiling = self.poll_interval if poll_interval is None else poll_interval
         deadline = None if timeout is None else time.monotonic() + timeout
+        polls = 0
         while True:
+            polls += 1
             status, hint = await self._get(endpoint, job_id)
             if on_status is not None:
                 on_status(status)
             if isinstance(status, CompletedJob | FailedJob):
                 return status
-            delay = interval if hint is None else hint
+            delay = (
+                hint
+                if hint is not None
+                else self._poll_delay(polls, ceiling, status, watching=on_status is not None)
+            )
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

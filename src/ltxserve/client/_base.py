@@ -41,12 +41,22 @@ from ltxserve.client._exceptions import (
     APITimeoutError,
     ConfigurationError,
 )
-from ltxserve.client.types import CompletedJob, EndpointName, JobStatus, RequestModel, Uri
+from ltxserve.client.types import (
+    CompletedJob,
+    EndpointName,
+    JobStatus,
+    ProcessingJob,
+    RequestModel,
+    Uri,
+)
 
 log = logging.getLogger("ltxserve.client")
 
 DEFAULT_BASE_URL = "https://api.ltx.video"
-DEFAULT_POLL_INTERVAL = 5.0  # what the hosted docs tell clients to use
+DEFAULT_POLL_INTERVAL = 5.0  # what the hosted docs tell clients to use: the ceiling
+FIRST_POLL_DELAY = 0.5  # adaptive polling starts here and grows by half each poll
+POLL_GROWTH = 1.5
+PROGRESS_POLL_DELAY = 1.0  # while a watched job reports progress (ltxserve's extension)
 DEFAULT_WAIT_TIMEOUT = 1800.0
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 RETRY_STATUSES = frozenset({429, 500, 503})
@@ -233,6 +243,23 @@ class BaseClient(Generic[_HttpT]):
     @staticmethod
     def _log_retry(method: str, url: str, why: str, delay: float, attempt: int) -> None:
         log.info("%s %s: %s; retry %d in %.2fs", method, url, why, attempt + 1, delay)
+
+    # -- polling ------------------------------------------------------------------
+
+    @staticmethod
+    def _poll_delay(polls: int, ceiling: float, status: JobStatus, *, watching: bool) -> float:
+        """Seconds to wait after poll number ``polls`` (1-based) of a job still running.
+
+        Adaptive: 0.5 s, then half as long again each time, up to ``ceiling`` (the
+        hosted docs' 5 s by default), so a 1 s job is seen done within about a
+        second and a long one is polled no more often than the docs ask. A caller
+        that watches progress (``on_status``) of a server that reports it (ltxserve's
+        ``progress`` extension; the hosted API has none) is polled every second.
+        """
+        delay = min(ceiling, FIRST_POLL_DELAY * POLL_GROWTH ** max(0, polls - 1))
+        if watching and isinstance(status, ProcessingJob) and status.progress is not None:
+            delay = min(delay, PROGRESS_POLL_DELAY)
+        return float(delay)
 
     # -- bodies -------------------------------------------------------------------
 

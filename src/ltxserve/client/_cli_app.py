@@ -17,8 +17,10 @@ import typer
 from pydantic import ValidationError
 
 from ltxserve import __version__
+from ltxserve.cli_flags import Command, Group
 from ltxserve.client._base import local_file
 from ltxserve.client._cli_ui import Reporter
+from ltxserve.client._exceptions import ConfigurationError as ConfigError
 from ltxserve.client._exceptions import LtxError, WaitTimeoutError
 from ltxserve.client._sync import Client
 from ltxserve.client.types import (
@@ -34,6 +36,7 @@ app = typer.Typer(
     name="ltx",
     no_args_is_help=True,
     add_completion=False,
+    cls=Group,
     help="The LTX Video API from the shell: generate, poll, download, upload.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -94,7 +97,16 @@ Output = Annotated[
     ),
 ]
 NoWait = Annotated[bool, opt("no-wait", "Submit only; print the job id", panel=OUTPUT)]
-Poll = Annotated[float, opt("poll-interval", "Seconds between status polls", panel=OUTPUT)]
+Poll = Annotated[
+    float,
+    opt(
+        "poll-interval",
+        "Longest wait between status polls, in seconds "
+        "(polls start 0.5 s apart and back off to this; every second "
+        "while the server reports progress)",
+        panel=OUTPUT,
+    ),
+]
 Timeout = Annotated[
     float, opt("timeout", "Give up waiting after this many seconds (0: never)", panel=OUTPUT)
 ]
@@ -124,6 +136,8 @@ class Conn:
     json: bool
 
     def client(self) -> Client:
+        if not self.api_key:  # the SDK's message names its own api_key=, not our option
+            raise ConfigError("no API key: pass --api-key or set LTXV_API_KEY")
         return Client(api_key=self.api_key, base_url=self.base_url, max_retries=self.max_retries)
 
 
@@ -228,7 +242,7 @@ Endpoint = Annotated[EndpointName, typer.Argument(help="The endpoint the job was
 JobId = Annotated[str, typer.Argument(help="The job id the submit returned")]
 
 
-@app.command(rich_help_panel="Jobs")
+@app.command(rich_help_panel="Jobs", cls=Command)
 def status(
     endpoint: Endpoint,
     job_id: JobId,
@@ -259,7 +273,7 @@ def status(
         ui.result({"endpoint": endpoint, "job": job.to_dict()}, describe(job))
 
 
-@app.command(rich_help_panel="Jobs")
+@app.command(rich_help_panel="Jobs", cls=Command)
 def download(
     endpoint: Endpoint,
     job_id: JobId,
@@ -283,7 +297,7 @@ def download(
         ui.result({"endpoint": endpoint, "job": job.to_dict(), "output": str(path)}, str(path))
 
 
-@app.command(rich_help_panel="Jobs")
+@app.command(rich_help_panel="Jobs", cls=Command)
 def upload(
     file: Annotated[
         Path,

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from ltxserve.cli_flags import Command
 from ltxserve.client._cli_app import (
     AUTO,
     ApiKey,
@@ -57,7 +58,11 @@ OptResolution = Annotated[
 Fps = Annotated[int | None, opt("fps", "Frames per second [server default: 24]")]
 Audio = Annotated[
     bool | None,
-    opt("generate-audio", "Generate a soundtrack [server default: on]", "--no-generate-audio"),
+    opt(
+        "generate-audio/--no-generate-audio",
+        "Generate a soundtrack [server default: on]",
+        env="LTX_GENERATE_AUDIO",
+    ),
 ]
 Camera = Annotated[CameraMotion | None, opt("camera-motion", "Camera motion effect")]
 VideoUri = Annotated[str, opt("video-uri", f"Input video: {URI}")]
@@ -74,7 +79,7 @@ def _duration(value: str) -> object:
         raise typer.BadParameter("expected whole seconds or 'auto'", param_hint=hint) from None
 
 
-@app.command("text-to-video", rich_help_panel="Generate")
+@app.command("text-to-video", rich_help_panel="Generate", cls=Command)
 def text_to_video(
     prompt: Prompt,
     model: Model,
@@ -110,7 +115,7 @@ def text_to_video(
     )
 
 
-@app.command("image-to-video", rich_help_panel="Generate")
+@app.command("image-to-video", rich_help_panel="Generate", cls=Command)
 def image_to_video(
     image_uri: Annotated[str, opt("image-uri", f"First frame: {URI}")],
     prompt: Prompt,
@@ -150,7 +155,7 @@ def image_to_video(
     )
 
 
-@app.command("audio-to-video", rich_help_panel="Generate")
+@app.command("audio-to-video", rich_help_panel="Generate", cls=Command)
 def audio_to_video(
     audio_uri: Annotated[str, opt("audio-uri", f"Soundtrack, 2-20 s: {URI}")],
     image_uri: Annotated[str | None, opt("image-uri", f"First frame: {URI}")] = None,
@@ -186,7 +191,7 @@ def audio_to_video(
     )
 
 
-@app.command("retake", rich_help_panel="Edit")
+@app.command("retake", rich_help_panel="Edit", cls=Command)
 def retake(
     video_uri: VideoUri,
     start_time: Annotated[float, opt("start-time", "Start of the section, seconds")],
@@ -224,7 +229,7 @@ def retake(
     )
 
 
-@app.command("extend", rich_help_panel="Edit")
+@app.command("extend", rich_help_panel="Edit", cls=Command)
 def extend(
     video_uri: VideoUri,
     duration: Annotated[float, opt("duration", "Seconds to add, 2-20")],
@@ -263,7 +268,7 @@ def extend(
     )
 
 
-@app.command("video-to-video-hdr", rich_help_panel="Edit")
+@app.command("video-to-video-hdr", rich_help_panel="Edit", cls=Command)
 def video_to_video_hdr(
     video_uri: VideoUri,
     output: Output = None,
@@ -284,7 +289,7 @@ def video_to_video_hdr(
     )
 
 
-@app.command("video-to-video-reframe", rich_help_panel="Edit")
+@app.command("video-to-video-reframe", rich_help_panel="Edit", cls=Command)
 def video_to_video_reframe(
     video_uri: VideoUri,
     resolution: Annotated[str, opt("resolution", "Target frame, e.g. 1080x1920 or 1080x1080")],

@@ -107,6 +107,8 @@ class Reporter:
         self.json_mode = json_mode
         self.err = Console(stderr=True)
         self._live = not json_mode and self.err.is_terminal
+        if not self.err.is_terminal:  # a log or a pipe: one message, one line, never wrapped
+            self.err.soft_wrap = True
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._last_note = ""
@@ -166,12 +168,14 @@ class Reporter:
     def on_status(self, job: JobStatus) -> None:
         """``wait`` callback: queued, then processing (with a bar when the server tells)."""
         if isinstance(job, ProcessingJob):
-            if job.progress is not None:
+            if job.progress is None:
+                self._show("processing")
+            elif self._progress is not None:
                 self._show(
                     "processing", completed=job.progress, total=1.0, detail=f"{job.progress:.0%}"
                 )
-            else:
-                self._show("processing")
+            else:  # plain notes: one line per tenth, not one per poll
+                self._show(f"processing {int(job.progress * 10) * 10}%")
         elif job.status == "pending":
             self._show("queued")
         else:

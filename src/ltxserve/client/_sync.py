@@ -208,20 +208,28 @@ class Client(BaseClient[httpx.Client]):
     ) -> TerminalJob:
         """Poll until the job completes or fails; a failed job is returned, not raised.
 
-        Polls every ``poll_interval`` seconds (default 5, or ``LTX_POLL_INTERVAL``)
-        unless the server sends a ``Retry-After``. Raises ``WaitTimeoutError`` after
-        ``timeout`` seconds (``None``: wait forever).
+        Polls adaptively: after 0.5 s, then half as long again each time, up to
+        ``poll_interval`` seconds (default 5, or ``LTX_POLL_INTERVAL``); every second
+        while an ``on_status`` caller watches a job that reports progress; and as the
+        server's ``Retry-After`` says when it sends one. Raises ``WaitTimeoutError``
+        after ``timeout`` seconds (``None``: wait forever).
         """
         job_id = job_id.id if isinstance(job_id, SubmittedJob) else job_id
-        interval = self.poll_interval if poll_interval is None else poll_interval
+        ceiling = self.poll_interval if poll_interval is None else poll_interval
         deadline = None if timeout is None else time.monotonic() + timeout
+        polls = 0
         while True:
+            polls += 1
             status, hint = self._get(endpoint, job_id)
             if on_status is not None:
                 on_status(status)
             if isinstance(status, CompletedJob | FailedJob):
                 return status
-            delay = interval if hint is None else hint
+            delay = (
+                hint
+                if hint is not None
+                else self._poll_delay(polls, ceiling, status, watching=on_status is not None)
+            )
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

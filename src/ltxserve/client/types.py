@@ -223,6 +223,9 @@ class CompletedJob(_JobBase):
     status: Literal["completed"]
     completed_at: datetime
     result: dict[str, str]
+    engine: str | None = None
+    """ltxserve's extension: the engine that made the result (``preview`` is not a
+    generative model; docs/preview-engine.md). The hosted API omits it."""
     terminal = True
 
     def output_url(self, label: str | None = None) -> str:

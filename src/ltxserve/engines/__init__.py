@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 
+from ltxserve.config import ConfigError
 from ltxserve.engines.base import Engine
 
 ENGINES = {
@@ -18,8 +19,8 @@ ENGINES = {
 }
 
 
-class EngineUnavailable(Exception):
-    """The named engine cannot run here (module missing, no weights, no GPU)."""
+class EngineUnavailable(ConfigError):
+    """The named engine cannot run here (unknown name, module missing)."""
 
 
 def _load(name: str) -> Engine:
@@ -53,3 +54,23 @@ def auto_engine_name() -> str:
 
 def get_engine(name: str) -> Engine:
     return _load(auto_engine_name() if name == "auto" else name)
+
+
+def check_engine(name: str) -> str:
+    """The engine ``name`` resolves to, after the cheap checks of its configuration.
+
+    Run by ``serve`` and ``worker`` before anything starts, so a setting that cannot
+    work stops them with one line (ConfigError) instead of a worker that is
+    restarted forever. ``load()`` in the runner repeats the full checks.
+    """
+    resolved = auto_engine_name() if name == "auto" else name
+    if resolved not in ENGINES:
+        raise EngineUnavailable(
+            f"unknown engine {name!r}; choose one of auto, {', '.join(ENGINES)}",
+            setting="--engine / LTXSERVE_ENGINE",
+        )
+    if resolved == "ltx":
+        from ltxserve.engines.ltx import check_config
+
+        check_config()
+    return resolved

@@ -30,7 +30,9 @@ class MinimalEngine:
             return EngineResult({"exr_frames_url": OutputFile(out, "application/zip")})
         out = job.output_dir / "video.mp4"
         ramp = np.linspace(0, 255, plan.width, dtype=np.float32)[None, :, None]
-        with VideoWriter(out, plan.width, plan.height, plan.fps, audio=plan.audio) as writer:
+        with VideoWriter(
+            out, plan.width, plan.height, plan.fps, audio=plan.audio, engine="minimal"
+        ) as writer:
             t_audio = 0
             for i in range(plan.frames):
                 shade = (ramp * 0.5 + (i * 4 % 128)).astype(np.uint8)

@@ -18,6 +18,18 @@ from numpy.typing import NDArray
 AUDIO_RATE = 48_000
 
 
+ENGINE_NOTES = {
+    "preview": "procedural preview, not a generative model",
+    "minimal": "test pattern, not a generative model",
+}
+
+
+def engine_comment(engine: str) -> str:
+    """The MP4 ``comment`` tag naming the engine (docs/api.md, "Engine labelling")."""
+    note = ENGINE_NOTES.get(engine)
+    return f"ltxserve engine={engine}" + (f" ({note})" if note else "")
+
+
 class VideoWriter:
     """Write an MP4 (H.264 yuv420p, optional AAC-LC stereo 48 kHz) frame by frame."""
 
@@ -34,6 +46,7 @@ class VideoWriter:
         crf: int = 20,
         options: dict[str, str] | None = None,
         slice_threads: int | None = None,
+        engine: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.width, self.height = width, height
@@ -42,6 +55,8 @@ class VideoWriter:
         self._container = av.open(
             str(self.path), mode="w", format="mp4", options={"movflags": "+faststart"}
         )
+        if engine is not None:  # the file says what made it, wherever it travels
+            self._container.metadata["comment"] = engine_comment(engine)
         self._video = self._container.add_stream("libx264", rate=self.fps)
         self._video.width, self._video.height = width, height
         self._video.pix_fmt = "yuv420p"

@@ -4,10 +4,10 @@
 const KEY_STORE = "ltxserve.playground.apiKey";
 const JOBS_STORE = "ltxserve.playground.jobs";
 const MAX_JOBS = 100;
-const POLL_MS = 2000;          // a local server: faster than the documented 5 s
+const POLL_MS = 1000;          // your own server: progress every second, not the hosted 5 s
+const TICK_MS = 250;           // how often due polls are looked for
 const MAX_BACKOFF_MS = 30000;
 const TERMINAL = new Set(["completed", "failed", "gone"]);
-const PROBE_ID = "00000000-0000-4000-8000-000000000000";
 
 // ---------------------------------------------------------------- contract data
 
@@ -191,6 +191,7 @@ function resolutionOrder(a, b) {
 }
 
 const shortId = (id) => String(id).slice(0, 8);
+const article = (word) => (/^[aeiou]/i.test(word) ? "an" : "a");
 
 class ApiError extends Error {
   constructor(status, type, message, retryAfter) {
@@ -415,7 +416,7 @@ function buildUploader(id, spec, target) {
     }
   });
   return el("div", { class: "uploader" },
-    el("label", { for: fileId, class: "file-label" }, `…or upload a ${spec.media} file`),
+    el("label", { for: fileId, class: "file-label" }, `…or upload ${article(spec.media)} ${spec.media} file`),
     fileInput, bar, status);
 }
 
@@ -560,6 +561,7 @@ function removeJob(id) {
 
 function buildCard(job) {
   const statusBadge = el("span", { class: "badge" });
+  const engine = el("span", { class: "engine-tag", hidden: true });
   const age = el("span", { class: "age" });
   const progress = el("progress", { max: 1, "aria-label": `Progress of job ${shortId(job.id)}` });
   const progressText = el("span", { class: "progress-text" });
@@ -571,7 +573,7 @@ function buildCard(job) {
   const summary = job.summary || {};
   const li = el("li", { class: "job", "data-job-id": job.id },
     el("div", { class: "job-head" },
-      el("h3", { class: "job-endpoint", text: job.endpoint }), statusBadge),
+      el("h3", { class: "job-endpoint", text: job.endpoint }), engine, statusBadge),
     el("p", { class: "job-meta" },
       el("code", { class: "job-id", title: job.id, text: shortId(job.id) }), " · ", age,
       summary.line ? ` · ${summary.line}` : ""),
@@ -579,7 +581,8 @@ function buildCard(job) {
     el("div", { class: "job-progress" }, progress, progressText),
     error, result,
     el("div", { class: "job-actions" }, remove));
-  return { li, statusBadge, age, progress, progressText, result, error, remove, shown: "" };
+  return { li, statusBadge, engine, age, progress, progressText, result, error, remove,
+    shown: "" };
 }
 
 function resultLabel(label) {
@@ -629,6 +632,10 @@ function updateCard(card, job) {
   } else {
     card.error.hidden = true;
   }
+  card.engine.hidden = !job.engine;
+  card.engine.textContent = job.engine ? `${job.engine} engine` : "";
+  card.engine.title = NOT_A_MODEL.has(job.engine)
+    ? "Made by a stand-in, not a generative model: pictures are procedural." : "";
   if (job.status === "completed") renderResult(card, job);
 }
 
@@ -662,7 +669,8 @@ async function poll(job) {
     const body = await api("GET", `v2/${job.endpoint}/${job.id}`);
     const before = job.status;
     Object.assign(job, { status: body.status, progress: body.progress,
-      completed_at: body.completed_at, result: body.result, error: body.error });
+      completed_at: body.completed_at, result: body.result, error: body.error,
+      engine: body.engine });
     job.refresh = false;
     state.backoff = POLL_MS;
     state.next = Date.now() + POLL_MS;
@@ -717,17 +725,12 @@ async function checkKey() {
   status.className = "status";
   status.textContent = "Checking the key…";
   try {
-    // A job id nobody has: 404 means the key was accepted, 401 means it was not.
-    await api("GET", `v2/text-to-video/${PROBE_ID}`);
-    status.textContent = "Key saved.";
+    await api("GET", "web/key");  // the route meant for it: 200 or 401, no job touched
+    status.className = "status ok";
+    status.textContent = "Key saved; the server accepts it.";
   } catch (e) {
-    if (e.status === 404) {
-      status.className = "status ok";
-      status.textContent = "Key saved; the server accepts it.";
-    } else {
-      status.className = "status bad";
-      status.textContent = `Key saved, but the server answered: ${e.readable}`;
-    }
+    status.className = "status bad";
+    status.textContent = `Key saved, but the server answered: ${e.readable}`;
   }
 }
 
@@ -767,8 +770,24 @@ async function loadCatalog() {
   } catch { /* keep the built-in table */ }
 }
 
+// Engines that are stand-ins, not generative models (docs/preview-engine.md).
+const NOT_A_MODEL = new Set(["preview", "minimal"]);
+
+async function loadServerInfo() {
+  try {
+    const resp = await fetch("web/server.json", { cache: "no-store" });
+    if (!resp.ok) return;
+    const info = await resp.json();
+    const banner = $("#engine-banner");
+    if (info && NOT_A_MODEL.has(info.engine)) {
+      $("#engine-name").textContent = info.engine;
+      banner.hidden = false;
+    }
+  } catch { /* no banner: the job cards still name their engine */ }
+}
+
 async function start() {
-  await loadCatalog();
+  await Promise.all([loadCatalog(), loadServerInfo()]);
   buildForms();
   const fromHash = decodeURIComponent(location.hash.slice(1));
   showEndpoint(ENDPOINTS[fromHash] ? fromHash : "text-to-video");
@@ -796,7 +815,7 @@ async function start() {
   for (const job of jobs) job.refresh = true;
   renderJobs();
   tick();
-  setInterval(tick, 1000);
+  setInterval(tick, TICK_MS);
   document.body.dataset.ready = "true";
 }
 

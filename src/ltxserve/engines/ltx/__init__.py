@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ltxserve.engines.ltx.engine import LtxEngine
 
-__all__ = ["LtxEngine", "available"]
+__all__ = ["LtxEngine", "available", "check_config"]
 
 
 def available() -> bool:
@@ -26,3 +26,32 @@ def available() -> bool:
         return bool(torch.cuda.is_available())
     except Exception:  # noqa: BLE001 - any failure means "not available"
         return False
+
+
+def check_config() -> None:
+    """Raise ConfigError (a RegistryError) unless the registry names complete weights.
+
+    What ``LtxEngine.load`` checks first, without importing torch: cheap enough for
+    ``serve`` and ``worker`` to run before they start anything.
+    """
+    import importlib.util
+
+    from ltxserve.config import ConfigError
+    from ltxserve.engines.ltx.engine import registry_path
+    from ltxserve.engines.ltx.registry import RegistryError, load_registry
+
+    path = registry_path()
+    if path is None:
+        raise RegistryError(
+            "the ltx engine needs a model registry (a JSON or TOML file naming the local weights)"
+        )
+    load_registry(path).check_files()
+    missing = [
+        m for m in ("torch", "diffusers", "transformers") if importlib.util.find_spec(m) is None
+    ]
+    if missing:
+        raise ConfigError(
+            f"the ltx engine needs the 'ltx' extra (pip install '.[ltx]'); "
+            f"missing: {', '.join(missing)}",
+            doc="docs/model-engine.md",
+        )

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ltxserve.config import ConfigError
 from ltxserve.engines.base import EngineJob, EngineResult, ProgressCallback
 from ltxserve.engines.ltx.registry import ModelSpec, Registry, RegistryError, load_registry
 from ltxserve.engines.plan import plan_job
@@ -50,8 +51,10 @@ class LtxEngine:
             import diffusers  # noqa: F401
             import torch  # noqa: F401
         except ImportError as exc:
-            raise RuntimeError(
-                f"the ltx engine needs the 'ltx' extra (torch, diffusers, transformers): {exc}"
+            raise ConfigError(
+                f"the ltx engine needs the 'ltx' extra (pip install '.[ltx]': "
+                f"torch, diffusers, transformers): {exc}",
+                doc="docs/model-engine.md",
             ) from exc
         from ltxserve.engines.ltx.loader import load_all
 

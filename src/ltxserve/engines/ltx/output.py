@@ -32,7 +32,9 @@ class Mp4Output:
 
     def __init__(self, path: Path, plan: OutputPlan, audio: NDArray[np.float32] | None) -> None:
         self.plan = plan
-        self.writer = VideoWriter(path, plan.width, plan.height, plan.fps, audio=plan.audio)
+        self.writer = VideoWriter(
+            path, plan.width, plan.height, plan.fps, audio=plan.audio, engine="ltx"
+        )
         n = planned_samples(plan)
         track = np.zeros((2, n), np.float32) if audio is None else audio[:, :n]
         self.audio = np.pad(track, ((0, 0), (0, n - track.shape[1])))

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ltxserve.config import ConfigError
+
 SCHEDULES = ("distilled", "full")
 OFFLOADS = ("none", "model", "sequential")
 DTYPES = ("bfloat16", "float16", "float32")
@@ -33,8 +35,12 @@ _PLAIN_COMPONENTS = {"scheduler", "tokenizer", "processor", "audio_scheduler"}
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".safetensors.index.json", ".bin.index.json")
 
 
-class RegistryError(ValueError):
-    """The registry file or a weights directory it names is unusable."""
+class RegistryError(ConfigError, ValueError):
+    """The registry file or a weights directory it names is unusable: a configuration
+    error, so ``serve`` and ``worker`` stop with one line instead of retrying."""
+
+    setting = "LTXSERVE_LTX_MODELS_FILE"
+    doc = "docs/model-engine.md"
 
 
 @dataclass(frozen=True)

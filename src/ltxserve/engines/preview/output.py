@@ -65,6 +65,7 @@ class PreviewWriter(VideoWriter):
             crf=CRF,
             options={"tune": "zerolatency"},
             slice_threads=threads,
+            engine="preview",
         )
 
     def __enter__(self) -> PreviewWriter:
