@@ -81,11 +81,11 @@ def _weights(d: Path) -> Path:
 def test_registry_resolves_paths_and_checks_weights(tmp_path: Path) -> None:
     _weights(tmp_path / "w")
     (tmp_path / "models.toml").write_text(
-        '[defaults]\ndtype = "float16"\n[models."ltx-2-3-pro"]\npath = "w"\n'
+        '[defaults]\ndtype = "bfloat16"\n[models."ltx-2-3-pro"]\npath = "w"\n'
         '[models."ltx-2-3-fast"]\npath = "w"\nschedule = "distilled"\n')
     reg = load_registry(tmp_path / "models.toml")
     assert reg.models["ltx-2-3-pro"].path == tmp_path / "w"
-    assert reg.models["ltx-2-3-fast"].dtype == "float16"
+    assert reg.models["ltx-2-3-fast"].dtype == "bfloat16"
     reg.check_files()
     assert reg.spec_for("video-to-video-hdr", None).name == "ltx-2-3-pro"
     (tmp_path / "w" / "transformer" / "model.safetensors").unlink()

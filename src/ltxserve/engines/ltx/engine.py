@@ -44,6 +44,8 @@ class LtxEngine:
                                     "TOML model registry; see docs/model-engine.md)")
             self.registry = load_registry(path)
         self.registry.check_files()
+        for warning in self.registry.warnings:
+            log.warning("ltx model registry: %s", warning)
         try:
             import diffusers  # noqa: F401
             import torch  # noqa: F401
