@@ -117,3 +117,53 @@ def test_available_is_false_without_a_registry(monkeypatch: pytest.MonkeyPatch,
     (tmp_path / "bad.json").write_text("{not json")
     monkeypatch.setenv("LTXSERVE_LTX_MODELS_FILE", str(tmp_path / "bad.json"))
     assert available() is False
+
+
+def _scheduler(d: Path, dev: bool) -> None:
+    (d / "scheduler" / "scheduler_config.json").write_text(json.dumps(
+        {"use_dynamic_shifting": dev, "shift_terminal": 0.1 if dev else None}))
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"dtype": "float16"}, "float16 is not supported: Gemma 3"),
+    ({"dtype": "float32", "device": "cuda"}, "float32 is for CPU test runs"),
+    ({"upsampler": "up"}, "needs stage2_lora"),
+    ({"hdr_embeds": "e.safetensors"}, "hdr_lora/hdr_embeds need schedule distilled"),
+    ({"hdr_lora": "l.safetensors"}, "hdr_lora/hdr_embeds need schedule distilled"),
+])
+def test_registry_refuses_recipes_diffusers_does_not_support(
+        tmp_path: Path, entry: dict[str, object], message: str) -> None:
+    (tmp_path / "m.json").write_text(json.dumps({"models": {"ltx-2-3-pro": {"path": "w",
+                                                                            **entry}}}))
+    with pytest.raises(RegistryError, match=message):
+        load_registry(tmp_path / "m.json")
+
+
+def test_registry_allows_bfloat16_everywhere_and_float32_on_cpu(tmp_path: Path) -> None:
+    (tmp_path / "m.json").write_text(json.dumps({"models": {
+        "a": {"path": "w"}, "b": {"path": "w", "dtype": "float32", "device": "cpu"},
+        "c": {"path": "w", "schedule": "distilled", "hdr_lora": "l", "hdr_embeds": "e",
+              "upsampler": "up"},
+        "d": {"path": "w", "upsampler": "up", "stage2_lora": "lora"}}}))
+    reg = load_registry(tmp_path / "m.json")
+    assert [s.dtype for s in reg.models.values()] == ["bfloat16", "float32", "bfloat16",
+                                                     "bfloat16"]
+
+
+def test_registry_refuses_the_distilled_schedule_on_dev_weights(tmp_path: Path) -> None:
+    _scheduler(_weights(tmp_path / "dev"), dev=True)
+    _scheduler(_weights(tmp_path / "distilled"), dev=False)
+    (tmp_path / "m.json").write_text(json.dumps({"models": {
+        "ltx-2-3-pro": {"path": "dev"}, "ltx-2-3-fast": {"path": "dev",
+                                                         "schedule": "distilled"}}}))
+    reg = load_registry(tmp_path / "m.json")
+    with pytest.raises(RegistryError, match="ltx-2-3-fast: schedule distilled on .*dev "
+                                            "checkpoint"):
+        reg.check_files()
+    (tmp_path / "m.json").write_text(json.dumps({"models": {
+        "ltx-2-3-pro": {"path": "dev"}, "ltx-2-3-fast": {"path": "distilled",
+                                                         "schedule": "distilled"},
+        "odd": {"path": "distilled"}}}))
+    reg = load_registry(tmp_path / "m.json")
+    reg.check_files()
+    assert len(reg.warnings) == 1 and reg.warnings[0].startswith("odd: schedule full")

@@ -121,7 +121,12 @@ def _torch_dtype(name: str) -> Any:
     return {"bfloat16": torch.bfloat16, "float32": torch.float32}[name]
 
 
-def load_model(spec: ModelSpec) -> LoadedModel:
+def load_model(spec: ModelSpec, *sharing: ModelSpec) -> LoadedModel:
+    """Load ``spec``'s weights once, with the LoRAs and upsamplers of every spec sharing them.
+
+    LoRAs are loaded before offloading is set up: ``load_lora_weights`` on an offloaded
+    pipeline strips the hooks and re-applies them without the configured device.
+    """
     offline()
     import torch
     diffusers: Any = importlib.import_module("diffusers")
@@ -156,6 +161,8 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         allow_raw_output(pipe)
     if spec.vae_tiling:
         tile_vae(base.vae)
+    for each in (spec, *sharing):
+        loaded.attach(each, dtype)
     if spec.offload == "model":
         base.enable_model_cpu_offload(device=spec.device)
     elif spec.offload == "sequential":
@@ -164,18 +171,13 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         base.to(spec.device)
     for pipe in loaded.pipes.values():
         pipe.set_progress_bar_config(disable=True)
-    loaded.attach(spec, dtype)
     return loaded
 
 
 def load_all(registry: Registry) -> dict[str, tuple[ModelSpec, LoadedModel]]:
     """Load every configured model; specs with the same weights share one copy."""
-    by_key: dict[tuple[str, str, str, str, bool], LoadedModel] = {}
-    out: dict[str, tuple[ModelSpec, LoadedModel]] = {}
-    for name, spec in registry.models.items():
-        if spec.share_key not in by_key:
-            by_key[spec.share_key] = load_model(spec)
-        else:
-            by_key[spec.share_key].attach(spec, _torch_dtype(spec.dtype))
-        out[name] = (spec, by_key[spec.share_key])
-    return out
+    groups: dict[tuple[str, str, str, str, bool], list[ModelSpec]] = {}
+    for spec in registry.models.values():
+        groups.setdefault(spec.share_key, []).append(spec)
+    loaded = {key: load_model(*specs) for key, specs in groups.items()}
+    return {name: (spec, loaded[spec.share_key]) for name, spec in registry.models.items()}
