@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ltxserve.engines.ltx.geometry import (
@@ -14,6 +15,7 @@ from ltxserve.engines.ltx.geometry import (
     frames_down,
     frames_up,
     gen_size,
+    generation_rate,
     keyframe_start,
     retake_span,
 )
@@ -60,6 +62,16 @@ def test_extend_span_places_context_and_new_frames() -> None:
     start = extend_span("start", 24, 50)
     assert (start.context_at - 1) % 8 == 0 and start.new_at + 50 == start.context_at
     assert start.frames >= start.context_at + start.context
+
+
+def test_generation_rate_prefers_a_trained_rate_to_halving() -> None:
+    assert generation_rate(10, 50, 505) == 50  # fits: the plan's own rate
+    assert generation_rate(20, 25, 481) == 24  # halving gave 12.5 fps
+    assert generation_rate(10, 48, 257) == 24
+    assert generation_rate(20, 50, 505) == 25
+    # nothing trained fits: the highest rate that does (halving gave 12 fps)
+    rate = generation_rate(20, 24, 473)
+    assert 23 < rate < 24 and frames_up(int(np.ceil(20 * rate)) + 1) <= 473
 
 
 def test_chunks_cover_everything() -> None:

@@ -34,9 +34,10 @@ TRAINED_RATES = (24.0, 25.0, 30.0, 60.0)  # LTX-2's training frame rates (diffus
 def generation_rate(seconds: float, fps: float, max_frames: int, ratio: int = 8) -> float:
     """The frame rate to generate ``seconds`` at when the output plays at ``fps``.
 
-    ``fps`` itself when the clip fits in ``max_frames``; otherwise the highest rate
-    LTX-2 was trained at (24/25/30/60) below ``fps`` that fits, so the transformer
-    sees frame timings it knows and the output repeats frames (nearest in time);
+    ``fps`` itself when the clip fits in ``max_frames``; otherwise a rate LTX-2 was
+    trained at (24/25/30/60) below ``fps`` that fits, so the transformer sees frame
+    timings it knows and the output repeats frames (nearest in time); one that
+    divides ``fps`` first (48 -> 24, 50 -> 25: every frame shown twice), then the highest;
     only when none fits, the highest rate that does (below 24 fps: timings the model
     was not trained on). Halving the rate, as before, gave 12 or 12.5 fps.
     """
@@ -46,7 +47,11 @@ def generation_rate(seconds: float, fps: float, max_frames: int, ratio: int = 8)
 
     if fits(fps):
         return fps
-    for rate in sorted((r for r in TRAINED_RATES if r < fps), reverse=True):
+    def divides(rate: float) -> bool:
+        return abs(fps / rate - round(fps / rate)) < 1e-9
+
+    for rate in sorted((r for r in TRAINED_RATES if r < fps), key=lambda r: (divides(r), r),
+                       reverse=True):
         if fits(rate):
             return rate
     rate = math.floor((max_frames - 1) / max(seconds, 1e-9) * 100) / 100
