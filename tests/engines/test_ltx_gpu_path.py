@@ -32,6 +32,7 @@ from ltxserve.media.writer import VideoWriter  # noqa: E402
 from tests.core.media import png_bytes  # noqa: E402
 from tests.engines.test_ltx import check_video, write_registry  # noqa: E402
 from tests.engines.tiny_ltx import (  # noqa: E402
+    build_hdr_embeds,
     build_lora,
     build_tiny_ltx,
     distilled_copy,
@@ -56,27 +57,10 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "distilled": distilled,
         "stage2_lora": build_lora(weights, d / "lora" / "distilled-lora.safetensors"),
         "hdr_lora": build_lora(weights, d / "lora" / "hdr-lora.safetensors", seed=2),
-        "hdr_embeds": hdr_embeds(distilled, d / "hdr-embeds.safetensors"),
+        "hdr_embeds": build_hdr_embeds(distilled, d / "hdr-embeds.safetensors"),
         "image_uri": d / "in.png",
         "video_uri": video,
     }
-
-
-def hdr_embeds(weights: Path, path: Path) -> Path:
-    """Connector embeddings of the empty prompt, as the HDR IC-LoRA ships them precomputed."""
-    from diffusers import LTX2Pipeline
-    from safetensors.torch import save_file
-
-    from tests.engines.tiny_ltx import MAX_SEQUENCE_LENGTH
-
-    pipe = LTX2Pipeline.from_pretrained(str(weights), local_files_only=True)
-    with torch.no_grad():
-        embeds, mask, _, _ = pipe.encode_prompt(
-            "", do_classifier_free_guidance=False, max_sequence_length=MAX_SEQUENCE_LENGTH
-        )
-        video, audio, _ = pipe.connectors(embeds, mask, padding_side="left")
-    save_file({"video_context": video.contiguous(), "audio_context": audio.contiguous()}, str(path))
-    return path
 
 
 def two_stage(files: dict[str, Path]) -> dict[str, Any]:

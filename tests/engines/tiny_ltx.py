@@ -16,7 +16,8 @@ The scheduler is the real checkpoints' (``LTX23_DEV_SCHEDULER``: dynamic shiftin
 on, ``shift_terminal`` 0.1), so explicit sigma schedules are exposed to the same
 shifting as on real weights; ``distilled_copy`` gives the distilled checkpoints'
 unshifted one. ``build_lora`` writes a small LoRA for the tiny transformer in the
-format ``load_lora_weights`` reads (the stage-2 distilled LoRA, the HDR IC-LoRA).
+format ``load_lora_weights`` reads (the stage-2 distilled LoRA, the HDR IC-LoRA),
+``build_hdr_embeds`` the HDR IC-LoRA's precomputed connector embeddings.
 """
 
 from __future__ import annotations
@@ -203,4 +204,24 @@ def build_lora(weights: Path | str, path: Path | str, seed: int = 1, rank: int =
                                        target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
     LTX2Pipeline.save_lora_weights(path.parent, weight_name=path.name,
                                    transformer_lora_layers=get_peft_model_state_dict(transformer))
+    return path
+
+
+def build_hdr_embeds(weights: Path | str, path: Path | str) -> Path:
+    """Connector embeddings of the empty prompt, as the HDR IC-LoRA ships them precomputed.
+
+    ``video_context`` / ``audio_context`` (batch 1, like the released file), for
+    ``LTX2HDRPipeline(connector_video_embeds=..., connector_audio_embeds=...)``.
+    """
+    from diffusers import LTX2Pipeline
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    pipe = LTX2Pipeline.from_pretrained(str(weights), local_files_only=True)
+    with torch.no_grad():
+        embeds, mask, _, _ = pipe.encode_prompt(
+            "", do_classifier_free_guidance=False, max_sequence_length=MAX_SEQUENCE_LENGTH)
+        video, audio, _ = pipe.connectors(embeds, mask, padding_side="left")
+    save_file({"video_context": video.contiguous(), "audio_context": audio.contiguous()},
+              str(path))
     return path
