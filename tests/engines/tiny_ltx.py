@@ -35,7 +35,9 @@ VOCAB = ["<pad>", "<eos>", "<bos>", "<unk>", "<img>", "a", "the", "of", "and", "
 MAX_SEQUENCE_LENGTH = 16
 
 # scheduler/scheduler_config.json of the LTX-2.3 dev checkpoint (diffusers/LTX-2.3-Diffusers).
-# Sources: diffusers' own tiny LTX-2.3 checkpoint builder ("match LTX-2.3's scheduler params":
+# Sources: diffusers' scripts/convert_ltx2_to_diffusers.py (the scheduler it saves with a
+# converted full pipeline), diffusers' tiny LTX-2.3 checkpoint builder ("match LTX-2.3's
+# scheduler params":
 # use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05, shift_terminal=0.1,
 # base_image_seq_len=1024, max_image_seq_len=4096) and diffusers' LTX-2 docs
 # (docs/source/en/api/pipelines/ltx2.md: the full transformer runs with dynamic shifting and

@@ -19,8 +19,8 @@ torch: the checks are file-system only, so ``available()`` stays cheap.
 
 Only recipes diffusers' LTX-2 pipelines support are accepted (see ``_recipe_problems``):
 bfloat16 on a GPU (float32 for CPU tests; Gemma 3 overflows in float16), the distilled
-schedule on distilled weights, the distilled LoRA for a full model's stage 2, and
-the HDR IC-LoRA with the distilled recipe. Doubtful but working choices become
+LoRA for a full model's stage 2, and the HDR IC-LoRA with the distilled recipe.
+Doubtful choices (a schedule that does not match the checkpoint's scheduler) become
 ``Registry.warnings``, which the engine logs at load.
 """
 
@@ -174,22 +174,25 @@ def dev_checkpoint(path: Path) -> bool | None:
 
 
 def checkpoint_recipe(spec: ModelSpec) -> tuple[list[str], list[str]]:
-    """(errors, warnings) for the spec's schedule against the checkpoint it names."""
+    """(errors, warnings) for the spec's schedule against the checkpoint it names.
+
+    Only warnings so far: the scheduler flag that tells a dev checkpoint from a
+    distilled one is what diffusers' releases ship, but a conversion may set it
+    otherwise, so a mismatch is reported, not refused.
+    """
     dev = dev_checkpoint(spec.path)
-    errors: list[str] = []
     warnings: list[str] = []
     if dev is True and spec.schedule == "distilled":
-        errors.append(
-            f"{spec.name}: schedule distilled on {spec.path}, a dev checkpoint (its scheduler "
-            "shifts sigmas: use_dynamic_shifting true). diffusers' distilled recipe "
-            "(DISTILLED_SIGMA_VALUES, no guidance) is for distilled weights: point this model "
-            "at a distilled checkpoint, or use schedule full")
+        warnings.append(
+            f"{spec.name}: schedule distilled on {spec.path}, which looks like a dev checkpoint "
+            "(its scheduler shifts sigmas: use_dynamic_shifting true). diffusers' distilled "
+            "recipe (DISTILLED_SIGMA_VALUES, no guidance) is for distilled weights")
     if dev is False and spec.schedule == "full":
         warnings.append(
             f"{spec.name}: schedule full (30 guided steps) on {spec.path}, whose scheduler is a "
             "distilled checkpoint's (no sigma shifting); diffusers runs distilled weights with "
             "schedule distilled")
-    return errors, warnings
+    return [], warnings
 
 
 def _recipe_problems(spec: ModelSpec) -> list[str]:
