@@ -237,8 +237,16 @@ class Residency:
             module.to(hook.execution_device)
             return args, kwargs
 
+        vae_type = type(model.base.vae)
+        real_encode = vae_type._encode
+
+        def encode(vae: Any, *args: Any, **kwargs: Any) -> Any:
+            self.events.append("vae_encode:" + ",".join(sorted(self.on - {"vae"})))
+            return real_encode(vae, *args, **kwargs)
+
         monkeypatch.setattr(torch.nn.Module, "to", to)
         monkeypatch.setattr(CpuOffload, "pre_forward", pre_forward)
+        monkeypatch.setattr(vae_type, "_encode", encode)
         self.handle = model.base.text_encoder.register_forward_pre_hook(
             lambda *_: self.events.append("text_encoder:" + ",".join(sorted(self.on)))
         )
@@ -285,8 +293,13 @@ def test_model_offload_frees_the_gpu_and_encodes_the_prompt_once(
         offload_engine, files, tmp_path / "o", endpoint, {**request_, "model": "two-stage"}, *inputs
     )
     # One prompt encoding per generation (stage 2 reuses stage 1's embeddings), with
-    # nothing else on the GPU (the transformer is about 44 GB, Gemma 3 about 24 GB).
-    assert residency.events == ["text_encoder:"]
+    # nothing else on the GPU (the transformer is about 44 GB, Gemma 3 about 24 GB),
+    # and neither of them on it while the VAE encodes an image or a whole clip.
+    encodes = [e for e in residency.events if e.startswith("text_encoder:")]
+    assert encodes == ["text_encoder:"], residency.events
+    for event in residency.events:
+        on_gpu = set(event.partition(":")[2].split(","))
+        assert not on_gpu & {"transformer", "text_encoder"}, residency.events
     # After the job nothing of the model stays on the GPU, whichever pipeline ran.
     assert residency.on == set()
 

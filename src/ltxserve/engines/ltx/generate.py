@@ -191,6 +191,7 @@ def run_generation(model: LoadedModel, spec: ModelSpec, gen: Generation,
     embeds = None
     if "connector_video_embeds" not in gen.extra:
         embeds = encode_prompt(model, spec, gen.prompt, cfg)
+        model.free()  # Gemma 3 off the GPU before a hold's VAE encode or the transformer
     if upsampler is None:
         out = _call(model, spec, gen, gen.width, gen.height, sched, stage_progress(0, 1), RAW,
                     embeds)
