@@ -33,7 +33,12 @@ from ltxserve.media.exr import decode_exr  # noqa: E402
 from ltxserve.media.probe import probe  # noqa: E402
 from ltxserve.media.writer import VideoWriter  # noqa: E402
 from tests.core.media import data_uri, png_bytes, wav_bytes  # noqa: E402
-from tests.engines.tiny_ltx import MAX_SEQUENCE_LENGTH, build_tiny_ltx  # noqa: E402
+from tests.engines.tiny_ltx import (  # noqa: E402
+    MAX_SEQUENCE_LENGTH,
+    build_lora,
+    build_tiny_ltx,
+    distilled_copy,
+)
 from tests.support import Server, wait_terminal  # noqa: E402
 
 TINY = {
@@ -69,17 +74,34 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def registry_file(weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def distilled(weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return distilled_copy(weights, tmp_path_factory.mktemp("tiny-ltx-distilled") / "w")
+
+
+@pytest.fixture(scope="module")
+def stage2_lora(weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_lora(weights, tmp_path_factory.mktemp("lora") / "distilled-lora.safetensors")
+
+
+@pytest.fixture(scope="module")
+def registry_file(
+    weights: Path, distilled: Path, stage2_lora: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     two_stage = {
         "upsampler": str(weights / "latent_upsampler"),
         "two_stage_min_pixels": 1,
         "stage2_sigmas": [0.9, 0.5],
         "max_pixels": 128 * 128,
+        "stage2_lora": str(stage2_lora),
     }
     return write_registry(
         tmp_path_factory.mktemp("reg") / "models.json",
         weights,
-        **{"ltx-2-3-pro": {}, "ltx-2-3-fast": {"schedule": "distilled"}, "ltx-2-5-pro": two_stage},
+        **{
+            "ltx-2-3-pro": {},
+            "ltx-2-3-fast": {"schedule": "distilled", "path": str(distilled)},
+            "ltx-2-5-pro": two_stage,
+        },
     )
 
 
@@ -353,7 +375,7 @@ def test_unconfigured_model_is_a_request_error(run: RunJob) -> None:
 
 def test_load_is_offline_and_weights_stay_resident(engine: LtxEngine) -> None:
     assert os.environ["HF_HUB_OFFLINE"] == "1"
-    (_, model), (_, other) = engine.models["ltx-2-3-pro"], engine.models["ltx-2-3-fast"]
+    (_, model), (_, other) = engine.models["ltx-2-3-pro"], engine.models["ltx-2-5-pro"]
     assert model is other  # same weights directory: loaded once
     assert model.pipe("cond").transformer is model.base.transformer
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ltxserve.engines.ltx.geometry import (
@@ -14,6 +15,7 @@ from ltxserve.engines.ltx.geometry import (
     frames_down,
     frames_up,
     gen_size,
+    generation_rate,
     keyframe_start,
     retake_span,
 )
@@ -64,6 +66,16 @@ def test_extend_span_places_context_and_new_frames() -> None:
     assert start.frames >= start.context_at + start.context
 
 
+def test_generation_rate_prefers_a_trained_rate_to_halving() -> None:
+    assert generation_rate(10, 50, 505) == 50  # fits: the plan's own rate
+    assert generation_rate(20, 25, 481) == 24  # halving gave 12.5 fps
+    assert generation_rate(10, 48, 257) == 24
+    assert generation_rate(20, 50, 505) == 25
+    # nothing trained fits: the highest rate that does (halving gave 12 fps)
+    rate = generation_rate(20, 24, 473)
+    assert 23 < rate < 24 and frames_up(int(np.ceil(20 * rate)) + 1) <= 473
+
+
 def test_chunks_cover_everything() -> None:
     assert chunks(600, 257) == [(0, 257), (257, 257), (514, 86)]
 
@@ -90,12 +102,12 @@ def _weights(d: Path) -> Path:
 def test_registry_resolves_paths_and_checks_weights(tmp_path: Path) -> None:
     _weights(tmp_path / "w")
     (tmp_path / "models.toml").write_text(
-        '[defaults]\ndtype = "float16"\n[models."ltx-2-3-pro"]\npath = "w"\n'
+        '[defaults]\ndtype = "bfloat16"\n[models."ltx-2-3-pro"]\npath = "w"\n'
         '[models."ltx-2-3-fast"]\npath = "w"\nschedule = "distilled"\n'
     )
     reg = load_registry(tmp_path / "models.toml")
     assert reg.models["ltx-2-3-pro"].path == tmp_path / "w"
-    assert reg.models["ltx-2-3-fast"].dtype == "float16"
+    assert reg.models["ltx-2-3-fast"].dtype == "bfloat16"
     reg.check_files()
     assert reg.spec_for("video-to-video-hdr", None).name == "ltx-2-3-pro"
     (tmp_path / "w" / "transformer" / "model.safetensors").unlink()
@@ -133,3 +145,84 @@ def test_available_is_false_without_a_registry(
     (tmp_path / "bad.json").write_text("{not json")
     monkeypatch.setenv("LTXSERVE_LTX_MODELS_FILE", str(tmp_path / "bad.json"))
     assert available() is False
+
+
+def _scheduler(d: Path, dev: bool) -> None:
+    (d / "scheduler" / "scheduler_config.json").write_text(
+        json.dumps({"use_dynamic_shifting": dev, "shift_terminal": 0.1 if dev else None})
+    )
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"dtype": "float16"}, "float16 is not supported: Gemma 3"),
+        ({"dtype": "float32", "device": "cuda"}, "float32 is for CPU test runs"),
+        ({"upsampler": "up"}, "needs stage2_lora"),
+        ({"hdr_embeds": "e.safetensors"}, "hdr_lora/hdr_embeds need schedule distilled"),
+        ({"hdr_lora": "l.safetensors"}, "hdr_lora/hdr_embeds need schedule distilled"),
+    ],
+)
+def test_registry_refuses_recipes_diffusers_does_not_support(
+    tmp_path: Path, entry: dict[str, object], message: str
+) -> None:
+    (tmp_path / "m.json").write_text(
+        json.dumps({"models": {"ltx-2-3-pro": {"path": "w", **entry}}})
+    )
+    with pytest.raises(RegistryError, match=message):
+        load_registry(tmp_path / "m.json")
+
+
+def test_registry_allows_bfloat16_everywhere_and_float32_on_cpu(tmp_path: Path) -> None:
+    (tmp_path / "m.json").write_text(
+        json.dumps(
+            {
+                "models": {
+                    "a": {"path": "w"},
+                    "b": {"path": "w", "dtype": "float32", "device": "cpu"},
+                    "c": {
+                        "path": "w",
+                        "schedule": "distilled",
+                        "hdr_lora": "l",
+                        "hdr_embeds": "e",
+                        "upsampler": "up",
+                    },
+                    "d": {"path": "w", "upsampler": "up", "stage2_lora": "lora"},
+                }
+            }
+        )
+    )
+    reg = load_registry(tmp_path / "m.json")
+    assert [s.dtype for s in reg.models.values()] == ["bfloat16", "float32", "bfloat16", "bfloat16"]
+
+
+def test_registry_warns_when_the_schedule_does_not_match_the_checkpoint(tmp_path: Path) -> None:
+    _scheduler(_weights(tmp_path / "dev"), dev=True)
+    _scheduler(_weights(tmp_path / "distilled"), dev=False)
+    (tmp_path / "m.json").write_text(
+        json.dumps(
+            {
+                "models": {
+                    "ltx-2-3-pro": {"path": "dev"},
+                    "ltx-2-3-fast": {"path": "distilled", "schedule": "distilled"},
+                }
+            }
+        )
+    )
+    reg = load_registry(tmp_path / "m.json")
+    reg.check_files()
+    assert reg.warnings == []
+    (tmp_path / "m.json").write_text(
+        json.dumps(
+            {
+                "models": {
+                    "ltx-2-3-pro": {"path": "distilled"},
+                    "ltx-2-3-fast": {"path": "dev", "schedule": "distilled"},
+                }
+            }
+        )
+    )
+    reg = load_registry(tmp_path / "m.json")
+    reg.check_files()
+    assert [w.split(":")[0] for w in reg.warnings] == ["ltx-2-3-pro", "ltx-2-3-fast"]
+    assert "looks like a dev checkpoint" in reg.warnings[1]

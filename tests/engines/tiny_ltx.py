@@ -11,10 +11,19 @@ compresses 32x in space and 8x in time (so frame counts are 8k+1 and sizes
 multiples of 32), the audio VAE works on 16 kHz mel frames with a hop of 160,
 and the vocoder's upsampling matches its declared output rate. Everything else
 is as small as the modules allow, so one denoising step takes milliseconds.
+
+The scheduler is the real checkpoints' (``LTX23_DEV_SCHEDULER``: dynamic shifting
+on, ``shift_terminal`` 0.1), so explicit sigma schedules are exposed to the same
+shifting as on real weights; ``distilled_copy`` gives the distilled checkpoints'
+unshifted one. ``build_lora`` writes a small LoRA for the tiny transformer in the
+format ``load_lora_weights`` reads (the stage-2 distilled LoRA, the HDR IC-LoRA),
+``build_hdr_embeds`` the HDR IC-LoRA's precomputed connector embeddings.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +61,37 @@ VOCAB = [
     "bird",
 ]
 MAX_SEQUENCE_LENGTH = 16
+
+# scheduler/scheduler_config.json of the LTX-2.3 dev checkpoint (diffusers/LTX-2.3-Diffusers).
+# Sources: diffusers' scripts/convert_ltx2_to_diffusers.py (the scheduler it saves with a
+# converted full pipeline), diffusers' tiny LTX-2.3 checkpoint builder ("match LTX-2.3's
+# scheduler params":
+# use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05, shift_terminal=0.1,
+# base_image_seq_len=1024, max_image_seq_len=4096) and diffusers' LTX-2 docs
+# (docs/source/en/api/pipelines/ltx2.md: the full transformer runs with dynamic shifting and
+# shift_terminal=0.1; the two-stage example swaps in an unshifted copy, use_dynamic_shifting=False
+# and shift_terminal=None, for STAGE_2_DISTILLED_SIGMA_VALUES). The other keys are
+# FlowMatchEulerDiscreteScheduler's defaults, as the checkpoint's file has them.
+LTX23_DEV_SCHEDULER: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "shift": 1.0,
+    "use_dynamic_shifting": True,
+    "base_shift": 0.95,
+    "max_shift": 2.05,
+    "base_image_seq_len": 1024,
+    "max_image_seq_len": 4096,
+    "shift_terminal": 0.1,
+    "invert_sigmas": False,
+    "time_shift_type": "exponential",
+    "stochastic_sampling": False,
+}
+# The distilled checkpoints ship the scheduler with shifting off, "so that its sigma schedule
+# is used exactly as given" (same docs page, LTX-2.5 / distilled sections).
+LTX23_DISTILLED_SCHEDULER: dict[str, Any] = {
+    **LTX23_DEV_SCHEDULER,
+    "use_dynamic_shifting": False,
+    "shift_terminal": None,
+}
 
 
 def _tokenizer() -> Any:
@@ -211,7 +251,7 @@ def build_components(seed: int = 0) -> dict[str, Any]:
         "transformer": transformer,
         "vae": vae,
         "audio_vae": audio_vae,
-        "scheduler": FlowMatchEulerDiscreteScheduler(),
+        "scheduler": FlowMatchEulerDiscreteScheduler(**LTX23_DEV_SCHEDULER),
         "text_encoder": text_encoder,
         "tokenizer": _tokenizer(),
         "connectors": connectors,
@@ -246,3 +286,66 @@ def build_tiny_ltx(directory: Path | str, seed: int = 0, upsampler: bool = True)
             directory / "latent_upsampler", safe_serialization=True
         )
     return directory
+
+
+def distilled_copy(weights: Path | str, directory: Path | str) -> Path:
+    """The same tiny weights as a "distilled checkpoint": its scheduler does not shift."""
+    directory = Path(directory)
+    shutil.copytree(weights, directory)
+    config = directory / "scheduler" / "scheduler_config.json"
+    data = json.loads(config.read_text())
+    data.update(use_dynamic_shifting=False, shift_terminal=None)
+    config.write_text(json.dumps(data, indent=2))
+    return directory
+
+
+def build_lora(weights: Path | str, path: Path | str, seed: int = 1, rank: int = 2) -> Path:
+    """A random LoRA for the tiny transformer in ``weights``, saved where ``path`` says.
+
+    Written with diffusers' own ``save_lora_weights`` (peft layout), as the Lightricks
+    LoRA files are read; ``lora_B`` is random rather than zero so the adapter changes
+    the transformer's output.
+    """
+    from diffusers import LTX2Pipeline, LTX2VideoTransformer3DModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    path = Path(path)
+    torch.manual_seed(seed)
+    transformer = LTX2VideoTransformer3DModel.from_pretrained(
+        str(Path(weights) / "transformer"), local_files_only=True
+    )
+    transformer.add_adapter(
+        LoraConfig(
+            r=rank,
+            lora_alpha=rank,
+            init_lora_weights=False,
+            target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+        )
+    )
+    LTX2Pipeline.save_lora_weights(
+        path.parent,
+        weight_name=path.name,
+        transformer_lora_layers=get_peft_model_state_dict(transformer),
+    )
+    return path
+
+
+def build_hdr_embeds(weights: Path | str, path: Path | str) -> Path:
+    """Connector embeddings of the empty prompt, as the HDR IC-LoRA ships them precomputed.
+
+    ``video_context`` / ``audio_context`` (batch 1, like the released file), for
+    ``LTX2HDRPipeline(connector_video_embeds=..., connector_audio_embeds=...)``.
+    """
+    from diffusers import LTX2Pipeline
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    pipe = LTX2Pipeline.from_pretrained(str(weights), local_files_only=True)
+    with torch.no_grad():
+        embeds, mask, _, _ = pipe.encode_prompt(
+            "", do_classifier_free_guidance=False, max_sequence_length=MAX_SEQUENCE_LENGTH
+        )
+        video, audio, _ = pipe.connectors(embeds, mask, padding_side="left")
+    save_file({"video_context": video.contiguous(), "audio_context": audio.contiguous()}, str(path))
+    return path

@@ -47,6 +47,8 @@ class LtxEngine:
                 )
             self.registry = load_registry(path)
         self.registry.check_files()
+        for warning in self.registry.warnings:
+            log.warning("ltx model registry: %s", warning)
         try:
             import diffusers  # noqa: F401
             import torch  # noqa: F401

@@ -4,6 +4,18 @@
 holds); ``run_generation`` picks the step schedule for the model, runs stage 1
 (and, for large outputs with an upsampler configured, the latent upsampler and
 a short stage 2 at twice the size), and returns frames and audio as arrays.
+
+As in diffusers' LTX-2 examples:
+
+- explicit sigmas (the distilled schedule, stage 2) run through an unshifted copy of
+  the scheduler (``use_dynamic_shifting=False, shift_terminal=None``); a dev
+  checkpoint's own scheduler would shift them by sequence length a second time and
+  stretch the last one to 0.1, so the model would be told other noise levels than
+  the latents have;
+- the prompt is encoded once per generation and both stages get the embeddings, so
+  stage 2 never loads the text encoder;
+- with ``offload: model`` the modules go back to the host after every call of a
+  pipeline that does not own the offload hooks (``LoadedModel.free``).
 """
 
 from __future__ import annotations
@@ -60,11 +72,40 @@ class Output:
         return self.linear
 
 
-def schedule(spec: ModelSpec, guidance: float | None) -> dict[str, Any]:
-    """Step schedule and guidance: distilled = 8 fixed sigmas without CFG; full = CFG + STG."""
+def distilled_recipe(spec: ModelSpec) -> dict[str, Any]:
+    """diffusers' distilled recipe exactly: the 8 distilled sigmas, no guidance of any kind."""
+    from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES
+
+    sigmas = list(DISTILLED_SIGMA_VALUES)
+    return {"sigmas": sigmas, "num_inference_steps": len(sigmas), **_unguided(spec)}
+
+
+def _unguided(spec: ModelSpec) -> dict[str, Any]:
+    return {
+        "guidance_scale": 1.0,
+        "stg_scale": 0.0,
+        "modality_scale": 1.0,
+        "audio_guidance_scale": 1.0,
+        "audio_stg_scale": 0.0,
+        "audio_modality_scale": 1.0,
+        "guidance_rescale": 0.0,
+        "audio_guidance_rescale": 0.0,
+        "spatio_temporal_guidance_blocks": None,
+        "max_sequence_length": spec.max_sequence_length,
+    }
+
+
+def schedule(spec: ModelSpec, guidance: float | None, kind: str = "t2v") -> dict[str, Any]:
+    """Step schedule and guidance: distilled = 8 fixed sigmas without CFG; full = CFG + STG.
+
+    HDR on a distilled model always uses the distilled recipe, as diffusers' HDR example
+    does (the registry refuses the HDR IC-LoRA and its embeddings on full models).
+    """
     from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES
 
     distilled = spec.schedule == "distilled"
+    if distilled and kind == "hdr":
+        return distilled_recipe(spec)
     kw: dict[str, Any] = {"max_sequence_length": spec.max_sequence_length}
     if distilled and spec.steps is None:
         kw["sigmas"] = list(DISTILLED_SIGMA_VALUES)
@@ -97,17 +138,25 @@ def _stage2(spec: ModelSpec) -> dict[str, Any]:
         "sigmas": sigmas,
         "num_inference_steps": len(sigmas),
         "noise_scale": sigmas[0],
-        "guidance_scale": 1.0,
-        "stg_scale": 0.0,
-        "modality_scale": 1.0,
-        "audio_guidance_scale": 1.0,
-        "audio_stg_scale": 0.0,
-        "audio_modality_scale": 1.0,
-        "guidance_rescale": 0.0,
-        "audio_guidance_rescale": 0.0,
-        "spatio_temporal_guidance_blocks": None,
-        "max_sequence_length": spec.max_sequence_length,
+        **_unguided(spec),
     }
+
+
+@torch.no_grad()
+def encode_prompt(model: LoadedModel, spec: ModelSpec, prompt: str, cfg: bool) -> dict[str, Any]:
+    """The prompt's (and with CFG the negative prompt's) embeddings, as the pipelines take them."""
+    base = model.base
+    embeds, mask, negative, negative_mask = base.encode_prompt(
+        prompt=prompt,
+        negative_prompt=spec.negative_prompt if cfg else None,
+        do_classifier_free_guidance=cfg,
+        max_sequence_length=spec.max_sequence_length,
+        device=base._execution_device,
+    )
+    out = {"prompt_embeds": embeds, "prompt_attention_mask": mask}
+    if cfg:
+        out.update(negative_prompt_embeds=negative, negative_prompt_attention_mask=negative_mask)
+    return out
 
 
 def _call(
@@ -119,9 +168,12 @@ def _call(
     sched: dict[str, Any],
     on_step: Callable[[int, int], None],
     output_type: str,
+    embeds: dict[str, Any] | None,
     **more: Any,
 ) -> Any:
     pipe = model.pipe(gen.kind)
+    if model.scheduler is not None:
+        pipe.scheduler = model.fixed_scheduler if "sigmas" in sched else model.scheduler
     generator = torch.Generator("cpu").manual_seed(gen.seed)
     video = gen.video_hold(pipe, width, height) if gen.video_hold else None
     audio = gen.audio_hold(pipe) if gen.audio_hold and gen.kind != "hdr" else None
@@ -129,7 +181,6 @@ def _call(
     if audio is not None and "audio_latents" not in pipe._callback_tensor_inputs:
         pipe._callback_tensor_inputs = [*pipe._callback_tensor_inputs, "audio_latents"]
     kwargs: dict[str, Any] = dict(
-        prompt=gen.prompt,
         height=height,
         width=width,
         num_frames=gen.frames,
@@ -143,20 +194,26 @@ def _call(
         **sched,
         **more,
     )
-    if kwargs.get("guidance_scale", 1.0) > 1:
-        kwargs["negative_prompt"] = spec.negative_prompt
+    if embeds is not None:
+        kwargs.update(embeds)
+    elif "connector_video_embeds" not in gen.extra:
+        kwargs["prompt"] = gen.prompt
     if gen.kind == "hdr":
         for key in [k for k in kwargs if k.startswith("audio_") or k == "modality_scale"]:
             if key != "audio_latents":
                 kwargs.pop(key)
-    return pipe(**kwargs)
+    try:
+        return pipe(**kwargs)
+    finally:
+        if pipe is not model.base:
+            model.free()
 
 
 def run_generation(
     model: LoadedModel, spec: ModelSpec, gen: Generation, progress: Callable[[float], None]
 ) -> Output:
     """Run ``gen``; progress goes from 0 to 1 over the denoising steps of all stages."""
-    sched = schedule(spec, gen.guidance_scale)
+    sched = schedule(spec, gen.guidance_scale, gen.kind)
     upsampler = model.upsampler(spec) if gen.two_stage else None
     share = 0.75 if upsampler is not None else 1.0
 
@@ -167,19 +224,36 @@ def run_generation(
         model.use_loras(spec.hdr_lora)
     else:
         model.use_loras()
+    cfg = sched.get("guidance_scale", 1.0) > 1
+    embeds = None
+    if "connector_video_embeds" not in gen.extra:
+        embeds = encode_prompt(model, spec, gen.prompt, cfg)
+        model.free()  # Gemma 3 off the GPU before a hold's VAE encode or the transformer
     if upsampler is None:
-        out = _call(model, spec, gen, gen.width, gen.height, sched, stage_progress(0, 1), RAW)
+        out = _call(
+            model, spec, gen, gen.width, gen.height, sched, stage_progress(0, 1), RAW, embeds
+        )
         return _collect(model, gen, out)
     w1, h1 = gen.width // 2, gen.height // 2
-    first = _call(model, spec, gen, w1, h1, sched, stage_progress(0, share), "latent")
-    up = upsampler(
-        latents=first.frames,
-        height=h1,
-        width=w1,
-        num_frames=gen.frames,
-        output_type="latent",
-        return_dict=True,
-    ).frames
+    first = _call(model, spec, gen, w1, h1, sched, stage_progress(0, share), "latent", embeds)
+    try:
+        up = upsampler(
+            latents=first.frames,
+            height=h1,
+            width=w1,
+            num_frames=gen.frames,
+            output_type="latent",
+            return_dict=True,
+        ).frames
+    finally:
+        model.free()
+    audio_latents = first.audio
+    del first
+    positive = (
+        None
+        if embeds is None
+        else {k: v for k, v in embeds.items() if not k.startswith("negative_")}
+    )
     model.use_loras(spec.stage2_lora)
     try:
         out = _call(
@@ -191,8 +265,9 @@ def run_generation(
             _stage2(spec),
             stage_progress(share, 1),
             RAW,
+            positive,
             latents=up,
-            audio_latents=first.audio,
+            audio_latents=audio_latents,
         )
     finally:
         model.use_loras()

@@ -28,6 +28,40 @@ def keyframe_start(n: int, ratio: int = 8) -> int:
     return frames_up(max(n, 1), ratio)
 
 
+TRAINED_RATES = (24.0, 25.0, 30.0, 60.0)  # LTX-2's training frame rates (diffusers ltx2/utils.py)
+
+
+def generation_rate(seconds: float, fps: float, max_frames: int, ratio: int = 8) -> float:
+    """The frame rate to generate ``seconds`` at when the output plays at ``fps``.
+
+    ``fps`` itself when the clip fits in ``max_frames``; otherwise a rate LTX-2 was
+    trained at (24/25/30/60) below ``fps`` that fits, so the transformer sees frame
+    timings it knows and the output repeats frames (nearest in time); one that
+    divides ``fps`` first (48 -> 24, 50 -> 25: every frame shown twice), then the highest;
+    only when none fits, the highest rate that does (below 24 fps: timings the model
+    was not trained on). Halving the rate, as before, gave 12 or 12.5 fps.
+    """
+
+    def fits(rate: float) -> bool:
+        return frames_up(math.ceil(seconds * rate) + 1, ratio) <= max_frames
+
+    if fits(fps):
+        return fps
+
+    def divides(rate: float) -> bool:
+        return abs(fps / rate - round(fps / rate)) < 1e-9
+
+    for rate in sorted(
+        (r for r in TRAINED_RATES if r < fps), key=lambda r: (divides(r), r), reverse=True
+    ):
+        if fits(rate):
+            return rate
+    rate = math.floor((max_frames - 1) / max(seconds, 1e-9) * 100) / 100
+    while rate > 0.01 and not fits(rate):
+        rate = round(rate - 0.01, 2)
+    return max(rate, 0.01)
+
+
 def gen_size(width: int, height: int, multiple: int, max_pixels: int | None) -> tuple[int, int]:
     """The generation grid for an output of width x height.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import math
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -14,13 +14,15 @@ from numpy.typing import NDArray
 
 from ltxserve.engines.base import EngineJob, ProgressCallback
 from ltxserve.engines.ltx.generate import Generation, Output, run_generation
-from ltxserve.engines.ltx.geometry import frames_up, gen_size
+from ltxserve.engines.ltx.geometry import TRAINED_RATES, gen_size, generation_rate
 from ltxserve.engines.ltx.loader import LoadedModel
 from ltxserve.engines.ltx.media import AUDIO_RATE, fit_length, resample
 from ltxserve.engines.ltx.registry import ModelSpec
 from ltxserve.engines.plan import OutputPlan
 from ltxserve.errors import InvalidRequestError
 from ltxserve.media.probe import MediaInfo
+
+log = logging.getLogger(__name__)
 
 CAMERA = {
     "dolly_in": "The camera slowly dollies in.",
@@ -75,13 +77,18 @@ class JobContext:
         return w, h, two
 
     def rate_for(self, seconds: float, fps: Fraction) -> float:
-        """The generation rate: the plan's, halved until ``seconds`` fits in max_frames."""
-        rate = float(fps)
-        while (
-            rate > 1
-            and frames_up(math.ceil(seconds * rate) + 1, self.temporal) > self.spec.max_frames
-        ):
-            rate /= 2
+        """The generation rate: the plan's, or a trained rate that fits max_frames (geometry)."""
+        rate = generation_rate(seconds, float(fps), self.spec.max_frames, self.temporal)
+        if rate < min(TRAINED_RATES):
+            log.warning(
+                "%s: %.1f s at %s fps does not fit max_frames %d at a trained frame "
+                "rate; generating at %.2f fps",
+                self.spec.name,
+                seconds,
+                fps,
+                self.spec.max_frames,
+                rate,
+            )
         return rate
 
     def generation(

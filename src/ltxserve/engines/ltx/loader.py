@@ -3,9 +3,12 @@
 One ``LTX2Pipeline`` is loaded per distinct weights directory; the other
 pipelines (image-to-video, condition, HDR) are built from its modules with
 ``from_pipe``, so they add no memory. Offloading hooks live on the shared
-modules and therefore serve every pipeline. Nothing is ever downloaded: the hub
-is switched off before diffusers is imported and every load is
-``local_files_only``.
+modules and therefore serve every pipeline, but only the base pipeline owns
+them: its ``maybe_free_model_hooks`` (which moves every module back to the host)
+runs at the end of its own calls only, so after a call of any other pipeline
+the engine calls it itself (:meth:`LoadedModel.free`). Nothing is ever
+downloaded: the hub is switched off before diffusers is imported and every load
+is ``local_files_only``.
 """
 
 from __future__ import annotations
@@ -48,13 +51,30 @@ class LoadedModel:
 
     base: Any  # LTX2Pipeline
     device: str
+    offload: str = "none"
     pipes: dict[str, Any] = field(default_factory=dict)
+    # The checkpoint's scheduler (shifts sigmas when the checkpoint says so: dev weights) and
+    # an unshifted copy for explicit sigma schedules (see generate.py).
+    scheduler: Any = None
+    fixed_scheduler: Any = None
     upsamplers: dict[str, Any] = field(default_factory=dict)  # path -> LatentUpsamplePipeline
     adapters: dict[str, str] = field(default_factory=dict)  # LoRA file -> adapter name
     active: tuple[str, ...] | None = None
 
     def pipe(self, kind: str) -> Any:
         return self.pipes[kind]
+
+    def free(self) -> None:
+        """Move every module back to the host after a pipeline call (``offload: model``).
+
+        The image-to-video, condition and HDR pipelines and the upsampler share the
+        base's modules but not its offload hooks, so their own end-of-call
+        ``maybe_free_model_hooks`` does nothing: without this the transformer would
+        stay on the GPU after a stage that returns latents, while the text encoder
+        or the next job's modules load next to it.
+        """
+        if self.offload == "model":
+            self.base.maybe_free_model_hooks()
 
     def upsampler(self, spec: ModelSpec) -> Any | None:
         return None if spec.upsampler is None else self.upsamplers[str(spec.upsampler)]
@@ -93,13 +113,30 @@ class LoadedModel:
         self.use_loras()
 
 
+def tile_vae(vae: Any) -> None:
+    """Tile the video VAE in space and time.
+
+    ``enable_tiling`` alone tiles width and height only; without the framewise flags
+    the encoder and decoder activations grow with every frame of the clip (505 at
+    most). diffusers' ``_encode`` tests ``use_framewise_decoding`` too, so both are set.
+    """
+    vae.enable_tiling()
+    vae.use_framewise_encoding = True
+    vae.use_framewise_decoding = True
+
+
 def _torch_dtype(name: str) -> Any:
     import torch
 
-    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
+    return {"bfloat16": torch.bfloat16, "float32": torch.float32}[name]
 
 
-def load_model(spec: ModelSpec) -> LoadedModel:
+def load_model(spec: ModelSpec, *sharing: ModelSpec) -> LoadedModel:
+    """Load ``spec``'s weights once, with the LoRAs and upsamplers of every spec sharing them.
+
+    LoRAs are loaded before offloading is set up: ``load_lora_weights`` on an offloaded
+    pipeline strips the hooks and re-applies them without the configured device.
+    """
     offline()
     import torch
 
@@ -120,7 +157,13 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     base = diffusers.LTX2Pipeline.from_pretrained(
         str(spec.path), dtype=dtype, local_files_only=True
     )
-    loaded = LoadedModel(base, spec.device)
+    loaded = LoadedModel(base, spec.device, spec.offload)
+    loaded.scheduler = base.scheduler
+    # diffusers' two-stage example: explicit sigmas (stage 2, the distilled schedule) go
+    # through a copy that neither shifts by sequence length nor stretches to shift_terminal.
+    loaded.fixed_scheduler = diffusers.FlowMatchEulerDiscreteScheduler.from_config(
+        base.scheduler.config, use_dynamic_shifting=False, shift_terminal=None
+    )
     loaded.pipes = {  # built before offloading: they share (and then offload with) base's modules
         "t2v": base,
         "i2v": diffusers.LTX2ImageToVideoPipeline.from_pipe(base, dtype=dtype),
@@ -130,7 +173,9 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     for pipe in loaded.pipes.values():
         allow_raw_output(pipe)
     if spec.vae_tiling:
-        base.vae.enable_tiling()
+        tile_vae(base.vae)
+    for each in (spec, *sharing):
+        loaded.attach(each, dtype)
     if spec.offload == "model":
         base.enable_model_cpu_offload(device=spec.device)
     elif spec.offload == "sequential":
@@ -139,18 +184,13 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         base.to(spec.device)
     for pipe in loaded.pipes.values():
         pipe.set_progress_bar_config(disable=True)
-    loaded.attach(spec, dtype)
     return loaded
 
 
 def load_all(registry: Registry) -> dict[str, tuple[ModelSpec, LoadedModel]]:
     """Load every configured model; specs with the same weights share one copy."""
-    by_key: dict[tuple[str, str, str, str], LoadedModel] = {}
-    out: dict[str, tuple[ModelSpec, LoadedModel]] = {}
-    for name, spec in registry.models.items():
-        if spec.share_key not in by_key:
-            by_key[spec.share_key] = load_model(spec)
-        else:
-            by_key[spec.share_key].attach(spec, _torch_dtype(spec.dtype))
-        out[name] = (spec, by_key[spec.share_key])
-    return out
+    groups: dict[tuple[str, str, str, str, bool], list[ModelSpec]] = {}
+    for spec in registry.models.values():
+        groups.setdefault(spec.share_key, []).append(spec)
+    loaded = {key: load_model(*specs) for key, specs in groups.items()}
+    return {name: (spec, loaded[spec.share_key]) for name, spec in registry.models.items()}

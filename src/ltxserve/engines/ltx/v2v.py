@@ -8,7 +8,9 @@
   borders are generated; the output pastes the input's own pixels back over the
   held area and keeps its audio.
 
-Long inputs run in consecutive chunks of at most ``max_frames`` frames.
+Long inputs run in consecutive chunks of at most ``max_frames`` frames. A chunk's
+decoded clip (on the device when the model runs there) and its input frames are
+released before the next chunk generates, so two chunks are never held at once.
 """
 
 from __future__ import annotations
@@ -63,9 +65,12 @@ def hdr(ctx: JobContext) -> EngineResult:
             reference_conditions=[LTX2HDRReferenceCondition(frames=clip)],
             **embeds,
         )
+        del clip  # held by the condition only
         out = ctx.run(gen, 0.95 * n / len(parts), 0.95 * (n + 0.9) / len(parts))
+        del gen
         for frame in out.scene_linear[:count]:
             out_zip.write(frame)
+        del out
         ctx.progress(0.95 * (n + 1) / len(parts))
     out_zip.close()
     ctx.progress(1.0)
@@ -107,11 +112,13 @@ def reframe(ctx: JobContext) -> EngineResult:
                 rect = fit_rect(info.width, info.height, gw, gh)
                 clip = read_frames(video, rect[2], rect[3], start, frames, pad_to=frames)
                 canvas, known = _canvas(clip, gw, gh, rect)
+                del clip
                 return video_hold(pipe, canvas, known, torch.Generator("cpu").manual_seed(seed))
 
             gen = ctx.generation("t2v", w, h, frames, float(plan.fps), two)
             gen.video_hold = hold
             out = ctx.run(gen, 0.95 * n / len(parts), 0.95 * (n + 0.9) / len(parts))
+            del gen, hold
             x, y, fw, fh = out_rect
             for i in range(count):
                 big = upscale(out.frames[i], plan.width, plan.height).copy()
@@ -121,6 +128,7 @@ def reframe(ctx: JobContext) -> EngineResult:
                         width=fw, height=fh, format="rgb24"
                     ).to_ndarray()
                 mp4.write_rgb(big)
+            del out  # the decoded chunk: not held while the next one generates
             ctx.progress(0.95 * (n + 1) / len(parts))
     ctx.progress(1.0)
     return EngineResult({"video_url": OutputFile(path, "video/mp4")}, {"engine": "ltx"})
