@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None  # default: sqlite file in data_dir
     public_url: str | None = None  # absolute base for result URLs; default: request's own
+    # Longest wait for the job store (pool checkout, SQLite lock) before a 503 with
+    # Retry-After (README, configuration); never the old 30 s.
+    db_timeout_seconds: float = 5.0
     secret: str | None = None  # HMAC key for signed URLs; default: data_dir/secret.key
     models_file: Path | None = None  # model x resolution x fps x duration table
 

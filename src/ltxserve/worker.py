@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ltxserve.config import Settings
-from ltxserve.errors import LtxError
+from ltxserve.errors import LtxError, StoreBusyError
 from ltxserve.jobs.db import open_store
 from ltxserve.jobs.doorbell import open_doorbell
 from ltxserve.jobs.manager import job_prefix
@@ -137,9 +137,12 @@ class Worker:
         log.info("worker %s ready with engine %s", self.owner, self.runner.engine)
         try:
             while not self.stopping.is_set():
-                job = self.store.claim(self.owner, self.settings.lease_seconds,
-                                       self.settings.max_attempts,
-                                       retention_ms=self.retention_ms)
+                try:
+                    job = self.store.claim(self.owner, self.settings.lease_seconds,
+                                           self.settings.max_attempts,
+                                           retention_ms=self.retention_ms)
+                except StoreBusyError:  # saturated for now: look again after a pause
+                    job = None
                 if job is None:
                     self._idle()
                     continue
@@ -200,8 +203,7 @@ class Worker:
                     raise RunnerCrashed("worker aborted by signal")
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + self.settings.heartbeat_seconds
-                    if not self.store.heartbeat(job.id, self.owner, self.settings.lease_seconds,
-                                                progress):
+                    if not self._beat(job, progress):
                         log.warning("job %s: lease lost; abandoning it", job.id)
                         self._stop_job(job)
                         return
@@ -214,6 +216,14 @@ class Worker:
                 self.store.release(job.id, self.owner)
             if not self.stopping.is_set():
                 self._restart_runner()
+
+    def _beat(self, job: Job, progress: float | None) -> bool:
+        """Renew the lease; a saturated store is not a lost lease (the next beat retries)."""
+        try:
+            return self.store.heartbeat(job.id, self.owner, self.settings.lease_seconds, progress)
+        except StoreBusyError:
+            log.warning("job %s: store busy; lease renewal deferred", job.id)
+            return True
 
     def _stop_job(self, job: Job) -> None:
         """Have the runner drop ``job``; restart the runner only if it will not.
