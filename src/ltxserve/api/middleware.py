@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ltxserve.api.errors import envelope
 from ltxserve.errors import RequestTooLargeError
+from ltxserve.wire_numbers import parse_uint
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 log = logging.getLogger("ltxserve.api")
@@ -59,7 +60,8 @@ class RequestContext:
         if limit is not None:
             for name, value in scope["headers"]:
                 if name == b"content-length":
-                    if not value.isdigit() or int(value) > limit:
+                    declared = parse_uint(value)
+                    if declared is None or declared > limit:
                         await self._send_error(send_wrapper, 413, "request_too_large",
                                                f"Request body exceeds the {limit} byte limit")
                         return

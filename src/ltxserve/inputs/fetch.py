@@ -43,6 +43,7 @@ import httpx
 
 from ltxserve import __version__
 from ltxserve.config import Settings
+from ltxserve.wire_numbers import parse_uint
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
@@ -165,7 +166,8 @@ def parse_allow_entry(entry: str) -> tuple[str, int | None]:
     host = host.rstrip(".")
     if not port:
         return host, None
-    return host, int(port) if port.isdigit() else -1
+    number = parse_uint(port, 5)
+    return host, -1 if number is None else number
 
 
 @dataclass(frozen=True)
@@ -282,8 +284,8 @@ def fetch_to_file(url: str, dest: Path, *, policy: FetchPolicy, limit: FetchLimi
             if status != 200:
                 raise FetchRefused(f"the URL answered HTTP {status}")
             head = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in resp.headers}
-            declared = head.get("content-length", "").strip()
-            if declared.isdigit() and int(declared) > limit.max_bytes:
+            declared = parse_uint(head.get("content-length", "").strip())
+            if declared is not None and declared > limit.max_bytes:
                 raise FetchRefused(too_large)
             size = 0
             with dest.open("wb") as out:
