@@ -48,6 +48,7 @@ def serve(
     import uvicorn
 
     from ltxserve.api.app import create_app
+    from ltxserve.api.protocol import header_deadline_protocol
     from ltxserve.engines import auto_engine_name
     from ltxserve.jobs.db import open_store
     from ltxserve.keys import create_key
@@ -72,7 +73,8 @@ def serve(
         supervisor.start()
     try:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning",
-                    access_log=False)
+                    access_log=False,
+                    http=header_deadline_protocol(settings.header_timeout_seconds))
     finally:
         supervisor.stop()
 

@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     sweep_interval: float = 30.0
 
     max_body_bytes: int = 32 * 1024 * 1024
+    header_timeout_seconds: float = 15.0  # a request's headers must arrive within this (408)
     key_cache_seconds: float = 2.0
 
     engine: str = "auto"  # auto | minimal | preview | ltx

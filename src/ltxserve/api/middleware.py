@@ -3,7 +3,8 @@
 RequestContext, outermost of ours: gives every response an ``x-request-id``,
 enforces the body size limit while the body streams, and turns any exception
 that escaped the app into a 500 api_error envelope while logging the traceback
-with the request id. The client never sees a traceback.
+with the request id. The client never sees a traceback. A client that hung up
+mid-request is logged as such, without a traceback and without an answer.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import uuid
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ltxserve.api.errors import envelope
@@ -78,6 +80,11 @@ class RequestContext:
 
         try:
             await self.app(scope, receive_wrapper, send_wrapper)
+        except ClientDisconnect:
+            # The client went away mid-request (e.g. mid-body): nobody to answer, and
+            # not an error of ours; no traceback (issue 17).
+            log.info("client disconnected during %s %s [request %s]",
+                     scope["method"], scope["path"], rid)
         except Exception:
             log.exception("unhandled error in %s %s [request %s]",
                           scope["method"], scope["path"], rid)
