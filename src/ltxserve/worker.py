@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from ltxserve.config import Settings
 from ltxserve.errors import LtxError, StoreBusyError
 from ltxserve.jobs.db import open_store
 from ltxserve.jobs.doorbell import open_doorbell
-from ltxserve.jobs.manager import job_prefix
+from ltxserve.jobs.payloads import job_prefix, restore
 from ltxserve.jobs.states import JobStatus
 from ltxserve.jobs.store import Job, JobStore
 from ltxserve.runner import (
@@ -164,6 +165,8 @@ class Worker:
         workdir = Path(tempfile.mkdtemp(prefix=f"ltxserve-{job.id[:8]}-"))
         try:
             try:
+                # large data URIs were stored as blobs at submit (jobs/payloads.py)
+                job = replace(job, request=restore(job.id, job.request, self.blobs))
                 inputs = self._resolve_inputs(job, workdir)
             except LtxError as exc:
                 self._finish_failed(job, exc.type, exc.message)

@@ -67,6 +67,23 @@ class Job:
         return self.status in TERMINAL
 
 
+@dataclass(frozen=True)
+class JobView:
+    """What a status poll needs of a job: no request (it can be large), no lease."""
+
+    id: str
+    api_key_id: str
+    endpoint: str
+    status: JobStatus
+    created_at: int
+    completed_at: int | None
+    expires_at: int | None
+    result: dict[str, Any] | None
+    error_type: str | None
+    error_message: str | None
+    progress: float | None
+
+
 def _job(row: Any) -> Job:
     m = row._mapping
     values = {k: m[k] for k in Job.__dataclass_fields__}
@@ -149,6 +166,8 @@ def busy_as_503(sqlite: bool) -> Iterator[None]:
 
 
 _GET_JOB = select(jobs).where(jobs.c.id == bindparam("job_id"))
+_GET_VIEW = select(*(jobs.c[name] for name in JobView.__dataclass_fields__)).where(
+    jobs.c.id == bindparam("job_id"))
 _KEY_BY_HASH = select(api_keys).where(api_keys.c.key_hash == bindparam("key_hash"))
 
 
@@ -211,6 +230,7 @@ class JobStore:
         # retry, unfair) keeps each write's wait short and predictable under load.
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self._get_job = _FastQuery(engine, _GET_JOB, ("request", "result"))
+        self._get_view = _FastQuery(engine, _GET_VIEW, ("result",))
         self._key_by_hash = _FastQuery(engine, _KEY_BY_HASH)
 
     def _write(self) -> _WriteTx:
@@ -247,8 +267,9 @@ class JobStore:
         return int(res.rowcount)
 
     # -- jobs ---------------------------------------------------------------
-    def create_job(self, api_key_id: str, endpoint: str, request: dict[str, Any]) -> Job:
-        job_id = str(uuid.uuid4())
+    def create_job(self, api_key_id: str, endpoint: str, request: dict[str, Any],
+                   job_id: str | None = None) -> Job:
+        job_id = job_id or str(uuid.uuid4())
         values = dict(id=job_id, api_key_id=api_key_id, endpoint=endpoint,
                       status=JobStatus.PENDING.value, request=request, created_at=now_ms(),
                       attempts=0)
@@ -264,6 +285,14 @@ class JobStore:
             return None
         values["status"] = JobStatus(values["status"])
         return Job(**values)
+
+    def view(self, job_id: str) -> JobView | None:
+        """The status poll's read: the columns of JobView only, never the request."""
+        values = self._get_view.one(job_id=job_id)
+        if values is None:
+            return None
+        values["status"] = JobStatus(values["status"])
+        return JobView(**values)
 
     def claim(self, owner: str, lease_seconds: float, max_attempts: int, *,
               retention_ms: int) -> Job | None:
