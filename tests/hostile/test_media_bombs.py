@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.hostile.bombs import sample_table_bomb
+from tests.inputs.media import bomb_png
 from tests.support import Server, assert_error
 
 INSPECT_SCRIPT = """
@@ -64,28 +65,58 @@ def _rss_kib(pid: int, field: str) -> int:
     raise LookupError(field)
 
 
+def _bombs() -> list[tuple[str, dict[str, object], str]]:
+    mp4 = base64.b64encode(sample_table_bomb()).decode()
+    png = base64.b64encode(bomb_png()).decode()
+    return [
+        (
+            "retake",
+            {"video_uri": f"data:video/mp4;base64,{mp4}", "start_time": 0, "duration": 2},
+            "video_uri",
+        ),
+        # the decompression bomb from tests/inputs (50000x50000 PNG in a few KB)
+        (
+            "image-to-video",
+            {
+                "image_uri": f"data:image/png;base64,{png}",
+                "prompt": "a fox",
+                "model": "ltx-2-3-fast",
+                "duration": 2,
+                "resolution": "1280x720",
+            },
+            "image_uri",
+        ),
+    ]
+
+
 def test_api_process_memory_ceiling_during_bombs(make_server: Callable[..., Server]) -> None:
-    """Bounded memory and no 5xx: four bombs at once leave the API's peak RSS < +150 MB."""
+    """Bounded memory and no 5xx: eight bombs at once leave the API's peak RSS < +150 MB.
+
+    Peak RSS is the API process's VmHWM from /proc (``serve`` runs the API in its
+    own process; workers=0, so nothing else shares it).
+    """
     srv = make_server(workers=0)
     assert srv.proc is not None
-    bomb = base64.b64encode(sample_table_bomb()).decode()
-    body = {"video_uri": f"data:video/mp4;base64,{bomb}", "start_time": 0, "duration": 2}
-    with srv.client() as c:  # warm up: imports, PyAV, thread pool
-        c.post("/v2/retake", json=body)
+    bombs = _bombs()
+    with srv.client() as c:  # warm up: imports, PyAV, thread pool (not yet the bomb path)
+        c.post(
+            "/v2/retake",
+            json={"video_uri": "data:video/mp4;base64,AAAA", "start_time": 0, "duration": 2},
+        )
     before = _rss_kib(srv.proc.pid, "VmRSS")
-    answers: list[httpx.Response] = []
+    answers: list[tuple[str, httpx.Response]] = []
 
-    def send() -> None:
+    def send(endpoint: str, body: dict[str, object], field: str) -> None:
         with srv.client() as c:
-            answers.append(c.post("/v2/retake", json=body))
+            answers.append((field, c.post(f"/v2/{endpoint}", json=body)))
 
-    threads = [threading.Thread(target=send) for _ in range(4)]
+    threads = [threading.Thread(target=send, args=bomb) for bomb in bombs for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
     peak = _rss_kib(srv.proc.pid, "VmHWM")
-    assert len(answers) == 4
-    for r in answers:
-        assert_error(r, 400, "invalid_request_error", "video_uri")
+    assert len(answers) == len(threads)
+    for field, r in answers:
+        assert_error(r, 400, "invalid_request_error", field)
     assert peak - before < 150 * 1024, f"API peak RSS grew {(peak - before) // 1024} MB"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any, Literal, overload
 from urllib.parse import quote
 
 import httpx
@@ -91,17 +92,48 @@ def test_valid_signature_over_a_hostile_expiry_is_still_refused(signed_server: S
     _assert_clean(signed_server)
 
 
-def _raw_status(srv: Server, request: bytes) -> int:
-    """Send raw bytes (headers httpx would refuse to encode) and read the status code."""
+def test_signed_path_traversal_serves_nothing(signed_server: Server) -> None:
+    """No 5xx, no leak: even a correctly signed URL cannot climb out of the blob store."""
+    for target in (
+        "/files/../secret.key",
+        "/files/jobs/%2e%2e/%2e%2e/secret.key",
+        "/files/jobs/..%2f..%2fsecret.key",
+        "/files//etc/passwd",
+    ):
+        expires = int(time.time()) + 600
+        sig = sign(_key(signed_server), target, expires)
+        status = _raw_status(
+            signed_server,
+            (
+                f"GET {target}?expires={expires}&signature={sig} HTTP/1.1\r\n"
+                "Host: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            ).encode(),
+            body=True,
+        )
+        assert status[0] in (403, 404), (target, status)
+        assert _key(signed_server) not in status[1], target
+    _assert_clean(signed_server)
+
+
+@overload
+def _raw_status(srv: Server, request: bytes) -> int: ...
+@overload
+def _raw_status(srv: Server, request: bytes, body: Literal[True]) -> tuple[int, bytes]: ...
+
+
+def _raw_status(srv: Server, request: bytes, body: bool = False) -> Any:
+    """Send raw bytes (headers httpx would refuse to encode) and read the status code
+    (and, with ``body``, everything until the server closes)."""
     with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
         sock.sendall(request)
         head = b""
-        while b"\r\n" not in head:
+        while (b"\r\n" not in head) or body:
             chunk = sock.recv(4096)
             if not chunk:
                 break
             head += chunk
-    return int(head.split(b" ", 2)[1])
+    status = int(head.split(b" ", 2)[1])
+    return (status, head) if body else status
 
 
 def test_hostile_content_length_on_upload(signed_server: Server) -> None:
