@@ -24,9 +24,10 @@ from ltxserve.api.errors import envelope
 
 def _timeout_response() -> bytes:
     body = envelope("invalid_request_error", "Request headers were not received in time")
-    return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-            b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n"
-            + body)
+    return (
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+        b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
@@ -70,5 +71,6 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
 def header_deadline_protocol(seconds: float) -> type[HeaderDeadlineProtocol]:
     """The protocol class to hand uvicorn (``http=``), with its deadline set."""
-    return type("HeaderDeadlineProtocol", (HeaderDeadlineProtocol,),
-                {"header_timeout": float(seconds)})
+    return type(
+        "HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), {"header_timeout": float(seconds)}
+    )

@@ -40,8 +40,9 @@ def reference(job_id: str, field: str) -> str:
     return f"ltx://{payload_key(job_id, field)}"
 
 
-def offload(job_id: str, request: dict[str, Any], blobs: BlobStore,
-            tmp_dir: Path) -> dict[str, Any]:
+def offload(
+    job_id: str, request: dict[str, Any], blobs: BlobStore, tmp_dir: Path
+) -> dict[str, Any]:
     """The request to store in the row: large data URIs replaced by blob references."""
     out = dict(request)
     for field in URI_FIELDS:

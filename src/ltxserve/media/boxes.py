@@ -30,12 +30,10 @@ MAX_DEPTH = 10
 CHUNK = 64 * 1024
 
 # boxes whose children we walk
-CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"moof", b"traf",
-              b"mvex"}
+CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"moof", b"traf", b"mvex"}
 # full boxes holding "entry_count, entries[entry_count]" with a fixed entry size
 # (elst and sbgp depend on version: handled below)
-TABLES = {b"stts": 8, b"ctts": 8, b"stsc": 12, b"stco": 4, b"co64": 8, b"stss": 4,
-          b"stps": 4}
+TABLES = {b"stts": 8, b"ctts": 8, b"stsc": 12, b"stco": 4, b"co64": 8, b"stss": 4, b"stps": 4}
 
 
 class BoxProblem(Exception):
@@ -78,13 +76,15 @@ def _children(walk: _Walk, start: int, end: int, depth: int, *, top: bool = Fals
             header = 16
         elif size == 0:  # "to the end of the enclosing box / file"
             size = end - pos
-        interesting = kind in CONTAINERS or kind in TABLES or kind in (
-            b"stsz", b"stz2", b"trun", b"elst", b"sbgp")
+        interesting = (
+            kind in CONTAINERS
+            or kind in TABLES
+            or kind in (b"stsz", b"stz2", b"trun", b"elst", b"sbgp")
+        )
         if size < header or pos + size > end:
             if not interesting and top:
                 return  # e.g. a truncated mdat: FFmpeg's checks say "truncated" better
-            raise BoxProblem(f"its {_name(kind)} box claims {size} bytes; only "
-                             f"{end - pos} remain")
+            raise BoxProblem(f"its {_name(kind)} box claims {size} bytes; only {end - pos} remain")
         body, body_end = pos + header, pos + size
         if kind in CONTAINERS:
             _children(walk, body, body_end, depth + 1)
@@ -100,8 +100,10 @@ def _name(kind: bytes) -> str:
 
 
 def _too_many(kind: str, count: int, file_size: int) -> BoxProblem:
-    return BoxProblem(f"its {kind} box claims {count} samples; a {file_size} byte file "
-                      f"cannot hold more than {file_size}")
+    return BoxProblem(
+        f"its {kind} box claims {count} samples; a {file_size} byte file "
+        f"cannot hold more than {file_size}"
+    )
 
 
 def _table(walk: _Walk, kind: bytes, body: int, end: int) -> None:
@@ -118,8 +120,10 @@ def _table(walk: _Walk, kind: bytes, body: int, end: int) -> None:
         if sample_size == 0:
             _fits(kind, count, 4, room)
         elif count * sample_size > walk.file_size:
-            raise BoxProblem(f"its stsz box claims {count} samples of {sample_size} bytes; "
-                             f"the file has {walk.file_size} bytes")
+            raise BoxProblem(
+                f"its stsz box claims {count} samples of {sample_size} bytes; "
+                f"the file has {walk.file_size} bytes"
+            )
         if count > walk.file_size:
             raise _too_many("stsz", count, walk.file_size)
         return
@@ -163,8 +167,10 @@ def _table(walk: _Walk, kind: bytes, body: int, end: int) -> None:
 
 def _fits(kind: bytes, count: int, entry: int, room: int) -> None:
     if count * entry > room:
-        raise BoxProblem(f"its {_name(kind)} box claims {count} entries of {entry} bytes; "
-                         f"it holds {max(0, room)} bytes")
+        raise BoxProblem(
+            f"its {_name(kind)} box claims {count} entries of {entry} bytes; "
+            f"it holds {max(0, room)} bytes"
+        )
 
 
 def _sum_counts(walk: _Walk, offset: int, entries: int) -> int:
