@@ -270,14 +270,18 @@ class JobStore:
     def create_job(self, api_key_id: str, endpoint: str, request: dict[str, Any],
                    job_id: str | None = None) -> Job:
         job_id = job_id or str(uuid.uuid4())
+        created_at = now_ms()
         values = dict(id=job_id, api_key_id=api_key_id, endpoint=endpoint,
-                      status=JobStatus.PENDING.value, request=request, created_at=now_ms(),
+                      status=JobStatus.PENDING.value, request=request, created_at=created_at,
                       attempts=0)
         with self._write() as conn:
             conn.execute(insert(jobs).values(**values))
-        job = self.get(job_id)
-        assert job is not None
-        return job
+        # the row is exactly what was inserted: no second round trip to read it back
+        return Job(id=job_id, api_key_id=api_key_id, endpoint=endpoint,
+                   status=JobStatus.PENDING, request=request, created_at=created_at,
+                   started_at=None, completed_at=None, expires_at=None, result=None,
+                   error_type=None, error_message=None, progress=None, attempts=0,
+                   lease_owner=None, lease_expires_at=None)
 
     def get(self, job_id: str) -> Job | None:
         values = self._get_job.one(job_id=job_id)
