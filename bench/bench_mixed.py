@@ -7,6 +7,17 @@ client the bottleneck on 2 cores). Prints submits/s, polls/s and p50/p99 of each
 and fails on any status other than 202/200. The same load runs as a CI test
 (tests/hostile/test_concurrency.py).
 
+Measured on the 2-core development machine, shared with other work (load average
+2-10), client and PostgreSQL on the same cores; 1,000 submits + 10,000 polls, 200
+connections:
+
+         store | submit/s  p50 ms  p99 ms | poll/s  p50 ms  p99 ms | wall s | non-2xx
+        sqlite |      138     410     743 |   1380      90     259 |    7.2 | none
+    postgresql |       41     443     868 |    408     420     816 |   24.5 | none
+
+Before issue 17's fix the SQLite run never finished: once 15 API threads had each
+pinned a pooled connection, every further write waited 30 s and answered 500.
+
 Usage: python bench/bench_mixed.py [--submits 1000] [--polls 10000] [--concurrency 200]
        [--pg-url postgresql+psycopg://postgres@127.0.0.1:54329/postgres]
 PostgreSQL is skipped without --pg-url or $LTXSERVE_TEST_PG_URL (scripts/pg-start.sh).
