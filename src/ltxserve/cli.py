@@ -144,6 +144,7 @@ def _serve(settings: Settings, host: str, port: int, n_workers: int, level: str)
 
     from ltxserve import __version__
     from ltxserve.api.app import create_app
+    from ltxserve.api.protocol import header_deadline_protocol
     from ltxserve.jobs.db import open_store
     from ltxserve.keys import create_key
     from ltxserve.supervisor import Supervisor
@@ -176,7 +177,14 @@ def _serve(settings: Settings, host: str, port: int, n_workers: int, level: str)
         supervisor.start()
     code: int | str | None = 0
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=level, access_log=False)
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level=level,
+            access_log=False,
+            http=header_deadline_protocol(settings.header_timeout_seconds),
+        )
     except SystemExit as exc:  # SIGTERM/SIGINT, by way of _exit_on_signal
         code = exc.code
     finally:

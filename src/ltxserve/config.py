@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None  # default: sqlite file in data_dir
     public_url: str | None = None  # absolute base for result URLs; default: request's own
+    # Longest wait for the job store (pool checkout, SQLite lock) before a 503 with
+    # Retry-After (README, configuration); never the old 30 s.
+    db_timeout_seconds: float = 5.0
     secret: str | None = None  # HMAC key for signed URLs; default: data_dir/secret.key
     models_file: Path | None = None  # model x resolution x fps x duration table
 
@@ -65,6 +68,7 @@ class Settings(BaseSettings):
     sweep_interval: float = 30.0
 
     max_body_bytes: int = 32 * 1024 * 1024
+    header_timeout_seconds: float = 15.0  # a request's headers must arrive within this (408)
     key_cache_seconds: float = 2.0
 
     engine: str = "auto"  # auto | minimal | preview | ltx

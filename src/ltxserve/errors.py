@@ -15,6 +15,7 @@ the same errors and have them recorded verbatim on a failed job.
     +-- ConcurrencyLimitError     concurrency_limit_error 429
     +-- ApiError                  api_error               500
     +-- ServiceUnavailableError   service_unavailable     503
+        +-- StoreBusyError        (the job store is saturated; Retry-After)
 """
 
 from __future__ import annotations
@@ -72,6 +73,19 @@ class ApiError(LtxError):
 
 class ServiceUnavailableError(LtxError):
     type = "service_unavailable"
+
+
+class StoreBusyError(ServiceUnavailableError):
+    """The job store could not be reached in bounded time (pool or write lock saturated).
+
+    Raised by the store instead of waiting indefinitely, so a saturated database
+    answers a quick 503 with Retry-After and the client retries, never a 500.
+    """
+
+    def __init__(
+        self, message: str = "The service is busy; retry shortly", *, retry_after: int | None = 1
+    ) -> None:
+        super().__init__(message, retry_after=retry_after)
 
 
 ERROR_TYPES: dict[str, type[LtxError]] = {

@@ -158,6 +158,18 @@ def runner_main(conn: Connection, engine_name: str) -> None:
             conn.send(Stopped(msg.job_id))
         except LtxError as exc:
             conn.send(Failed(msg.job_id, exc.type, exc.message))
+        except (OverflowError, FloatingPointError) as exc:
+            # absurd numbers in the request (1e308 seconds) overflowing the engine's
+            # arithmetic: the request's fault, not the server's (issue 17)
+            logging.info("job %s: numbers out of range: %r", msg.job_id, exc)
+            conn.send(
+                Failed(
+                    msg.job_id,
+                    "invalid_request_error",
+                    f"a number in the request is out of the range this engine can "
+                    f"compute with ({type(exc).__name__}: {exc})",
+                )
+            )
         except Exception:  # noqa: BLE001 - a job's own failure, told to the worker
             logging.error("job %s failed:\n%s", msg.job_id, traceback.format_exc())
             conn.send(Failed(msg.job_id, "api_error", "generation failed unexpectedly"))

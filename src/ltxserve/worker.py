@@ -22,15 +22,16 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from ltxserve.config import Settings
-from ltxserve.errors import LtxError
+from ltxserve.errors import LtxError, StoreBusyError
 from ltxserve.jobs.db import open_store
 from ltxserve.jobs.doorbell import open_doorbell
-from ltxserve.jobs.manager import job_prefix
+from ltxserve.jobs.payloads import job_prefix, restore
 from ltxserve.jobs.states import JobStatus
 from ltxserve.jobs.store import Job, JobStore
 from ltxserve.runner import (
@@ -147,12 +148,15 @@ class Worker:
         log.info("worker %s ready with engine %s", self.owner, self.runner.engine)
         try:
             while not self.stopping.is_set():
-                job = self.store.claim(
-                    self.owner,
-                    self.settings.lease_seconds,
-                    self.settings.max_attempts,
-                    retention_ms=self.retention_ms,
-                )
+                try:
+                    job = self.store.claim(
+                        self.owner,
+                        self.settings.lease_seconds,
+                        self.settings.max_attempts,
+                        retention_ms=self.retention_ms,
+                    )
+                except StoreBusyError:  # saturated for now: look again after a pause
+                    job = None
                 if job is None:
                     self._idle()
                     continue
@@ -174,6 +178,8 @@ class Worker:
         workdir = Path(tempfile.mkdtemp(prefix=f"ltxserve-{job.id[:8]}-"))
         try:
             try:
+                # large data URIs were stored as blobs at submit (jobs/payloads.py)
+                job = replace(job, request=restore(job.id, job.request, self.blobs))
                 inputs = self._resolve_inputs(job, workdir)
             except LtxError as exc:
                 self._finish_failed(job, exc.type, exc.message)
@@ -227,9 +233,7 @@ class Worker:
                     next_beat = now + self.settings.heartbeat_seconds
                     next_progress = now + self.settings.progress_seconds
                     written = progress
-                    if not self.store.heartbeat(
-                        job.id, self.owner, self.settings.lease_seconds, progress
-                    ):
+                    if not self._beat(job, progress):
                         log.warning("job %s: lease lost; abandoning it", job.id)
                         self._stop_job(job)
                         return
@@ -243,6 +247,14 @@ class Worker:
                 self.store.release(job.id, self.owner)
             if not self.stopping.is_set():
                 self._restart_runner()
+
+    def _beat(self, job: Job, progress: float | None) -> bool:
+        """Renew the lease; a saturated store is not a lost lease (the next beat retries)."""
+        try:
+            return self.store.heartbeat(job.id, self.owner, self.settings.lease_seconds, progress)
+        except StoreBusyError:
+            log.warning("job %s: store busy; lease renewal deferred", job.id)
+            return True
 
     def _stop_job(self, job: Job) -> None:
         """Have the runner drop ``job``; restart the runner only if it will not.

@@ -24,7 +24,7 @@ from ltxserve.api.errors import JSONBytes, error_response, ltx_error_response
 from ltxserve.api.middleware import RequestContext
 from ltxserve.api.web import router as web_router
 from ltxserve.config import Settings
-from ltxserve.errors import LtxError
+from ltxserve.errors import LtxError, StoreBusyError
 from ltxserve.jobs.catalog import Catalog
 from ltxserve.jobs.db import open_store
 from ltxserve.jobs.doorbell import open_doorbell
@@ -81,6 +81,8 @@ class Sweeper(threading.Thread):
         while not self.stop_event.wait(self.interval):
             try:
                 self.manager.sweep()
+            except StoreBusyError:
+                log.warning("sweep skipped: the job store is busy")
             except Exception:  # noqa: BLE001 - keep sweeping; the next pass retries
                 log.exception("sweep failed")
 

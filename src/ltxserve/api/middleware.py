@@ -3,7 +3,8 @@
 RequestContext, outermost of ours: gives every response an ``x-request-id``,
 enforces the body size limit while the body streams, and turns any exception
 that escaped the app into a 500 api_error envelope while logging the traceback
-with the request id. The client never sees a traceback.
+with the request id. The client never sees a traceback. A client that hung up
+mid-request is logged as such, without a traceback and without an answer.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import logging
 import uuid
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ltxserve.api.errors import envelope
 from ltxserve.errors import RequestTooLargeError
+from ltxserve.wire_numbers import parse_uint
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 log = logging.getLogger("ltxserve.api")
@@ -59,7 +62,8 @@ class RequestContext:
         if limit is not None:
             for name, value in scope["headers"]:
                 if name == b"content-length":
-                    if not value.isdigit() or int(value) > limit:
+                    declared = parse_uint(value)
+                    if declared is None or declared > limit:
                         await self._send_error(
                             send_wrapper,
                             413,
@@ -80,6 +84,12 @@ class RequestContext:
 
         try:
             await self.app(scope, receive_wrapper, send_wrapper)
+        except ClientDisconnect:
+            # The client went away mid-request (e.g. mid-body): nobody to answer, and
+            # not an error of ours; no traceback (issue 17).
+            log.info(
+                "client disconnected during %s %s [request %s]", scope["method"], scope["path"], rid
+            )
         except Exception:
             log.exception(
                 "unhandled error in %s %s [request %s]", scope["method"], scope["path"], rid

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from ltxserve.jobs.states import JobStatus
-from ltxserve.jobs.store import Job
+from ltxserve.jobs.store import JobView
 from ltxserve.storage.signing import signed_query
 
 
@@ -21,7 +21,7 @@ def file_url(base_url: str, key: bytes, blob_key: str, expires_ms: int) -> str:
     return f"{base_url}{path}?{signed_query(key, path, expires)}"
 
 
-def status_body(job: Job, base_url: str, key: bytes) -> dict[str, Any]:
+def status_body(job: JobView, base_url: str, key: bytes) -> dict[str, Any]:
     body: dict[str, Any] = {
         "status": job.status.value,
         "id": job.id,

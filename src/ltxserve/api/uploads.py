@@ -35,6 +35,7 @@ from ltxserve.jobs.store import now_ms
 from ltxserve.jobs.uploads import blob_key as upload_blob_key
 from ltxserve.jobs.uploads import complete_upload, create_upload, get_upload, valid_id
 from ltxserve.storage.signing import signed_query, verify
+from ltxserve.wire_numbers import parse_uint
 
 router = APIRouter()
 
@@ -106,13 +107,14 @@ async def put(request: Request, upload_id: str) -> Response:
             "A file was already uploaded to this URL; ask for a new one",
             status=409,
         )
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.strip().isdigit():
+    header = request.headers.get("content-length")
+    if header is not None:
+        declared = parse_uint(header.strip())
+        if declared is None:
             return error_response("invalid_request_error", "Content-Length is not a number")
-        if int(declared) > s.upload_max_bytes:
+        if declared > s.upload_max_bytes:
             return _too_large(s.upload_max_bytes)
-        if int(declared) == 0:
+        if declared == 0:
             return error_response("invalid_request_error", "The upload is empty")
 
     tmp = upload_tmp_dir(s) / f"{upload_id}-{secrets.token_hex(4)}.part"

@@ -43,6 +43,7 @@ import httpx
 
 from ltxserve import __version__
 from ltxserve.config import Settings
+from ltxserve.wire_numbers import parse_uint
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
@@ -165,7 +166,8 @@ def parse_allow_entry(entry: str) -> tuple[str, int | None]:
     host = host.rstrip(".")
     if not port:
         return host, None
-    return host, int(port) if port.isdigit() else -1
+    number = parse_uint(port, 5)
+    return host, -1 if number is None else number
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,18 @@ class GuardedBackend(httpcore.SyncBackend):
         raise last
 
 
+MAX_HOST_LENGTH = 253  # RFC 1035: a name of at most 253 characters (without a final dot)
+MAX_LABEL_LENGTH = 63  # and labels of at most 63
+
+
+def valid_domain(host: str) -> bool:
+    """A DNS name: letters, digits, '-', '_' in dot-separated labels of 1-63, 253 at most."""
+    name = host[:-1] if host.endswith(".") else host
+    if not name or len(name) > MAX_HOST_LENGTH or not _HOST_CHARS.match(name):
+        return False
+    return all(0 < len(label) <= MAX_LABEL_LENGTH for label in name.split("."))
+
+
 def check_url(url: str, policy: FetchPolicy) -> httpx.URL:
     """The static part of the guard: scheme, host form, port. Raises FetchRefused."""
     try:
@@ -254,12 +268,14 @@ def check_url(url: str, policy: FetchPolicy) -> httpx.URL:
     host = u.raw_host.decode("ascii", "replace").lower()
     if not host:
         raise FetchRefused("the URL has no host")
-    port = u.port or (443 if u.scheme == "https" else 80)
+    # an explicit port 0 is falsy: compare with None, not `or` (issue 17)
+    port = u.port if u.port is not None else (443 if u.scheme == "https" else 80)
     if not 0 < port < 65536:
         raise FetchRefused(f"port {port} is not valid")
     literal = is_ip_literal(host)
-    if not literal and not _HOST_CHARS.match(host):
-        raise FetchRefused(f"host {host} is not a valid domain name")
+    if not literal and not valid_domain(host):
+        shown = host if len(host) <= 80 else f"{host[:60]}... ({len(host)} characters)"
+        raise FetchRefused(f"host {shown} is not a valid domain name")
     if literal and not policy.allowlisted(host, port):
         raise FetchRefused("IP address hosts are not allowed; use a domain name")
     return u
@@ -311,8 +327,8 @@ def fetch_to_file(
             if status != 200:
                 raise FetchRefused(f"the URL answered HTTP {status}")
             head = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in resp.headers}
-            declared = head.get("content-length", "").strip()
-            if declared.isdigit() and int(declared) > limit.max_bytes:
+            declared = parse_uint(head.get("content-length", "").strip())
+            if declared is not None and declared > limit.max_bytes:
                 raise FetchRefused(too_large)
             size = 0
             with dest.open("wb") as out:

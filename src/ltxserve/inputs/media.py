@@ -10,7 +10,9 @@ Each ``*_uri`` field takes one kind of media:
 (images) or PyAV (audio and video) and insists that the two agree. Image
 dimensions are checked from the header before any pixel is decoded, so a
 decompression bomb costs nothing; then the image is decoded to catch truncation.
-Audio and video are demuxed packet by packet (no decoding, constant memory) to
+MP4, MOV and M4A files first have their sample tables checked against the file's
+size (ltxserve.media.boxes), because FFmpeg allocates its index from them while
+opening the file. Audio and video are demuxed packet by packet (no decoding, constant memory) to
 count frames and measure duration, a truncated index shows up as missing packets,
 and the first frame is decoded to prove the stream is usable. Every problem
 raises InvalidRequestError naming the field.
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ltxserve.errors import InvalidRequestError
+from ltxserve.media.boxes import BoxProblem, check_sample_tables
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +126,15 @@ def inspect(field: str, path: Path) -> InputInfo:
         raise InvalidRequestError(f"{field}: the file is empty")
     with path.open("rb") as f:
         head = f.read(64)
-    fmt = sniff(head)
+        fmt = sniff(head)
+        if fmt in ("mp4", "mov", "m4a"):
+            # before FFmpeg sees it: its demuxer allocates from these claims
+            try:
+                check_sample_tables(f, size)
+            except BoxProblem as exc:
+                raise InvalidRequestError(
+                    f"{field}: the file is corrupt or truncated ({exc})"
+                ) from None
     try:
         if kind == "image":
             if fmt not in IMAGE_FORMATS:

@@ -33,7 +33,9 @@ def migrate(store: JobStore) -> None:
 
 def open_store(settings: Settings, *, run_migrations: bool = True) -> JobStore:
     settings.ensure_dirs()
-    store = JobStore(make_engine(settings.db_url))
+    store = JobStore(
+        make_engine(settings.db_url, settings.db_timeout_seconds), settings.db_timeout_seconds
+    )
     if run_migrations:
         migrate(store)
     return store

@@ -8,22 +8,20 @@ and which files belong to a job.
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from ltxserve.config import Settings
 from ltxserve.errors import NotFoundError
 from ltxserve.jobs.catalog import Catalog
 from ltxserve.jobs.doorbell import Doorbell, Silent
+from ltxserve.jobs.payloads import job_prefix, offload
 from ltxserve.jobs.requests import validate
-from ltxserve.jobs.store import Job, JobStore, now_ms
+from ltxserve.jobs.store import Job, JobStore, JobView, now_ms
 from ltxserve.jobs.uploads import sweep_uploads
 from ltxserve.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
-
-
-def job_prefix(job_id: str) -> str:
-    return f"jobs/{job_id}"
 
 
 class JobManager:
@@ -49,13 +47,22 @@ class JobManager:
         return validate(endpoint, body, self.catalog)
 
     def submit(self, api_key_id: str, endpoint: str, request: dict[str, Any]) -> Job:
-        job = self.store.create_job(api_key_id, endpoint, request)
+        """Store a validated request as a pending job (large data URIs as blobs) and ring."""
+        job_id = str(uuid.uuid4())
+        stored = offload(job_id, request, self.blobs, self.settings.data_dir / "tmp")
+        try:
+            job = self.store.create_job(api_key_id, endpoint, stored, job_id=job_id)
+        except BaseException:
+            if stored is not request:
+                self.blobs.delete_prefix(job_prefix(job_id))
+            raise
         self.doorbell.ring()
         return job
 
-    def get(self, api_key_id: str, endpoint: str, job_id: str) -> Job:
-        """The job, if this key may see it under this endpoint and it is not past retention."""
-        job = self.store.get(job_id) if len(job_id) <= 64 else None
+    def get(self, api_key_id: str, endpoint: str, job_id: str) -> JobView:
+        """The job's status view, if this key may see it under this endpoint and it is
+        not past retention. Reads no request (a poll must not pay for a large one)."""
+        job = self.store.view(job_id) if len(job_id) <= 64 else None
         if (
             job is None
             or job.api_key_id != api_key_id

@@ -8,9 +8,12 @@ racing on one job cannot both win.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,10 +29,14 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
+from ltxserve.errors import StoreBusyError
 from ltxserve.jobs.states import TERMINAL, JobStatus, check_transition
 from ltxserve.jobs.tables import api_keys, jobs
+
+log = logging.getLogger(__name__)
 
 
 def now_ms() -> int:
@@ -60,6 +67,23 @@ class Job:
         return self.status in TERMINAL
 
 
+@dataclass(frozen=True)
+class JobView:
+    """What a status poll needs of a job: no request (it can be large), no lease."""
+
+    id: str
+    api_key_id: str
+    endpoint: str
+    status: JobStatus
+    created_at: int
+    completed_at: int | None
+    expires_at: int | None
+    result: dict[str, Any] | None
+    error_type: str | None
+    error_message: str | None
+    progress: float | None
+
+
 def _job(row: Any) -> Job:
     m = row._mapping
     values = {k: m[k] for k in Job.__dataclass_fields__}
@@ -67,9 +91,27 @@ def _job(row: Any) -> Job:
     return Job(**values)
 
 
-def make_engine(url: str) -> Engine:
+DEFAULT_DB_TIMEOUT = 5.0
+
+
+def make_engine(url: str, timeout: float = DEFAULT_DB_TIMEOUT) -> Engine:
+    """An engine whose every wait (pool checkout, SQLite lock) is bounded by ``timeout``.
+
+    Past it the store raises StoreBusyError (503 with Retry-After) instead of
+    holding the request for SQLAlchemy's and SQLite's default 30 s.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # Connections are cheap and checked out only for one statement or one
+        # write transaction, so the pool need not be small; writers queue on the
+        # store's own lock (JobStore._write), not on the pool.
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": timeout},
+            pool_size=8,
+            max_overflow=56,
+            pool_timeout=timeout,
+        )
+        busy_ms = int(timeout * 1000)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -77,7 +119,7 @@ def make_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -90,10 +132,53 @@ def make_engine(url: str) -> Engine:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        # a row or table lock held elsewhere is waited on for as long, not forever
+        connect_args["options"] = f"-c lock_timeout={int(timeout * 1000)}"
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=timeout,
+        connect_args=connect_args,
+    )
+
+
+def is_busy(exc: BaseException, sqlite: bool) -> bool:
+    """True for the errors that mean "the database is saturated or away", not a bug.
+
+    A pool checkout that timed out; SQLite's "database is locked/busy"; any
+    PostgreSQL OperationalError (connection refused or lost, too many clients,
+    server shutting down).
+    """
+    if isinstance(exc, sa_exc.TimeoutError):
+        return True
+    if isinstance(exc, sa_exc.OperationalError):
+        if not sqlite:
+            return True
+        text = str(exc.orig).lower()
+        return "locked" in text or "busy" in text
+    return False
+
+
+@contextmanager
+def busy_as_503(sqlite: bool) -> Iterator[None]:
+    """Turn a saturated-database error into StoreBusyError (domain error; 503 in the API)."""
+    try:
+        yield
+    except (sa_exc.TimeoutError, sa_exc.OperationalError) as exc:
+        if is_busy(exc, sqlite):
+            log.warning("job store busy: %s", exc.__class__.__name__)
+            raise StoreBusyError() from exc
+        raise
 
 
 _GET_JOB = select(jobs).where(jobs.c.id == bindparam("job_id"))
+_GET_VIEW = select(*(jobs.c[name] for name in JobView.__dataclass_fields__)).where(
+    jobs.c.id == bindparam("job_id")
+)
 _KEY_BY_HASH = select(api_keys).where(api_keys.c.key_hash == bindparam("key_hash"))
 
 
@@ -104,15 +189,16 @@ class _FastQuery:
     DBAPI connection directly costs ~40 us against ~250 us for a Core execute
     (bench/bench_poll.py). The SQL is still generated by SQLAlchemy for whichever
     dialect is in use, so nothing here is SQLite-specific.
+
+    The connection is checked out for the one statement and returned at once.
+    (It used to be pinned per thread for SQLite to save ~25 us; every thread of
+    the API's pool then kept one of the pool's 15 connections for life, and the
+    16th thread's write waited 30 s for a connection and answered 500: issue 17.)
     """
 
     def __init__(self, engine: Engine, stmt: Any, json_columns: tuple[str, ...] = ()) -> None:
         self.engine = engine
-        # SQLite reads run in autocommit on the calling thread; a connection kept per
-        # thread skips the pool checkout (another ~25 us). Networked databases go
-        # through the pool so connections are shared fairly.
-        self.pinned = engine.dialect.name == "sqlite"
-        self._local = threading.local()
+        self.sqlite = engine.dialect.name == "sqlite"
         compiled = stmt.compile(dialect=engine.dialect)
         self.sql = str(compiled)
         self.positional = compiled.positiontup
@@ -120,28 +206,18 @@ class _FastQuery:
 
     def one(self, **params: Any) -> dict[str, Any] | None:
         args: Any = [params[name] for name in self.positional] if self.positional else params
-        if self.pinned:
-            raw = getattr(self._local, "conn", None)
-            if raw is None:
-                raw = self._local.conn = self.engine.raw_connection()
-            cur = raw.cursor()
+        with busy_as_503(self.sqlite):
+            raw = self.engine.raw_connection()
             try:
+                cur = raw.cursor()
                 cur.execute(self.sql, args)
                 row = cur.fetchone()
                 names = [d[0] for d in cur.description] if row is not None else []
-            finally:
                 cur.close()
-            return self._values(names, row)
-        raw = self.engine.raw_connection()
-        try:
-            cur = raw.cursor()
-            cur.execute(self.sql, args)
-            row = cur.fetchone()
-            names = [d[0] for d in cur.description] if row is not None else []
-            cur.close()
-            raw.rollback()  # end any implicit transaction (PostgreSQL) before pooling
-        finally:
-            raw.close()
+                if not self.sqlite:
+                    raw.rollback()  # end the implicit transaction (PostgreSQL) before pooling
+            finally:
+                raw.close()
         return self._values(names, row)
 
     def _values(self, names: list[str], row: Any) -> dict[str, Any] | None:
@@ -155,16 +231,26 @@ class _FastQuery:
 
 
 class JobStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, timeout: float = DEFAULT_DB_TIMEOUT) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
+        self.timeout = timeout
+        # SQLite has one writer at a time anyway; queueing this process's writers on a
+        # lock (FIFO-ish, bounded wait) instead of on SQLite's busy handler (sleep and
+        # retry, unfair) keeps each write's wait short and predictable under load.
+        self._write_lock = threading.Lock() if self.is_sqlite else None
         self._get_job = _FastQuery(engine, _GET_JOB, ("request", "result"))
+        self._get_view = _FastQuery(engine, _GET_VIEW, ("result",))
         self._key_by_hash = _FastQuery(engine, _KEY_BY_HASH)
 
-    def _write(self) -> Any:
-        conn = self.engine.connect()
-        conn.info["write"] = True
-        return _WriteTx(conn)
+    def _write(self) -> _WriteTx:
+        return _WriteTx(self)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for a read, with saturation reported as StoreBusyError."""
+        with busy_as_503(self.is_sqlite), self.engine.connect() as conn:
+            yield conn
 
     # -- keys ---------------------------------------------------------------
     def add_key(self, key_id: str, name: str, key_hash: str, prefix: str) -> None:
@@ -179,7 +265,7 @@ class JobStore:
         return self._key_by_hash.one(key_hash=key_hash)
 
     def list_keys(self) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             rows = conn.execute(select(api_keys).order_by(api_keys.c.created_at)).all()
         return [dict(r._mapping) for r in rows]
 
@@ -196,22 +282,41 @@ class JobStore:
         return int(res.rowcount)
 
     # -- jobs ---------------------------------------------------------------
-    def create_job(self, api_key_id: str, endpoint: str, request: dict[str, Any]) -> Job:
-        job_id = str(uuid.uuid4())
+    def create_job(
+        self, api_key_id: str, endpoint: str, request: dict[str, Any], job_id: str | None = None
+    ) -> Job:
+        job_id = job_id or str(uuid.uuid4())
+        created_at = now_ms()
         values = dict(
             id=job_id,
             api_key_id=api_key_id,
             endpoint=endpoint,
             status=JobStatus.PENDING.value,
             request=request,
-            created_at=now_ms(),
+            created_at=created_at,
             attempts=0,
         )
         with self._write() as conn:
             conn.execute(insert(jobs).values(**values))
-        job = self.get(job_id)
-        assert job is not None
-        return job
+        # the row is exactly what was inserted: no second round trip to read it back
+        return Job(
+            id=job_id,
+            api_key_id=api_key_id,
+            endpoint=endpoint,
+            status=JobStatus.PENDING,
+            request=request,
+            created_at=created_at,
+            started_at=None,
+            completed_at=None,
+            expires_at=None,
+            result=None,
+            error_type=None,
+            error_message=None,
+            progress=None,
+            attempts=0,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
 
     def get(self, job_id: str) -> Job | None:
         values = self._get_job.one(job_id=job_id)
@@ -219,6 +324,14 @@ class JobStore:
             return None
         values["status"] = JobStatus(values["status"])
         return Job(**values)
+
+    def view(self, job_id: str) -> JobView | None:
+        """The status poll's read: the columns of JobView only, never the request."""
+        values = self._get_view.one(job_id=job_id)
+        if values is None:
+            return None
+        values["status"] = JobStatus(values["status"])
+        return JobView(**values)
 
     def claim(
         self, owner: str, lease_seconds: float, max_attempts: int, *, retention_ms: int
@@ -395,7 +508,7 @@ class JobStore:
         return n
 
     def expired_ids(self, limit: int = 500) -> list[str]:
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             rows = conn.execute(
                 select(jobs.c.id).where(jobs.c.expires_at < now_ms()).limit(limit)
             ).all()
@@ -411,27 +524,60 @@ class JobStore:
     def count_by_status(self) -> dict[str, int]:
         from sqlalchemy import func
 
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             rows = conn.execute(select(jobs.c.status, func.count()).group_by(jobs.c.status)).all()
         return {r[0]: int(r[1]) for r in rows}
 
 
 class _WriteTx:
-    """A connection in a write transaction (BEGIN IMMEDIATE on SQLite), committed on success."""
+    """A connection in a write transaction (BEGIN IMMEDIATE on SQLite), committed on success.
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+    Every wait on the way in is bounded by the store's timeout; a saturated
+    database, inside or on the way in, leaves as StoreBusyError.
+    """
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+        self.conn: Connection | None = None
+        self.locked = False
 
     def __enter__(self) -> Connection:
-        self.conn.begin()
+        lock = self.store._write_lock
+        if lock is not None:
+            if not lock.acquire(timeout=self.store.timeout):
+                raise StoreBusyError()
+            self.locked = True
+        try:
+            with busy_as_503(self.store.is_sqlite):
+                self.conn = self.store.engine.connect()
+                self.conn.info["write"] = True
+                self.conn.begin()
+        except BaseException:
+            self._release()
+            raise
         return self.conn
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        assert self.conn is not None
         try:
-            if exc_type is None:
-                self.conn.commit()
-            else:
-                self.conn.rollback()
+            with busy_as_503(self.store.is_sqlite):
+                if exc_type is None:
+                    self.conn.commit()
+                else:
+                    self.conn.rollback()
+                    if isinstance(exc, sa_exc.TimeoutError | sa_exc.OperationalError) and is_busy(
+                        exc, self.store.is_sqlite
+                    ):
+                        raise StoreBusyError() from exc
         finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self.conn is not None:
             self.conn.info.pop("write", None)
             self.conn.close()
+            self.conn = None
+        if self.locked:
+            self.locked = False
+            assert self.store._write_lock is not None
+            self.store._write_lock.release()

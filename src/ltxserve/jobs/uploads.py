@@ -81,7 +81,7 @@ def create_upload(
 def get_upload(store: JobStore, upload_id: str) -> Upload | None:
     if not valid_id(upload_id):
         return None
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         row = conn.execute(select(uploads).where(uploads.c.id == upload_id)).first()
     return _upload(row) if row else None
 
@@ -103,7 +103,7 @@ def complete_upload(store: JobStore, upload_id: str, size: int, content_type: st
 
 
 def expired_upload_ids(store: JobStore, limit: int = 500) -> list[str]:
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         rows = conn.execute(
             select(uploads.c.id).where(uploads.c.expires_at < now_ms()).limit(limit)
         ).all()

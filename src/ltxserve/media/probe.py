@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import av
 
 from ltxserve.errors import InvalidRequestError
+from ltxserve.media.boxes import BoxProblem, check_sample_tables
 from ltxserve.media.decode import quarter_turns
 
 
@@ -50,6 +52,14 @@ def display_rotation(container: av.container.InputContainer, stream: av.VideoStr
 
 def probe(path: Path | str, *, label: str = "input") -> MediaInfo:
     """Probe a media file; unreadable files raise InvalidRequestError naming ``label``."""
+    with open(path, "rb") as f:
+        if f.read(12)[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"):
+            try:
+                check_sample_tables(f, os.fstat(f.fileno()).st_size)
+            except BoxProblem as exc:
+                raise InvalidRequestError(
+                    f"{label}: the file could not be read as media ({exc})"
+                ) from None
     try:
         with av.open(str(path)) as container:
             duration = (container.duration or 0) / 1_000_000

@@ -6,19 +6,32 @@ import hashlib
 import hmac
 import time
 
+from ltxserve.wire_numbers import is_hex_digest, parse_uint
+
 
 def sign(key: bytes, path: str, expires: int) -> str:
     msg = f"{path}\n{expires}".encode()
     return hmac.new(key, msg, hashlib.sha256).hexdigest()
 
 
+EXPIRES_DIGITS = 12  # unix seconds until the year 33658; more is not an expiry
+
+
 def verify(key: bytes, path: str, expires: str | None, signature: str | None) -> bool:
-    """True when the signature matches and the expiry (unix seconds) is in the future."""
-    if not expires or not signature or not expires.isdigit():
+    """True when the signature matches and the expiry (unix seconds) is in the future.
+
+    Both come straight from an unauthenticated query string: ``expires`` must be
+    ASCII digits of bounded length and ``signature`` 64 lowercase hex digits
+    before anything else is done with them (``compare_digest`` refuses non-ASCII
+    text with a TypeError).
+    """
+    when = parse_uint(expires, EXPIRES_DIGITS)
+    if when is None or not is_hex_digest(signature):
         return False
-    if not hmac.compare_digest(sign(key, path, int(expires)), signature):
+    assert signature is not None
+    if not hmac.compare_digest(sign(key, path, when), signature):
         return False
-    return int(expires) > time.time()
+    return when > time.time()
 
 
 def signed_query(key: bytes, path: str, expires: int) -> str:

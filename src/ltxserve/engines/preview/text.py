@@ -10,6 +10,8 @@ most three lines and end in "...".
 from __future__ import annotations
 
 import re
+import unicodedata
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -31,36 +33,108 @@ def _font(size: int) -> tuple[Font, float]:
     return font, size / 11.0
 
 
+# Scripts written without spaces between words: a line may break between any two of
+# their characters (CJK ideographs and kana, Hangul, Thai, Lao, Khmer, Myanmar, and
+# full-width forms). Ranges are inclusive code points.
+_NO_SPACE_RANGES = (
+    (0x0E00, 0x0EFF),  # Thai, Lao
+    (0x1000, 0x109F),  # Myanmar
+    (0x1780, 0x17FF),  # Khmer
+    (0x2E80, 0x2FFF),  # CJK radicals, Kangxi
+    (0x3000, 0x30FF),  # CJK punctuation, Hiragana, Katakana
+    (0x3100, 0x9FFF),  # Bopomofo ... CJK unified ideographs
+    (0xAC00, 0xD7AF),  # Hangul syllables
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
+    (0xFF00, 0xFFEF),  # half- and full-width forms
+    (0x20000, 0x3FFFF),  # CJK extensions
+)
+
+
+def _no_space_script(ch: str) -> bool:
+    cp = ord(ch)
+    return any(lo <= cp <= hi for lo, hi in _NO_SPACE_RANGES)
+
+
+def _mark(ch: str) -> bool:
+    """A combining mark (Thai vowels and tones, accents): never the first of a line."""
+    return unicodedata.category(ch) in ("Mn", "Mc", "Me")
+
+
 def wrap(text: str, measure: object, max_width: float, max_lines: int = MAX_LINES) -> list[str]:
-    """Greedy word wrap by measured width; over-long words break; overflow ends in '...'."""
+    """Greedy line breaking by measured width, linear in the text's length.
+
+    Lines break at spaces, between two characters of a script written without
+    spaces (Chinese, Japanese, Thai, ...), and inside a run too long for a line,
+    never before a combining mark. Widths are summed from a per-character table
+    (each distinct character measured once), so a 4,000-character prompt without
+    a space costs what one with spaces does (the old wrap re-measured shorter and
+    shorter prefixes of a long word: cubic, minutes per job; issue 17). Layout
+    stops after ``max_lines`` lines; overflow ends the last one in '...'. Each
+    line is measured whole once at the end and trimmed if kerning made it wider
+    than the sum of its characters.
+    """
     length = measure.getlength  # type: ignore[attr-defined]
-    words = re.sub(r"\s+", " ", text).strip().split(" ")
+    table: dict[str, float] = {}
+
+    def cw(ch: str) -> float:
+        w = table.get(ch)
+        if w is None:
+            w = table[ch] = float(length(ch))
+        return w
+
+    flat = re.sub(r"\s+", " ", text).strip()
+    n = len(flat)
     lines: list[str] = []
-    line = ""
-    for word in words:
-        while length(word) > max_width and len(word) > 1:
-            cut = len(word) - 1
-            while cut > 1 and length(word[:cut]) > max_width:
-                cut -= 1
-            if line:
-                lines.append(line)
-                line = ""
-            lines.append(word[:cut])
-            word = word[cut:]
-        trial = f"{line} {word}" if line else word
-        if length(trial) <= max_width:
-            line = trial
-        else:
-            lines.append(line)
-            line = word
-    if line:
-        lines.append(line)
-    if len(lines) > max_lines:
+    start = 0  # first character of the line being laid
+    width = 0.0  # width of flat[start:i]
+    cut: tuple[int, int] | None = None  # best break so far: (line end, next line start)
+    i = 0
+    while i < n and len(lines) <= max_lines:
+        ch = flat[i]
+        w = cw(ch)
+        if ch == " ":
+            cut = (i, i + 1)
+            width += w
+            i += 1
+            continue
+        mark = _mark(ch)
+        if i > start and not mark and (_no_space_script(ch) or _no_space_script(flat[i - 1])):
+            cut = (i, i)
+        if width + w > max_width and i > start and not mark:
+            end, nxt = cut if cut is not None and cut[0] > start else (i, i)
+            lines.append(flat[start:end].rstrip())
+            start = nxt
+            width = sum(cw(c) for c in flat[start:i])
+            cut = None
+            continue
+        width += w
+        i += 1
+    overflow = len(lines) > max_lines or (len(lines) == max_lines and start < n)
+    if not overflow and start < n:
+        lines.append(flat[start:].strip())
+    lines = [line for line in lines if line]
+    if overflow:
         last = lines[max_lines - 1]
-        while last and length(last + "...") > max_width:
-            last = last[:-1]
-        lines = [*lines[: max_lines - 1], last.rstrip() + "..."]
-    return lines
+        room = max_width - float(length("..."))
+        keep, used = 0, 0.0
+        for ch in last:
+            if used + cw(ch) > room:
+                break
+            used += cw(ch)
+            keep += 1
+        while 0 < keep < len(last) and _mark(last[keep]):
+            keep -= 1  # do not leave a base character without its marks
+        lines = [*lines[: max_lines - 1], last[:keep].rstrip() + "..."]
+    return [_fit(line, length, max_width) for line in lines]
+
+
+def _fit(line: str, length: Any, max_width: float) -> str:
+    """Trim ``line`` until its whole measured width fits (kerning can add a little)."""
+    tail = "..." if line.endswith("...") else ""
+    body = line[: len(line) - len(tail)]
+    while len(body) > 1 and float(length(body + tail)) > max_width:
+        body = body[:-1]
+    return body + tail
 
 
 class Caption:

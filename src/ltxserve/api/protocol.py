@@ -1,0 +1,76 @@
+"""uvicorn's HTTP protocol with a deadline on request headers (slow-client defence).
+
+uvicorn (0.55) times out only an idle keep-alive connection: a client that opens
+a connection and sends its headers a byte at a time, or nothing at all, holds a
+socket and a slot for as long as it likes (issue 17). This subclass of uvicorn's
+httptools protocol arms a timer when a connection opens and when a request's
+first byte arrives, disarms it when the headers are complete, and when it fires
+answers 408 request_timeout and closes the connection. Bodies are not covered:
+a slow body is bounded by the routes that read it (size limits; the upload PUT
+streams to disk).
+
+The deadline is ``LTXSERVE_HEADER_TIMEOUT_SECONDS`` (default 15).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from ltxserve.api.errors import envelope
+
+
+def _timeout_response() -> bytes:
+    body = envelope("invalid_request_error", "Request headers were not received in time")
+    return (
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+        b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+
+class HeaderDeadlineProtocol(HttpToolsProtocol):
+    header_timeout: float = 15.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def _arm(self) -> None:
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.write(_timeout_response())
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+
+def header_deadline_protocol(seconds: float) -> type[HeaderDeadlineProtocol]:
+    """The protocol class to hand uvicorn (``http=``), with its deadline set."""
+    return type(
+        "HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), {"header_timeout": float(seconds)}
+    )

@@ -1,0 +1,22 @@
+"""The hostile-input suite: each case names what it proves (no 5xx, bounded time, bounded memory).
+
+See tests/hostile/README.md for the list of cases and where older ones live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.store.conftest import pg_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """Server settings for each job store: SQLite in the data dir, or a fresh PG database."""
+    if request.param == "sqlite":
+        yield {}
+    else:
+        for url in pg_database():
+            yield {"LTXSERVE_DATABASE_URL": url}
