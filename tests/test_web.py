@@ -471,3 +471,33 @@ def test_failed_job_shows_its_error_message(tab: Any) -> None:
     page.keyboard.press("Enter")
     assert page.locator("li.job").count() == 0
     assert page.evaluate("document.activeElement.id") == "jobs-heading"
+
+
+def test_ltx25_models_and_automatic_duration_are_offered(tab: Any, server: Server) -> None:
+    """The forms follow the server's model table: LTX-2.5 with automatic duration, camera
+    motion only where the model takes it, audio-to-video resolutions per model."""
+    t = tab(viewport={"width": 1280, "height": 900})
+    page = t.open()
+    t.save_key()
+    page.select_option("#endpoint", "text-to-video")
+    options = page.eval_on_selector("#f-text-to-video-model",
+                                    "s => [...s.options].map(o => o.value)")
+    assert {"ltx-2-5-fast", "ltx-2-5-pro"} <= set(options), options
+    page.select_option("#f-text-to-video-model", "ltx-2-5-fast")
+    assert page.is_disabled("#f-text-to-video-camera_motion")
+    page.select_option("#f-text-to-video-model", "ltx-2-5-pro")
+    assert not page.is_disabled("#f-text-to-video-camera_motion")
+    fps = page.eval_on_selector("#f-text-to-video-fps", "s => [...s.options].map(o => o.value)")
+    assert fps == ["24", "25", "50"], fps  # LTX-2.5 Pro: no 48
+    page.fill("#f-text-to-video-prompt", "a paper boat on a puddle")
+    page.select_option("#f-text-to-video-resolution", "1280x720")
+    page.select_option("#f-text-to-video-duration", "auto")
+    page.click("#submit-job")
+    info = wait_completed_video(page)
+    assert abs(info["duration"] - 4.0) < 0.15, info  # 3 s + 24/60 s -> 4 s
+    page.select_option("#endpoint", "audio-to-video")
+    for model, has_1440 in (("ltx-2-5-fast", True), ("ltx-2-5-pro", False)):
+        page.select_option("#f-audio-to-video-model", model)
+        res = page.eval_on_selector("#f-audio-to-video-resolution",
+                                    "s => [...s.options].map(o => o.value)")
+        assert ("2560x1440" in res) == has_1440 and "1280x720" in res, (model, res)

@@ -191,7 +191,7 @@ def test_audio_to_video_portrait_from_image(run: RunJob, media: dict[str, Path])
 @pytest.mark.parametrize("mode", ["replace_video", "replace_audio", "replace_audio_and_video"])
 def test_retake_replaces_only_the_window(run: RunJob, mode: str) -> None:
     path, _ = run("retake", {"prompt": "a dog", "start_time": 1.0, "duration": 1.0, "mode": mode,
-                             "model": "ltx-2-3-pro", "resolution": None}, "video_uri")
+                             "model": "ltx-2-3-pro", "resolution": "160x90"}, "video_uri")
     check_video(path, 160, 90, 24, 72, 3.0)
     means = frame_means(path)
     for i in list(range(0, 20)) + list(range(52, 72)):  # outside the window: the input itself

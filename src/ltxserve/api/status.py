@@ -32,6 +32,9 @@ def status_body(job: Job, base_url: str, key: bytes) -> dict[str, Any]:
         body["completed_at"] = iso_ms(job.completed_at)
         body["result"] = {label: file_url(base_url, key, out["key"], job.expires_at)
                           for label, out in (job.result or {}).items()}
+        video = (job.result or {}).get("video_url") or {}
+        if "duration" in video:
+            body["duration"] = video["duration"]  # additive extension (docs/api.md)
     elif job.status == JobStatus.FAILED:
         assert job.completed_at is not None
         body["completed_at"] = iso_ms(job.completed_at)
