@@ -501,3 +501,33 @@ def test_ltx25_models_and_automatic_duration_are_offered(tab: Any, server: Serve
         res = page.eval_on_selector("#f-audio-to-video-resolution",
                                     "s => [...s.options].map(o => o.value)")
         assert ("2560x1440" in res) == has_1440 and "1280x720" in res, (model, res)
+
+
+def test_api_reference_renders_offline(tab: Any, server: Server) -> None:
+    """/docs draws the served OpenAPI document with assets from this server only: every
+    request to another host is blocked and recorded, and none may be made."""
+    t = tab(viewport={"width": 1280, "height": 900})
+    page = t.page
+    elsewhere: list[str] = []
+    local = server.base_url + "/"
+
+    def guard(route: Any) -> None:
+        if route.request.url.startswith(local) or route.request.url.startswith("data:"):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", guard)
+    csp: list[str] = []
+    page.on("console", lambda m: csp.append(m.text) if "Content Security Policy" in m.text
+            else None)
+    page.goto(f"{server.base_url}/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    paths = page.eval_on_selector_all(".opblock-summary-path",
+                                      "els => els.map(e => e.textContent.trim())")
+    assert "/v2/text-to-video" in paths and "/openapi.json" in paths, paths
+    assert page.locator(".information-container .title").first.is_visible()
+    assert not elsewhere, elsewhere
+    assert not csp, csp
+    t.shot("api-reference")

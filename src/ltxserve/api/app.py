@@ -19,7 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ltxserve import __version__
-from ltxserve.api import files, routes, uploads, v1
+from ltxserve.api import docs, files, routes, uploads, v1
+from ltxserve.api.cors import Cors
 from ltxserve.api.errors import JSONBytes, error_response, ltx_error_response
 from ltxserve.api.middleware import RequestContext
 from ltxserve.api.web import router as web_router
@@ -125,5 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(uploads.router)
     app.include_router(v1.router)
     app.include_router(web_router)
+    app.include_router(docs.router)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:  # outside RequestContext: its own 413/500 answers get CORS too
+        app.add_middleware(Cors, origins=settings.cors_origins)
     return app
