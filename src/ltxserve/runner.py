@@ -133,7 +133,15 @@ def runner_main(conn: Connection, engine_name: str) -> None:
         job = EngineJob(msg.job_id, msg.endpoint, msg.request,
                         {k: Path(v) for k, v in msg.inputs.items()}, Path(msg.output_dir))
         try:
-            result = engine.run(job, progress)
+            part = msg.request.get("_simulate")
+            if part:  # client-testing mode: linger and/or fail (ltxserve.simulate)
+                from functools import partial
+
+                from ltxserve.simulate import run as simulated
+
+                result = simulated(part, progress, partial(engine.run, job))
+            else:
+                result = engine.run(job, progress)
             conn.send(Done(msg.job_id, {label: (str(o.path), o.content_type)
                                         for label, o in result.outputs.items()}))
         except JobStopped:

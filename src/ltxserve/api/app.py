@@ -30,7 +30,7 @@ from ltxserve.jobs.catalog import Catalog
 from ltxserve.jobs.db import open_store
 from ltxserve.jobs.doorbell import open_doorbell
 from ltxserve.jobs.manager import JobManager
-from ltxserve.keys import KeyChecker
+from ltxserve.keys import KeyChecker, KeyInfo
 from ltxserve.storage.local import LocalBlobStore
 
 log = logging.getLogger("ltxserve.api")
@@ -59,6 +59,9 @@ class Services:
 
     async def check_key(self, header: str | None) -> str:
         return await self.run_db(self.keys.check, header)
+
+    async def key_info(self, header: str | None) -> KeyInfo:
+        return await self.run_db(self.keys.info, header)
 
     async def check_submit(self, key_id: str, endpoint: str, request: dict[str, Any]) -> None:
         """Hook for admission control (rate, concurrency, credits); open by default."""

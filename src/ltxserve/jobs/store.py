@@ -168,10 +168,12 @@ class JobStore:
         return _WriteTx(conn)
 
     # -- keys ---------------------------------------------------------------
-    def add_key(self, key_id: str, name: str, key_hash: str, prefix: str) -> None:
+    def add_key(self, key_id: str, name: str, key_hash: str, prefix: str,
+                simulate: str | None = None) -> None:
         with self._write() as conn:
             conn.execute(insert(api_keys).values(
-                id=key_id, name=name, key_hash=key_hash, prefix=prefix, created_at=now_ms()))
+                id=key_id, name=name, key_hash=key_hash, prefix=prefix, created_at=now_ms(),
+                simulate=simulate))
 
     def key_by_hash(self, key_hash: str) -> dict[str, Any] | None:
         return self._key_by_hash.one(key_hash=key_hash)
