@@ -163,6 +163,11 @@ RENDER_CASES: list[tuple[str, dict[str, Any], tuple[int, int], float | None]] = 
                         "resolution": "2560x1440"}, (2560, 1440), 2.0),
     ("audio-to-video", {"prompt": "a singer", "model": "ltx-2-3-pro", "audio_uri": "AUDIO",
                         "resolution": "720x1280"}, (720, 1280), 2.0),
+    ("audio-to-video", {"prompt": "a choir", "model": "ltx-2-5-pro", "audio_uri": "AUDIO",
+                        "image_uri": "IMAGE"}, (1920, 1080), 2.0),
+    ("image-to-video", {"prompt": "a kite", "model": "ltx-2-5-fast", "duration": 2,
+                        "resolution": "1440x2560", "fps": 48, "image_uri": "IMAGE",
+                        "generate_audio": False}, (1440, 2560), 2.0),
 ]
 
 
