@@ -130,7 +130,11 @@ def runner_main(conn: Connection, engine_name: str) -> None:
                 last[0] = fraction
                 conn.send(Progress(job_id, float(min(max(fraction, 0.0), 1.0))))
 
-        job = EngineJob(msg.job_id, msg.endpoint, msg.request,
+        # Keys starting with "_" are the server's notes on a request (client-testing
+        # directives, derived limits), not the request: engines never see them, so
+        # a simulated job renders exactly what the same request renders without.
+        request = {k: v for k, v in msg.request.items() if not k.startswith("_")}
+        job = EngineJob(msg.job_id, msg.endpoint, request,
                         {k: Path(v) for k, v in msg.inputs.items()}, Path(msg.output_dir))
         try:
             part = msg.request.get("_simulate")

@@ -270,7 +270,7 @@ def video_seconds(path: Path) -> float | None:
 
     try:
         video = probe(path, label="output").video
-    except LtxError:
+    except Exception:  # noqa: BLE001 - an unreadable length must not fail a finished job
         return None
     return None if video is None or not video.fps else round(float(video.frames / video.fps), 3)
 

@@ -153,7 +153,11 @@ def _parse_resolution(field: str, value: str) -> tuple[int, int]:
 
 
 def validate(endpoint: str, body: Any, catalog: Catalog) -> dict[str, Any]:
-    """Validate one request body; return it normalised with documented defaults filled in."""
+    """Validate one request body; return it normalised with documented defaults filled in.
+
+    Keys starting with "_" are the server's notes (``_duration_auto``,
+    ``_audio_max_seconds``), kept with the job and never passed to an engine.
+    """
     if not isinstance(body, dict):
         raise InvalidRequestError("request body must be a JSON object")
     model_cls = BODIES[endpoint]
@@ -191,7 +195,7 @@ def validate(endpoint: str, body: Any, catalog: Catalog) -> dict[str, Any]:
             # the same length and the status object can tell it (docs/api.md).
             durations = spec.durations(data["resolution"], data["fps"])
             data["duration"] = auto_duration(data["prompt"], durations)
-            data["duration_auto"] = True
+            data["_duration_auto"] = True
     elif endpoint == "audio-to-video":
         assert spec is not None
         if data["prompt"] is None and data["image_uri"] is None:
@@ -203,7 +207,7 @@ def validate(endpoint: str, body: Any, catalog: Catalog) -> dict[str, Any]:
                 "as long as audio_uri)")
         # the longest audio the model takes at the requested resolution (or at the
         # default 1920x1080 / 1080x1920, which share one tier); inputs/rules.py checks it
-        data["audio_max_seconds"] = catalog.audio_limit(spec, data["resolution"] or "1920x1080")
+        data["_audio_max_seconds"] = catalog.audio_limit(spec, data["resolution"] or "1920x1080")
         if data["guidance_scale"] is None:
             data["guidance_scale"] = 9.0 if data["image_uri"] else 5.0
     elif endpoint == "extend":
