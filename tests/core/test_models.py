@@ -227,3 +227,21 @@ def test_retake_default_resolution_follows_the_input_orientation(
             w, h, fps, length = probe_mp4(c, status["result"]["video_url"], tmp_path)
             assert (w, h) == want
             assert fps == 24 and abs(length - 73 / 24) < 1e-6
+
+
+def test_cli_help_tells_the_contract_defaults() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "250", "TERM": "dumb"}
+
+    def help_of(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "ltxserve.client.cli", *args, "--help"],
+                             env=env, capture_output=True, text=True, check=True).stdout
+        return " ".join(out.split())
+
+    assert "1080x1920 for a portrait input, else 1920x1080" in help_of("retake")
+    assert "ltx-2-5-fast" in help_of("text-to-video") and "'auto'" in help_of("text-to-video")
+    a2v = help_of("audio-to-video")
+    assert "2560x1440" in a2v and "ltx-2-5-pro" in a2v and "2-10 s at 1440p/4K" in a2v
