@@ -56,8 +56,11 @@ class Simulation:
         if self.submit is None:
             return None
         retry = self.retry_after
-        if retry is None and self.submit in ("rate_limit_error", "concurrency_limit_error",
-                                              "service_unavailable"):
+        if retry is None and self.submit in (
+            "rate_limit_error",
+            "concurrency_limit_error",
+            "service_unavailable",
+        ):
             retry = 1
         exc = error_from_type(self.submit, _message(self.submit, self.message))
         exc.retry_after = retry
@@ -67,8 +70,11 @@ class Simulation:
         """What the runner needs, stored with the job's request (None: nothing to play)."""
         if not self.processing and self.fail is None:
             return None
-        return {"processing": self.processing, "fail": self.fail,
-                "message": _message(self.fail, self.message) if self.fail else None}
+        return {
+            "processing": self.processing,
+            "fail": self.fail,
+            "message": _message(self.fail, self.message) if self.fail else None,
+        }
 
 
 def _message(type_: str, custom: str | None) -> str:
@@ -79,7 +85,8 @@ def _error_type(name: str, value: str, source: str) -> str:
     if value in ERROR_TYPES:
         return value
     raise InvalidRequestError(
-        f"{source}: {name} must be one of {', '.join(ERROR_TYPES)} (got {value!r})")
+        f"{source}: {name} must be one of {', '.join(ERROR_TYPES)} (got {value!r})"
+    )
 
 
 def _seconds(name: str, value: str, source: str) -> float:
@@ -89,7 +96,8 @@ def _seconds(name: str, value: str, source: str) -> float:
         seconds = -1.0
     if not 0 <= seconds <= MAX_SECONDS:  # also refuses nan
         raise InvalidRequestError(
-            f"{source}: {name} must be a number of seconds from 0 to {MAX_SECONDS:g}")
+            f"{source}: {name} must be a number of seconds from 0 to {MAX_SECONDS:g}"
+        )
     return seconds
 
 
@@ -120,7 +128,8 @@ def parse(text: str, source: str = HEADER) -> Simulation | None:
         else:
             raise InvalidRequestError(
                 f"{source}: unknown directive {name!r}; use submit, retry_after, processing, "
-                "fail or message")
+                "fail or message"
+            )
     return Simulation(**fields)
 
 
@@ -134,13 +143,17 @@ def for_request(key_simulate: str | None, header: str | None) -> Simulation | No
         if header is not None:
             raise InvalidRequestError(
                 f"{HEADER}: this API key does not allow simulation "
-                "(create one with `ltxserve keys create --simulate ...`)")
+                "(create one with `ltxserve keys create --simulate ...`)"
+            )
         return None
     return parse(header if header is not None else key_simulate)
 
 
-def run(part: dict[str, Any], progress: Callable[[float], None],
-        generate: Callable[[Callable[[float], None]], T]) -> T:
+def run(
+    part: dict[str, Any],
+    progress: Callable[[float], None],
+    generate: Callable[[Callable[[float], None]], T],
+) -> T:
     """The job's simulated part, in the runner: linger, then fail or generate for real.
 
     Progress rises over the wait (to half when the engine runs afterwards), reported

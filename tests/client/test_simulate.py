@@ -16,12 +16,19 @@ from tests.support import ROOT, Server, assert_error, assert_schema, wait_termin
 
 DOC = ROOT / "docs" / "simulate.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
-T2V = {"prompt": "a lighthouse", "model": "ltx-2-3-fast", "duration": 2,
-       "resolution": "1280x720"}
-TYPES = {"invalid_request_error": 400, "authentication_error": 401,
-         "insufficient_funds_error": 402, "not_found_error": 404, "request_too_large": 413,
-         "content_filtered_error": 422, "rate_limit_error": 429,
-         "concurrency_limit_error": 429, "api_error": 500, "service_unavailable": 503}
+T2V = {"prompt": "a lighthouse", "model": "ltx-2-3-fast", "duration": 2, "resolution": "1280x720"}
+TYPES = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "insufficient_funds_error": 402,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "content_filtered_error": 422,
+    "rate_limit_error": 429,
+    "concurrency_limit_error": 429,
+    "api_error": 500,
+    "service_unavailable": 503,
+}
 
 
 def new_key(server: Server, simulate: str | None) -> str:
@@ -46,10 +53,17 @@ def python_blocks() -> list[tuple[int, str]]:
     return [(text.count("\n", 0, m.start()) + 1, m.group(1)) for m in BLOCK.finditer(text)]
 
 
-@pytest.mark.parametrize(("line", "code"), python_blocks(),
-                         ids=[f"simulate.md:{line}" for line, _ in python_blocks()])
-def test_worked_example_runs(line: int, code: str, server: Server, allow_key: str,
-                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("line", "code"), python_blocks(), ids=[f"simulate.md:{line}" for line, _ in python_blocks()]
+)
+def test_worked_example_runs(
+    line: int,
+    code: str,
+    server: Server,
+    allow_key: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LTX_BASE_URL", server.base_url)
     monkeypatch.setenv("LTXV_API_KEY", allow_key)
@@ -59,15 +73,26 @@ def test_worked_example_runs(line: int, code: str, server: Server, allow_key: st
 
 def test_the_page_covers_every_case() -> None:
     code = "\n".join(c for _, c in python_blocks())
-    for needle in ("submit=429", "submit=503", "submit=500", "fail=", "processing=",
-                   "WaitTimeoutError", "RateLimitError"):
+    for needle in (
+        "submit=429",
+        "submit=503",
+        "submit=500",
+        "fail=",
+        "processing=",
+        "WaitTimeoutError",
+        "RateLimitError",
+    ):
         assert needle in code, needle
 
 
 def test_off_unless_the_key_allows_it(server: Server) -> None:
     with client(server, server.api_key, "fail=api_error") as c:
-        assert_error(c.post("/v2/text-to-video", json=T2V), 400, "invalid_request_error",
-                     "X-Ltxserve-Simulate: this API key does not allow simulation")
+        assert_error(
+            c.post("/v2/text-to-video", json=T2V),
+            400,
+            "invalid_request_error",
+            "X-Ltxserve-Simulate: this API key does not allow simulation",
+        )
     with client(server, server.api_key) as c:  # and without the header, a plain job
         job = c.post("/v2/text-to-video", json=T2V).json()
         assert wait_terminal(c, "text-to-video", job["id"])["status"] == "completed"
@@ -75,12 +100,18 @@ def test_off_unless_the_key_allows_it(server: Server) -> None:
         assert_error(c.post("/v2/text-to-video", json=T2V), 401, "authentication_error")
 
 
-@pytest.mark.parametrize("directive,status,type_", [
-    ("submit=429", 429, "rate_limit_error"), ("submit=503", 503, "service_unavailable"),
-    ("submit=500", 500, "api_error"), ("submit=concurrency_limit_error", 429,
-                                       "concurrency_limit_error")])
-def test_submit_refusals(server: Server, allow_key: str, directive: str, status: int,
-                         type_: str) -> None:
+@pytest.mark.parametrize(
+    "directive,status,type_",
+    [
+        ("submit=429", 429, "rate_limit_error"),
+        ("submit=503", 503, "service_unavailable"),
+        ("submit=500", 500, "api_error"),
+        ("submit=concurrency_limit_error", 429, "concurrency_limit_error"),
+    ],
+)
+def test_submit_refusals(
+    server: Server, allow_key: str, directive: str, status: int, type_: str
+) -> None:
     with client(server, allow_key, f"{directive}, retry_after=7, message=slow down") as c:
         r = c.post("/v2/text-to-video", json=T2V)
         assert_error(r, status, type_, "slow down")
@@ -114,8 +145,7 @@ def test_v1_answers_a_failed_job_with_its_status(server: Server, allow_key: str)
             assert_error(c.post("/v1/text-to-video", json=T2V), TYPES[type_], type_, "nope")
 
 
-def test_processing_for_a_given_time_then_a_real_result(server: Server,
-                                                       allow_key: str) -> None:
+def test_processing_for_a_given_time_then_a_real_result(server: Server, allow_key: str) -> None:
     with client(server, allow_key, "processing=2.5") as c:
         started = time.monotonic()
         job_id = c.post("/v2/text-to-video", json=T2V).json()["id"]
@@ -153,8 +183,9 @@ def test_a_key_with_its_own_directives(server: Server) -> None:
         job = c.post("/v2/text-to-video", json=T2V).json()
         body = wait_terminal(c, "text-to-video", job["id"])
         assert body["error"]["type"] == "content_filtered_error"
-        assert body["error"]["message"] == \
-            "Content is filtered due to policy restrictions (simulated)"
+        assert (
+            body["error"]["message"] == "Content is filtered due to policy restrictions (simulated)"
+        )
     with client(server, key, "off") as c:  # the header turns the key's directives off
         job = c.post("/v2/text-to-video", json=T2V).json()
         assert wait_terminal(c, "text-to-video", job["id"])["status"] == "completed"
@@ -162,27 +193,46 @@ def test_a_key_with_its_own_directives(server: Server) -> None:
         assert_error(c.post("/v2/text-to-video", json=T2V), 503, "service_unavailable")
 
 
-@pytest.mark.parametrize("directive,message", [
-    ("fail=teapot_error", "fail must be one of"),
-    ("submit=418", "submit must be one of"),
-    ("processing=-1", "processing must be a number of seconds from 0 to 3600"),
-    ("processing=nan", "processing must be a number of seconds"),
-    ("processing=1e9", "processing must be a number of seconds"),
-    ("hang=5", "unknown directive 'hang'"),
-    ("fail", "expected name=value"),
-    ("fail=api_error, fail=api_error", "fail is given twice"),
-])
-def test_bad_directives_are_a_400_naming_the_header(server: Server, allow_key: str,
-                                                     directive: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "directive,message",
+    [
+        ("fail=teapot_error", "fail must be one of"),
+        ("submit=418", "submit must be one of"),
+        ("processing=-1", "processing must be a number of seconds from 0 to 3600"),
+        ("processing=nan", "processing must be a number of seconds"),
+        ("processing=1e9", "processing must be a number of seconds"),
+        ("hang=5", "unknown directive 'hang'"),
+        ("fail", "expected name=value"),
+        ("fail=api_error, fail=api_error", "fail is given twice"),
+    ],
+)
+def test_bad_directives_are_a_400_naming_the_header(
+    server: Server, allow_key: str, directive: str, message: str
+) -> None:
     with client(server, allow_key, directive) as c:
-        assert_error(c.post("/v2/text-to-video", json=T2V), 400, "invalid_request_error",
-                     f"X-Ltxserve-Simulate: {message}")
+        assert_error(
+            c.post("/v2/text-to-video", json=T2V),
+            400,
+            "invalid_request_error",
+            f"X-Ltxserve-Simulate: {message}",
+        )
 
 
 def test_keys_create_refuses_bad_directives(server: Server) -> None:
-    out = subprocess.run([sys.executable, "-m", "ltxserve.cli", "keys", "create", "--simulate",
-                          "fail=nope", "--data-dir", str(server.data_dir)],
-                         env=server.full_env(), capture_output=True, text=True)
-    assert out.returncode == 2 and "--simulate: fail must be one of" \
-        in out.stderr, out
-
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ltxserve.cli",
+            "keys",
+            "create",
+            "--simulate",
+            "fail=nope",
+            "--data-dir",
+            str(server.data_dir),
+        ],
+        env=server.full_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and "--simulate: fail must be one of" in out.stderr, out

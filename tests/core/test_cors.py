@@ -20,8 +20,14 @@ OTHER = "https://evil.example.net"
 
 
 def preflight(c: httpx.Client, path: str, origin: str, method: str = "POST") -> httpx.Response:
-    return c.options(path, headers={"Origin": origin, "Access-Control-Request-Method": method,
-                                    "Access-Control-Request-Headers": "authorization,content-type"})
+    return c.options(
+        path,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
 
 
 def readable(r: httpx.Response, origin: str = APP) -> None:
@@ -31,19 +37,29 @@ def readable(r: httpx.Response, origin: str = APP) -> None:
 
 
 def test_cors_for_allowed_origins(make_server: Callable[..., Server]) -> None:
-    srv = make_server(env={"LTXSERVE_CORS_ORIGINS": f"{APP}, http://localhost:3000",
-                           "LTXSERVE_MAX_BODY_BYTES": "4096"}, workers=0)
+    srv = make_server(
+        env={
+            "LTXSERVE_CORS_ORIGINS": f"{APP}, http://localhost:3000",
+            "LTXSERVE_MAX_BODY_BYTES": "4096",
+        },
+        workers=0,
+    )
     with httpx.Client(base_url=srv.base_url, timeout=30) as c:
         r = preflight(c, "/v2/text-to-video", APP)
         assert r.status_code == 200
         assert r.headers["access-control-allow-origin"] == APP
         assert "POST" in r.headers["access-control-allow-methods"]
         assert {"authorization", "content-type"} <= {
-            h.strip() for h in r.headers["access-control-allow-headers"].lower().split(",")}
+            h.strip() for h in r.headers["access-control-allow-headers"].lower().split(",")
+        }
         assert int(r.headers["access-control-max-age"]) > 0
         assert "Origin" in r.headers["vary"] and len(r.headers["x-request-id"]) == 32
-        assert preflight(c, "/v2/text-to-video/abc", "http://localhost:3000", "GET") \
-            .headers["access-control-allow-origin"] == "http://localhost:3000"
+        assert (
+            preflight(c, "/v2/text-to-video/abc", "http://localhost:3000", "GET").headers[
+                "access-control-allow-origin"
+            ]
+            == "http://localhost:3000"
+        )
         # Another origin: refused, in the envelope, without the headers a browser needs.
         r = preflight(c, "/v2/text-to-video", OTHER)
         assert_error(r, 400, "invalid_request_error", "Disallowed CORS origin")
@@ -71,8 +87,16 @@ def test_cors_for_allowed_origins(make_server: Callable[..., Server]) -> None:
         assert_error(r, 413, "request_too_large")  # counted while the body streams
         readable(r)
         # Success answers too; other origins get no allow header.
-        r = c.post("/v2/text-to-video", headers=key, json={
-            "prompt": "a cat", "model": "ltx-2-3-pro", "duration": 2, "resolution": "1920x1080"})
+        r = c.post(
+            "/v2/text-to-video",
+            headers=key,
+            json={
+                "prompt": "a cat",
+                "model": "ltx-2-3-pro",
+                "duration": 2,
+                "resolution": "1920x1080",
+            },
+        )
         assert r.status_code == 202
         readable(r)
         r = c.post("/v2/text-to-video", json={}, headers={**key, "Origin": OTHER})

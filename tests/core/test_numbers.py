@@ -24,16 +24,30 @@ VIDEO = "https://example.com/v.mp4"
 AUDIO = "https://example.com/a.wav"
 # One valid body per request schema; the integer-valued fields hold valid values.
 VALID: dict[str, dict[str, Any]] = {
-    "TextToVideoRequest": {"prompt": "a cat", "model": "ltx-2-3-fast", "duration": 10,
-                           "resolution": "1920x1080", "fps": 24},
-    "ImageToVideoRequest": {"prompt": "a cat", "model": "ltx-2-3-pro", "duration": 6,
-                            "resolution": "1920x1080", "fps": 25, "image_uri": IMAGE},
+    "TextToVideoRequest": {
+        "prompt": "a cat",
+        "model": "ltx-2-3-fast",
+        "duration": 10,
+        "resolution": "1920x1080",
+        "fps": 24,
+    },
+    "ImageToVideoRequest": {
+        "prompt": "a cat",
+        "model": "ltx-2-3-pro",
+        "duration": 6,
+        "resolution": "1920x1080",
+        "fps": 25,
+        "image_uri": IMAGE,
+    },
     "AudioToVideoRequest": {"audio_uri": AUDIO, "prompt": "music", "guidance_scale": 5},
     "EditVideoRequest": {"video_uri": VIDEO, "start_time": 1, "duration": 2},
     "ExtendVideoRequest": {"video_uri": VIDEO, "duration": 2, "context": 2},
     "VideoToVideoHdrRequest": {"video_uri": VIDEO},
-    "VideoToVideoReframeRequest": {"video_uri": VIDEO, "model": "ltx-2-3-pro",
-                                   "resolution": "1920x1080"},
+    "VideoToVideoReframeRequest": {
+        "video_uri": VIDEO,
+        "model": "ltx-2-3-pro",
+        "resolution": "1920x1080",
+    },
 }
 # An integer the field's type accepts but the rules refuse, to compare 400 answers too.
 INVALID_INT = {"duration": 7, "fps": 30}
@@ -58,7 +72,9 @@ def properties(schema: str, type_: str) -> list[str]:
 def test_every_request_schema_has_a_valid_body() -> None:
     assert set(operations()) == set(VALID)
     assert {s: properties(s, "integer") for s in VALID if properties(s, "integer")} == {
-        "TextToVideoRequest": ["duration", "fps"], "ImageToVideoRequest": ["duration", "fps"]}
+        "TextToVideoRequest": ["duration", "fps"],
+        "ImageToVideoRequest": ["duration", "fps"],
+    }
 
 
 def exponent(n: int) -> str:
@@ -105,13 +121,21 @@ def test_non_integers_are_refused_naming_the_field(api: Server, schema: str, fie
     body = VALID[schema]
     with api.client() as c:
         for path in operations()[schema]:  # v1 answers a 400 before any generation
-            for text, rule in ((f"{body[field]}.5", "must be an integer"),
-                               ("true", "must be an integer"), ("false", "must be an integer"),
-                               (f'"{body[field]}"', "must be an integer"),
-                               (f'"{body[field]}.0"', "must be an integer"),
-                               ("1e308", "must be at most"), ("-1e308", "must be at least")):
-                assert_error(post_raw(c, path, body, field, text), 400, "invalid_request_error",
-                             f"{field} {rule}")
+            for text, rule in (
+                (f"{body[field]}.5", "must be an integer"),
+                ("true", "must be an integer"),
+                ("false", "must be an integer"),
+                (f'"{body[field]}"', "must be an integer"),
+                (f'"{body[field]}.0"', "must be an integer"),
+                ("1e308", "must be at most"),
+                ("-1e308", "must be at least"),
+            ):
+                assert_error(
+                    post_raw(c, path, body, field, text),
+                    400,
+                    "invalid_request_error",
+                    f"{field} {rule}",
+                )
 
 
 NUMBER_CASES = [(schema, field) for schema in VALID for field in properties(schema, "number")]
@@ -122,19 +146,30 @@ def test_numbers_are_finite_and_bounded_at_submit(api: Server, schema: str, fiel
     body = VALID[schema]
     with api.client() as c:
         for path in operations()[schema]:
-            for text, rule in (("1e308", "must be at most"), ("-1e308", "must be at least"),
-                               ("true", "must be a number"), ('"2"', "must be a number")):
-                assert_error(post_raw(c, path, body, field, text), 400, "invalid_request_error",
-                             f"{field} {rule}")
+            for text, rule in (
+                ("1e308", "must be at most"),
+                ("-1e308", "must be at least"),
+                ("true", "must be a number"),
+                ('"2"', "must be a number"),
+            ):
+                assert_error(
+                    post_raw(c, path, body, field, text),
+                    400,
+                    "invalid_request_error",
+                    f"{field} {rule}",
+                )
             # non-finite literals and overflowing numbers are not JSON: refused as a whole
             for text in ("NaN", "Infinity", "-Infinity", "1e400"):
-                assert_error(post_raw(c, path, body, field, text), 400, "invalid_request_error",
-                             "not valid JSON")
+                assert_error(
+                    post_raw(c, path, body, field, text),
+                    400,
+                    "invalid_request_error",
+                    "not valid JSON",
+                )
 
 
 def test_the_reported_retake_is_refused_at_submit(api: Server) -> None:
     """The probe's case: 202 then api_error (OverflowError) before; now a 400 at submit."""
     with api.client() as c:
-        r = c.post("/v2/retake", json={"video_uri": VIDEO, "start_time": 1e308,
-                                       "duration": 1e308})
+        r = c.post("/v2/retake", json={"video_uri": VIDEO, "start_time": 1e308, "duration": 1e308})
     assert_error(r, 400, "invalid_request_error", "start_time must be at most 3600")

@@ -23,12 +23,16 @@ EXT = "x-ltxserve-extension"
 def strip_extensions(node: Any) -> Any:
     """The document with every marked addition taken out (and widened types unwrapped)."""
     if isinstance(node, list):
-        return [strip_extensions(x) for x in node
-                if not (isinstance(x, dict) and x.get(EXT) is True)]
+        return [
+            strip_extensions(x) for x in node if not (isinstance(x, dict) and x.get(EXT) is True)
+        ]
     if not isinstance(node, dict):
         return node
-    out = {k: strip_extensions(v) for k, v in node.items()
-           if not (isinstance(v, dict) and v.get(EXT) is True) and not k.startswith("x-ltxserve")}
+    out = {
+        k: strip_extensions(v)
+        for k, v in node.items()
+        if not (isinstance(v, dict) and v.get(EXT) is True) and not k.startswith("x-ltxserve")
+    }
     if "anyOf" in out and len(out["anyOf"]) == 1 and len(node["anyOf"]) == 2:
         (base,) = out.pop("anyOf")
         out = {**base, **out}
@@ -61,9 +65,12 @@ def app_routes(tmp: Path) -> set[tuple[str, str]]:
 
 
 def doc_routes(doc: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(m.upper(), re.sub(r"\{[^}]+\}", "{}", path))
-            for path, item in doc["paths"].items() for m in item
-            if m in ("get", "put", "post", "delete", "options", "head", "patch", "trace")}
+    return {
+        (m.upper(), re.sub(r"\{[^}]+\}", "{}", path))
+        for path, item in doc["paths"].items()
+        for m in item
+        if m in ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+    }
 
 
 def test_the_package_ships_the_contract_unchanged() -> None:
@@ -71,8 +78,9 @@ def test_the_package_ships_the_contract_unchanged() -> None:
     assert shipped.read_bytes() == (CONTRACT / "openapi.json").read_bytes()
 
 
-def test_served_document_is_the_contract_plus_marked_extensions(server: Server,
-                                                                tmp_path: Path) -> None:
+def test_served_document_is_the_contract_plus_marked_extensions(
+    server: Server, tmp_path: Path
+) -> None:
     r = httpx.get(f"{server.base_url}/openapi.json", timeout=30)  # no key needed
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     doc = r.json()
@@ -81,8 +89,11 @@ def test_served_document_is_the_contract_plus_marked_extensions(server: Server,
     assert strip_extensions(copy.deepcopy(doc)) == CONTRACT_DOC
     # Every route the app answers is described (HEAD is GET without a body, RFC 9110).
     described = doc_routes(doc)
-    missing = {(m, p) for m, p in app_routes(tmp_path)
-               if (m, p) not in described and not (m == "HEAD" and ("GET", p) in described)}
+    missing = {
+        (m, p)
+        for m, p in app_routes(tmp_path)
+        if (m, p) not in described and not (m == "HEAD" and ("GET", p) in described)
+    }
     assert not missing, missing
     # ... and nothing is described that the app does not answer.
     assert described <= app_routes(tmp_path)
@@ -101,20 +112,26 @@ def test_served_extensions_validate_real_answers(server: Server) -> None:
 
     doc = httpx.get(f"{server.base_url}/openapi.json", timeout=30).json()
     with server.client() as c:
-        job = c.post("/v2/text-to-video", json={"prompt": "a cat", "model": "ltx-2-5-fast",
-                                                 "resolution": "1280x720"}).json()
+        job = c.post(
+            "/v2/text-to-video",
+            json={"prompt": "a cat", "model": "ltx-2-5-fast", "resolution": "1280x720"},
+        ).json()
         from tests.support import wait_terminal
 
         status = wait_terminal(c, "text-to-video", job["id"])
     assert status["status"] == "completed" and status["duration"] == 4
-    schema = {"$ref": "#/components/schemas/V2JobStatusResponse",
-              "components": doc["components"]}
+    schema = {"$ref": "#/components/schemas/V2JobStatusResponse", "components": doc["components"]}
     jsonschema.validate(status, schema, cls=jsonschema.Draft202012Validator)
-    completed = next(v for v in doc["components"]["schemas"]["V2JobStatusResponse"]["oneOf"]
-                     if v["description"] == "completed variant")
-    jsonschema.validate(status, {**completed, "additionalProperties": False,
-                                 "components": doc["components"]},
-                        cls=jsonschema.Draft202012Validator)
+    completed = next(
+        v
+        for v in doc["components"]["schemas"]["V2JobStatusResponse"]["oneOf"]
+        if v["description"] == "completed variant"
+    )
+    jsonschema.validate(
+        status,
+        {**completed, "additionalProperties": False, "components": doc["components"]},
+        cls=jsonschema.Draft202012Validator,
+    )
 
 
 def test_docs_page_is_served_from_the_package(server: Server) -> None:

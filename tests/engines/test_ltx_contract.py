@@ -36,21 +36,49 @@ def ltx_server(make_server: Callable[..., Server], registry: Path) -> Iterator[S
 def test_ltx_engine_serves_ltx25_and_auto_duration(ltx_server: Server, tmp_path: Path) -> None:
     auto_prompt = "a robot on the sea at sunset"
     cases = [
-        ("text-to-video", {"prompt": auto_prompt, "model": "ltx-2-5-fast",
-                           "resolution": "1280x720"}, (1280, 720, 24),
-         auto_duration(auto_prompt, [2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 18, 20])),
-        ("image-to-video", {"prompt": "a bird", "model": "ltx-2-5-pro", "duration": None,
-                            "resolution": "720x1280", "fps": 25, "camera_motion": "dolly_in",
-                            "image_uri": data_uri("image/png", png_bytes())}, (720, 1280, 25),
-         auto_duration("a bird", [2, 3, 4, 5, 6, 8, 10])),
-        ("audio-to-video", {"prompt": "music", "model": "ltx-2-5-fast",
-                            "resolution": "2560x1440",
-                            "audio_uri": data_uri("audio/wav", wav_bytes(2))},
-         (2560, 1440, 25), 2.0),
+        (
+            "text-to-video",
+            {"prompt": auto_prompt, "model": "ltx-2-5-fast", "resolution": "1280x720"},
+            (1280, 720, 24),
+            auto_duration(auto_prompt, [2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 18, 20]),
+        ),
+        (
+            "image-to-video",
+            {
+                "prompt": "a bird",
+                "model": "ltx-2-5-pro",
+                "duration": None,
+                "resolution": "720x1280",
+                "fps": 25,
+                "camera_motion": "dolly_in",
+                "image_uri": data_uri("image/png", png_bytes()),
+            },
+            (720, 1280, 25),
+            auto_duration("a bird", [2, 3, 4, 5, 6, 8, 10]),
+        ),
+        (
+            "audio-to-video",
+            {
+                "prompt": "music",
+                "model": "ltx-2-5-fast",
+                "resolution": "2560x1440",
+                "audio_uri": data_uri("audio/wav", wav_bytes(2)),
+            },
+            (2560, 1440, 25),
+            2.0,
+        ),
         # retake without resolution: the contract's 1920x1080 for a landscape input
-        ("retake", {"video_uri": data_uri("video/mp4", mp4_bytes(160, 96, frames=73)),
-                    "start_time": 1, "duration": 2, "prompt": "a dog"}, (1920, 1080, 24),
-         73 / 24),
+        (
+            "retake",
+            {
+                "video_uri": data_uri("video/mp4", mp4_bytes(160, 96, frames=73)),
+                "start_time": 1,
+                "duration": 2,
+                "prompt": "a dog",
+            },
+            (1920, 1080, 24),
+            73 / 24,
+        ),
     ]
     with ltx_server.client() as c:
         jobs = []

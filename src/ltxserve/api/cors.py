@@ -27,8 +27,14 @@ EXPOSE = ("x-request-id", "retry-after", "content-range", "accept-ranges")
 
 class Cors:
     def __init__(self, app: ASGIApp, origins: list[str]) -> None:
-        self.cors = CORSMiddleware(app, allow_origins=origins, allow_methods=METHODS,
-                                   allow_headers=["*"], expose_headers=EXPOSE, max_age=600)
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=origins,
+            allow_methods=METHODS,
+            allow_headers=["*"],
+            expose_headers=EXPOSE,
+            max_age=600,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "OPTIONS":
@@ -37,8 +43,9 @@ class Cors:
                 response = self.cors.preflight_response(request_headers=headers)
                 if response.status_code != 200:
                     reason = bytes(response.body).decode(errors="replace")
-                    response = error_response("invalid_request_error",
-                                              f"{reason} (preflight refused)")
+                    response = error_response(
+                        "invalid_request_error", f"{reason} (preflight refused)"
+                    )
                 rid = uuid.uuid4().hex
 
                 async def with_id(message: Message) -> None:

@@ -60,9 +60,11 @@ PAGE = b"""<!doctype html>
 """
 # Swagger UI sets inline styles and draws icons from data: URIs; scripts and
 # documents come only from this server.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
-       "frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "frame-ancestors 'none'"
+)
 HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
 
 
@@ -79,8 +81,11 @@ async def openapi(request: Request) -> Response:
 
 @router.get("/docs")
 async def docs() -> Response:
-    return Response(PAGE, media_type="text/html; charset=utf-8",
-                    headers={**HEADERS, "Content-Security-Policy": CSP})
+    return Response(
+        PAGE,
+        media_type="text/html; charset=utf-8",
+        headers={**HEADERS, "Content-Security-Policy": CSP},
+    )
 
 
 @router.get("/docs/{asset}")
