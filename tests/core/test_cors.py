@@ -132,3 +132,13 @@ def test_the_500_envelope_keeps_cors_headers(tmp_path: Path) -> None:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_any_origin_with_a_star(make_server: Callable[..., Server]) -> None:
+    srv = make_server(env={"LTXSERVE_CORS_ORIGINS": "*"}, workers=0)
+    with httpx.Client(base_url=srv.base_url, timeout=30) as c:
+        r = preflight(c, "/v1/upload", OTHER)
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "*"
+        r = c.post("/v1/upload", headers={"Origin": OTHER})
+        assert_error(r, 401, "authentication_error")
+        assert r.headers["access-control-allow-origin"] == "*"
