@@ -614,3 +614,67 @@ def test_no_banner_for_the_model_engine(tab: Any) -> None:
     )
     page = t.open()
     assert page.locator("#engine-banner").is_hidden()
+
+
+def test_ltx25_models_and_automatic_duration_are_offered(tab: Any, server: Server) -> None:
+    """The forms follow the server's model table: LTX-2.5 with automatic duration, camera
+    motion only where the model takes it, audio-to-video resolutions per model."""
+    t = tab(viewport={"width": 1280, "height": 900})
+    page = t.open()
+    t.save_key()
+    page.select_option("#endpoint", "text-to-video")
+    options = page.eval_on_selector(
+        "#f-text-to-video-model", "s => [...s.options].map(o => o.value)"
+    )
+    assert {"ltx-2-5-fast", "ltx-2-5-pro"} <= set(options), options
+    page.select_option("#f-text-to-video-model", "ltx-2-5-fast")
+    assert page.is_disabled("#f-text-to-video-camera_motion")
+    page.select_option("#f-text-to-video-model", "ltx-2-5-pro")
+    assert not page.is_disabled("#f-text-to-video-camera_motion")
+    fps = page.eval_on_selector("#f-text-to-video-fps", "s => [...s.options].map(o => o.value)")
+    assert fps == ["24", "25", "50"], fps  # LTX-2.5 Pro: no 48
+    page.fill("#f-text-to-video-prompt", "a paper boat on a puddle")
+    page.select_option("#f-text-to-video-resolution", "1280x720")
+    page.select_option("#f-text-to-video-duration", "auto")
+    page.click("#submit-job")
+    info = wait_completed_video(page)
+    assert abs(info["duration"] - 4.0) < 0.15, info  # 3 s + 24/60 s -> 4 s
+    page.select_option("#endpoint", "audio-to-video")
+    for model, has_1440 in (("ltx-2-5-fast", True), ("ltx-2-5-pro", False)):
+        page.select_option("#f-audio-to-video-model", model)
+        res = page.eval_on_selector(
+            "#f-audio-to-video-resolution", "s => [...s.options].map(o => o.value)"
+        )
+        assert ("2560x1440" in res) == has_1440 and "1280x720" in res, (model, res)
+
+
+def test_api_reference_renders_offline(tab: Any, server: Server) -> None:
+    """/docs draws the served OpenAPI document with assets from this server only: every
+    request to another host is blocked and recorded, and none may be made."""
+    t = tab(viewport={"width": 1280, "height": 900})
+    page = t.page
+    elsewhere: list[str] = []
+    local = server.base_url + "/"
+
+    def guard(route: Any) -> None:
+        if route.request.url.startswith(local) or route.request.url.startswith("data:"):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", guard)
+    csp: list[str] = []
+    page.on(
+        "console", lambda m: csp.append(m.text) if "Content Security Policy" in m.text else None
+    )
+    page.goto(f"{server.base_url}/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    paths = page.eval_on_selector_all(
+        ".opblock-summary-path", "els => els.map(e => e.textContent.trim())"
+    )
+    assert "/v2/text-to-video" in paths and "/openapi.json" in paths, paths
+    assert page.locator(".information-container .title").first.is_visible()
+    assert not elsewhere, elsewhere
+    assert not csp, csp
+    t.shot("api-reference")

@@ -233,28 +233,43 @@ def worker(
 def keys_create(
     data_dir: DataDir = None,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    simulate: Annotated[
+        str | None,
+        typer.Option(
+            help="Make a client-testing key (docs/simulate.md): 'allow' to simulate only when a "
+            "request sends the X-Ltxserve-Simulate header, or directives applied to every "
+            "request, e.g. 'fail=content_filtered_error' or 'submit=429,retry_after=2'."
+        ),
+    ] = None,
 ) -> None:
     """Create an API key; it is printed alone as the last line."""
+    from ltxserve.errors import LtxError
     from ltxserve.jobs.db import open_store
     from ltxserve.keys import create_key
 
     store = open_store(_settings(data_dir))
-    typer.echo(create_key(store, name))
+    try:
+        token = create_key(store, name, simulate)
+    except LtxError as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(2) from None
+    typer.echo(token)
 
 
 def _key_line(k: dict[str, Any]) -> str:
     from ltxserve.api.status import iso_ms
 
     revoked = iso_ms(k["revoked_at"]) if k["revoked_at"] else "-"
+    sim = f"\tsimulate={k['simulate']}" if k.get("simulate") is not None else ""
     return (
         f"{k['id']}\t{k['prefix']}...\t{k['name'] or '-'}\t"
-        f"{iso_ms(k['created_at'])}\trevoked={revoked}"
+        f"{iso_ms(k['created_at'])}\trevoked={revoked}{sim}"
     )
 
 
 @keys_app.command("list", cls=Command)
 def keys_list(data_dir: DataDir = None) -> None:
-    """List keys (id, prefix, name, created, revoked)."""
+    """List keys (id, prefix, name, created, revoked; simulate for client-testing keys)."""
     from ltxserve.jobs.db import open_store
 
     for k in open_store(_settings(data_dir)).list_keys():

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 32 * 1024 * 1024
     header_timeout_seconds: float = 15.0  # a request's headers must arrive within this (408)
     key_cache_seconds: float = 2.0
+    # Browser origins allowed to call the API (CORS; docs/api.md): a comma list such as
+    # "https://app.example.com,http://localhost:3000", or "*". None by default.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     engine: str = "auto"  # auto | minimal | preview | ltx
     ltx_models_file: Path | None = None  # model engine registry (docs/model-engine.md)
@@ -85,6 +88,13 @@ class Settings(BaseSettings):
     fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     fetch_ca_file: Path | None = None  # extra CA bundle (PEM) trusted for HTTPS inputs
     sync_timeout_seconds: float = 300.0  # v1 synchronous endpoints: 504 after this
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
 
     @field_validator("fetch_allow_hosts", mode="before")
     @classmethod

@@ -22,10 +22,15 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(store: JobStore, name: str = "") -> str:
+def create_key(store: JobStore, name: str = "", simulate: str | None = None) -> str:
+    """A new key. ``simulate`` (directives or "allow") makes it a client-testing key."""
+    if simulate is not None:
+        from ltxserve.simulate import parse
+
+        parse(simulate, "--simulate")  # refuse bad directives now, not on every request
     token = KEY_PREFIX + secrets.token_urlsafe(32)
     key_id = secrets.token_hex(8)
-    store.add_key(key_id, name, hash_key(token), token[: len(KEY_PREFIX) + 6])
+    store.add_key(key_id, name, hash_key(token), token[: len(KEY_PREFIX) + 6], simulate)
     return token
 
 
@@ -79,9 +84,16 @@ def find_key(store: JobStore, ref: str) -> dict[str, Any]:
 
 
 @dataclass
+class KeyInfo:
+    key_id: str
+    simulate: str | None  # client-testing directives; None: the key never simulates
+
+
+@dataclass
 class _Cached:
     key_id: str
     until: float
+    simulate: str | None = None
 
 
 class KeyChecker:
@@ -98,6 +110,10 @@ class KeyChecker:
 
     def check(self, authorization: str | None) -> str:
         """Return the key id for an ``Authorization`` header value or raise."""
+        return self.info(authorization).key_id
+
+    def info(self, authorization: str | None) -> KeyInfo:
+        """The key behind an ``Authorization`` header value, or raise."""
         if not authorization:
             raise AuthenticationError("Missing authorization header")
         scheme, _, token = authorization.partition(" ")
@@ -107,7 +123,7 @@ class KeyChecker:
         now = time.monotonic()
         hit = self._cache.get(digest)
         if hit and hit.until > now:
-            return hit.key_id
+            return KeyInfo(hit.key_id, hit.simulate)
         row = self.store.key_by_hash(digest)
         if row is None or row["revoked_at"] is not None:
             self._cache.pop(digest, None)
@@ -115,5 +131,5 @@ class KeyChecker:
         if self.cache_seconds > 0:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[digest] = _Cached(row["id"], now + self.cache_seconds)
-        return str(row["id"])
+            self._cache[digest] = _Cached(row["id"], now + self.cache_seconds, row.get("simulate"))
+        return KeyInfo(str(row["id"]), row.get("simulate"))

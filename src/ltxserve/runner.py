@@ -138,15 +138,27 @@ def runner_main(conn: Connection, engine_name: str) -> None:
                 last[0] = fraction
                 conn.send(Progress(job_id, float(min(max(fraction, 0.0), 1.0))))
 
+        # Keys starting with "_" are the server's notes on a request (client-testing
+        # directives, derived limits), not the request: engines never see them, so
+        # a simulated job renders exactly what the same request renders without.
+        request = {k: v for k, v in msg.request.items() if not k.startswith("_")}
         job = EngineJob(
             msg.job_id,
             msg.endpoint,
-            msg.request,
+            request,
             {k: Path(v) for k, v in msg.inputs.items()},
             Path(msg.output_dir),
         )
         try:
-            result = engine.run(job, progress)
+            part = msg.request.get("_simulate")
+            if part:  # client-testing mode: linger and/or fail (ltxserve.simulate)
+                from functools import partial
+
+                from ltxserve.simulate import run as simulated
+
+                result = simulated(part, progress, partial(engine.run, job))
+            else:
+                result = engine.run(job, progress)
             conn.send(
                 Done(
                     msg.job_id,

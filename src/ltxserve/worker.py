@@ -286,6 +286,9 @@ class Worker:
         for label, (path, content_type) in msg.outputs.items():
             name = Path(path).name
             key = f"{job_prefix(job.id)}/{name}"
+            # the status object's `duration` (docs/api.md), read before the blob
+            # store takes the file away
+            seconds = video_seconds(Path(path)) if content_type == "video/mp4" else None
             size = self.blobs.put_file(key, Path(path))
             # The engine rides along with each output: the status object shows it
             # (api/status.py), and no reader of the other fields needs to know.
@@ -295,6 +298,8 @@ class Worker:
                 "size": size,
                 "engine": self.runner.engine,
             }
+            if seconds is not None:
+                result[label]["duration"] = seconds
         if self.store.finish(
             job.id, self.owner, JobStatus.COMPLETED, self.retention_ms, result=result
         ):
@@ -307,6 +312,17 @@ class Worker:
             job.id, self.owner, JobStatus.FAILED, self.retention_ms, error=(type_, message)
         )
         log.info("job %s failed: %s: %s", job.id, type_, message)
+
+
+def video_seconds(path: Path) -> float | None:
+    """The length of an output video as its file says (frames / fps), to the millisecond."""
+    from ltxserve.media.probe import probe
+
+    try:
+        video = probe(path, label="output").video
+    except Exception:  # noqa: BLE001 - an unreadable length must not fail a finished job
+        return None
+    return None if video is None or not video.fps else round(float(video.frames / video.fps), 3)
 
 
 def run_worker(settings: Settings, engine_name: str = "auto") -> None:

@@ -16,8 +16,17 @@ def test_completed_job_has_a_signed_playable_result(server: Server) -> None:
         job = c.post("/v2/text-to-video", json={**T2V, "fps": 25}).json()
         body = wait_terminal(c, "text-to-video", job["id"])
     assert body["status"] == "completed", body
-    # the documented fields, plus the additive "engine" (docs/api.md, "Engine labelling")
-    assert set(body) == {"status", "id", "created_at", "completed_at", "result", "engine"}
+    # the documented fields, plus the additive "engine" and "duration" (docs/api.md)
+    assert set(body) == {
+        "status",
+        "id",
+        "created_at",
+        "completed_at",
+        "result",
+        "engine",
+        "duration",
+    }
+    assert body["duration"] == 2
     assert body["completed_at"] >= body["created_at"]
     url = body["result"]["video_url"]
     assert url.startswith(server.base_url + "/")

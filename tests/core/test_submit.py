@@ -89,8 +89,8 @@ INVALID = [
     ),
     (
         "audio-to-video",
-        {"audio_uri": "https://e.com/a.wav", "prompt": "x", "resolution": "1280x720"},
-        "resolution must be one of",
+        {"audio_uri": "https://e.com/a.wav", "prompt": "x", "resolution": "1024x768"},
+        "resolution 1024x768 is not supported by ltx-2-3-pro for audio-to-video",
     ),
     (
         "audio-to-video",

@@ -286,7 +286,7 @@ def test_retake_replaces_only_the_window(run: RunJob, mode: str) -> None:
             "duration": 1.0,
             "mode": mode,
             "model": "ltx-2-3-pro",
-            "resolution": None,
+            "resolution": "160x90",
         },
         "video_uri",
     )

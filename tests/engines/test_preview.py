@@ -309,14 +309,18 @@ def test_a2v_over_image_and_resolution_rule(tmp_path: Path, media: dict[str, Pat
 # --- retake -------------------------------------------------------------------------------
 
 
-def retake_request(start: float, duration: float, mode: str) -> dict[str, object]:
+def retake_request(
+    start: float, duration: float, mode: str, resolution: str = f"{W}x{H}"
+) -> dict[str, object]:
+    """At the input's own size (the engine takes any plan; the API's default is 1080p),
+    so frames compare one to one."""
     return {
         "video_uri": "ltx://v",
         "prompt": "a burning fire",
         "start_time": start,
         "duration": duration,
         "mode": mode,
-        "resolution": None,
+        "resolution": resolution,
         "model": "ltx-2-3-pro",
     }
 
@@ -532,7 +536,7 @@ def test_rotated_input_is_read_upright(tmp_path: Path, endpoint: str) -> None:
     info = probe(src).video
     assert info is not None and (info.width, info.height, info.rotation) == (192, 320, 270)
     req = (
-        retake_request(1.5, 0.5, "replace_audio")
+        retake_request(1.5, 0.5, "replace_audio", "192x320")
         if endpoint == "retake"
         else {"video_uri": "ltx://v"}
     )

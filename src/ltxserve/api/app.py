@@ -19,7 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ltxserve import __version__
-from ltxserve.api import files, routes, uploads, v1
+from ltxserve.api import docs, files, routes, uploads, v1
+from ltxserve.api.cors import Cors
 from ltxserve.api.errors import JSONBytes, error_response, ltx_error_response
 from ltxserve.api.middleware import RequestContext
 from ltxserve.api.web import router as web_router
@@ -29,7 +30,7 @@ from ltxserve.jobs.catalog import Catalog
 from ltxserve.jobs.db import open_store
 from ltxserve.jobs.doorbell import open_doorbell
 from ltxserve.jobs.manager import JobManager
-from ltxserve.keys import KeyChecker
+from ltxserve.keys import KeyChecker, KeyInfo
 from ltxserve.storage.local import LocalBlobStore
 
 log = logging.getLogger("ltxserve.api")
@@ -63,6 +64,9 @@ class Services:
 
     async def check_key(self, header: str | None) -> str:
         return await self.run_db(self.keys.check, header)
+
+    async def key_info(self, header: str | None) -> KeyInfo:
+        return await self.run_db(self.keys.info, header)
 
     async def check_submit(self, key_id: str, endpoint: str, request: dict[str, Any]) -> None:
         """Hook for admission control (rate, concurrency, credits); open by default."""
@@ -144,5 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(uploads.router)
     app.include_router(v1.router)
     app.include_router(web_router)
+    app.include_router(docs.router)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:  # outside RequestContext: its own 413/500 answers get CORS too
+        app.add_middleware(Cors, origins=settings.cors_origins)
     return app

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ltxserve import simulate
 from ltxserve.api.errors import JSONBytes
 from ltxserve.api.input_check import check_inputs
 from ltxserve.api.status import iso_ms, status_body
@@ -53,9 +54,18 @@ def base_url(request: Request) -> str:
 async def create_job(request: Request, endpoint: str) -> Job:
     """Everything a submit does short of answering: shared by v2 and the v1 sync endpoints."""
     svc = services(request)
-    key_id = await authenticate(request)
+    key = await svc.key_info(request.headers.get("authorization"))
+    key_id = key.key_id
+    # client-testing mode (docs/simulate.md): only for keys that allow it
+    sim = simulate.for_request(key.simulate, request.headers.get(simulate.HEADER))
+    refusal = sim.submit_error() if sim else None
+    if refusal is not None:
+        raise refusal
     body = await read_json(request)
     validated = svc.manager.validate(endpoint, body)
+    part = sim.job_part() if sim else None
+    if part is not None:
+        validated["_simulate"] = part  # played by the runner, for every engine
     await check_inputs(svc, key_id, endpoint, validated)
     await svc.check_submit(key_id, endpoint, validated)
     job: Job = await run_in_threadpool(svc.manager.submit, key_id, endpoint, validated)

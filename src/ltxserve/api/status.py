@@ -40,6 +40,9 @@ def status_body(job: JobView, base_url: str, key: bytes) -> dict[str, Any]:
         engine = result_engine(job.result)
         if engine is not None:
             body["engine"] = engine  # additive extension (docs/api.md, "Engine labelling")
+        video = (job.result or {}).get("video_url") or {}
+        if "duration" in video:
+            body["duration"] = video["duration"]  # additive extension (docs/api.md)
     elif job.status == JobStatus.FAILED:
         assert job.completed_at is not None
         body["completed_at"] = iso_ms(job.completed_at)

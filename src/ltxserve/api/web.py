@@ -72,6 +72,11 @@ async def models(request: Request) -> Response:
             "endpoints": sorted(spec.endpoints),
             "auto_duration": spec.auto_duration,
             "last_frame": spec.last_frame,
+            "camera_motion": spec.camera_motion,
+            "audio_rules": [
+                {"resolutions": sorted(r.resolutions), "max_audio_seconds": r.max_audio_seconds}
+                for r in spec.audio_rules
+            ],
             "rules": [
                 {
                     "resolutions": sorted(r.resolutions),

@@ -47,13 +47,31 @@ URI = "URL, data: URI, storage_uri, or a local file (uploaded first)"
 
 Prompt = Annotated[str, opt("prompt", "What the video shows (<= 5000 characters)")]
 OptPrompt = Annotated[str | None, opt("prompt", "What the video (or new part) shows")]
-Model = Annotated[str, opt("model", "Model, e.g. ltx-2-3-fast or ltx-2-3-pro")]
+Model = Annotated[
+    str, opt("model", "Model: ltx-2-3-fast, ltx-2-3-pro, ltx-2-5-fast or ltx-2-5-pro")
+]
 ProModel = Annotated[str | None, opt("model", "Model [server default: ltx-2-3-pro]")]
+A2vModel = Annotated[
+    str | None,
+    opt("model", "ltx-2-3-pro, ltx-2-5-fast or ltx-2-5-pro [server default: ltx-2-3-pro]"),
+]
 Duration = Annotated[str, opt("duration", "Seconds, or 'auto' (LTX-2.5 models)")]
 Resolution = Annotated[str, opt("resolution", "WIDTHxHEIGHT, e.g. 1920x1080")]
 OptResolution = Annotated[
     str | None,
-    opt("resolution", "1920x1080 or 1080x1920 [server default: from the input's orientation]"),
+    opt(
+        "resolution",
+        "1920x1080 or 1080x1920 [server default: 1080x1920 for a portrait input, else 1920x1080]",
+    ),
+]
+A2vResolution = Annotated[
+    str | None,
+    opt(
+        "resolution",
+        "1920x1080 or 1080x1920; also 1280x720, 2560x1440, 3840x2160 and their "
+        "portrait twins, as the model offers [server default: 1080x1920 for a portrait image, "
+        "else 1920x1080]",
+    ),
 ]
 Fps = Annotated[int | None, opt("fps", "Frames per second [server default: 24]")]
 Audio = Annotated[
@@ -157,14 +175,14 @@ def image_to_video(
 
 @app.command("audio-to-video", rich_help_panel="Generate", cls=Command)
 def audio_to_video(
-    audio_uri: Annotated[str, opt("audio-uri", f"Soundtrack, 2-20 s: {URI}")],
+    audio_uri: Annotated[str, opt("audio-uri", f"Soundtrack, 2-20 s (2-10 s at 1440p/4K): {URI}")],
     image_uri: Annotated[str | None, opt("image-uri", f"First frame: {URI}")] = None,
     prompt: OptPrompt = None,
-    resolution: OptResolution = None,
+    resolution: A2vResolution = None,
     guidance_scale: Annotated[
         float | None, opt("guidance-scale", "CFG, 1-50 [server default: 5, or 9 with an image]")
     ] = None,
-    model: ProModel = None,
+    model: A2vModel = None,
     output: Output = None,
     no_wait: NoWait = False,
     sync: Sync = False,

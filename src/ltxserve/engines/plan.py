@@ -15,7 +15,6 @@ from ltxserve.engines.base import EngineJob
 from ltxserve.errors import InvalidRequestError
 from ltxserve.media.probe import MediaInfo, probe
 
-AUTO_DURATION = 5  # seconds, for models that accept duration: null
 A2V_FPS = 25
 
 
@@ -59,7 +58,8 @@ def plan_output(endpoint: str, request: dict[str, Any], inputs: dict[str, MediaI
     if endpoint in ("text-to-video", "image-to-video"):
         w, h = parse_resolution(request["resolution"])
         fps = Fraction(request.get("fps") or 24)
-        duration = request.get("duration") or AUTO_DURATION
+        # duration: null was resolved at submit (jobs.catalog.auto_duration)
+        duration = request["duration"]
         return OutputPlan(w, h, fps, int(duration * fps), bool(request.get("generate_audio", True)))
     if endpoint == "audio-to-video":
         audio = inputs.get("audio_uri")
@@ -77,10 +77,14 @@ def plan_output(endpoint: str, request: dict[str, Any], inputs: dict[str, MediaI
     v = _video(inputs)
     has_audio = inputs["video_uri"].audio is not None
     if endpoint == "retake":
+        # The contract (EditVideoRequestResolution): when omitted, a portrait input
+        # gives 1080x1920 and any other 1920x1080. Sizes as displayed (rotation applied).
         w, h = (
             parse_resolution(request["resolution"])
             if request.get("resolution")
-            else (_even(v.width), _even(v.height))
+            else (1080, 1920)
+            if v.height > v.width
+            else (1920, 1080)
         )
         wants_audio = request.get("mode", "replace_audio_and_video") != "replace_video"
         return OutputPlan(w, h, v.fps, v.frames, has_audio or wants_audio)

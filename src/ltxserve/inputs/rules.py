@@ -1,6 +1,7 @@
 """The documented per-endpoint limits on input media, checked against InputInfo.
 
-    audio-to-video  audio_uri 2-20 s
+    audio-to-video  audio_uri 2-20 s (2-10 s at 1440p/4K: the model table's
+                    limit, put in the request as ``_audio_max_seconds`` by validation)
     retake          video_uri >= 73 frames, <= 3840x2160
     extend          video_uri >= 73 frames, <= 3840x2160, 16:9 or 9:16,
                     (context + duration) at the input fps <= 505 frames
@@ -43,10 +44,13 @@ def check_input(endpoint: str, request: dict[str, Any], info: InputInfo) -> None
         d = info.duration
         if d is None:
             raise InvalidRequestError(f"{field}: the audio's duration cannot be determined")
+        most = float(request.get("_audio_max_seconds") or AUDIO_MAX_SECONDS)
         # a hair of tolerance: encoders pad or trim a few ms
-        if d < AUDIO_MIN_SECONDS - 0.02 or d > AUDIO_MAX_SECONDS + 0.02:
+        if d < AUDIO_MIN_SECONDS - 0.02 or d > most + 0.02:
             raise InvalidRequestError(
-                f"{field}: audio must be between 2 and 20 seconds long (it is {_fmt_s(d)} s)"
+                f"{field}: audio must be between 2 and {_fmt_s(most)} seconds long"
+                f"{' at ' + str(request['resolution']) if most < AUDIO_MAX_SECONDS else ''}"
+                f" (it is {_fmt_s(d)} s)"
             )
         return
     if info.kind != "video":

@@ -14,12 +14,38 @@ from typing import Any
 
 from ltxserve.errors import InvalidRequestError
 
+AUTO_BASE_SECONDS = 3.0
+AUTO_CHARS_PER_SECOND = 60.0
+
+
+def auto_duration(prompt: str, durations: list[int]) -> int:
+    """The automatic length (``duration: null``), the same for every engine.
+
+    A prompt that describes more takes longer to show: 3 s plus one second per 60
+    characters, rounded up to the next duration the model offers at the requested
+    resolution and fps, and capped at the longest. Characters, not words, so that
+    prompts in scripts without spaces are measured too. Deterministic: the same
+    prompt always gets the same length.
+    """
+    if not durations:
+        raise InvalidRequestError("no duration is offered for this combination")
+    wanted = AUTO_BASE_SECONDS + len(prompt.strip()) / AUTO_CHARS_PER_SECOND
+    return next((d for d in sorted(durations) if d >= wanted), max(durations))
+
 
 @dataclass(frozen=True)
 class Rule:
     resolutions: frozenset[str]
     fps: frozenset[int]
     durations: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class AudioRule:
+    """audio-to-video: resolutions the model renders, and the longest audio it takes there."""
+
+    resolutions: frozenset[str]
+    max_audio_seconds: float
 
 
 @dataclass(frozen=True)
@@ -30,8 +56,21 @@ class ModelSpec:
     endpoints: frozenset[str]
     last_frame: bool
     auto_duration: bool
+    camera_motion: bool
     rules: tuple[Rule, ...]
+    audio_rules: tuple[AudioRule, ...]
     message: str
+
+    def durations(self, resolution: str, fps: int) -> list[int]:
+        """Every duration a rule offers at ``resolution`` and ``fps``, ascending."""
+        return sorted(
+            {
+                d
+                for r in self.rules
+                if resolution in r.resolutions and fps in r.fps
+                for d in r.durations
+            }
+        )
 
 
 class Catalog:
@@ -49,7 +88,12 @@ class Catalog:
                 endpoints=frozenset(spec.get("endpoints", [])),
                 last_frame=bool(spec.get("last_frame", False)),
                 auto_duration=bool(spec.get("auto_duration", False)),
+                camera_motion=bool(spec.get("camera_motion", True)),
                 rules=rules,
+                audio_rules=tuple(
+                    AudioRule(frozenset(r["resolutions"]), float(r["max_audio_seconds"]))
+                    for r in spec.get("audio_rules", [])
+                ),
                 message=spec.get("message", f"model {name} is no longer available"),
             )
 
@@ -73,24 +117,32 @@ class Catalog:
         if spec.status == "removed":
             raise InvalidRequestError(spec.message)
         if endpoint not in spec.endpoints:
-            able = [
-                m.name
-                for m in self.models.values()
-                if endpoint in m.endpoints and m.status != "removed"
-            ]
             raise InvalidRequestError(
                 f"model {name} does not support {endpoint}; "
-                f"use {' or '.join(able) or 'another model'}"
+                f"use {' or '.join(self.able(endpoint)) or 'another model'}"
             )
         return spec
+
+    def able(self, endpoint: str) -> list[str]:
+        """Usable models that serve ``endpoint``, in table order."""
+        return [
+            m.name
+            for m in self.models.values()
+            if endpoint in m.endpoints and m.status != "removed"
+        ]
 
     def check_combination(
         self, spec: ModelSpec, resolution: str, fps: int, duration: int | None
     ) -> None:
         """Reject (never downgrade) a resolution x fps x duration the model does not offer."""
-        if duration is None:
-            if not spec.auto_duration:
-                raise InvalidRequestError(f"duration is required for model {spec.name}")
+        if duration is None and not spec.auto_duration:
+            auto = [
+                m.name for m in self.models.values() if m.auto_duration and m.status != "removed"
+            ]
+            raise InvalidRequestError(
+                f"duration must not be null for model {spec.name}; automatic duration "
+                f"(null) needs {' or '.join(auto) or 'another model'}"
+            )
         res_ok = [r for r in spec.rules if resolution in r.resolutions]
         if not res_ok:
             offered = sorted({res for r in spec.rules for res in r.resolutions})
@@ -113,3 +165,14 @@ class Catalog:
                 f"duration {duration} is not supported by {spec.name} at {resolution} and "
                 f"{fps} fps; supported: {', '.join(map(str, durations))}"
             )
+
+    def audio_limit(self, spec: ModelSpec, resolution: str) -> float:
+        """audio-to-video: the longest audio ``spec`` takes at ``resolution`` (or raise)."""
+        for rule in spec.audio_rules:
+            if resolution in rule.resolutions:
+                return rule.max_audio_seconds
+        offered = sorted({res for r in spec.audio_rules for res in r.resolutions})
+        raise InvalidRequestError(
+            f"resolution {resolution} is not supported by {spec.name} for audio-to-video; "
+            f"supported: {', '.join(offered) or 'none'}"
+        )

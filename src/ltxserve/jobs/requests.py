@@ -1,19 +1,23 @@
 """Request bodies of the seven operations, validated as the official schemas say.
 
-Pydantic checks shapes and types (strictly: JSON ``8.0`` is not an integer and
-``"true"`` is not a boolean); the model table (catalog) checks the combinations.
-Every rejection becomes InvalidRequestError with a message naming the field and
-the rule, e.g. "prompt is required".
+Pydantic checks shapes and types strictly (``"true"`` is not a boolean, ``"8"`` is
+not a number), with JSON Schema's reading of ``integer``: any number with a zero
+fractional part, so ``8.0`` and ``1e1`` are integers and ``8.5`` is not. Every
+number must be finite and within a bound, so nothing absurd reaches an engine.
+The model table (catalog) checks the combinations. Every rejection becomes
+InvalidRequestError with a message naming the field and the rule, e.g.
+"prompt is required".
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from ltxserve.errors import InvalidRequestError
-from ltxserve.jobs.catalog import Catalog
+from ltxserve.jobs.catalog import Catalog, auto_duration
 
 CameraMotion = Literal[
     "dolly_in",
@@ -27,18 +31,33 @@ CameraMotion = Literal[
 ]
 URI_SCHEMES = ("https://", "http://", "data:", "ltx://")
 MAX_PROMPT = 5000
+MAX_EDIT_SECONDS = 3600  # retake's start_time and duration: past any input's end
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's ``integer``: a float with no fractional part is that integer.
+
+    Booleans, strings and fractions are left for the strict check to refuse; the
+    fields' bounds then refuse absurd sizes (1e308 is an integer, and too large).
+    """
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_integral)]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
+    model_config = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False)
 
 
 class TextToVideo(_Body):
     prompt: str = Field(max_length=MAX_PROMPT)
     model: str
-    duration: int | None
+    duration: Integer | None = Field(default=None, ge=1, le=3600)  # None: automatic
     resolution: str
-    fps: int = 24
+    fps: Integer = Field(default=24, ge=1, le=1000)
     generate_audio: bool = True
     camera_motion: CameraMotion | None = None
 
@@ -52,7 +71,7 @@ class AudioToVideo(_Body):
     audio_uri: str
     image_uri: str | None = None
     prompt: str | None = Field(default=None, max_length=MAX_PROMPT)
-    resolution: Literal["1920x1080", "1080x1920"] | None = None
+    resolution: str | None = None
     guidance_scale: float | None = Field(default=None, ge=1, le=50)
     model: str = "ltx-2-3-pro"
 
@@ -60,8 +79,8 @@ class AudioToVideo(_Body):
 class Retake(_Body):
     video_uri: str
     prompt: str | None = Field(default=None, max_length=MAX_PROMPT)
-    start_time: float = Field(ge=0)
-    duration: float = Field(ge=2)
+    start_time: float = Field(ge=0, le=MAX_EDIT_SECONDS)
+    duration: float = Field(ge=2, le=MAX_EDIT_SECONDS)
     mode: Literal["replace_audio", "replace_video", "replace_audio_and_video"] = (
         "replace_audio_and_video"
     )
@@ -118,6 +137,7 @@ _TYPE_WORDS = {
     "float_type": "a number",
     "int_from_float": "an integer",
     "dict_type": "an object",
+    "finite_number": "a finite number",
 }
 
 
@@ -151,7 +171,11 @@ def _parse_resolution(field: str, value: str) -> tuple[int, int]:
 
 
 def validate(endpoint: str, body: Any, catalog: Catalog) -> dict[str, Any]:
-    """Validate one request body; return it normalised with documented defaults filled in."""
+    """Validate one request body; return it normalised with documented defaults filled in.
+
+    Keys starting with "_" are the server's notes (``_duration_auto``,
+    ``_audio_max_seconds``), kept with the job and never passed to an engine.
+    """
     if not isinstance(body, dict):
         raise InvalidRequestError("request body must be a JSON object")
     model_cls = BODIES[endpoint]
@@ -177,14 +201,32 @@ def validate(endpoint: str, body: Any, catalog: Catalog) -> dict[str, Any]:
         if not data["prompt"].strip():
             raise InvalidRequestError("prompt is required")
         _parse_resolution("resolution", data["resolution"])
-        if data["duration"] is not None and data["duration"] <= 0:
-            raise InvalidRequestError("duration must be at least 1")
+        if "duration" not in body and not spec.auto_duration:
+            raise InvalidRequestError("duration is required")
         catalog.check_combination(spec, data["resolution"], data["fps"], data["duration"])
         if data.get("last_frame_uri") and not spec.last_frame:
             raise InvalidRequestError(f"last_frame_uri is not supported by model {spec.name}")
+        if data.get("camera_motion") and not spec.camera_motion:
+            raise InvalidRequestError(f"camera_motion is not supported by model {spec.name}")
+        if data["duration"] is None:
+            # Chosen here, once, by the documented rule, so that every engine renders
+            # the same length and the status object can tell it (docs/api.md).
+            durations = spec.durations(data["resolution"], data["fps"])
+            data["duration"] = auto_duration(data["prompt"], durations)
+            data["_duration_auto"] = True
     elif endpoint == "audio-to-video":
+        assert spec is not None
         if data["prompt"] is None and data["image_uri"] is None:
             raise InvalidRequestError("prompt is required when image_uri is not provided")
+        if "duration" in body and body["duration"] is None:
+            # an ask for automatic length that this endpoint cannot honour: say so
+            raise InvalidRequestError(
+                "duration must not be null: audio-to-video takes no duration (the video is "
+                "as long as audio_uri)"
+            )
+        # the longest audio the model takes at the requested resolution (or at the
+        # default 1920x1080 / 1080x1920, which share one tier); inputs/rules.py checks it
+        data["_audio_max_seconds"] = catalog.audio_limit(spec, data["resolution"] or "1920x1080")
         if data["guidance_scale"] is None:
             data["guidance_scale"] = 9.0 if data["image_uri"] else 5.0
     elif endpoint == "extend":

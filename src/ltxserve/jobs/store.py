@@ -253,11 +253,18 @@ class JobStore:
             yield conn
 
     # -- keys ---------------------------------------------------------------
-    def add_key(self, key_id: str, name: str, key_hash: str, prefix: str) -> None:
+    def add_key(
+        self, key_id: str, name: str, key_hash: str, prefix: str, simulate: str | None = None
+    ) -> None:
         with self._write() as conn:
             conn.execute(
                 insert(api_keys).values(
-                    id=key_id, name=name, key_hash=key_hash, prefix=prefix, created_at=now_ms()
+                    id=key_id,
+                    name=name,
+                    key_hash=key_hash,
+                    prefix=prefix,
+                    created_at=now_ms(),
+                    simulate=simulate,
                 )
             )
 

@@ -30,6 +30,7 @@ api_keys = Table(
     Column("prefix", String(16), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
+    Column("simulate", Text, nullable=True),  # client-testing directives; NULL = off
 )
 
 jobs = Table(

@@ -77,7 +77,7 @@ const ENDPOINTS = {
     hint: "Make a video for 2–20 s of audio; give a prompt, an image, or both.",
     fields: [
       { name: "audio_uri", label: "Audio", kind: "media", media: "audio", required: true,
-        hint: "2–20 seconds; the video follows its length (25 fps)." },
+        hint: "2–20 seconds (2–10 s at 1440p and 4K); the video follows its length (25 fps)." },
       PROMPT(false, "Required when no image is given."),
       { name: "image_uri", label: "First frame image (optional)", kind: "media", media: "image" },
       { name: "resolution", label: "Resolution", kind: "select", options: LANDSCAPE_PORTRAIT,
@@ -101,7 +101,7 @@ const ENDPOINTS = {
         options: ["replace_audio", "replace_video", "replace_audio_and_video"],
         hint: "Default: replace_audio_and_video." },
       { name: "resolution", label: "Resolution", kind: "select", options: LANDSCAPE_PORTRAIT,
-        hint: "Default: from the input video's orientation." },
+        hint: "Default: 1080x1920 for a portrait video, else 1920x1080." },
       { name: "model", label: "Model", kind: "model" },
     ],
   },
@@ -301,6 +301,18 @@ function setOptions(select, values, { keep = true, preferred, blank, labels = {}
 // text/image-to-video: offer only what the chosen model accepts (resolution -> fps -> duration).
 function refreshCombination(form) {
   const { inputs } = form;
+  const features = inputs.model && catalog[inputs.model.value];
+  if (features && inputs.camera_motion) {  // LTX-2.5 Fast takes no camera motion
+    const ok = features.camera_motion !== false;
+    inputs.camera_motion.disabled = !ok;
+    if (!ok) inputs.camera_motion.value = "";
+  }
+  if (features && features.audio_rules && inputs.audio_uri && inputs.resolution) {
+    // audio-to-video: the resolutions this model renders to (audio up to 10 s at 1440p/4K)
+    const res = [...new Set(features.audio_rules.flatMap((r) => r.resolutions))]
+      .sort(resolutionOrder);
+    setOptions(inputs.resolution, res, { blank: "(server default)" });
+  }
   if (!inputs.resolution || !inputs.fps || !inputs.duration) return;
   const model = inputs.model.value;
   const rules = rulesOf(model);
