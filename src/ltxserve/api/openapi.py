@@ -156,6 +156,25 @@ EXTENSION_PATHS: dict[str, dict[str, Any]] = {
             {"200": _ok("The model table", "application/json", {"type": "object"})},
         )
     },
+    "/web/server.json": {
+        "get": _op(
+            "Engine of this server",
+            "Which engine `serve` runs its workers with (`auto` resolved; null on an "
+            "API-only process), so the playground can say when it is not a model.",
+            {"200": _ok("Engine and version", "application/json", {"type": "object"})},
+        )
+    },
+    "/web/key": {
+        "get": _op(
+            "Key check",
+            "200 with the key's id for an accepted `Authorization: Bearer` key, else the "
+            "documented 401; touches no job.",
+            {
+                "200": _ok("The key is accepted", "application/json", {"type": "object"}),
+                "401": _error("Missing or invalid key"),
+            },
+        )
+    },
     "/web/{name}": {
         "get": _op(
             "Playground assets",
@@ -277,6 +296,12 @@ def build(catalog: Catalog, base_url: str) -> dict[str, Any]:
                 "description": "Fraction done, when the engine reports it.",
             }
         elif status == "V2JobCompletedStatus":
+            variant["properties"]["engine"] = {
+                EXT: True,
+                "type": "string",
+                "description": "The engine that made the result: `ltx` (the model), or "
+                "`preview` / `minimal` (stand-ins that are not a generative model).",
+            }
             variant["properties"]["duration"] = {
                 EXT: True,
                 "type": "number",
