@@ -11,6 +11,15 @@ import pytest
 
 from tests.store.conftest import pg_database
 
+# One ordinary, valid job for the load and saturation cases.
+T2V = {
+    "prompt": "a quiet harbour at dawn",
+    "model": "ltx-2-3-fast",
+    "duration": 2,
+    "resolution": "1280x720",
+    "fps": 24,
+}
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:

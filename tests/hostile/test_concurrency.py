@@ -16,17 +16,11 @@ from sqlalchemy import create_engine, func, select
 
 from ltxserve.config import Settings
 from ltxserve.jobs.tables import jobs
+from tests.hostile.conftest import T2V
 from tests.load import mixed_requests, run_load
 from tests.support import Server
 
 SUBMITS, POLLS, CONCURRENCY = 1000, 10_000, 200
-T2V = {
-    "prompt": "a quiet harbour at dawn",
-    "model": "ltx-2-3-fast",
-    "duration": 2,
-    "resolution": "1280x720",
-    "fps": 24,
-}
 
 
 def test_mixed_submits_and_polls_at_200_concurrency(

@@ -21,15 +21,9 @@ from sqlalchemy import create_engine, select
 from ltxserve.config import Settings
 from ltxserve.jobs.tables import jobs
 from tests.core.media import mp4_bytes
+from tests.hostile.conftest import T2V
 from tests.support import Server, wait_terminal
 
-T2V = {
-    "prompt": "a quiet harbour at dawn",
-    "model": "ltx-2-3-fast",
-    "duration": 2,
-    "resolution": "1280x720",
-    "fps": 24,
-}
 PADDING = 4_500_000  # a top-level 'free' box: valid MP4, ~6 MB once base64-encoded
 
 

@@ -14,15 +14,8 @@ from collections.abc import Callable
 from sqlalchemy import create_engine, text
 
 from ltxserve.config import Settings
+from tests.hostile.conftest import T2V
 from tests.support import Server, assert_error
-
-T2V = {
-    "prompt": "a quiet harbour at dawn",
-    "model": "ltx-2-3-fast",
-    "duration": 2,
-    "resolution": "1280x720",
-    "fps": 24,
-}
 
 
 def test_saturated_store_answers_503_with_retry_after(

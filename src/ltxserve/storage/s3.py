@@ -129,25 +129,16 @@ class S3BlobStore:
 
     def url(self, key: str, expires: int, base_url: str = "") -> str:
         """A presigned GET valid until ``expires`` (unix seconds; capped at 7 days)."""
-        seconds = max(1, min(MAX_PRESIGN_SECONDS, int(expires - time.time())))
-        return str(
-            self.client.generate_presigned_url(
-                "get_object",
-                Params={"Bucket": self.bucket, "Key": self._key(key)},
-                ExpiresIn=seconds,
-            )
-        )
+        return self._presign("get_object", key, expires)
 
     def upload_url(self, key: str, expires: int, base_url: str = "") -> str:
         """A presigned PUT for one object, valid until ``expires`` (unix seconds)."""
+        return self._presign("put_object", key, expires)
+
+    def _presign(self, operation: str, key: str, expires: int) -> str:
         seconds = max(1, min(MAX_PRESIGN_SECONDS, int(expires - time.time())))
-        return str(
-            self.client.generate_presigned_url(
-                "put_object",
-                Params={"Bucket": self.bucket, "Key": self._key(key)},
-                ExpiresIn=seconds,
-            )
-        )
+        params = {"Bucket": self.bucket, "Key": self._key(key)}
+        return str(self.client.generate_presigned_url(operation, Params=params, ExpiresIn=seconds))
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete ``prefix`` itself and every object under ``prefix/``, in batches."""
