@@ -57,7 +57,7 @@ STATUS: dict[type[LtxError], int] = {
     ServiceUnavailableError: 503,
 }
 
-# The status of each documented wire type, for answers built from a type string.
+# The status of each documented wire type (what a bare status tells a client).
 TYPE_STATUS: dict[str, int] = {type_: STATUS[cls] for type_, cls in ERROR_TYPES.items()}
 
 
@@ -72,16 +72,6 @@ def status_of(error: LtxError | type[LtxError]) -> int:
 
 def envelope(type_: str, message: str) -> bytes:
     return orjson.dumps({"type": "error", "error": {"type": type_, "message": message}})
-
-
-def error_response(type_: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    """The envelope for a wire type, with that type's status (500 if the type is unknown)."""
-    return Response(
-        envelope(type_, message),
-        status_code=TYPE_STATUS.get(type_, STATUS[LtxError]),
-        media_type="application/json",
-        headers=headers,
-    )
 
 
 def http_exception_response(status_code: int, detail: str) -> Response:
