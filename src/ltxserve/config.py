@@ -3,6 +3,16 @@
 One Settings object describes one deployment; API processes and workers that share
 a database and storage must share the settings that matter across processes
 (database_url, data_dir or storage, secret).
+
+A setting that cannot work raises ``ConfigError``; ``serve``/``worker`` print its one
+``line()`` and exit with ``EX_CONFIG`` instead of retrying:
+
+    ConfigError                 this module; cli.py turns pydantic's errors into it
+    +-- EngineUnavailable       ltxserve.engines: unknown engine, module missing
+    +-- RegistryError           ltxserve.engines.ltx.registry: unusable registry or
+                                weights (also a ValueError)
+
+It is not an ``LtxError``: no client ever sees it (see ``ltxserve.errors``).
 """
 
 from __future__ import annotations

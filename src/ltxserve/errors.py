@@ -1,21 +1,51 @@
 """Domain errors shared by every layer below the API.
 
-The API layer maps each error's ``type`` onto the documented HTTP status and
+The API layer maps each error's class onto its HTTP status and the documented
 envelope; nothing here knows about HTTP, so the worker and the engines can raise
-the same errors and have them recorded verbatim on a failed job.
+the same errors and have them recorded verbatim on a failed job. Each wire
+``type`` has one class (``ERROR_TYPES``); a subclass keeps its parent's ``type``
+and refines only the status, for the few answers of our own routes that the
+hosted contract has no type for (the one table is ``ltxserve.api.errors.STATUS``).
 
-    LtxError                      type            HTTP (mapped in ltxserve.api.errors)
-    +-- InvalidRequestError       invalid_request_error   400
-    +-- AuthenticationError       authentication_error    401
-    +-- InsufficientFundsError    insufficient_funds_error 402
-    +-- NotFoundError             not_found_error         404
-    +-- RequestTooLargeError      request_too_large       413
-    +-- ContentFilteredError      content_filtered_error  422
-    +-- RateLimitError            rate_limit_error        429
-    +-- ConcurrencyLimitError     concurrency_limit_error 429
-    +-- ApiError                  api_error               500
-    +-- ServiceUnavailableError   service_unavailable     503
-        +-- StoreBusyError        (the job store is saturated; Retry-After)
+    LtxError                        type                      HTTP
+    +-- InvalidRequestError         invalid_request_error     400
+    |   +-- MethodNotAllowedError                             405  with Allow
+    |   +-- RequestTimeoutError                               408  headers too slow
+    |   +-- UploadUsedError                                   409  second PUT to an upload URL
+    |   +-- ClientClosedError                                 499  the client hung up
+    +-- AuthenticationError         authentication_error      401
+    |   +-- SignatureError                                    403  signed URL bad or expired
+    +-- InsufficientFundsError      insufficient_funds_error  402
+    +-- NotFoundError               not_found_error           404
+    +-- RequestTooLargeError        request_too_large         413
+    +-- ContentFilteredError        content_filtered_error    422
+    +-- RateLimitError              rate_limit_error          429  Retry-After
+    |   +-- ConcurrencyLimitError   concurrency_limit_error   429  Retry-After
+    +-- ApiError                    api_error                 500
+    |   +-- SyncTimeoutError                                  504  a v1 wait ran out
+    +-- ServiceUnavailableError     service_unavailable       503
+        +-- StoreBusyError                                    503  store saturated; Retry-After
+
+``ConcurrencyLimitError`` is a kind of ``RateLimitError`` (both 429, both with
+Retry-After), as in the SDK's tree (``ltxserve.client``): a handler for the
+rate limit catches both.
+
+Other roots. These never reach an envelope as such: each is either turned into an
+``LtxError`` at one named place, or stops a process with one line.
+
+    ConfigError (config.py)               a setting that cannot work; the process stops
+    +-- EngineUnavailable (engines)       unknown engine name, module missing
+    +-- RegistryError (engines.ltx)       unusable model registry or weights (also ValueError)
+    StorageError (storage.base)           the blob store failed
+    +-- BlobNotFound                      no such key: 404 on /files, api_error in v1
+    FetchRefused (inputs.fetch)           an input URL may not or could not be fetched:
+                                          InvalidRequestError("<field>: ...") in inputs
+    BoxProblem (media.boxes)              a file's boxes claim more than its bytes:
+                                          InvalidRequestError in media.probe and inputs
+    KeyMatchError (keys, ValueError)      ``keys revoke`` names no key or several (CLI)
+    InvalidTransition (jobs.states)       a programming error: a job edge that does not exist
+    RunnerCrashed, RunnerStartFailed      the runner child died or could not start (worker)
+    JobStopped (runner)                   an outcome, not an error: the worker stopped the job
 """
 
 from __future__ import annotations
@@ -39,8 +69,32 @@ class InvalidRequestError(LtxError):
     type = "invalid_request_error"
 
 
+class RequestTimeoutError(InvalidRequestError):
+    """The request's headers did not arrive in time (slow-client defence)."""
+
+
+class UploadUsedError(InvalidRequestError):
+    """A file was already uploaded to this upload URL: one PUT per URL."""
+
+
+class MethodNotAllowedError(InvalidRequestError):
+    """The path exists but not with this method; ``allow`` lists the methods it takes."""
+
+    def __init__(self, message: str, *, allow: str | None = None) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+
+class ClientClosedError(InvalidRequestError):
+    """The client hung up before its answer was ready; the answer is for the access log."""
+
+
 class AuthenticationError(LtxError):
     type = "authentication_error"
+
+
+class SignatureError(AuthenticationError):
+    """A signed URL's signature is wrong or its expiry has passed (no API key is involved)."""
 
 
 class InsufficientFundsError(LtxError):
@@ -63,12 +117,16 @@ class RateLimitError(LtxError):
     type = "rate_limit_error"
 
 
-class ConcurrencyLimitError(LtxError):
+class ConcurrencyLimitError(RateLimitError):
     type = "concurrency_limit_error"
 
 
 class ApiError(LtxError):
     type = "api_error"
+
+
+class SyncTimeoutError(ApiError):
+    """A synchronous (v1) operation did not finish within ``sync_timeout_seconds``."""
 
 
 class ServiceUnavailableError(LtxError):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -236,3 +238,27 @@ def test_upload_urls_and_uploads_expire(make_server: Any) -> None:
             "invalid_request_error",
             "not found or expired",
         )
+
+
+def test_put_that_hangs_up_mid_body_leaves_nothing(inputs_server: Server) -> None:
+    """A client gone mid-PUT: no traceback, no partial file, and the URL still takes one PUT."""
+    with inputs_server.client() as c:
+        up = new_upload(c)
+    parts = urlsplit(up["upload_url"])
+    (name, value), *_ = up["required_headers"].items()
+    with socket.create_connection(("127.0.0.1", inputs_server.port)) as sock:
+        sock.sendall(
+            f"PUT {parts.path}?{parts.query} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"{name}: {value}\r\nContent-Length: 100000\r\n\r\n".encode()
+            + b"x" * 1000
+        )
+        time.sleep(0.5)
+    tmp = inputs_server.data_dir / "tmp" / "uploads"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and tmp.is_dir() and any(tmp.iterdir()):
+        time.sleep(0.1)
+    assert not tmp.is_dir() or not any(tmp.iterdir()), list(tmp.iterdir())
+    r = httpx.put(up["upload_url"], content=b"y" * 10, headers=up["required_headers"])
+    assert r.status_code == 200, r.text
+    log = inputs_server.log()
+    assert "Traceback" not in log and "unhandled error" not in log, log[-3000:]

@@ -21,11 +21,21 @@ from starlette.responses import Response
 from ltxserve import __version__
 from ltxserve.api import docs, files, routes, uploads, v1
 from ltxserve.api.cors import Cors
-from ltxserve.api.errors import JSONBytes, error_response, ltx_error_response
+from ltxserve.api.errors import (
+    JSONBytes,
+    http_exception_response,
+    ltx_error_response,
+)
 from ltxserve.api.middleware import RequestContext
 from ltxserve.api.web import router as web_router
 from ltxserve.config import Settings
-from ltxserve.errors import LtxError, StoreBusyError
+from ltxserve.errors import (
+    InvalidRequestError,
+    LtxError,
+    MethodNotAllowedError,
+    NotFoundError,
+    StoreBusyError,
+)
 from ltxserve.jobs.catalog import Catalog
 from ltxserve.jobs.db import open_store
 from ltxserve.jobs.doorbell import open_doorbell
@@ -121,23 +131,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
-            return error_response("not_found_error", f"No route for {request.url.path}")
+            return ltx_error_response(NotFoundError(f"No route for {request.url.path}"))
         if exc.status_code == 405:
-            return error_response(
-                "invalid_request_error",
-                f"Method {request.method} is not allowed on {request.url.path}",
-                status=405,
-                headers=dict(exc.headers or {}),
+            return ltx_error_response(
+                MethodNotAllowedError(
+                    f"Method {request.method} is not allowed on {request.url.path}",
+                    allow=(exc.headers or {}).get("Allow"),
+                )
             )
-        return error_response(
-            "invalid_request_error" if exc.status_code < 500 else "api_error",
-            str(exc.detail),
-            status=exc.status_code,
-        )
+        return http_exception_response(exc.status_code, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
-        return error_response("invalid_request_error", str(exc.errors()[0].get("msg")))
+        return ltx_error_response(InvalidRequestError(str(exc.errors()[0].get("msg"))))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:

@@ -17,7 +17,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ltxserve.api.errors import error_response
+from ltxserve.api.errors import ltx_error_response
+from ltxserve.errors import InvalidRequestError
 
 METHODS = ("GET", "HEAD", "POST", "PUT")
 # Non-safelisted response headers a client needs: request ids for support, Retry-After
@@ -43,8 +44,8 @@ class Cors:
                 response = self.cors.preflight_response(request_headers=headers)
                 if response.status_code != 200:
                     reason = bytes(response.body).decode(errors="replace")
-                    response = error_response(
-                        "invalid_request_error", f"{reason} (preflight refused)"
+                    response = ltx_error_response(
+                        InvalidRequestError(f"{reason} (preflight refused)")
                     )
                 rid = uuid.uuid4().hex
 

@@ -15,8 +15,8 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
-from ltxserve.api.errors import error_response
 from ltxserve.api.openapi import build
+from ltxserve.errors import NotFoundError
 
 router = APIRouter(include_in_schema=False)
 
@@ -93,5 +93,5 @@ async def asset(asset: str) -> Response:
     if asset == "init.js":
         return Response(INIT_JS, media_type="text/javascript; charset=utf-8", headers=HEADERS)
     if asset not in ASSETS:
-        return error_response("not_found_error", f"No route for /docs/{asset}")
+        raise NotFoundError(f"No route for /docs/{asset}")
     return FileResponse(_swagger_dir() / asset, media_type=ASSETS[asset], headers=HEADERS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
-from ltxserve.api.errors import error_response
+from ltxserve.errors import NotFoundError, SignatureError
 from ltxserve.storage.base import BlobNotFound
 from ltxserve.storage.signing import verify
 
@@ -25,13 +25,11 @@ async def download(request: Request, blob_key: str) -> Response:
     path = f"/files/{blob_key}"
     q = request.query_params
     if not verify(svc.signing_key, path, q.get("expires"), q.get("signature")):
-        return error_response(
-            "authentication_error", "Invalid or expired signature for this URL", status=403
-        )
+        raise SignatureError("Invalid or expired signature for this URL")
     try:
         local = svc.blobs.local_path(blob_key)
-    except BlobNotFound:
-        return error_response("not_found_error", "File not found")
+    except BlobNotFound as exc:
+        raise NotFoundError("File not found") from exc
     media_type = CONTENT_TYPES.get(local.suffix, "application/octet-stream")
     return FileResponse(
         local, media_type=media_type, filename=local.name, content_disposition_type="inline"

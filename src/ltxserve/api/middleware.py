@@ -17,8 +17,8 @@ from typing import Any
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ltxserve.api.errors import envelope
-from ltxserve.errors import RequestTooLargeError
+from ltxserve.api.errors import envelope, status_of
+from ltxserve.errors import ApiError, LtxError, RequestTooLargeError
 from ltxserve.wire_numbers import parse_uint
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -66,9 +66,7 @@ class RequestContext:
                     if declared is None or declared > limit:
                         await self._send_error(
                             send_wrapper,
-                            413,
-                            "request_too_large",
-                            f"Request body exceeds the {limit} byte limit",
+                            RequestTooLargeError(f"Request body exceeds the {limit} byte limit"),
                         )
                         return
         received = 0
@@ -95,17 +93,16 @@ class RequestContext:
                 "unhandled error in %s %s [request %s]", scope["method"], scope["path"], rid
             )
             if not started:
-                await self._send_error(
-                    send_wrapper, 500, "api_error", "An unexpected error occurred"
-                )
+                await self._send_error(send_wrapper, ApiError("An unexpected error occurred"))
 
     @staticmethod
-    async def _send_error(send: Any, status: int, type_: str, message: str) -> None:
-        body = envelope(type_, message)
+    async def _send_error(send: Any, error: LtxError) -> None:
+        """Answer before (or outside) routing, from the same status table as the routes."""
+        body = envelope(error.type, error.message)
         await send(
             {
                 "type": "http.response.start",
-                "status": status,
+                "status": status_of(error),
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),

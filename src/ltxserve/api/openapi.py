@@ -122,7 +122,8 @@ EXTENSION_PATHS: dict[str, dict[str, Any]] = {
             "`required_headers`. Signed; no API key.",
             {
                 "200": {"description": "Stored"},
-                "403": _error("Bad or expired signature"),
+                "403": _error("Bad or expired signature (authentication_error)"),
+                "409": _error("A file was already uploaded to this URL (invalid_request_error)"),
                 "413": _error("Over the upload limit (request_too_large)"),
             },
             parameters=[

@@ -15,18 +15,26 @@ The deadline is ``LTXSERVE_HEADER_TIMEOUT_SECONDS`` (default 15).
 from __future__ import annotations
 
 import asyncio
+from http import HTTPStatus
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from ltxserve.api.errors import envelope
+from ltxserve.api.errors import envelope, status_of
+from ltxserve.errors import RequestTimeoutError
 
 
 def _timeout_response() -> bytes:
-    body = envelope("invalid_request_error", "Request headers were not received in time")
+    error = RequestTimeoutError("Request headers were not received in time")
+    status = HTTPStatus(status_of(error))
+    body = envelope(error.type, error.message)
     return (
-        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-        b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode()
+        + b"content-type: application/json\r\nconnection: close\r\n"
+        + b"content-length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
     )
 
 

@@ -28,9 +28,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from ltxserve.api.errors import JSONBytes, error_response
+from ltxserve.api.errors import JSONBytes
 from ltxserve.api.routes import authenticate, base_url, services
 from ltxserve.api.status import iso_ms
+from ltxserve.errors import (
+    ClientClosedError,
+    InvalidRequestError,
+    NotFoundError,
+    RequestTooLargeError,
+    SignatureError,
+    UploadUsedError,
+)
 from ltxserve.jobs.store import now_ms
 from ltxserve.jobs.uploads import blob_key as upload_blob_key
 from ltxserve.jobs.uploads import complete_upload, create_upload, get_upload, valid_id
@@ -74,8 +82,8 @@ async def create(request: Request) -> Response:
     )
 
 
-def _too_large(limit: int) -> Response:
-    return error_response("request_too_large", f"The upload exceeds the {limit} byte limit")
+def _too_large(limit: int) -> RequestTooLargeError:
+    return RequestTooLargeError(f"The upload exceeds the {limit} byte limit")
 
 
 @router.put("/uploads/{upload_id}")
@@ -87,35 +95,27 @@ async def put(request: Request, upload_id: str) -> Response:
     if not valid_id(upload_id) or not verify(
         svc.signing_key, path, q.get("expires"), q.get("signature")
     ):
-        return error_response(
-            "authentication_error", "Invalid or expired signature for this upload URL", status=403
-        )
+        raise SignatureError("Invalid or expired signature for this upload URL")
     wanted = required_headers(s.upload_max_bytes)
     for name, value in wanted.items():
         if request.headers.get(name, "").strip() != value:
-            return error_response(
-                "invalid_request_error", f"The upload must send the required header {name}: {value}"
-            )
+            raise InvalidRequestError(f"The upload must send the required header {name}: {value}")
     up = await svc.run_db(get_upload, svc.store, upload_id)
     if up is None:
-        return error_response("not_found_error", "Upload not found or expired")
+        raise NotFoundError("Upload not found or expired")
     if up.url_expires_at <= now_ms():
-        return error_response("authentication_error", "This upload URL has expired", status=403)
+        raise SignatureError("This upload URL has expired")
     if up.completed_at is not None:
-        return error_response(
-            "invalid_request_error",
-            "A file was already uploaded to this URL; ask for a new one",
-            status=409,
-        )
+        raise UploadUsedError("A file was already uploaded to this URL; ask for a new one")
     header = request.headers.get("content-length")
     if header is not None:
         declared = parse_uint(header.strip())
         if declared is None:
-            return error_response("invalid_request_error", "Content-Length is not a number")
+            raise InvalidRequestError("Content-Length is not a number")
         if declared > s.upload_max_bytes:
-            return _too_large(s.upload_max_bytes)
+            raise _too_large(s.upload_max_bytes)
         if declared == 0:
-            return error_response("invalid_request_error", "The upload is empty")
+            raise InvalidRequestError("The upload is empty")
 
     tmp = upload_tmp_dir(s) / f"{upload_id}-{secrets.token_hex(4)}.part"
     try:
@@ -126,7 +126,7 @@ async def put(request: Request, upload_id: str) -> Response:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > s.upload_max_bytes:
-                    return _too_large(s.upload_max_bytes)
+                    raise _too_large(s.upload_max_bytes)
                 pending.append(chunk)
                 pending_size += len(chunk)
                 if pending_size >= WRITE_BATCH:
@@ -135,18 +135,14 @@ async def put(request: Request, upload_id: str) -> Response:
             if pending:
                 await run_in_threadpool(out.write, b"".join(pending))
         if size == 0:
-            return error_response("invalid_request_error", "The upload is empty")
+            raise InvalidRequestError("The upload is empty")
         content_type = (request.headers.get("content-type") or "")[:200]
         if not await svc.run_db(complete_upload, svc.store, upload_id, size, content_type):
-            return error_response(
-                "invalid_request_error",
-                "A file was already uploaded to this URL, or the URL expired",
-                status=409,
-            )
+            raise UploadUsedError("A file was already uploaded to this URL, or the URL expired")
         await run_in_threadpool(svc.blobs.put_file, upload_blob_key(upload_id), tmp)
         return JSONBytes({"storage_uri": up.storage_uri, "size": size})
-    except ClientDisconnect:
-        return Response(status_code=400)  # nobody is listening
+    except ClientDisconnect as exc:
+        raise ClientClosedError("The client disconnected during the upload") from exc
     finally:
         if tmp.exists():
             os.unlink(tmp)

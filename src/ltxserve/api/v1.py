@@ -9,8 +9,9 @@ video (``Content-Type: video/mp4``, ``Content-Length``, ``x-request-id``).
   invalid_request_error, ...).
 - ``sync_timeout_seconds`` bounds the wait (queueing included): past it the job is
   failed and the answer is 504 with the envelope, type ``api_error`` (the contract
-  lists 504 for these operations but no error type for it).
-- A client that disconnects while waiting gets its job failed at once; the worker
+  lists 504 for these operations but no error type for it): ``SyncTimeoutError``.
+- A client that disconnects while waiting gets its job failed at once (the answer,
+  ``ClientClosedError``, is a 499 for the access log only); the worker
   holding it notices at its next heartbeat (``heartbeat_seconds``) and abandons it,
   so nobody generates for a client that has gone.
 
@@ -27,8 +28,8 @@ import anyio
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
-from ltxserve.api.errors import error_response
 from ltxserve.api.routes import create_job, services
+from ltxserve.errors import ApiError, ClientClosedError, SyncTimeoutError, error_from_type
 from ltxserve.jobs.states import JobStatus
 from ltxserve.jobs.store import Job
 from ltxserve.storage.base import BlobNotFound
@@ -60,7 +61,7 @@ async def run_sync(request: Request, endpoint: str) -> Response:
             await anyio.to_thread.run_sync(
                 _abandon, svc, job.id, "the client disconnected before the video was ready"
             )
-            return Response(status_code=499)  # nobody reads it
+            raise ClientClosedError("The client disconnected before the video was ready")
         if time.monotonic() >= deadline:
             await anyio.to_thread.run_sync(
                 _abandon, svc, job.id, f"generation did not finish within {timeout:g} s"
@@ -68,28 +69,26 @@ async def run_sync(request: Request, endpoint: str) -> Response:
             # the worker may have finished in the meantime: use the result if so
             current = await svc.run_db(svc.store.get, job.id)
             if current is None or current.status != JobStatus.COMPLETED:
-                return error_response(
-                    "api_error",
+                raise SyncTimeoutError(
                     f"Generation did not finish within {timeout:g} s; use the v2 endpoint "
-                    f"(POST /v2/{endpoint}) for long generations",
-                    status=504,
+                    f"(POST /v2/{endpoint}) for long generations"
                 )
             break
         await anyio.sleep(delay)
         delay = min(POLL_MAX, delay * 1.5)
     if current is None:
-        return error_response("api_error", "The job disappeared before it finished")
+        raise ApiError("The job disappeared before it finished")
     if current.status == JobStatus.FAILED:
-        return error_response(
+        raise error_from_type(
             current.error_type or "api_error", current.error_message or "generation failed"
         )
     output = (current.result or {}).get("video_url")
     if not output:
-        return error_response("api_error", "The job finished without a video")
+        raise ApiError("The job finished without a video")
     try:
         local = svc.blobs.local_path(output["key"])
-    except BlobNotFound:
-        return error_response("api_error", "The generated video is no longer available")
+    except BlobNotFound as exc:
+        raise ApiError("The generated video is no longer available") from exc
     return FileResponse(local, media_type="video/mp4")
 
 

@@ -17,7 +17,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
-from ltxserve.api.errors import error_response
+from ltxserve.errors import NotFoundError
 
 router = APIRouter(include_in_schema=False)
 
@@ -45,7 +45,7 @@ def _static(name: str) -> Response:
     path = WEB_DIR / name
     suffix = path.suffix.lower()
     if not SAFE_NAME.match(name) or suffix not in CONTENT_TYPES or not path.is_file():
-        return error_response("not_found_error", f"No route for /web/{name}")
+        raise NotFoundError(f"No route for /web/{name}")
     headers = dict(HEADERS)
     if suffix == ".html":
         headers["Content-Security-Policy"] = CSP

@@ -23,6 +23,15 @@ the client does too.
         +-- InternalServerError        500    api_error
         +-- ServiceUnavailableError    503    service_unavailable
 
+The ``APIError`` branch has the server's shape (``ltxserve.errors``, not imported
+here: the client stands alone): one class per documented type, and
+``ConcurrencyLimitError`` under ``RateLimitError`` on both sides, so a handler for
+the rate limit catches both. The server refines a few statuses of its own routes
+without new types (403 authentication_error for a bad signed URL, 409
+invalid_request_error for a used upload URL, 504 api_error for a v1 timeout); they
+arrive as the type's class with that ``status_code``.
+tests/core/test_error_table.py holds the two tables equal.
+
 An error is classified by its ``error.type`` first and by its HTTP status second.
 Proxies and storage back ends can answer without an LTX envelope, and the status
 code is still a good guess then. Anything left over becomes a plain ``APIError``.

@@ -22,7 +22,9 @@ The rules (docs/inputs.md):
   thread that is abandoned, not waited for, when time runs out.
 
 Every refusal raises ``FetchRefused`` with a message for the client; the caller
-prefixes the field name.
+(``ltxserve.inputs``) prefixes the field name and raises it as the client's
+``InvalidRequestError`` (400). ``FetchRefused`` itself is a plain ``Exception``, not
+an ``LtxError``: this module knows nothing of the API's error vocabulary.
 """
 
 from __future__ import annotations

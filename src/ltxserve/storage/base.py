@@ -1,4 +1,11 @@
-"""The blob store interface and its errors."""
+"""The blob store interface and its errors.
+
+    StorageError          the store failed (S3 answered an error, a multipart upload broke)
+    +-- BlobNotFound      no such key: the /files route answers it as NotFoundError (404)
+
+Neither is an ``LtxError``: the caller decides what a missing or failed blob means
+for its client (see ``ltxserve.errors``).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,11 @@ from typing import Protocol
 
 
 class StorageError(Exception):
-    pass
+    """The blob store could not do what was asked."""
 
 
 class BlobNotFound(StorageError):
-    pass
+    """No blob under this key (never stored, or deleted with its job)."""
 
 
 class BlobStore(Protocol):
