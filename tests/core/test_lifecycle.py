@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 
 import httpx
 
+from ltxserve.config import Settings
+from ltxserve.jobs.db import open_store
 from tests.core.test_submit import T2V
 from tests.support import Server, assert_error, wait_terminal
 
@@ -73,13 +76,40 @@ def test_restart_keeps_every_acknowledged_job(make_server: Callable[..., Server]
 
 
 def test_graceful_worker_stop_finishes_the_job(make_server: Callable[..., Server]) -> None:
-    srv = make_server()
-    with srv.client() as c:
-        job = c.post("/v2/text-to-video", json={**T2V, "duration": 4}).json()
-        wait_status(c, "text-to-video", job["id"], "processing")
-        os.kill(srv.worker_pids()[0], signal.SIGTERM)
-        body = wait_terminal(c, "text-to-video", job["id"], timeout=60)
-    assert body["status"] == "completed"
+    """SIGTERM mid-job: the worker finishes that job in its first attempt, claims no
+    other, and exits 0. The worker is the test's own child (not `serve`'s), so no
+    supervisor restarts it and its exit status is ours to read: a worker killed by
+    the signal and its job reclaimed after the lease would not pass."""
+    srv = make_server(workers=0)
+    with (srv.data_dir / "worker.log").open("ab") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "ltxserve.cli", "worker", "--data-dir", str(srv.data_dir)]
+            + ["--engine", srv.engine],
+            env=srv.full_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        with srv.client() as c:
+            job = c.post("/v2/text-to-video", json={**T2V, "duration": 4}).json()
+            wait_status(c, "text-to-video", job["id"], "processing")
+            queued = c.post("/v2/text-to-video", json=T2V).json()
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(60) == 0, (srv.data_dir / "worker.log").read_text()
+            body = c.get(f"/v2/text-to-video/{job['id']}").json()
+            assert body["status"] == "completed", body
+            # stopped claiming: the job submitted after the signal is still waiting
+            assert c.get(f"/v2/text-to-video/{queued['id']}").json()["status"] == "pending"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)
+    store = open_store(Settings(data_dir=srv.data_dir))
+    try:
+        done = store.get(job["id"])
+    finally:
+        store.engine.dispose()
+    assert done is not None and done.attempts == 1, done
 
 
 def test_retention_deletes_row_and_files(make_server: Callable[..., Server]) -> None:
