@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 
@@ -81,21 +80,14 @@ def test_graceful_worker_stop_finishes_the_job(make_server: Callable[..., Server
     supervisor restarts it and its exit status is ours to read: a worker killed by
     the signal and its job reclaimed after the lease would not pass."""
     srv = make_server(workers=0)
-    with (srv.data_dir / "worker.log").open("ab") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "ltxserve.cli", "worker", "--data-dir", str(srv.data_dir)]
-            + ["--engine", srv.engine],
-            env=srv.full_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    worker, log = srv.spawn_worker()
     try:
         with srv.client() as c:
             job = c.post("/v2/text-to-video", json={**T2V, "duration": 4}).json()
             wait_status(c, "text-to-video", job["id"], "processing")
             queued = c.post("/v2/text-to-video", json=T2V).json()
             worker.send_signal(signal.SIGTERM)
-            assert worker.wait(60) == 0, (srv.data_dir / "worker.log").read_text()
+            assert worker.wait(60) == 0, log.read_text()
             body = c.get(f"/v2/text-to-video/{job['id']}").json()
             assert body["status"] == "completed", body
             # stopped claiming: the job submitted after the signal is still waiting
