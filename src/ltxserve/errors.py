@@ -61,9 +61,6 @@ class LtxError(Exception):
         self.message = message
         self.retry_after = retry_after
 
-    def as_dict(self) -> dict[str, str]:
-        return {"type": self.type, "message": self.message}
-
 
 class InvalidRequestError(LtxError):
     type = "invalid_request_error"

@@ -19,16 +19,18 @@ arrives after the job ended is dropped.
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import os
 import signal
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from ltxserve.config import ConfigError
+from ltxserve.engines.base import JsonValue, Metadata
 from ltxserve.errors import LtxError
 
 
@@ -67,6 +69,7 @@ class Progress:
 class Done:
     job_id: str
     outputs: dict[str, tuple[str, str]]  # label -> (path, content type)
+    metadata: dict[str, JsonValue] = field(default_factory=dict)  # EngineResult.metadata
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,20 @@ class Failed:
 @dataclass(frozen=True)
 class Stopped:
     job_id: str
+
+
+def plain_metadata(metadata: Metadata) -> dict[str, JsonValue]:
+    """The engine's metadata as plain JSON values, ready for the pipe and the store's
+    JSON column: a numpy number (``np.int64`` seed) becomes its Python value, anything
+    else JSON cannot hold becomes its ``str``. Metadata never fails a finished job."""
+
+    def plain(value: Any) -> Any:
+        if hasattr(value, "tolist"):  # numpy scalars and arrays
+            return value.tolist()
+        return str(value)
+
+    result: dict[str, JsonValue] = json.loads(json.dumps(dict(metadata), default=plain))
+    return result
 
 
 class JobStopped(Exception):  # noqa: N818 - an outcome, not an error
@@ -163,6 +180,7 @@ def runner_main(conn: Connection, engine_name: str) -> None:
                 Done(
                     msg.job_id,
                     {label: (str(o.path), o.content_type) for label, o in result.outputs.items()},
+                    plain_metadata(result.metadata),
                 )
             )
         except JobStopped:

@@ -300,6 +300,8 @@ class Worker:
             }
             if seconds is not None:
                 result[label]["duration"] = seconds
+            if msg.metadata:  # how the engine made it (seed, model...): for operators
+                result[label]["metadata"] = msg.metadata
         if self.store.finish(
             job.id, self.owner, JobStatus.COMPLETED, self.retention_ms, result=result
         ):

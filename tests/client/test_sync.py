@@ -66,13 +66,26 @@ def test_the_steps_one_by_one_with_a_typed_request(client: Client, tmp_path: Pat
 
 
 def test_polling_is_sparse_and_every_poll_reaches_the_server(
-    client: Client, proxy: FaultProxy
+    server: Server, proxy: FaultProxy
 ) -> None:
-    job = client.text_to_video.submit(**SMALL)
-    client.text_to_video.wait(job, poll_interval=0.3, timeout=60)
+    """A job that lingers 3 s (client-testing mode, docs/simulate.md) polled with a
+    0.3 s ceiling: about one poll per 0.3 s, each at least 0.3 s apart, each one seen by
+    the server. The count matters as much as the gaps: one poll has no gaps to check,
+    and polls that back off past the ceiling have gaps that pass."""
+    key = server.cli("keys", "create", "--name", "slow", "--simulate", "processing=3")
+    seen: list[JobStatus] = []
+    with Client(api_key=key.strip().splitlines()[-1], base_url=proxy.url, **FAST) as c:
+        job = c.text_to_video.submit(**SMALL)
+        started = time.monotonic()
+        c.text_to_video.wait(job, poll_interval=0.3, timeout=60, on_status=seen.append)
+        elapsed = time.monotonic() - started
     polls = proxy.requests("GET", f"/v2/text-to-video/{job.id}")
     gaps = [b.at - a.at for a, b in zip(polls, polls[1:], strict=False)]
-    assert polls and all(g >= 0.28 for g in gaps), gaps
+    assert len(polls) == len(seen), (len(polls), len(seen))  # no poll answered on the way
+    # every 0.3 s all along (half that rate leaves room for a loaded machine's slow
+    # answers), not once at the end nor backing off, and no more often than asked
+    assert elapsed / 0.6 <= len(polls) <= elapsed / 0.3 + 2, (elapsed, gaps)
+    assert all(g >= 0.28 for g in gaps), gaps
 
 
 def test_wait_follows_a_retry_after_hint_on_status_answers(

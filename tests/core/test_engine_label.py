@@ -10,6 +10,8 @@ import av
 import httpx
 
 from ltxserve.client import Client, CompletedJob
+from ltxserve.config import Settings
+from ltxserve.jobs.db import open_store
 from tests.core.test_submit import T2V
 from tests.support import Server, assert_error, assert_schema, wait_terminal
 
@@ -35,6 +37,16 @@ def test_preview_results_say_preview_everywhere(make_server: Callable[..., Serve
     with Client(api_key=srv.api_key, base_url=srv.base_url) as client:
         done = client.text_to_video.get(job["id"])
         assert isinstance(done, CompletedJob) and done.engine == "preview"
+    # the engine's own account of the job is stored with its result (not on the wire)
+    store = open_store(Settings(data_dir=srv.data_dir))
+    try:
+        stored = store.get(job["id"])
+    finally:
+        store.engine.dispose()
+    assert stored is not None and stored.result is not None
+    meta = stored.result["video_url"]["metadata"]
+    assert meta["engine"] == "preview" and isinstance(meta["seed"], int), meta
+    assert "metadata" not in body and "metadata" not in str(body["result"])
 
 
 def test_other_states_carry_no_engine_and_minimal_is_labelled(server: Server) -> None:

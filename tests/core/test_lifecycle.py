@@ -10,6 +10,9 @@ from collections.abc import Callable
 
 import httpx
 
+from ltxserve.config import Settings
+from ltxserve.jobs.db import open_store
+from ltxserve.jobs.store import Job
 from tests.core.test_submit import T2V
 from tests.support import Server, assert_error, wait_terminal
 
@@ -25,6 +28,16 @@ def wait_status(
             return
         time.sleep(0.05)
     raise AssertionError(f"{job_id} never {status}")
+
+
+def stored_job(srv: Server, job_id: str) -> Job | None:
+    """The job's row as the store holds it (the API hides a job past retention even
+    before the sweeper deletes it, so only the store tells the two apart)."""
+    store = open_store(Settings(data_dir=srv.data_dir))
+    try:
+        return store.get(job_id)
+    finally:
+        store.engine.dispose()
 
 
 def runner_pids(worker_pid: int) -> list[int]:
@@ -49,7 +62,16 @@ def test_sigkill_worker_mid_job_job_still_completes(make_server: Callable[..., S
 
 
 def test_lost_job_fails_after_max_attempts(make_server: Callable[..., Server]) -> None:
-    srv = make_server(env={"LTXSERVE_LEASE_SECONDS": "2", "LTXSERVE_MAX_ATTEMPTS": "1"})
+    """The claim's part: the restarted worker finds the job lost on its last attempt
+    and fails it instead of running it again. The sweeper, which would fail it too,
+    is kept out of the way (it runs at start-up only)."""
+    srv = make_server(
+        env={
+            "LTXSERVE_LEASE_SECONDS": "2",
+            "LTXSERVE_MAX_ATTEMPTS": "1",
+            "LTXSERVE_SWEEP_INTERVAL": "3600",
+        }
+    )
     with srv.client() as c:
         job = c.post("/v2/text-to-video", json=LONG).json()
         wait_status(c, "text-to-video", job["id"], "processing")
@@ -58,6 +80,26 @@ def test_lost_job_fails_after_max_attempts(make_server: Callable[..., Server]) -
     assert body["status"] == "failed"
     assert body["error"]["type"] == "api_error"
     assert "lost" in body["error"]["message"]
+
+
+def test_lost_job_fails_with_no_worker_left(make_server: Callable[..., Server]) -> None:
+    """The sweeper's part: the only worker dies on the job's last attempt and none is
+    left to reclaim it (and fail it there), so the API process must fail it."""
+    srv = make_server(env={"LTXSERVE_LEASE_SECONDS": "2", "LTXSERVE_MAX_ATTEMPTS": "1"}, workers=0)
+    worker, _log = srv.spawn_worker()
+    try:
+        with srv.client() as c:
+            job = c.post("/v2/text-to-video", json=LONG).json()
+            wait_status(c, "text-to-video", job["id"], "processing")
+            worker.kill()
+            worker.wait(10)
+            body = wait_terminal(c, "text-to-video", job["id"], timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)
+    assert body["status"] == "failed", body
+    assert body["error"]["type"] == "api_error" and "lost" in body["error"]["message"], body
 
 
 def test_restart_keeps_every_acknowledged_job(make_server: Callable[..., Server]) -> None:
@@ -73,13 +115,29 @@ def test_restart_keeps_every_acknowledged_job(make_server: Callable[..., Server]
 
 
 def test_graceful_worker_stop_finishes_the_job(make_server: Callable[..., Server]) -> None:
-    srv = make_server()
-    with srv.client() as c:
-        job = c.post("/v2/text-to-video", json={**T2V, "duration": 4}).json()
-        wait_status(c, "text-to-video", job["id"], "processing")
-        os.kill(srv.worker_pids()[0], signal.SIGTERM)
-        body = wait_terminal(c, "text-to-video", job["id"], timeout=60)
-    assert body["status"] == "completed"
+    """SIGTERM mid-job: the worker finishes that job in its first attempt, claims no
+    other, and exits 0. The worker is the test's own child (not `serve`'s), so no
+    supervisor restarts it and its exit status is ours to read: a worker killed by
+    the signal and its job reclaimed after the lease would not pass."""
+    srv = make_server(workers=0)
+    worker, log = srv.spawn_worker()
+    try:
+        with srv.client() as c:
+            job = c.post("/v2/text-to-video", json={**T2V, "duration": 4}).json()
+            wait_status(c, "text-to-video", job["id"], "processing")
+            queued = c.post("/v2/text-to-video", json=T2V).json()
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(60) == 0, log.read_text()
+            body = c.get(f"/v2/text-to-video/{job['id']}").json()
+            assert body["status"] == "completed", body
+            # stopped claiming: the job submitted after the signal is still waiting
+            assert c.get(f"/v2/text-to-video/{queued['id']}").json()["status"] == "pending"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)
+    done = stored_job(srv, job["id"])
+    assert done is not None and done.attempts == 1, done
 
 
 def test_retention_deletes_row_and_files(make_server: Callable[..., Server]) -> None:
@@ -94,6 +152,7 @@ def test_retention_deletes_row_and_files(make_server: Callable[..., Server]) -> 
         time.sleep(4.5)
         assert_error(c.get(f"/v2/text-to-video/{job['id']}"), 404, "not_found_error")
         assert not job_dir.exists()
+        assert stored_job(srv, job["id"]) is None  # the row is deleted, not only hidden
         assert_error(httpx.get(url), 403, "authentication_error", "expired")
 
 

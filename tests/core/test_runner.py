@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ltxserve.runner import Done, Progress, RunJob, Stop, Stopped
+import numpy as np
+
+from ltxserve.engines import get_engine
+from ltxserve.engines.base import EngineJob
+from ltxserve.runner import Done, Progress, RunJob, Stop, Stopped, plain_metadata
 from ltxserve.worker import Runner
 
 LONG = {
@@ -59,3 +63,32 @@ def test_stop_unwinds_the_job_and_the_runner_runs_the_next(tmp_path: Path) -> No
         assert runner.proc.pid == pid and runner.proc.is_alive()
     finally:
         runner.stop()
+
+
+def test_the_engines_metadata_crosses_the_pipe(tmp_path: Path) -> None:
+    """What the engine returns besides its files (engine, seed, theme...) reaches the
+    worker in Done, the same as the engine run in this process returns it."""
+    engine = get_engine("preview")
+    (tmp_path / "here").mkdir()
+    job = EngineJob("here", "text-to-video", SHORT, {}, tmp_path / "here")
+    expected = engine.run(job, lambda _f: None).metadata
+    assert expected["engine"] == "preview" and isinstance(expected["seed"], int), expected
+    runner = Runner("preview")
+    runner.start()
+    try:
+        (tmp_path / "there").mkdir()
+        runner.send(RunJob("there", "text-to-video", SHORT, {}, str(tmp_path / "there")))
+        msg, _ = next_terminal(runner, "there")
+    finally:
+        runner.stop()
+    assert isinstance(msg, Done) and msg.metadata == expected, msg
+
+
+def test_metadata_becomes_plain_json() -> None:
+    """numpy numbers (a seed drawn with numpy) become Python ones; what JSON cannot
+    hold becomes text rather than failing a finished job in the store."""
+    meta = plain_metadata(
+        {"seed": np.int64(7), "peak": np.float32(0.5), "frames": [np.int64(1), 2], "p": Path("/x")}
+    )
+    assert meta == {"seed": 7, "peak": 0.5, "frames": [1, 2], "p": "/x"}
+    assert type(meta["seed"]) is int

@@ -90,12 +90,16 @@ def test_default_policy_refuses_loopback_names_and_literals(
 
 
 def test_allowlisted_ip_literal(media: MediaServer, tmp_path: Path) -> None:
-    fetch_to_file(
+    dest = tmp_path / "f"
+    res = fetch_to_file(
         media.url("/ok.png", "127.0.0.1"),
-        tmp_path / "f",
+        dest,
         policy=policy(media, f"127.0.0.1:{media.port}"),
         limit=LIMIT,
     )
+    assert dest.read_bytes() == PAYLOAD
+    assert res.size == len(PAYLOAD) and res.content_type == "image/png"
+    assert media.hits[-1] == ("/ok.png", f"127.0.0.1:{media.port}")  # the literal, not a name
 
 
 def test_http_needs_allow_http(plain: MediaServer, media: MediaServer, tmp_path: Path) -> None:
@@ -103,12 +107,13 @@ def test_http_needs_allow_http(plain: MediaServer, media: MediaServer, tmp_path:
     assert "http:// URLs are not allowed" in refused(
         plain.url("/ok.png"), policy(media, host), tmp_path / "f"
     )
-    fetch_to_file(
+    res = fetch_to_file(
         plain.url("/ok.png"),
         tmp_path / "f",
         policy=policy(media, host, allow_http=True),
         limit=LIMIT,
     )
+    assert (tmp_path / "f").read_bytes() == PAYLOAD and res.size == len(PAYLOAD)
     # allow_http does not lift the address checks
     assert "loopback" in refused(
         plain.url("/ok.png"), policy(media, allow_http=True), tmp_path / "f"

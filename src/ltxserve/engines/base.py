@@ -14,13 +14,19 @@ retried.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 ProgressCallback = Callable[[float], None]
 """Called with a fraction in [0, 1]; cheap, may be called per frame or per step."""
+
+JsonValue = str | int | float | bool | None | Sequence["JsonValue"] | Mapping[str, "JsonValue"]
+"""A value that JSON can hold, so engine metadata can cross the runner's pipe and be
+stored with the job's result (read-only containers: ``[start, end]`` of ints fits)."""
+
+Metadata = Mapping[str, JsonValue]
 
 
 @dataclass(frozen=True)
@@ -42,10 +48,12 @@ class OutputFile:
 
 @dataclass
 class EngineResult:
-    """Result label (``video_url`` / ``exr_frames_url``) -> file written by the engine."""
+    """Result label (``video_url`` / ``exr_frames_url``) -> file written by the engine,
+    and what the engine says about how it made them (``engine``, ``seed``, ``model``...):
+    the worker stores it with the job's result, next to each output."""
 
     outputs: dict[str, OutputFile]
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: Metadata = field(default_factory=dict)
 
 
 class Engine(Protocol):
@@ -57,7 +65,3 @@ class Engine(Protocol):
     def run(self, job: EngineJob, progress: ProgressCallback) -> EngineResult:
         """Produce the outputs for one job."""
         ...
-
-
-def result_label(endpoint: str) -> str:
-    return "exr_frames_url" if endpoint == "video-to-video-hdr" else "video_url"

@@ -528,13 +528,6 @@ class JobStore:
             res = conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
         return int(res.rowcount)
 
-    def count_by_status(self) -> dict[str, int]:
-        from sqlalchemy import func
-
-        with self.read() as conn:
-            rows = conn.execute(select(jobs.c.status, func.count()).group_by(jobs.c.status)).all()
-        return {r[0]: int(r[1]) for r in rows}
-
 
 class _WriteTx:
     """A connection in a write transaction (BEGIN IMMEDIATE on SQLite), committed on success.

@@ -45,12 +45,6 @@ class Yuv420:
         self.v = flat[luma + quarter :].reshape(height // 2, width // 2)
 
     @classmethod
-    def blank(cls, width: int, height: int, yuv: tuple[int, int, int] = (16, 128, 128)) -> Yuv420:
-        img = cls(np.empty((height * 3 // 2, width), np.uint8), width, height)
-        img.y[:], img.u[:], img.v[:] = yuv
-        return img
-
-    @classmethod
     def from_frame(cls, frame: av.VideoFrame) -> Yuv420:
         """Copy a decoded frame (any pixel format; converted to yuv420p when needed)."""
         if frame.format.name != "yuv420p" or frame.width % 2 or frame.height % 2:
@@ -72,9 +66,6 @@ class Yuv420:
 
     def to_frame(self) -> av.VideoFrame:
         return av.VideoFrame.from_ndarray(self.data, format="yuv420p")
-
-    def to_rgb(self) -> U8:
-        return np.asarray(self.to_frame().to_ndarray(format="rgb24"), dtype=np.uint8)
 
     def copy(self) -> Yuv420:
         return Yuv420(self.data.copy(), self.width, self.height)
@@ -203,11 +194,6 @@ def blend(a: Yuv420, b: Yuv420, weight: float, out: Yuv420) -> None:
         out.data[:] = b.data
     else:
         out.data[:] = np.asarray(Image.blend(_l_image(a.data), _l_image(b.data), weight))
-
-
-def blend_planes(a: U8, b: U8, weight: float) -> U8:
-    """a * (1 - weight) + b * weight for two equally shaped uint8 arrays."""
-    return np.asarray(Image.blend(_l_image(a), _l_image(b), weight))
 
 
 def composite(dst: U8, src: U8, mask: U8) -> None:

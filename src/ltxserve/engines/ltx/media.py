@@ -114,10 +114,6 @@ def fit_length(samples: NDArray[np.float32], n: int) -> NDArray[np.float32]:
     return np.pad(samples, ((0, 0), (0, n - samples.shape[1])))
 
 
-def seconds_to_samples(seconds: float, rate: int = AUDIO_RATE) -> int:
-    return max(0, round(seconds * rate))
-
-
 def splice(
     base: NDArray[np.float32], part: NDArray[np.float32], at: int, fade: int = 480
 ) -> NDArray[np.float32]:

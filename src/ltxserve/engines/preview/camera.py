@@ -21,16 +21,6 @@ from dataclasses import dataclass
 
 from ltxserve.media.yuv import Yuv420, sample_view
 
-MOTIONS = (
-    "dolly_in",
-    "dolly_out",
-    "dolly_left",
-    "dolly_right",
-    "jib_up",
-    "jib_down",
-    "static",
-    "focus_shift",
-)
 MARGIN = 0.16  # the canvas extends the frame by this fraction of its size on every side
 ZOOM_IN = 1.4
 

@@ -23,7 +23,7 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 
-from ltxserve.engines.base import EngineResult, OutputFile
+from ltxserve.engines.base import EngineResult, JsonValue, OutputFile
 from ltxserve.engines.preview.audio import RATE, Synth
 from ltxserve.engines.preview.camera import ease, inverse, margins, pose, shoot
 from ltxserve.engines.preview.context import Context
@@ -40,7 +40,7 @@ EXTEND_STRENGTH = 0.5
 PROMPT_LEAN = 0.45  # how far an extension blends towards the prompt's world by its end
 
 
-def _result(ctx: Context, **meta: object) -> EngineResult:
+def _result(ctx: Context, **meta: JsonValue) -> EngineResult:
     return EngineResult(
         {"video_url": OutputFile(ctx.video_path(), "video/mp4")},
         {"engine": "preview", "seed": ctx.seed, **meta},

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ltxserve.engines.base import EngineResult, OutputFile
+from ltxserve.engines.base import EngineResult, JsonValue, OutputFile
 from ltxserve.engines.preview.audio import Synth
 from ltxserve.engines.preview.camera import Pose, ease, margins, pose, shoot
 from ltxserve.engines.preview.context import Context
@@ -32,7 +32,7 @@ from ltxserve.media.yuv import Yuv420, blend
 I2V_STRENGTH = 0.6  # image-to-video moves are gentler than generated ones
 
 
-def _result(ctx: Context, **meta: object) -> EngineResult:
+def _result(ctx: Context, **meta: JsonValue) -> EngineResult:
     return EngineResult(
         {"video_url": OutputFile(ctx.video_path(), "video/mp4")},
         {"engine": "preview", "seed": ctx.seed, **meta},

@@ -72,10 +72,6 @@ class Outpainter:
             ]
         return [((0, 0, big_w, big_h), (0, 0, small_w, small_h))]
 
-    @property
-    def fills(self) -> bool:
-        return bool(self.bands)
-
     def _small_fill(self, frame: av.VideoFrame) -> Yuv420:
         sw, sh = self.small
         x, y, w, h = self.small_rect
