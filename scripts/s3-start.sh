@@ -20,9 +20,11 @@ if ! up; then
   "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
 JSON
   # -ip and -ip.bind keep every component (master, volume, filer, S3) on loopback.
-  (cd "$DIR" && nohup weed mini -dir="$DIR/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-     -s3.port="$PORT" -s3.config="$DIR/s3.json" -admin.ui=false -webdav=false \
-     >"$DIR/log" 2>&1 &)
+  # Every standard stream is redirected, so a caller's $(...) is not held open by weed.
+  cd "$DIR"
+  nohup weed mini -dir="$DIR/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -s3.port="$PORT" -s3.config="$DIR/s3.json" -admin.ui=false -webdav=false \
+    </dev/null >"$DIR/log" 2>&1 &
   for _ in $(seq 1 120); do
     up && break
     sleep 0.5

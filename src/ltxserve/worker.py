@@ -19,7 +19,6 @@ import shutil
 import signal
 import socket
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import replace
@@ -49,6 +48,28 @@ from ltxserve.storage.base import BlobStore
 from ltxserve.storage.local import LocalBlobStore
 
 log = logging.getLogger("ltxserve.worker")
+
+
+class Flag:
+    """A one-way switch that a signal handler may throw.
+
+    Not a ``threading.Event``: ``Event.set`` takes a lock, and a second signal that
+    lands while the main thread is inside ``set`` (or inside the loop's own
+    ``is_set``/``wait``) runs the handler on that same thread, which then waits for
+    the lock it already holds, forever. A plain attribute write takes no lock; every
+    loop that watches a flag polls it in short slices anyway.
+    """
+
+    __slots__ = ("_on",)
+
+    def __init__(self) -> None:
+        self._on = False
+
+    def set(self) -> None:
+        self._on = True
+
+    def is_set(self) -> bool:
+        return self._on
 
 
 class RunnerCrashed(Exception):
@@ -127,8 +148,8 @@ class Worker:
         self.blobs = blobs or LocalBlobStore(settings.blob_dir)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.runner = Runner(engine_name if engine_name != "auto" else settings.engine)
-        self.stopping = threading.Event()
-        self.abort = threading.Event()
+        self.stopping = Flag()  # set from signal handlers: see Flag
+        self.abort = Flag()
         self.retention_ms = int(settings.retention_seconds * 1000)
         self.doorbell = open_doorbell(self.store.engine, settings.data_dir)
 
