@@ -156,10 +156,15 @@ class Worker:
     # -- lifecycle ----------------------------------------------------------
     def install_signal_handlers(self) -> None:
         def handler(signum: int, _frame: Any) -> None:
-            if self.stopping.is_set():
+            # Logs at most twice whatever arrives: a signal can land inside this
+            # handler's own log call, and a handler that logged every time nested
+            # once per signal of a burst until the stack overflowed.
+            if not self.stopping.is_set():
+                self.stopping.set()
+                log.info("signal %d: stopping after the current job", signum)
+            elif not self.abort.is_set():
                 self.abort.set()
-            self.stopping.set()
-            log.info("signal %d: stopping after the current job", signum)
+                log.info("signal %d again: releasing the current job", signum)
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)

@@ -273,12 +273,13 @@ def test_errors_are_not_wrapped_off_a_terminal(tmp_path: Path) -> None:
 def test_progress_is_reported_every_second_on_a_short_job(
     make_server: Callable[..., Server], tmp_path: Path
 ) -> None:
-    """Default poll settings, stderr a pipe: a ~5 s preview job shows its percentage
-    moving, not a bare "processing" (a 5 s poll and 5 s heartbeats saw nothing)."""
+    """Default poll settings, stderr a pipe: a 20 s clip (a preview job of several
+    seconds even on a quiet machine) shows its percentage moving, not a bare
+    "processing" (a 5 s poll and 5 s heartbeats saw nothing)."""
     srv = make_server(engine="preview", env={"LTXSERVE_HEARTBEAT_SECONDS": "5"})
     env = {k: v for k, v in os.environ.items() if k != "LTX_POLL_INTERVAL"}
     env.update(LTX_BASE_URL=srv.base_url, LTXV_API_KEY=srv.api_key)
-    args = [*T2V[:-4], "--duration", "6", "--resolution", "1920x1080"]
+    args = [*T2V[:-4], "--duration", "20", "--resolution", "1920x1080"]
     out = subprocess.run(
         [sys.executable, "-m", "ltxserve.client.cli", *args, "-o", str(tmp_path)],
         env=env,

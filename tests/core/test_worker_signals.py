@@ -1,10 +1,14 @@
 """A worker stops on SIGTERM however many arrive and however fast.
 
-Regression: the handler used to call ``threading.Event.set``, which takes a lock. A
-second SIGTERM landing while the first handler was inside ``set`` ran the handler
-again on the same thread, which then waited for its own lock forever: a worker that
-never exits (about one burst in two hung, seen as orphaned workers after
-``serve`` was SIGKILLed, since each worker gets SIGTERM from the kernel then).
+Two regressions, each of which left about one worker in three running after a burst:
+- the handler called ``threading.Event.set``, which takes a lock; a second SIGTERM
+  landing inside ``set`` ran the handler again on the same thread, which then waited
+  for its own lock forever;
+- the handler logged every signal; a signal landing inside the log call nested the
+  handler again, once per signal of the burst, until the stack overflowed and the
+  CLI spent minutes rendering the traceback.
+Seen as orphaned workers after ``serve`` was SIGKILLed (each worker then gets SIGTERM
+from the kernel, and the supervisor's own may follow).
 """
 
 from __future__ import annotations
