@@ -7,7 +7,7 @@ from typing import Any
 
 from ltxserve.jobs.states import JobStatus
 from ltxserve.jobs.store import JobView
-from ltxserve.storage.signing import signed_query
+from ltxserve.storage.signing import signed_url
 
 
 def iso_ms(ms: int) -> str:
@@ -18,7 +18,7 @@ def iso_ms(ms: int) -> str:
 def file_url(base_url: str, key: bytes, blob_key: str, expires_ms: int) -> str:
     path = f"/files/{blob_key}"
     expires = (expires_ms + 999) // 1000
-    return f"{base_url}{path}?{signed_query(key, path, expires)}"
+    return signed_url(key, base_url, path, expires)
 
 
 def status_body(job: JobView, base_url: str, key: bytes) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from ltxserve.errors import (
 from ltxserve.jobs.store import now_ms
 from ltxserve.jobs.uploads import blob_key as upload_blob_key
 from ltxserve.jobs.uploads import complete_upload, create_upload, get_upload, valid_id
-from ltxserve.storage.signing import signed_query, verify
+from ltxserve.storage.signing import signed_url, verify
 from ltxserve.wire_numbers import parse_uint
 
 router = APIRouter()
@@ -71,10 +71,9 @@ async def create(request: Request) -> Response:
     )
     path = f"/uploads/{up.id}"
     expires = (up.url_expires_at + 999) // 1000
-    query = signed_query(svc.signing_key, path, expires)
     return JSONBytes(
         {
-            "upload_url": f"{base_url(request)}{path}?{query}",
+            "upload_url": signed_url(svc.signing_key, base_url(request), path, expires),
             "storage_uri": up.storage_uri,
             "expires_at": iso_ms(up.url_expires_at),
             "required_headers": required_headers(s.upload_max_bytes),

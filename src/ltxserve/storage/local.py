@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from ltxserve.storage.base import BlobNotFound, StorageError, check_key
-from ltxserve.storage.signing import signed_query
+from ltxserve.storage.signing import signed_url
 
 
 class LocalBlobStore:
@@ -64,7 +64,7 @@ class LocalBlobStore:
     def _signed(self, path: str, expires: int, base_url: str) -> str:
         if self.signing_key is None:
             raise StorageError("this local blob store was opened without a signing key")
-        return f"{base_url}{path}?{signed_query(self.signing_key, path, expires)}"
+        return signed_url(self.signing_key, base_url, path, expires)
 
     def delete_prefix(self, prefix: str) -> int:
         path = self._path(prefix)

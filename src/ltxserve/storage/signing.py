@@ -36,3 +36,9 @@ def verify(key: bytes, path: str, expires: str | None, signature: str | None) ->
 
 def signed_query(key: bytes, path: str, expires: int) -> str:
     return f"expires={expires}&signature={sign(key, path, expires)}"
+
+
+def signed_url(key: bytes, base_url: str, path: str, expires: int) -> str:
+    """``<base_url><path>?expires=..&signature=..``: the one shape of every signed URL
+    this server hands out (results, upload targets)."""
+    return f"{base_url}{path}?{signed_query(key, path, expires)}"
