@@ -44,8 +44,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 ENDPOINTS = (
@@ -71,20 +69,13 @@ class Failures:
 
 
 def make_inputs(d: Path) -> dict[str, Path]:
-    from tests.core.media import png_bytes, wav_bytes
-
-    from ltxserve.media.writer import VideoWriter
+    from tests.core.media import png_bytes, wav_bytes, write_ramp_video
 
     (d / "in.png").write_bytes(png_bytes(64, 36))
     (d / "last.png").write_bytes(png_bytes(64, 36))
     (d / "tone.wav").write_bytes(wav_bytes(2.5))
     video = d / "in.mp4"  # 3 s at 24 fps with a tone
-    with VideoWriter(video, 320, 180, 24, audio=True) as w:
-        for i in range(72):
-            w.write_frame(np.full((180, 320, 3), 3 * i, np.uint8))
-            n = w.audio_samples_due()
-            t = (np.arange(w._audio_pts, w._audio_pts + n) / w.audio_rate).astype(np.float32)
-            w.write_audio(0.3 * np.sin(2 * np.pi * 440 * t).astype(np.float32))
+    write_ramp_video(video, 320, 180)
     return {
         "image_uri": d / "in.png",
         "last_frame_uri": d / "last.png",

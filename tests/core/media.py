@@ -27,6 +27,18 @@ def mp4_bytes(
         return path.read_bytes()
 
 
+def write_ramp_video(path: Path, width: int, height: int, frames: int = 72, fps: int = 24) -> Path:
+    """Frame i flat grey (3 * i), with a 440 Hz tone: what the engine tests look for
+    when they check that an input's frames and sound were kept."""
+    with VideoWriter(path, width, height, fps, audio=True) as w:
+        for i in range(frames):
+            w.write_frame(np.full((height, width, 3), 3 * i, np.uint8))
+            n = w.audio_samples_due()
+            t = (np.arange(w._audio_pts, w._audio_pts + n) / w.audio_rate).astype(np.float32)
+            w.write_audio(0.3 * np.sin(2 * np.pi * 440 * t).astype(np.float32))
+    return path
+
+
 def png_bytes(width: int = 64, height: int = 36) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (width, height), (200, 40, 40)).save(buf, "PNG")

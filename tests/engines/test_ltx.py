@@ -32,7 +32,7 @@ from ltxserve.engines.ltx.registry import RegistryError, load_registry  # noqa: 
 from ltxserve.media.exr import decode_exr  # noqa: E402
 from ltxserve.media.probe import probe  # noqa: E402
 from ltxserve.media.writer import VideoWriter  # noqa: E402
-from tests.core.media import data_uri, png_bytes, wav_bytes  # noqa: E402
+from tests.core.media import data_uri, png_bytes, wav_bytes, write_ramp_video  # noqa: E402
 from tests.engines.tiny_ltx import (  # noqa: E402
     MAX_SEQUENCE_LENGTH,
     build_lora,
@@ -118,12 +118,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (d / "in.png").write_bytes(png_bytes(64, 36))
     (d / "tone.wav").write_bytes(wav_bytes(2.5))
     video = d / "in.mp4"  # 3 s, frame i is flat grey (3 * i), with a 440 Hz tone
-    with VideoWriter(video, 160, 90, 24, audio=True) as w:
-        for i in range(72):
-            w.write_frame(np.full((90, 160, 3), 3 * i, np.uint8))
-            n = w.audio_samples_due()
-            t = (np.arange(w._audio_pts, w._audio_pts + n) / w.audio_rate).astype(np.float32)
-            w.write_audio(0.3 * np.sin(2 * np.pi * 440 * t).astype(np.float32))
+    write_ramp_video(video, 160, 90)
     silent = d / "silent.mp4"
     with VideoWriter(silent, 96, 128, 25, audio=False) as w:
         for i in range(75):

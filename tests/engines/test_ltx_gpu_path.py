@@ -28,8 +28,7 @@ from torch.utils._pytree import tree_flatten  # noqa: E402
 from ltxserve.engines.base import EngineJob  # noqa: E402
 from ltxserve.engines.ltx import LtxEngine  # noqa: E402
 from ltxserve.engines.ltx.registry import load_registry  # noqa: E402
-from ltxserve.media.writer import VideoWriter  # noqa: E402
-from tests.core.media import png_bytes  # noqa: E402
+from tests.core.media import png_bytes, write_ramp_video  # noqa: E402
 from tests.engines.test_ltx import check_video, write_registry  # noqa: E402
 from tests.engines.tiny_ltx import (  # noqa: E402
     build_hdr_embeds,
@@ -46,12 +45,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     distilled = distilled_copy(weights, d / "distilled")
     (d / "in.png").write_bytes(png_bytes(64, 36))
     video = d / "in.mp4"  # 3 s at 24 fps, frame i flat grey (3 * i), a 440 Hz tone
-    with VideoWriter(video, 160, 90, 24, audio=True) as w:
-        for i in range(72):
-            w.write_frame(np.full((90, 160, 3), 3 * i, np.uint8))
-            n = w.audio_samples_due()
-            t = (np.arange(w._audio_pts, w._audio_pts + n) / w.audio_rate).astype(np.float32)
-            w.write_audio(0.3 * np.sin(2 * np.pi * 440 * t).astype(np.float32))
+    write_ramp_video(video, 160, 90)
     return {
         "dev": weights,
         "distilled": distilled,
