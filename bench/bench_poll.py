@@ -75,7 +75,7 @@ def main() -> None:
         srv = Server(Path(tmp), workers=0, env={"LTXSERVE_KEY_CACHE_SECONDS": "2"}).start()
         try:
             from ltxserve.config import Settings
-            from ltxserve.jobs.db import open_store
+            from ltxserve.jobs.store.db import open_store
             from ltxserve.keys import KeyChecker
 
             store = open_store(Settings(data_dir=Path(tmp)))

@@ -145,7 +145,7 @@ def _serve(settings: Settings, host: str, port: int, n_workers: int, level: str)
     from ltxserve import __version__
     from ltxserve.api.app import create_app
     from ltxserve.api.protocol import header_deadline_protocol
-    from ltxserve.jobs.db import open_store
+    from ltxserve.jobs.store.db import open_store
     from ltxserve.keys import create_key
     from ltxserve.supervisor import Supervisor
 
@@ -244,7 +244,7 @@ def keys_create(
 ) -> None:
     """Create an API key; it is printed alone as the last line."""
     from ltxserve.errors import LtxError
-    from ltxserve.jobs.db import open_store
+    from ltxserve.jobs.store.db import open_store
     from ltxserve.keys import create_key
 
     store = open_store(_settings(data_dir))
@@ -270,7 +270,7 @@ def _key_line(k: dict[str, Any]) -> str:
 @keys_app.command("list", cls=Command)
 def keys_list(data_dir: DataDir = None) -> None:
     """List keys (id, prefix, name, created, revoked; simulate for client-testing keys)."""
-    from ltxserve.jobs.db import open_store
+    from ltxserve.jobs.store.db import open_store
 
     for k in open_store(_settings(data_dir)).list_keys():
         typer.echo(_key_line(k))
@@ -290,7 +290,7 @@ def keys_revoke(
 ) -> None:
     """Revoke a key by id, prefix, or the key itself. An ambiguous start lists the keys
     it matches and revokes none."""
-    from ltxserve.jobs.db import open_store
+    from ltxserve.jobs.store.db import open_store
     from ltxserve.keys import KeyMatchError, find_key
 
     store = open_store(_settings(data_dir))

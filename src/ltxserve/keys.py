@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ltxserve.errors import AuthenticationError
-from ltxserve.jobs.store import JobStore
+from ltxserve.jobs.store.sql import JobStore
 
 KEY_PREFIX = "ltxsk_"
 

@@ -28,11 +28,11 @@ from typing import Any
 
 from ltxserve.config import Settings
 from ltxserve.errors import LtxError, StoreBusyError
-from ltxserve.jobs.db import open_store
-from ltxserve.jobs.doorbell import open_doorbell
-from ltxserve.jobs.payloads import job_prefix, restore
-from ltxserve.jobs.states import JobStatus
-from ltxserve.jobs.store import Job, JobStore
+from ltxserve.jobs.lifecycle.doorbell import open_doorbell
+from ltxserve.jobs.lifecycle.payloads import job_prefix, restore
+from ltxserve.jobs.lifecycle.states import JobStatus
+from ltxserve.jobs.store.db import open_store
+from ltxserve.jobs.store.sql import Job, JobStore
 from ltxserve.runner import (
     Done,
     Failed,

@@ -11,7 +11,7 @@ import httpx
 
 from ltxserve.client import Client, CompletedJob
 from ltxserve.config import Settings
-from ltxserve.jobs.db import open_store
+from ltxserve.jobs.store.db import open_store
 from tests.core.test_submit import T2V
 from tests.support import Server, assert_error, assert_schema, wait_terminal
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 import httpx
 
 from ltxserve.config import Settings
-from ltxserve.jobs.db import open_store
-from ltxserve.jobs.store import Job
+from ltxserve.jobs.store.db import open_store
+from ltxserve.jobs.store.sql import Job
 from tests.core.test_submit import T2V
 from tests.support import Server, assert_error, wait_terminal
 

@@ -16,7 +16,7 @@ import av
 import httpx
 import pytest
 
-from ltxserve.jobs.catalog import auto_duration
+from ltxserve.jobs.contract.catalog import auto_duration
 from tests.core.media import data_uri, mp4_bytes, png_bytes, wav_bytes
 from tests.support import Server, assert_error, wait_terminal
 

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("torch", reason="the ltx engine tests need torch (pip install -e '.[ltx]')")
 pytest.importorskip("diffusers", reason="the ltx engine tests need diffusers (the 'ltx' extra)")
 
-from ltxserve.jobs.catalog import auto_duration  # noqa: E402
+from ltxserve.jobs.contract.catalog import auto_duration  # noqa: E402
 from ltxserve.media.probe import probe  # noqa: E402
 from tests.core.media import data_uri, mp4_bytes, png_bytes, wav_bytes  # noqa: E402
 from tests.engines.test_ltx import write_registry  # noqa: E402

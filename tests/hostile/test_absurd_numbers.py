@@ -14,7 +14,7 @@ import base64
 from collections.abc import Callable
 
 from ltxserve.config import Settings
-from ltxserve.jobs.db import open_store
+from ltxserve.jobs.store.db import open_store
 from ltxserve.keys import KeyChecker
 from tests.core.media import mp4_bytes
 from tests.support import Server, assert_error, wait_terminal

@@ -15,7 +15,7 @@ import orjson
 from sqlalchemy import create_engine, func, select
 
 from ltxserve.config import Settings
-from ltxserve.jobs.tables import jobs
+from ltxserve.jobs.store.tables import jobs
 from tests.hostile.conftest import T2V
 from tests.load import mixed_requests, run_load
 from tests.support import Server

@@ -19,7 +19,7 @@ import orjson
 from sqlalchemy import create_engine, select
 
 from ltxserve.config import Settings
-from ltxserve.jobs.tables import jobs
+from ltxserve.jobs.store.tables import jobs
 from tests.core.media import mp4_bytes
 from tests.hostile.conftest import T2V
 from tests.support import Server, wait_terminal

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from ltxserve.config import Settings
-from ltxserve.jobs.store import JobStore, make_engine
-from ltxserve.jobs.tables import jobs
+from ltxserve.jobs.store.sql import JobStore, make_engine
+from ltxserve.jobs.store.tables import jobs
 from tests.core.test_lifecycle import runner_pids
 from tests.inputs.conftest import upload
 from tests.inputs.media import audio_bytes, data_uri, image_bytes, video_bytes

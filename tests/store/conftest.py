@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from ltxserve.config import Settings
-from ltxserve.jobs.db import open_store
-from ltxserve.jobs.store import JobStore
+from ltxserve.jobs.store.db import open_store
+from ltxserve.jobs.store.sql import JobStore
 
 PG_URL = os.environ.get("LTXSERVE_TEST_PG_URL")
 

@@ -6,8 +6,8 @@ import threading
 import time
 from pathlib import Path
 
-from ltxserve.jobs.doorbell import Silent, open_doorbell
-from ltxserve.jobs.store import JobStore
+from ltxserve.jobs.lifecycle.doorbell import Silent, open_doorbell
+from ltxserve.jobs.store.sql import JobStore
 
 
 def test_ring_wakes_a_waiting_listener(store: JobStore, tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from ltxserve.jobs.states import InvalidTransition, JobStatus, check_transition
-from ltxserve.jobs.store import JobStore
-from ltxserve.jobs.tables import metadata
+from ltxserve.jobs.lifecycle.states import InvalidTransition, JobStatus, check_transition
+from ltxserve.jobs.store.sql import JobStore
+from ltxserve.jobs.store.tables import metadata
 
 RET = 60_000  # retention for jobs a claim gives up on
 

@@ -36,10 +36,10 @@ from ltxserve.errors import (
     NotFoundError,
     StoreBusyError,
 )
-from ltxserve.jobs.catalog import Catalog
-from ltxserve.jobs.db import open_store
-from ltxserve.jobs.doorbell import open_doorbell
-from ltxserve.jobs.manager import JobManager
+from ltxserve.jobs.contract.catalog import Catalog
+from ltxserve.jobs.lifecycle.doorbell import open_doorbell
+from ltxserve.jobs.lifecycle.manager import JobManager
+from ltxserve.jobs.store.db import open_store
 from ltxserve.keys import KeyChecker, KeyInfo
 from ltxserve.storage.local import LocalBlobStore
 

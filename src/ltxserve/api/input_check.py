@@ -15,7 +15,7 @@ import anyio.to_thread
 
 from ltxserve.inputs import check_submit_inputs
 from ltxserve.inputs.media import InputInfo
-from ltxserve.jobs.requests import URI_FIELDS
+from ltxserve.jobs.contract.requests import URI_FIELDS
 
 CHECK_CONCURRENCY = 2
 _limiter: list[anyio.CapacityLimiter] = []

@@ -18,7 +18,7 @@ from importlib import resources
 from typing import Any
 
 from ltxserve import __version__
-from ltxserve.jobs.catalog import Catalog
+from ltxserve.jobs.contract.catalog import Catalog
 
 EXT = "x-ltxserve-extension"
 SIMULATE_HEADER = "X-Ltxserve-Simulate"

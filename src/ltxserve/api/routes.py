@@ -14,8 +14,8 @@ from ltxserve.api.errors import JSONBytes
 from ltxserve.api.input_check import check_inputs
 from ltxserve.api.status import iso_ms, status_body
 from ltxserve.errors import InvalidRequestError, NotFoundError
-from ltxserve.jobs.requests import ENDPOINTS
-from ltxserve.jobs.store import Job
+from ltxserve.jobs.contract.requests import ENDPOINTS
+from ltxserve.jobs.store.sql import Job
 
 router = APIRouter()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ltxserve.jobs.states import JobStatus
-from ltxserve.jobs.store import JobView
+from ltxserve.jobs.lifecycle.states import JobStatus
+from ltxserve.jobs.store.sql import JobView
 from ltxserve.storage.signing import signed_url
 
 

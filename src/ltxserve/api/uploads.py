@@ -39,9 +39,9 @@ from ltxserve.errors import (
     SignatureError,
     UploadUsedError,
 )
-from ltxserve.jobs.store import now_ms
-from ltxserve.jobs.uploads import blob_key as upload_blob_key
-from ltxserve.jobs.uploads import complete_upload, create_upload, get_upload, valid_id
+from ltxserve.jobs.store.sql import now_ms
+from ltxserve.jobs.store.uploads import blob_key as upload_blob_key
+from ltxserve.jobs.store.uploads import complete_upload, create_upload, get_upload, valid_id
 from ltxserve.storage.signing import signed_url, verify
 from ltxserve.wire_numbers import parse_uint
 

@@ -30,8 +30,8 @@ from starlette.responses import FileResponse, Response
 
 from ltxserve.api.routes import create_job, services
 from ltxserve.errors import ApiError, ClientClosedError, SyncTimeoutError, error_from_type
-from ltxserve.jobs.states import JobStatus
-from ltxserve.jobs.store import Job
+from ltxserve.jobs.lifecycle.states import JobStatus
+from ltxserve.jobs.store.sql import Job
 from ltxserve.storage.base import BlobNotFound
 
 router = APIRouter()

@@ -40,10 +40,10 @@ from ltxserve.inputs.fetch import (
 )
 from ltxserve.inputs.media import FIELD_KIND, InputInfo, inspect
 from ltxserve.inputs.rules import check_input
-from ltxserve.jobs.requests import URI_FIELDS
-from ltxserve.jobs.store import JobStore, now_ms
-from ltxserve.jobs.uploads import STORAGE_PREFIX, get_upload
-from ltxserve.jobs.uploads import blob_key as upload_blob_key
+from ltxserve.jobs.contract.requests import URI_FIELDS
+from ltxserve.jobs.store.sql import JobStore, now_ms
+from ltxserve.jobs.store.uploads import STORAGE_PREFIX, get_upload
+from ltxserve.jobs.store.uploads import blob_key as upload_blob_key
 from ltxserve.storage.base import BlobNotFound, BlobStore
 
 DATA_URI_LIMITS = {"image": 7 * MiB, "audio": 15 * MiB, "video": 15 * MiB}  # encoded length

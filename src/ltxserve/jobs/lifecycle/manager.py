@@ -13,12 +13,12 @@ from typing import Any
 
 from ltxserve.config import Settings
 from ltxserve.errors import NotFoundError
-from ltxserve.jobs.catalog import Catalog
-from ltxserve.jobs.doorbell import Doorbell, Silent
-from ltxserve.jobs.payloads import job_prefix, offload
-from ltxserve.jobs.requests import validate
-from ltxserve.jobs.store import Job, JobStore, JobView, now_ms
-from ltxserve.jobs.uploads import sweep_uploads
+from ltxserve.jobs.contract.catalog import Catalog
+from ltxserve.jobs.contract.requests import validate
+from ltxserve.jobs.lifecycle.doorbell import Doorbell, Silent
+from ltxserve.jobs.lifecycle.payloads import job_prefix, offload
+from ltxserve.jobs.store.sql import Job, JobStore, JobView, now_ms
+from ltxserve.jobs.store.uploads import sweep_uploads
 from ltxserve.storage.base import BlobStore
 
 log = logging.getLogger(__name__)

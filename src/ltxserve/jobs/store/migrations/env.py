@@ -1,10 +1,10 @@
-"""Alembic environment: run migrations on the connection handed over by ltxserve.jobs.db."""
+"""Alembic environment: run migrations on the connection handed over by ltxserve.jobs.store.db."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from ltxserve.jobs.tables import metadata
+from ltxserve.jobs.store.tables import metadata
 
 config = context.config
 connection = config.attributes.get("connection")

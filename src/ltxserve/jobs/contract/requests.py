@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from ltxserve.errors import InvalidRequestError
-from ltxserve.jobs.catalog import Catalog, auto_duration
+from ltxserve.jobs.contract.catalog import Catalog, auto_duration
 
 CameraMotion = Literal[
     "dolly_in",

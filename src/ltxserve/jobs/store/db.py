@@ -8,12 +8,14 @@ from alembic import command
 from alembic.config import Config
 
 from ltxserve.config import Settings
-from ltxserve.jobs.store import JobStore, make_engine
+from ltxserve.jobs.store.sql import JobStore, make_engine
 
 
 def alembic_config() -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("ltxserve.jobs") / "migrations"))
+    cfg.set_main_option(
+        "script_location", str(resources.files("ltxserve.jobs.store") / "migrations")
+    )
     return cfg
 
 

@@ -33,8 +33,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from ltxserve.errors import StoreBusyError
-from ltxserve.jobs.states import TERMINAL, JobStatus, check_transition
-from ltxserve.jobs.tables import api_keys, jobs
+from ltxserve.jobs.lifecycle.states import TERMINAL, JobStatus, check_transition
+from ltxserve.jobs.store.tables import api_keys, jobs
 
 log = logging.getLogger(__name__)
 

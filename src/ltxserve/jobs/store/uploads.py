@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from ltxserve.jobs.store import JobStore, now_ms
-from ltxserve.jobs.tables import uploads
+from ltxserve.jobs.store.sql import JobStore, now_ms
+from ltxserve.jobs.store.tables import uploads
 from ltxserve.storage.base import BlobStore
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ltxserve.errors import ApiError
-from ltxserve.jobs.requests import URI_FIELDS
+from ltxserve.jobs.contract.requests import URI_FIELDS
 from ltxserve.storage.base import BlobNotFound, BlobStore
 
 INLINE_MAX = 16 * 1024  # characters of a data URI kept in the row
