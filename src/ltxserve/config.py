@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # Longest wait for the job store (pool checkout, SQLite lock) before a 503 with
     # Retry-After (README, configuration); never the old 30 s.
     db_timeout_seconds: float = 5.0
+    # Who upgrades the schema (docs/deployment.md#migrations): "auto", every process as it
+    # starts (one machine); "never", only `ltxserve migrate`, once per deploy, and a
+    # process finding the database behind its code refuses to start (exit 78).
+    migrate: Literal["auto", "never"] = "auto"
     secret: str | None = None  # HMAC key for signed URLs; default: data_dir/secret.key
     models_file: Path | None = None  # model x resolution x fps x duration table
 
