@@ -33,6 +33,11 @@ if ! command -v chromium >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null
 fi
+# systemd-analyze checks the units in deploy/systemd (tests/deploy).
+if ! command -v systemd-analyze >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  (apt-get update -qq && apt-get install -y -qq systemd) >/dev/null
+fi
 # A throwaway PostgreSQL on loopback: the store suite runs against it as well as SQLite.
 LTXSERVE_TEST_PG_URL="$(scripts/pg-start.sh)"
 export LTXSERVE_TEST_PG_URL LTXSERVE_TEST_REQUIRE_PG=1
