@@ -251,11 +251,12 @@ def worker(
 def migrate_cmd(data_dir: DataDir = None) -> None:
     """Bring the database schema up to this release, then exit.
 
-    Run it once per deploy, before API processes and workers that run with
-    LTXSERVE_MIGRATE=never start (docs/deployment.md). Running it again, or from two
-    places at once, is safe: upgrades queue on a lock. Exit status 0 when the schema
-    is at this release's head (or newer), 1 when the database cannot be reached or an
-    upgrade fails, 78 on a setting that cannot work.
+    Run it once per deploy, before API processes and workers that run
+    with LTXSERVE_MIGRATE=never start (docs/deployment.md). Running it
+    again, or from two places at once, is safe: upgrades queue on a lock.
+    Exit status 0 when the schema is at this release's head (or newer),
+    1 when the database cannot be reached or an upgrade fails, 78 on a
+    setting that cannot work.
     """
     from dataclasses import replace
 

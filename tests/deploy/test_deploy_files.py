@@ -21,6 +21,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,41 @@ def test_compose_builds_targets_the_dockerfile_defines() -> None:
     for src in re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, re.M):
         for part in src.split():
             assert (ROOT / part).exists(), part
+
+
+def test_the_image_build_context_makes_a_wheel_with_the_migrations(tmp_path: Path) -> None:
+    """The Dockerfile's build stage, offline: the files Dockerfile.dockerignore lets into
+    the context make a wheel, and it carries what `ltxserve migrate` and `serve` read
+    from the package (migrations, model table, web files)."""
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    admitted = [line[1:].rstrip("/") for line in ignore if line.startswith("!")]
+    assert "*" in ignore and sorted(admitted) == ["README.md", "pyproject.toml", "src"]
+    context = tmp_path / "context"
+    context.mkdir()
+    for name in admitted:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, context / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, context / name)
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+        + ["--wheel-dir", str(tmp_path / "wheels"), str(context)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    (wheel,) = (tmp_path / "wheels").glob("ltxserve-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+    versions = ROOT / "src" / "ltxserve" / "jobs" / "store" / "migrations" / "versions"
+    for migration in versions.glob("*.py"):
+        assert f"ltxserve/jobs/store/migrations/versions/{migration.name}" in names
+    for needed in ("migrations/env.py", "migrations/script.py.mako"):
+        assert f"ltxserve/jobs/store/{needed}" in names
+    assert "ltxserve/data/models.json" in names
+    assert any(n.startswith("ltxserve/web/") for n in names)
 
 
 # -- Kubernetes ------------------------------------------------------------------------
