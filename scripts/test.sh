@@ -26,7 +26,7 @@ unset PYTHONPATH  # the suite tests this checkout as installed (editable) in the
 # torch==2.13.0 (the ltx extra's pin) is the CPU build that lies on this machine's disk;
 # pip finds it through the machine's pip configuration (find-links), which a venv's pip
 # reads exactly as the system pip does.
-"$VENV/bin/python" -m pip install -q -e '.[test,ltx]'
+"$VENV/bin/python" -m pip install -q -e '.[server,test,ltx]'
 # Debian's Chromium for the playground's browser test (Playwright drives it; it never
 # downloads a browser of its own).
 if ! command -v chromium >/dev/null; then

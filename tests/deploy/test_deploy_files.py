@@ -122,6 +122,9 @@ def test_compose_builds_targets_the_dockerfile_defines() -> None:
     for src in re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, re.M):
         for part in src.split():
             assert (ROOT / part).exists(), part
+    # the base install is the SDK alone: each image names the extra it runs
+    installs = dict(re.findall(r"^FROM \S+ AS (\S+)\nRUN pip install (.*)$", dockerfile, re.M))
+    assert "[server]" in installs["api"] and "[ltx]" in installs["worker"], installs
 
 
 def test_the_image_build_context_makes_a_wheel_with_the_migrations(tmp_path: Path) -> None:
