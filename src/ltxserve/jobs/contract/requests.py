@@ -40,6 +40,7 @@ CameraMotion = Literal[
 URI_SCHEMES = ("https://", "http://", "data:", "ltx://")
 MAX_PROMPT = 5000
 MAX_EDIT_SECONDS = 3600  # retake's start_time and duration: past any input's end
+DEFAULT_MODEL = "ltx-2-3-pro"  # audio-to-video, retake and extend, when model is left out
 
 
 def _integral(value: Any) -> Any:
@@ -109,7 +110,7 @@ class AudioToVideo(RequestBody):
     prompt: str | None = Field(default=None, max_length=MAX_PROMPT)
     resolution: str | None = None
     guidance_scale: float | None = Field(default=None, ge=1, le=50)
-    model: str = "ltx-2-3-pro"
+    model: str = DEFAULT_MODEL
 
     @property
     def size(self) -> tuple[int, int] | None:
@@ -126,7 +127,7 @@ class Retake(RequestBody):
         "replace_audio_and_video"
     )
     resolution: Literal["1920x1080", "1080x1920"] | None = None
-    model: str = "ltx-2-3-pro"
+    model: str = DEFAULT_MODEL
 
     @property
     def size(self) -> tuple[int, int] | None:
@@ -147,7 +148,7 @@ class Extend(RequestBody):
     prompt: str | None = Field(default=None, max_length=MAX_PROMPT)
     duration: float = Field(ge=2, le=20)
     mode: Literal["start", "end"] = "end"
-    model: str = "ltx-2-3-pro"
+    model: str = DEFAULT_MODEL
     context: float | None = Field(default=None, ge=1, le=20)
 
 
