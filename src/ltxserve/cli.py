@@ -144,7 +144,7 @@ def serve(
         if n_workers:
             from ltxserve.engines import check_engine
 
-            settings.engine = check_engine(settings.engine)  # the API reports it
+            settings.engine = check_engine(settings.engine, settings)  # the API reports it
     except ConfigError as exc:
         _config_exit(exc, "serve")
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -230,7 +230,7 @@ def worker(
     try:
         settings = _settings(data_dir)
         os.environ["LTXSERVE_LOG_LEVEL"] = _logging(log_level, settings, "info")  # the runner's
-        name = check_engine(engine if engine != "auto" else settings.engine)
+        name = check_engine(engine if engine != "auto" else settings.engine, settings)
     except ConfigError as exc:
         _config_exit(exc, "worker")
     try:

@@ -90,6 +90,7 @@ class Settings(BaseSettings):
 
     engine: str = "auto"  # auto | minimal | preview | ltx
     ltx_models_file: Path | None = None  # model engine registry (docs/model-engine.md)
+    preview_threads: int = Field(default=2, ge=1)  # x264 slice threads (docs/preview-engine.md)
     workers: int = 1  # worker processes `serve` supervises
     log_level: str | None = None  # default: warning for `serve` and its workers, info for `worker`
 

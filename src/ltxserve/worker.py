@@ -87,8 +87,9 @@ class RunnerStartFailed(Exception):
 class Runner:
     """Handle on the runner child process."""
 
-    def __init__(self, engine_name: str) -> None:
+    def __init__(self, engine_name: str, settings: Settings) -> None:
         self.engine_name = engine_name
+        self.settings = settings  # the engine is built with them, in the child
         self.proc: Any = None
         self.conn: Connection | None = None
         self.engine = ""
@@ -96,7 +97,9 @@ class Runner:
     def start(self) -> None:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        self.proc = ctx.Process(target=runner_main, args=(child, self.engine_name), daemon=True)
+        self.proc = ctx.Process(
+            target=runner_main, args=(child, self.engine_name, self.settings), daemon=True
+        )
         self.proc.start()
         child.close()
         self.conn = parent
@@ -147,7 +150,7 @@ class Worker:
         self.store = store or open_store(settings)
         self.blobs = blobs or LocalBlobStore(settings.blob_dir)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.runner = Runner(engine_name if engine_name != "auto" else settings.engine)
+        self.runner = Runner(engine_name if engine_name != "auto" else settings.engine, settings)
         self.stopping = Flag()  # set from signal handlers: see Flag
         self.abort = Flag()
         self.retention_ms = int(settings.retention_seconds * 1000)
