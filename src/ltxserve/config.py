@@ -173,8 +173,8 @@ class Settings(BaseSettings):
                 ) from exc
 
     def ensure_dirs(self) -> None:
+        """The data dir; the blob directory is made by the local store when it is used."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.blob_dir.mkdir(parents=True, exist_ok=True)
 
     def signing_key(self) -> bytes:
         """The HMAC key, created once per data dir so every process agrees on it."""
