@@ -132,3 +132,18 @@ def test_retries_end_at_the_deadline_and_never_for_a_missing_blob(tmp_path: Path
     missing = Flaky(failures=0)
     with pytest.raises(BlobNotFound):
         RetryingBlobs(missing, seconds=30).download_to("jobs/j/video.mp4", tmp_path / "x")
+
+
+def test_a_killed_workers_job_cache_goes_at_the_next_start(tmp_path: Path) -> None:
+    """Job directories are named by their worker's pid: a dead pid's go, a live one's stay."""
+    from ltxserve.worker import clean_workdirs
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = tmp_path / f"{gone.pid}-abcd1234-x"
+    alive = tmp_path / f"{os.getpid()}-abcd1234-y"
+    for d in (dead, alive):
+        (d / "in").mkdir(parents=True)
+        (d / "in" / "video_uri").write_bytes(b"copy")
+    clean_workdirs(tmp_path)
+    assert not dead.exists() and (alive / "in" / "video_uri").exists()

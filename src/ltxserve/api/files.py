@@ -1,6 +1,6 @@
 """Signed result downloads: ``/files/<blob key>?expires=..&signature=..``.
 
-The local store's result URLs (``LocalBlobStore.url``); an S3 store hands out
+The local store's result URLs (its ``url()``); an S3 store hands out
 presigned URLs of the bucket instead, and nothing links here. No API key needed
 (the documented client loop fetches ``video_url`` bare); the HMAC signature over
 path and expiry is the authority, as with a pre-signed S3 URL. Range requests are
