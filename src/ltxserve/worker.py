@@ -377,12 +377,14 @@ class Worker:
 
 def clean_workdirs(root: Path) -> None:
     """Remove job directories left by workers that died (SIGKILL, machine crash): each
-    is named ``<pid>-...`` by the worker that made it, and only dead pids' go."""
+    is named ``<pid>-...`` by the worker that made it, and only dead pids' go. Called at
+    a worker's start, when no directory of its own pid can be in use (a container's
+    restarted worker often gets its predecessor's pid)."""
     if not root.is_dir():
         return
     for entry in root.iterdir():
         pid = entry.name.split("-", 1)[0]
-        if not pid.isdigit() or _alive(int(pid)):
+        if not pid.isdigit() or (int(pid) != os.getpid() and _alive(int(pid))):
             continue
         shutil.rmtree(entry, ignore_errors=True)
 

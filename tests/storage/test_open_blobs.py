@@ -141,9 +141,11 @@ def test_a_killed_workers_job_cache_goes_at_the_next_start(tmp_path: Path) -> No
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     dead = tmp_path / f"{gone.pid}-abcd1234-x"
-    alive = tmp_path / f"{os.getpid()}-abcd1234-y"
-    for d in (dead, alive):
+    alive = tmp_path / f"{os.getppid()}-abcd1234-y"
+    mine = tmp_path / f"{os.getpid()}-abcd1234-z"  # a restarted container's worker
+    for d in (dead, alive, mine):
         (d / "in").mkdir(parents=True)
         (d / "in" / "video_uri").write_bytes(b"copy")
     clean_workdirs(tmp_path)
-    assert not dead.exists() and (alive / "in" / "video_uri").exists()
+    assert not dead.exists() and not mine.exists()
+    assert (alive / "in" / "video_uri").exists()
