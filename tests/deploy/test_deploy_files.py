@@ -44,11 +44,10 @@ SYSTEMD = DEPLOY / "systemd"
 K8S_VERSIONS = ["1.29", kubernetes_validate.utils.latest_version()]
 # Custom resources: no bundled schema (see the module docstring).
 CRD_API_VERSIONS = {"keda.sh/v1alpha1", "kustomize.config.k8s.io/v1beta1"}
+
+
 # Named in #13 item 1 for the S3 store, which another change makes selectable; until
 # then they are read by storage/s3.py's callers rather than by Settings.
-PENDING_SETTINGS = {"LTXSERVE_STORAGE_URL", "LTXSERVE_S3_ENDPOINT_URL"}
-
-
 def compose() -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())  # resolves << merges
     return data
@@ -322,7 +321,7 @@ def deploy_texts() -> dict[str, str]:
 
 
 def test_every_ltxserve_variable_set_is_a_setting() -> None:
-    known = {f"LTXSERVE_{name.upper()}" for name in Settings.model_fields} | PENDING_SETTINGS
+    known = {f"LTXSERVE_{name.upper()}" for name in Settings.model_fields}
     used: dict[str, set[str]] = {}
     for name, text in deploy_texts().items():
         for var in re.findall(r"\b(LTXSERVE_[A-Z0-9_]+)\s*[:=]", text):
