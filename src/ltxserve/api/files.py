@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
+from ltxserve.api.deps import Blobs, SigningKey
 from ltxserve.errors import NotFoundError, SignatureError
 from ltxserve.storage.base import BlobNotFound
 from ltxserve.storage.signing import verify
@@ -20,14 +21,15 @@ CONTENT_TYPES = {".mp4": "video/mp4", ".zip": "application/zip", ".mov": "video/
 
 
 @router.api_route("/files/{blob_key:path}", methods=["GET", "HEAD"])
-async def download(request: Request, blob_key: str) -> Response:
-    svc = request.app.state.services
+async def download(
+    request: Request, blob_key: str, blobs: Blobs, signing_key: SigningKey
+) -> Response:
     path = f"/files/{blob_key}"
     q = request.query_params
-    if not verify(svc.signing_key, path, q.get("expires"), q.get("signature")):
+    if not verify(signing_key, path, q.get("expires"), q.get("signature")):
         raise SignatureError("Invalid or expired signature for this URL")
     try:
-        local = svc.blobs.local_path(blob_key)
+        local = blobs.local_path(blob_key)
     except BlobNotFound as exc:
         raise NotFoundError("File not found") from exc
     media_type = CONTENT_TYPES.get(local.suffix, "application/octet-stream")

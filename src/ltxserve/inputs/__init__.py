@@ -41,12 +41,14 @@ from ltxserve.inputs.fetch import (
 from ltxserve.inputs.media import FIELD_KIND, InputInfo, inspect
 from ltxserve.inputs.rules import check_input
 from ltxserve.jobs.contract.requests import URI_FIELDS
-from ltxserve.jobs.store.sql import JobStore, now_ms
-from ltxserve.jobs.store.uploads import STORAGE_PREFIX, get_upload
-from ltxserve.jobs.store.uploads import blob_key as upload_blob_key
+from ltxserve.jobs.store.base import STORAGE_PREFIX, Upload, upload_blob_key
 from ltxserve.storage.base import BlobNotFound, BlobStore
 
 DATA_URI_LIMITS = {"image": 7 * MiB, "audio": 15 * MiB, "video": 15 * MiB}  # encoded length
+
+UploadLookup = Callable[[str, str], Upload | None]
+"""(api_key_id, upload_id) -> the upload if that key may use it now, else None:
+``JobManager.uploads.usable``. Inputs never query the store themselves."""
 
 
 class Keepalive:
@@ -83,15 +85,15 @@ def _data_uri(field: str, uri: str, dest: Path) -> Path:
 
 
 def _upload_path(
-    field: str, uri: str, *, blobs: BlobStore, store: JobStore | None, api_key_id: str
+    field: str, uri: str, *, blobs: BlobStore, uploads: UploadLookup | None, api_key_id: str
 ) -> Path:
     if not uri.startswith(STORAGE_PREFIX):
         raise InvalidRequestError(f"{field}: {uri} is not a storage URI from /v1/upload")
     upload_id = uri.removeprefix(STORAGE_PREFIX)
     gone = InvalidRequestError(f"{field}: upload {uri} not found or expired")
-    if store is not None:
-        up = get_upload(store, upload_id)
-        if up is None or up.api_key_id != api_key_id or up.expires_at <= now_ms():
+    if uploads is not None:
+        up = uploads(api_key_id, upload_id)
+        if up is None:
             raise gone
         if up.completed_at is None:
             raise InvalidRequestError(
@@ -121,14 +123,14 @@ def resolve_one(
     settings: Settings,
     blobs: BlobStore,
     api_key_id: str,
-    store: JobStore | None = None,
+    uploads: UploadLookup | None = None,
     keepalive: Keepalive | None = None,
 ) -> Path:
     """Make one input a local file (``dest``, or the upload's own blob); not yet checked."""
     if uri.startswith("data:"):
         return _data_uri(field, uri, dest)
     if uri.startswith("ltx://"):
-        src = _upload_path(field, uri, blobs=blobs, store=store, api_key_id=api_key_id)
+        src = _upload_path(field, uri, blobs=blobs, uploads=uploads, api_key_id=api_key_id)
         dest.symlink_to(src)
         return dest
     if uri.startswith(("https://", "http://")):
@@ -157,7 +159,7 @@ def resolve_inputs(
     blobs: BlobStore,
     api_key_id: str,
     endpoint: str | None = None,
-    store: JobStore | None = None,
+    uploads: UploadLookup | None = None,
     keepalive: Callable[[], bool] | None = None,
 ) -> dict[str, Path]:
     """Worker side: fetch or decode every input, identify it, and hold it to the endpoint's rules.
@@ -180,7 +182,7 @@ def resolve_inputs(
             settings=settings,
             blobs=blobs,
             api_key_id=api_key_id,
-            store=store,
+            uploads=uploads,
             keepalive=beat,
         )
         info = inspect(field, path)
@@ -197,7 +199,7 @@ def check_submit_inputs(
     *,
     settings: Settings,
     blobs: BlobStore,
-    store: JobStore | None,
+    uploads: UploadLookup | None,
     api_key_id: str,
 ) -> dict[str, InputInfo]:
     """API side (blocking; run it in a thread): check the inputs that need no fetch.
@@ -219,7 +221,7 @@ def check_submit_inputs(
             if uri.startswith("data:"):
                 path = _data_uri(field, uri, Path(tmp) / field)
             else:
-                path = _upload_path(field, uri, blobs=blobs, store=store, api_key_id=api_key_id)
+                path = _upload_path(field, uri, blobs=blobs, uploads=uploads, api_key_id=api_key_id)
             info = inspect(field, path)
             check_input(endpoint, request, info)
             infos[field] = info
