@@ -186,7 +186,6 @@ def open_manager(
     settings: Settings, *, catalog: Catalog | None = None, blobs: BlobStore | None = None
 ) -> JobManager:
     """The manager of a deployment: its database (migrated), blob store and doorbell."""
-    from ltxserve.jobs.lifecycle.doorbell import open_doorbell
     from ltxserve.jobs.store.db import open_store
     from ltxserve.storage.local import LocalBlobStore
 
@@ -196,5 +195,5 @@ def open_manager(
         store,
         blobs or LocalBlobStore(settings.blob_dir),
         catalog,
-        open_doorbell(store.engine, settings.data_dir),
+        store.doorbell(settings.data_dir),
     )

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
+from ltxserve.jobs.lifecycle.doorbell import Doorbell
 from ltxserve.jobs.lifecycle.states import TERMINAL, JobStatus
 
 
@@ -133,6 +135,10 @@ class JobStore(Protocol):
     def inline_reads(self) -> bool:
         """True when a primary-key read is cheap enough to run on an event loop
         (local SQLite, memory); False for a networked database."""
+        ...
+
+    def doorbell(self, data_dir: Path) -> Doorbell:
+        """A doorbell that reaches the workers of this store (lifecycle/doorbell.py)."""
         ...
 
     # -- keys

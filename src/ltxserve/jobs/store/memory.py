@@ -20,10 +20,12 @@ from __future__ import annotations
 import threading
 import uuid
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import orjson
 
+from ltxserve.jobs.lifecycle.doorbell import Doorbell
 from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
 from ltxserve.jobs.store.base import (
     LOST_MESSAGE,
@@ -61,6 +63,27 @@ class _AdmissionView:
         )
 
 
+class _Bell:
+    """A doorbell between the threads that share one MemoryJobStore."""
+
+    def __init__(self, listeners: set[threading.Event]) -> None:
+        self.listeners = listeners
+        self.event = threading.Event()
+        listeners.add(self.event)
+
+    def ring(self) -> None:
+        for event in list(self.listeners):
+            event.set()
+
+    def wait(self, timeout: float) -> bool:
+        rang = self.event.wait(max(0.0, timeout))
+        self.event.clear()
+        return rang
+
+    def close(self) -> None:
+        self.listeners.discard(self.event)
+
+
 class MemoryJobStore:
     """The JobStore Protocol (base.py) over dicts and one lock."""
 
@@ -71,6 +94,10 @@ class MemoryJobStore:
         self._jobs: dict[str, Job] = {}  # insertion order = creation order
         self._keys: dict[str, dict[str, Any]] = {}
         self._uploads: dict[str, Upload] = {}
+        self._bells: set[threading.Event] = set()
+
+    def doorbell(self, data_dir: Path) -> Doorbell:
+        return _Bell(self._bells)
 
     # -- keys ---------------------------------------------------------------
     def add_key(

@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -33,6 +34,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from ltxserve.errors import StoreBusyError
+from ltxserve.jobs.lifecycle.doorbell import Doorbell, FifoDoorbell, PgDoorbell, Silent
 from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
 from ltxserve.jobs.store.base import (
     LOST_MESSAGE,
@@ -213,6 +215,17 @@ class SqlJobStore:
         self._get_job = _FastQuery(engine, _GET_JOB, ("request", "result"))
         self._get_view = _FastQuery(engine, _GET_VIEW, ("result",))
         self._key_by_hash = _FastQuery(engine, _KEY_BY_HASH)
+
+    def doorbell(self, data_dir: Path) -> Doorbell:
+        """FIFO in the data dir on SQLite (one machine), LISTEN/NOTIFY on PostgreSQL
+        (every machine on the database); plain polling if it cannot be set up."""
+        try:
+            if not self.is_sqlite:
+                return PgDoorbell(self.engine)
+            return FifoDoorbell(data_dir / "run" / "doorbell")
+        except (OSError, AttributeError) as exc:  # AttributeError: no os.mkfifo (not POSIX)
+            log.warning("doorbell unavailable (%s); idle workers poll", exc)
+        return Silent()
 
     def _write(self) -> _WriteTx:
         return _WriteTx(self)
