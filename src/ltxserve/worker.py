@@ -180,7 +180,7 @@ class Worker:
         """Wait for a ring or the poll interval, in short slices so a stop is prompt."""
         deadline = time.monotonic() + self.settings.poll_interval
         while not self.stopping.is_set() and (left := deadline - time.monotonic()) > 0:
-            if self.manager.doorbell.wait(min(left, 0.25)):
+            if self.manager.wait_for_work(min(left, 0.25)):
                 return
 
     # -- one job --------------------------------------------------------------

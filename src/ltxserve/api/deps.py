@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, ParamSpec, TypeVar
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
@@ -27,14 +27,17 @@ from ltxserve.keys import KeyChecker, KeyInfo
 from ltxserve.storage.base import BlobStore
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
-async def run_store(manager: JobManager, fn: Callable[..., T], *args: Any) -> T:
+async def run_store(
+    manager: JobManager, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T:
     """Call a blocking store read inline when the store says it is cheap (local SQLite,
     memory), else in the thread pool so a networked database never blocks the loop."""
     if manager.inline_reads:
-        return fn(*args)
-    return await run_in_threadpool(fn, *args)
+        return fn(*args, **kwargs)
+    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 class KeyResolver:

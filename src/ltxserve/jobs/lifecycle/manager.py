@@ -133,6 +133,11 @@ class JobManager:
             owner, s.lease_seconds, s.max_attempts, retention_ms=self.retention_ms
         )
 
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block up to ``timeout`` for a submission's ring; True when one came (a hint:
+        the caller claims either way)."""
+        return self.doorbell.wait(timeout)
+
     def heartbeat(self, job: Job, owner: str, progress: float | None = None) -> bool:
         """Renew the lease (and write progress); False when the job is no longer ours."""
         return self.store.heartbeat(job.id, owner, self.settings.lease_seconds, progress)
