@@ -21,6 +21,7 @@ import socket
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -207,6 +208,9 @@ class Worker:
                 # large data URIs were stored as blobs at submit (jobs/payloads.py)
                 job = replace(job, request=restore(job.id, job.request, self.blobs))
                 inputs = self._resolve_inputs(job, workdir)
+            except StoreBusyError:  # the store went away meanwhile: not the job's fault
+                self._stored(lambda: self.store.release(job.id, self.owner))
+                return
             except LtxError as exc:
                 self._finish_failed(job, exc.type, exc.message)
                 return
@@ -270,7 +274,7 @@ class Worker:
                     job, "api_error", f"generation crashed {job.attempts} times and was given up"
                 )
             else:
-                self.store.release(job.id, self.owner)
+                self._stored(lambda: self.store.release(job.id, self.owner))
             if not self.stopping.is_set():
                 self._restart_runner()
 
@@ -328,18 +332,41 @@ class Worker:
                 result[label]["duration"] = seconds
             if msg.metadata:  # how the engine made it (seed, model...): for operators
                 result[label]["metadata"] = msg.metadata
-        if self.store.finish(
-            job.id, self.owner, JobStatus.COMPLETED, self.retention_ms, result=result
+        if self._stored(
+            lambda: self.store.finish(
+                job.id, self.owner, JobStatus.COMPLETED, self.retention_ms, result=result
+            )
         ):
             log.info("job %s completed", job.id)
         else:
             log.warning("job %s: finished after losing its lease; result dropped", job.id)
 
     def _finish_failed(self, job: Job, type_: str, message: str) -> None:
-        self.store.finish(
-            job.id, self.owner, JobStatus.FAILED, self.retention_ms, error=(type_, message)
-        )
-        log.info("job %s failed: %s: %s", job.id, type_, message)
+        if self._stored(
+            lambda: self.store.finish(
+                job.id, self.owner, JobStatus.FAILED, self.retention_ms, error=(type_, message)
+            )
+        ):
+            log.info("job %s failed: %s: %s", job.id, type_, message)
+
+    def _stored(self, write: Callable[[], bool]) -> bool:
+        """Run a store write that ends a job, waiting out a store that is away
+        (PostgreSQL restarting, pool saturated) instead of dying with the job in hand.
+
+        The write lands once the store is back; if the lease ran out meanwhile and
+        another worker took the job, the write's own owner check refuses it (False).
+        Only a second signal gives up (False), leaving the job to its lease.
+        """
+        pause = 0.25
+        while True:
+            try:
+                return write()
+            except StoreBusyError:
+                if self.abort.is_set():
+                    return False
+                log.warning("job store unavailable; retrying in %.1f s", pause)
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
 
 
 def video_seconds(path: Path) -> float | None:
