@@ -27,7 +27,7 @@ DataDir = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
-        help="Data directory (SQLite file, blobs, secret). "
+        help="Data directory (SQLite file, blobs unless LTXSERVE_STORAGE_URL, secret). "
         "Default: $LTXSERVE_DATA_DIR or ~/.local/share/ltxserve.",
         show_default=False,
     ),
@@ -122,6 +122,7 @@ def serve(
     """
     try:
         settings = _settings(data_dir)
+        settings.check_shared()
         level = _logging(log_level, settings, "warning")
         os.environ["LTXSERVE_LOG_LEVEL"] = level  # the workers log at the same level
         if engine:
@@ -213,6 +214,7 @@ def worker(
 
     try:
         settings = _settings(data_dir)
+        settings.check_shared()
         os.environ["LTXSERVE_LOG_LEVEL"] = _logging(log_level, settings, "info")  # the runner's
         name = check_engine(engine if engine != "auto" else settings.engine)
     except ConfigError as exc:
