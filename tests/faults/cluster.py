@@ -1,10 +1,11 @@
 """A scale-out deployment made of real processes, for the fault tests to hurt.
 
 ``Cluster`` runs API processes (`ltxserve serve --workers 0`) and `ltxserve worker`
-processes on one PostgreSQL database, each process with a data dir of its own. The
-blob directory is shared by a symlink (the stand-in for a shared filesystem until the
-S3 store is selectable). Every process is the test's own child, so the test can
-SIGKILL any of them and read every log.
+processes on one PostgreSQL database, each process with a data dir of its own. Blobs
+go to S3 when the test sets ``LTXSERVE_STORAGE_URL`` in ``env``; otherwise every data
+dir's ``blobs`` links to one directory (the stand-in for a shared filesystem). Every
+process is the test's own child, so the test can SIGKILL any of them and read every
+log.
 
 The database is watched independently of the product: ``install_audit`` adds a
 trigger (to the test's database only) that records every change of a job's status or

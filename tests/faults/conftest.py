@@ -3,12 +3,14 @@ run, in pytest's terminal summary, so a CI log shows them without ``-s``."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.faults.cluster import Cluster
+from tests.storage.conftest import S3_URL, create_bucket, s3_client
 from tests.store.conftest import pg_database
 
 REPORTS: list[str] = []
@@ -48,6 +50,16 @@ def cluster(tmp_path: Path) -> Iterator[Callable[[str], Cluster]]:
     yield make
     for c in made:
         c.stop()
+
+
+@pytest.fixture
+def s3_bucket() -> str:
+    """A bucket of the test's own on the shared S3 server (scripts/s3-start.sh)."""
+    if not S3_URL:
+        if os.environ.get("LTXSERVE_TEST_STRICT"):
+            pytest.fail("LTXSERVE_TEST_STRICT is set but LTXSERVE_TEST_S3_ENDPOINT is not")
+        pytest.skip("S3 server not configured (set LTXSERVE_TEST_S3_ENDPOINT)")
+    return create_bucket(s3_client())
 
 
 @pytest.fixture

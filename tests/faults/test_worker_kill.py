@@ -1,6 +1,7 @@
 """SIGKILL workers while 200 jobs run: every job ends terminal, once, and none is lost.
 
-Two API processes and three workers on one PostgreSQL. Submissions go round-robin
+Two API processes and three workers on one PostgreSQL, results in an S3 bucket (the
+shared SeaweedFS; no process shares a filesystem with another). Submissions go round-robin
 to both APIs; then a random live worker is SIGKILLed every ~0.5-1 s (its runner dies
 with it) and a replacement started, until the queue is empty. A killed worker's job
 is taken again when its lease runs out (attempts + 1).
@@ -8,7 +9,7 @@ is taken again when its lease runs out (attempts + 1).
 "Completed twice" is looked for in three independent places: the database's own
 record of every status change (a trigger the test adds, ``fault_audit``), the
 workers' logs (one "job ... completed" line per completion that won its write),
-and the result files (each completed job's video is there and served).
+and the results (each completed job's object is in the bucket, and its URL serves it).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import httpx
 from sqlalchemy import text
 
 from tests.faults.cluster import SLOW, Cluster, submit_many
+from tests.storage.conftest import keys_under, s3_env
 
 pytestmark = SLOW
 
@@ -33,12 +35,13 @@ TERMINAL = ("completed", "failed")
 
 
 def test_sigkill_workers_while_jobs_run(
-    pg_url: str, cluster: Callable[[str], Cluster], report: Callable[[str], None]
+    pg_url: str, s3_bucket: str, cluster: Callable[[str], Cluster], report: Callable[[str], None]
 ) -> None:
     started = time.monotonic()
     seed = int(os.environ.get("LTXSERVE_FAULT_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     c = cluster(pg_url)
+    c.env.update(s3_env(s3_bucket, "faults"))
     api_a, api_b = c.start_api(), c.start_api()
     c.install_audit()
     for _ in range(3):
@@ -96,11 +99,12 @@ def test_sigkill_workers_while_jobs_run(
     assert max(logged.values()) == 1, logged.most_common(3)
     assert all(final[i] == "completed" for i in logged)
 
-    # every completed job's result is stored, and served by either API
+    # every completed job's result is stored, and its URL (from either API) serves it
     completed = [i for i in ids if final[i] == "completed"]
+    objects = set(keys_under(s3_bucket, "faults/"))
     for job_id in completed:
         for entry in rows[job_id].result.values():
-            assert (c.blob_dir / entry["key"]).is_file(), job_id
+            assert f"faults/{entry['key']}" in objects, (job_id, entry)
     with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {c.key}"}) as http:
         for job_id in rng.sample(completed, min(10, len(completed))):
             body = http.get(f"{api_b.base_url}/v2/text-to-video/{job_id}").json()
