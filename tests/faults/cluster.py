@@ -194,7 +194,11 @@ class Cluster:
         return [w for w in self.workers if w.alive()]
 
     def stop(self) -> None:
-        for w in self.workers:
+        live = self.live_workers()
+        for w in live:  # all at once: each finishes its job meanwhile
+            assert w.proc is not None
+            w.proc.send_signal(signal.SIGTERM)
+        for w in live:
             w.stop()
         for srv in self.apis:
             srv.stop()
