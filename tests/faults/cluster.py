@@ -40,7 +40,7 @@ from tests.support import FAST_ENV, Server, free_port
 
 SLOW = pytest.mark.skipif(
     not os.environ.get("LTXSERVE_SLOW_TESTS"),
-    reason="fault tests run real process fleets (~1 min); set LTXSERVE_SLOW_TESTS=1",
+    reason="fault tests run real process fleets (~3-4 min together); set LTXSERVE_SLOW_TESTS=1",
 )
 
 # Jobs short and leases shorter than FAST_ENV's: a killed worker's job is taken again
