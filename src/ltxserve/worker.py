@@ -21,6 +21,7 @@ import socket
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,9 @@ class Worker:
                 # large data URIs were stored as blobs at submit (jobs/payloads.py)
                 job = self.manager.restore(job)
                 inputs = self._resolve_inputs(job, workdir)
+            except StoreBusyError:  # the store went away meanwhile: not the job's fault
+                self._stored(lambda: self.manager.release(job, self.owner))
+                return
             except LtxError as exc:
                 self._finish_failed(job, exc.type, exc.message)
                 return
@@ -281,7 +285,7 @@ class Worker:
                     job, "api_error", f"generation crashed {job.attempts} times and was given up"
                 )
             else:
-                self.manager.release(job, self.owner)
+                self._stored(lambda: self.manager.release(job, self.owner))
             if not self.stopping.is_set():
                 self._restart_runner()
 
@@ -333,7 +337,7 @@ class Worker:
                 info["metadata"] = msg.metadata
             outputs[label] = Output(Path(path), content_type, info)
         try:
-            done = self.manager.finish(job, self.owner, outputs)
+            done = self._stored(lambda: self.manager.finish(job, self.owner, outputs))
         except StorageError as exc:  # after storage_retry_seconds of retries
             self._finish_failed(job, "api_error", f"the result could not be stored: {exc}")
             return
@@ -343,8 +347,27 @@ class Worker:
             log.warning("job %s: finished after losing its lease; result dropped", job.id)
 
     def _finish_failed(self, job: Job, type_: str, message: str) -> None:
-        self.manager.fail(job, self.owner, type_, message)
-        log.info("job %s failed: %s: %s", job.id, type_, message)
+        if self._stored(lambda: self.manager.fail(job, self.owner, type_, message)):
+            log.info("job %s failed: %s: %s", job.id, type_, message)
+
+    def _stored(self, write: Callable[[], bool]) -> bool:
+        """Run a store write that ends a job, waiting out a store that is away
+        (PostgreSQL restarting, pool saturated) instead of dying with the job in hand.
+
+        The write lands once the store is back; if the lease ran out meanwhile and
+        another worker took the job, the write's own owner check refuses it (False).
+        Only a second signal gives up (False), leaving the job to its lease.
+        """
+        pause = 0.25
+        while True:
+            try:
+                return write()
+            except StoreBusyError:
+                if self.abort.is_set():
+                    return False
+                log.warning("job store unavailable; retrying in %.1f s", pause)
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
 
 
 def clean_workdirs(root: Path) -> None:

@@ -166,6 +166,7 @@ class _FastQuery:
     def __init__(self, engine: Engine, stmt: Any, json_columns: tuple[str, ...] = ()) -> None:
         self.engine = engine
         self.sqlite = engine.dialect.name == "sqlite"
+        self.dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.OperationalError
         compiled = stmt.compile(dialect=engine.dialect)
         self.sql = str(compiled)
         self.positional = compiled.positiontup
@@ -174,17 +175,23 @@ class _FastQuery:
     def one(self, **params: Any) -> dict[str, Any] | None:
         args: Any = [params[name] for name in self.positional] if self.positional else params
         with busy_as_503(self.sqlite):
-            raw = self.engine.raw_connection()
             try:
-                cur = raw.cursor()
-                cur.execute(self.sql, args)
-                row = cur.fetchone()
-                names = [d[0] for d in cur.description] if row is not None else []
-                cur.close()
-                if not self.sqlite:
-                    raw.rollback()  # end the implicit transaction (PostgreSQL) before pooling
-            finally:
-                raw.close()
+                raw = self.engine.raw_connection()
+                try:
+                    cur = raw.cursor()
+                    cur.execute(self.sql, args)
+                    row = cur.fetchone()
+                    names = [d[0] for d in cur.description] if row is not None else []
+                    cur.close()
+                    if not self.sqlite:
+                        raw.rollback()  # end the implicit transaction (PostgreSQL) before pooling
+                finally:
+                    raw.close()
+            except self.dbapi_error as exc:
+                # A bare DBAPI connection raises the driver's own errors (connection
+                # refused, server shutting down), which SQLAlchemy wraps only on its
+                # own paths: wrapped here, busy_as_503 sees them as it sees those.
+                raise sa_exc.OperationalError(self.sql, args, exc) from exc
         return self._values(names, row)
 
     def _values(self, names: list[str], row: Any) -> dict[str, Any] | None:
@@ -645,7 +652,8 @@ class _WriteTx:
 
     def _release(self) -> None:
         if self.conn is not None:
-            self.conn.info.pop("write", None)
+            if not self.conn.invalidated:  # .info of a lost connection would reconnect
+                self.conn.info.pop("write", None)
             self.conn.close()
             self.conn = None
         if self.locked:

@@ -1,0 +1,68 @@
+"""Fault tests report their counts (jobs, kills, reclaims, 503s ...) at the end of the
+run, in pytest's terminal summary, so a CI log shows them without ``-s``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.faults.cluster import Cluster
+from tests.storage.conftest import S3_URL, create_bucket, s3_client
+from tests.store.conftest import pg_database
+
+REPORTS: list[str] = []
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record one line of figures for the run's summary (and print it for ``-s``)."""
+
+    def add(line: str) -> None:
+        line = f"{request.node.name}: {line}"
+        print(line)
+        REPORTS.append(line)
+
+    return add
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if REPORTS:
+        terminalreporter.section("fault test figures")
+        for line in REPORTS:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Callable[[str], Cluster]]:
+    """Make clusters on a database URL; every process is stopped after the test."""
+    made: list[Cluster] = []
+
+    def make(db_url: str) -> Cluster:
+        from tests.faults.cluster import FAULT_ENV
+
+        c = Cluster(tmp_path / f"cluster{len(made)}", db_url, env=dict(FAULT_ENV))
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.stop()
+
+
+@pytest.fixture
+def s3_bucket() -> str:
+    """A bucket of the test's own on the shared S3 server (scripts/s3-start.sh)."""
+    if not S3_URL:
+        if os.environ.get("LTXSERVE_TEST_STRICT"):
+            pytest.fail("LTXSERVE_TEST_STRICT is set but LTXSERVE_TEST_S3_ENDPOINT is not")
+        pytest.skip("S3 server not configured (set LTXSERVE_TEST_S3_ENDPOINT)")
+    return create_bucket(s3_client())
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A database of the test's own on the shared PostgreSQL."""
+    yield from pg_database()
