@@ -1,13 +1,14 @@
-"""ltxserve against Celery (Redis) and procrastinate (PostgreSQL), same no-op job (issue 13, item 6).
+"""ltxserve against Celery (Redis) and procrastinate (PostgreSQL), same no-op job (#13 item 6).
 
 One run, one machine. For each system and 1, 2 and 4 workers:
     throughput  --jobs no-op jobs submitted back to back from one thread while the
                 workers run them; jobs/s = jobs / (first submit -> last completion
                 as the system records it: ltxserve `completed` in its table, Celery's
                 SUCCESS in its Redis result backend, procrastinate `succeeded`)
-    latency     --latency-jobs jobs submitted one at a time every 50 ms to idle
-                workers; submit -> start = from just before the submit call to the
-                first line of the job's body (bench/peer_jobs.py records it)
+    latency     --latency-jobs jobs submitted one at a time, each once the one before
+                has completed (workers idle); submit -> start = from just before the
+                submit call to the first line of the job's body (bench/peer_jobs.py
+                records it)
 Trials are interleaved: round after round, and within a round each worker count runs
 every system in turn (the order rotating), so the load of a shared machine falls on
 all of them alike. Throughput is the median over rounds; latency percentiles pool
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import signal
 import statistics
@@ -59,9 +61,7 @@ PY = sys.executable
 
 def bench_env(**extra: str) -> dict[str, str]:
     env = {**os.environ, **extra}
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(HERE), env.get("PYTHONPATH", "")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH", "")) if p)
     return env
 
 
@@ -311,11 +311,12 @@ def trial(system: System, n: int, args: argparse.Namespace, tmp: Path) -> dict[s
         t_sub = time.time()
         t_done = wait_done(system, ids, 600)
         submitted: dict[str, float] = {}
-        for _ in range(args.latency_jobs):
+        for _ in range(args.latency_jobs):  # one at a time, each to idle workers
+            time.sleep(random.uniform(0.01, 0.03))
             t = time.time()
-            submitted[system.submit(str(uuid.uuid4()))] = t
-            time.sleep(0.05)
-        wait_done(system, list(submitted), 60)
+            job_id = system.submit(str(uuid.uuid4()))
+            submitted[job_id] = t
+            wait_done(system, [job_id], 60)
         starts = read_starts(record)
         lat = [starts[i] - t for i, t in submitted.items()]
     finally:

@@ -96,4 +96,11 @@ if __name__ == "__main__":
     from ltxserve.worker import run_worker
 
     logging.basicConfig(level=os.environ.get("LTXSERVE_LOG_LEVEL", "warning").upper())
-    run_worker(Settings(), "noop")
+    if os.environ.get("BENCH_PROFILE"):  # where the worker's time goes (wall clock)
+        import cProfile
+
+        with cProfile.Profile() as prof:
+            run_worker(Settings(), "noop")
+        prof.dump_stats(f"{os.environ['BENCH_PROFILE']}.{os.getpid()}")
+    else:
+        run_worker(Settings(), "noop")
