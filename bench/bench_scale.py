@@ -1,22 +1,25 @@
 """Cost as work grows: poll, claim and retention with 1,000,000 finished jobs (#13 item 5).
 
-On a database of its own on PostgreSQL, measures side by side in one run:
+On two databases of its own on PostgreSQL, one with 100 finished jobs and one with
+--rows more bulk-loaded by COPY into the store's own `jobs` table (the column list
+comes from jobs/store/tables.py), measures side by side, the two taking turns call by
+call so that the load of a shared machine falls on both alike:
     poll       JobStore.view(id): the API's status lookup (the columns of JobView)
     claim      JobStore.claim() taking a pending job (then finished, not timed)
     idle claim JobStore.claim() finding nothing: what every idle worker runs per poll
-first on an empty table, then with --rows finished jobs bulk-loaded by COPY into the
-store's own `jobs` table (the column list comes from jobs/store/tables.py), and prints
-the ratio. Target: within 1.5x of the empty table.
+and prints the ratio. Target: within 1.5x of the small table.
 
 Then retention: the table is refilled with --rows finished jobs whose retention has
 ended, and JobManager.sweep() (the API's sweeper) deletes them in its batches, while
 another process submits a job (JobStore.create_job, the submit's insert) every 5 ms
-and times each one. Prints the sweep's rate and the max/p99 submit latency during the
-sweep next to the same submitter with no sweep. Target: max under 100 ms.
+and times each one, with lock_timeout at 100 ms so that an insert the sweep blocks on
+a lock for longer fails and is counted. Prints the sweep's rate and the submit latency
+(p50, p99, max, count over 100 ms, lock waits over 100 ms) during the sweep next to
+the 10 s before it. Target: no submit blocked for more than 100 ms.
 
 Usage: python bench/bench_scale.py [--rows 1000000] [--pg-url postgresql+psycopg://...]
 PostgreSQL from --pg-url or $LTXSERVE_TEST_PG_URL (scripts/pg-start.sh); the bench
-creates and drops a database of its own. Needs ~1 GB of disk on the server.
+creates and drops databases of its own. Needs ~1 GB of disk on the server.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ from sqlalchemy import create_engine, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ltxserve.config import Settings  # noqa: E402
+from ltxserve.errors import StoreBusyError  # noqa: E402
 from ltxserve.jobs.contract.catalog import Catalog  # noqa: E402
 from ltxserve.jobs.lifecycle.manager import JobManager  # noqa: E402
 from ltxserve.jobs.lifecycle.states import JobStatus  # noqa: E402
@@ -116,40 +119,53 @@ def bulk_load(store: JobStore, rows: int, *, expired: bool) -> list[str]:
     return sample
 
 
-def timed(fn: Callable[[], Any], n: int) -> list[float]:
-    out = []
+Side = tuple[JobStore, list[str]]  # a store and ids of finished jobs to poll in it
+
+
+def measure(sides: list[Side], n: int) -> list[dict[str, list[float]]]:
+    """Per-call seconds of a poll, a claim of a pending job and an idle claim, per side.
+
+    The sides take turns call by call, so a burst of load from elsewhere on the
+    machine lands on both alike.
+    """
+    out: list[dict[str, list[float]]] = [{"poll": [], "claim": [], "idle claim": []} for _ in sides]
+    picks = [iter(random.choices(ids, k=n)) for _, ids in sides]
     for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
-def measure(store: JobStore, poll_ids: list[str], n: int) -> dict[str, list[float]]:
-    """Per-call seconds of a poll, a claim of a pending job and an idle claim."""
-    ids = iter(random.choices(poll_ids, k=n))
-    poll = timed(lambda: store.view(next(ids)), n)
-    claims: list[float] = []
+        for fig, (store, _), pick in zip(out, sides, picks, strict=True):
+            job_id = next(pick)
+            t0 = time.perf_counter()
+            store.view(job_id)
+            fig["poll"].append(time.perf_counter() - t0)
     for _ in range(max(50, n // 10)):
-        store.create_job(KEY, "text-to-video", REQUEST)
-        t0 = time.perf_counter()
-        job = store.claim("bench", 30, 3, retention_ms=RET)
-        claims.append(time.perf_counter() - t0)
-        assert job is not None
-        store.finish(job.id, "bench", JobStatus.COMPLETED, RET, result=result_for(job.id))
-    idle = timed(lambda: store.claim("bench", 30, 3, retention_ms=RET), max(50, n // 10))
-    return {"poll": poll, "claim": claims, "idle claim": idle}
+        for fig, (store, _) in zip(out, sides, strict=True):
+            store.create_job(KEY, "text-to-video", REQUEST)
+            t0 = time.perf_counter()
+            job = store.claim("bench", 30, 3, retention_ms=RET)
+            fig["claim"].append(time.perf_counter() - t0)
+            assert job is not None
+            store.finish(job.id, "bench", JobStatus.COMPLETED, RET, result=result_for(job.id))
+    for _ in range(max(50, n // 10)):
+        for fig, (store, _) in zip(out, sides, strict=True):
+            t0 = time.perf_counter()
+            store.claim("bench", 30, 3, retention_ms=RET)
+            fig["idle claim"].append(time.perf_counter() - t0)
+    return out
 
 
 def submitter(url: str, data_dir: str, stop: Any, out: Any, period: float) -> None:
     """Another process submitting a job every ``period`` s; sends back each latency."""
-    settings = Settings(data_dir=Path(data_dir), database_url=url)
+    # lock_timeout = 100 ms: an insert the sweep kept waiting on a lock longer than
+    # that fails (StoreBusyError) instead of only being slow, and is counted apart
+    settings = Settings(data_dir=Path(data_dir), database_url=url, db_timeout_seconds=0.1)
     store = open_store(settings, run_migrations=False)
     lat: list[tuple[float, float]] = []
     while not stop.is_set():
         t0 = time.perf_counter()
-        store.create_job(KEY, "text-to-video", REQUEST)
-        lat.append((time.time(), time.perf_counter() - t0))
+        try:
+            store.create_job(KEY, "text-to-video", REQUEST)
+            lat.append((time.time(), time.perf_counter() - t0))
+        except StoreBusyError:
+            lat.append((time.time(), -1.0))
         time.sleep(period)
     out.put(lat)
     store.engine.dispose()
@@ -175,7 +191,7 @@ def retention(url: str, store: JobStore, rows: int, tmp: Path) -> None:
     stop, out = ctx.Event(), ctx.Queue()
     proc = ctx.Process(target=submitter, args=(url, str(tmp / "sub"), stop, out, 0.005))
     proc.start()
-    time.sleep(8)  # the child's start-up, then a baseline with no sweep
+    time.sleep(13)  # the child's start-up, then 10 s of baseline with no sweep
     t_sweep = time.time()
     t0 = time.perf_counter()
     res = manager.sweep()
@@ -185,17 +201,26 @@ def retention(url: str, store: JobStore, rows: int, tmp: Path) -> None:
     stop.set()
     lat = out.get(timeout=60)
     proc.join(30)
-    base = [d for t, d in lat if t_sweep - 5 <= t < t_sweep]
+    base = [d for t, d in lat if t_sweep - 10 <= t < t_sweep]
     during = [d for t, d in lat if t_sweep <= t <= t_end]
+    busy = [sum(d < 0 for d in xs) for xs in (base, during)]
+    base, during = ([d for d in xs if d >= 0] for xs in (base, during))
     assert res["deleted"] >= rows, res
     print(
         f"sweep deleted {res['deleted']:,} jobs in {sweep_s:.1f} s "
         f"({res['deleted'] / sweep_s:,.0f} jobs/s, batches of {BATCH} ids)"
     )
-    print(f"{'submits':>22} | {'n':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
-    for label, xs in (("no sweep (5 s before)", base), ("during the sweep", during)):
+    print(
+        f"{'submits':>22} | {'n':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
+        f"{'>100 ms':>7} {'lock waits >100 ms':>18}"
+    )
+    for label, xs, locked in (
+        ("no sweep (10 s before)", base, busy[0]),
+        ("during the sweep", during, busy[1]),
+    ):
         print(
-            f"{label:>22} | {len(xs):>6} {ms(xs, 50):>7.1f} {ms(xs, 99):>7.1f} {ms(xs, 100):>7.1f}"
+            f"{label:>22} | {len(xs):>6} {ms(xs, 50):>7.1f} {ms(xs, 99):>7.1f} "
+            f"{ms(xs, 100):>7.1f} {sum(x > 0.1 for x in xs):>7} {locked:>18}"
         )
 
 
@@ -236,20 +261,20 @@ def main() -> None:
             )
             print(
                 f"ltxserve cost as work grows: PostgreSQL, {os.cpu_count()} cores; two "
-                f"databases measured alternately, {args.rounds} rounds of {args.samples} "
-                f"polls and {max(50, args.samples // 10)} claims each"
+                f"databases taking turns call by call, {args.rounds} rounds of "
+                f"{args.samples} polls and {max(50, args.samples // 10)} claims each"
             )
             small_ids = finished_jobs(small, 100)
             finished_jobs(big, 100)
             t0 = time.perf_counter()
             big_ids = bulk_load(big, args.rows, expired=False)
             print(f"loaded {args.rows:,} finished jobs by COPY in {time.perf_counter() - t0:.1f} s")
-            measure(small, small_ids, 200)  # warm the pools and the plans
-            measure(big, big_ids, 200)
+            sides = [(small, small_ids), (big, big_ids)]
+            measure(sides, 200)  # warm the pools and the plans
             figures: list[dict[str, list[float]]] = [{}, {}]
-            for _ in range(args.rounds):  # alternate, so the machine's load hits both alike
-                for fig, store, ids in ((figures[0], small, small_ids), (figures[1], big, big_ids)):
-                    for op, xs in measure(store, ids, args.samples).items():
+            for _ in range(args.rounds):
+                for fig, one in zip(figures, measure(sides, args.samples), strict=True):
+                    for op, xs in one.items():
                         fig.setdefault(op, []).extend(xs)
             print(
                 f"{'operation':>10} | {'100 jobs':>9} {'p50 ms':>7} {'mean ms':>7} | "
