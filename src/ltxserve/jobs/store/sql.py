@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -378,18 +379,27 @@ class SqlJobStore:
                     )
                     continue
                 check_transition(job.status, JobStatus.PROCESSING)
+                claimed = replace(
+                    job,
+                    status=JobStatus.PROCESSING,
+                    lease_owner=owner,
+                    lease_expires_at=now + int(lease_seconds * 1000),
+                    attempts=job.attempts + 1,
+                    started_at=job.started_at or now,
+                )
                 conn.execute(
                     update(jobs)
                     .where(jobs.c.id == job.id)
                     .values(
-                        status=JobStatus.PROCESSING.value,
-                        lease_owner=owner,
-                        lease_expires_at=now + int(lease_seconds * 1000),
-                        attempts=job.attempts + 1,
-                        started_at=job.started_at or now,
+                        status=claimed.status.value,
+                        lease_owner=claimed.lease_owner,
+                        lease_expires_at=claimed.lease_expires_at,
+                        attempts=claimed.attempts,
+                        started_at=claimed.started_at,
                     )
                 )
-            return self.get(job.id)
+            # the row is what this locked transaction wrote: no second round trip
+            return claimed
 
     def heartbeat(
         self, job_id: str, owner: str, lease_seconds: float, progress: float | None = None

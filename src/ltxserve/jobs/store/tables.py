@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -53,6 +54,13 @@ jobs = Table(
     Column("lease_owner", String(64), nullable=True),
     Column("lease_expires_at", BigInteger, nullable=True),
     Index("ix_jobs_queue", "status", "created_at"),
+    # the claim's index on PostgreSQL: the live queue only, in age order (migration 0004)
+    Index(
+        "ix_jobs_runnable",
+        "created_at",
+        postgresql_where=text("status IN ('pending', 'processing')"),
+        sqlite_where=text("status IN ('pending', 'processing')"),
+    ),
     Index("ix_jobs_expires_at", "expires_at"),
 )
 

@@ -1,0 +1,405 @@
+"""ltxserve against Celery (Redis) and procrastinate (PostgreSQL), same no-op job (#13 item 6).
+
+One run, one machine. For each system and 1, 2 and 4 workers:
+    throughput  --jobs no-op jobs submitted back to back from one thread while the
+                workers run them; jobs/s = jobs / (first submit -> last completion
+                as the system records it: ltxserve `completed` in its table, Celery's
+                SUCCESS in its Redis result backend, procrastinate `succeeded`)
+    latency     --latency-jobs jobs submitted one at a time, each once the one before
+                has completed (workers idle); submit -> start = from just before the
+                submit call to the first line of the job's body (bench/peer_jobs.py
+                records it)
+Trials are interleaved: round after round, and within a round each worker count runs
+every system in turn (the order rotating), so the load of a shared machine falls on
+all of them alike. Throughput is the median over rounds; latency percentiles pool
+every round.
+
+The systems, each as deployed by default:
+    ltxserve       `serve --workers 0` (the HTTP API, one process) + N
+                   `python bench/peer_jobs.py` (a real Worker: claim, lease, heartbeat,
+                   runner child over a pipe, finish; NoopEngine), on PostgreSQL with
+                   LISTEN/NOTIFY; submits are POST /v2/text-to-video over HTTP
+    Celery         one `celery worker -c N` (prefork pool), Redis broker and result
+                   backend (`redis-server` on a private loopback port); submits are
+                   `apply_async` (Redis LPUSH)
+    procrastinate  N `procrastinate worker -c 1` processes, PostgreSQL with
+                   LISTEN/NOTIFY; submits are `defer()` (one INSERT)
+
+Usage: python bench/bench_peers.py [--jobs 500] [--latency-jobs 100] [--rounds 2]
+       [--workers 1,2,4] [--systems ltxserve,celery,procrastinate] [--pg-url ...]
+Needs $LTXSERVE_TEST_PG_URL or --pg-url (scripts/pg-start.sh), `redis-server`
+(Debian package) and the `bench` extra (`pip install -e '.[bench]'`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+from tests.support import Server, free_port  # noqa: E402
+
+T2V = {"prompt": "bench", "model": "ltx-2-3-fast", "duration": 2, "resolution": "1280x720"}
+PY = sys.executable
+
+
+def bench_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, **extra}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def read_starts(path: Path) -> dict[str, float]:
+    if not path.exists():
+        return {}
+    out = {}
+    for line in path.read_text().splitlines():
+        job_id, _, t = line.partition(" ")
+        out[job_id] = float(t)
+    return out
+
+
+class System:
+    name = ""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.record = tmp / "none"
+
+    def start_workers(self, n: int, record: Path) -> None:
+        raise NotImplementedError
+
+    def submit(self, job_id: str) -> str:
+        raise NotImplementedError
+
+    def completed(self, ids: list[str]) -> int:
+        raise NotImplementedError
+
+    def stop_workers(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs = []
+
+    def close(self) -> None:
+        self.stop_workers()
+
+    def spawn(self, cmd: list[str], env: dict[str, str], log: str) -> None:
+        out = open(self.tmp / log, "ab")  # noqa: SIM115 - lives as long as the process
+        self.procs.append(subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT))
+
+
+def new_database(admin: Any, base_url: str, label: str) -> tuple[str, str]:
+    name = f"bench_peers_{label}_{uuid.uuid4().hex[:6]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    return name, base_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+class Ltxserve(System):
+    name = "ltxserve"
+
+    def __init__(self, tmp: Path, admin: Any, pg_url: str) -> None:
+        super().__init__(tmp)
+        self.admin = admin
+        self.db, self.url = new_database(admin, pg_url, "ltx")
+        self.data = tmp / "ltx"
+        self.srv = Server(
+            self.data,
+            workers=0,
+            env={"LTXSERVE_DATABASE_URL": self.url, "LTXSERVE_LOG_LEVEL": "warning"},
+        ).start()
+        self.http = httpx.Client(
+            base_url=self.srv.base_url, headers={"Authorization": f"Bearer {self.srv.api_key}"}
+        )
+        self.sql = create_engine(self.url)
+
+    def start_workers(self, n: int, record: Path) -> None:
+        env = bench_env(
+            LTXSERVE_DATA_DIR=str(self.data),
+            LTXSERVE_DATABASE_URL=self.url,
+            LTXSERVE_LOG_LEVEL="info",  # `ltxserve worker`'s default
+            BENCH_RECORD=str(record),
+        )
+        for key in ("LTXSERVE_POLL_INTERVAL", "LTXSERVE_HEARTBEAT_SECONDS"):
+            env.pop(key, None)  # the defaults, as deployed
+        logs = [f"ltx-worker-{uuid.uuid4().hex[:6]}.log" for _ in range(n)]
+        for log in logs:
+            self.spawn([PY, str(HERE / "peer_jobs.py")], env, log)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if all(
+                (self.tmp / log).exists() and b"ready with engine" in (self.tmp / log).read_bytes()
+                for log in logs
+            ):
+                return
+            time.sleep(0.1)
+        raise SystemExit("ltxserve workers did not start")
+
+    def submit(self, job_id: str) -> str:
+        r = self.http.post("/v2/text-to-video", json=T2V)
+        assert r.status_code == 202, r.text
+        return str(r.json()["id"])
+
+    def completed(self, ids: list[str]) -> int:
+        with self.sql.connect() as conn:
+            return int(
+                conn.execute(
+                    text("SELECT count(*) FROM jobs WHERE status = 'completed' AND id = ANY(:ids)"),
+                    {"ids": ids},
+                ).scalar_one()
+            )
+
+    def close(self) -> None:
+        super().close()
+        self.http.close()
+        self.srv.stop()
+        self.sql.dispose()
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{self.db}" WITH (FORCE)'))
+
+
+class CeleryRedis(System):
+    name = "celery"
+
+    def __init__(self, tmp: Path) -> None:
+        super().__init__(tmp)
+        url = os.environ["BENCH_REDIS_URL"]
+        port = int(url.rsplit(":", 1)[1])
+        self.redis = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+            + ["--appendonly", "no", "--dir", str(tmp)],
+            stdout=subprocess.DEVNULL,
+        )
+        import redis
+
+        self.results = redis.Redis.from_url(url + "/1")
+        for _ in range(100):
+            try:
+                self.results.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        import peer_jobs
+
+        self.app = peer_jobs.celery_app
+        self.task = peer_jobs.celery_noop
+
+    def start_workers(self, n: int, record: Path) -> None:
+        env = bench_env(BENCH_RECORD=str(record))
+        self.spawn(
+            [PY, "-m", "celery", "-A", "peer_jobs:celery_app", "worker", "-c", str(n)]
+            + ["-n", f"bench{uuid.uuid4().hex[:6]}@%h", "--loglevel", "warning"],
+            env,
+            "celery.log",
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.app.control.ping(timeout=0.5):
+                return
+        raise SystemExit("celery worker did not start")
+
+    def submit(self, job_id: str) -> str:
+        self.task.apply_async((job_id,), task_id=job_id)
+        return job_id
+
+    def completed(self, ids: list[str]) -> int:
+        n = 0
+        for i in range(0, len(ids), 1000):
+            vals = self.results.mget([f"celery-task-meta-{x}" for x in ids[i : i + 1000]])
+            n += sum(1 for v in vals if v and b'"SUCCESS"' in v)
+        return n
+
+    def close(self) -> None:
+        super().close()
+        self.redis.terminate()
+        self.redis.wait(10)
+
+
+class Procrastinate(System):
+    name = "procrastinate"
+
+    def __init__(self, tmp: Path, admin: Any, db: str, url: str) -> None:
+        super().__init__(tmp)
+        self.admin = admin
+        self.db = db
+        import peer_jobs
+
+        self.app = peer_jobs.procrastinate_app
+        self.task = peer_jobs.procrastinate_noop
+        self.app.open()
+        self.app.schema_manager.apply_schema()
+        self.sql = create_engine(url)
+
+    def start_workers(self, n: int, record: Path) -> None:
+        env = bench_env(BENCH_RECORD=str(record))
+        for _ in range(n):
+            self.spawn(
+                [PY, "-m", "procrastinate", "--app=peer_jobs.procrastinate_app", "worker"]
+                + ["-c", "1"],
+                env,
+                "procrastinate.log",
+            )
+        # ready once a warm-up job per worker has run (no other readiness signal)
+        ids = [self.submit(str(uuid.uuid4())) for _ in range(n)]
+        wait_done(self, ids, 120)
+        time.sleep(1.0)
+
+    def submit(self, job_id: str) -> str:
+        self.task.defer(job_id=job_id)
+        return job_id
+
+    def completed(self, ids: list[str]) -> int:
+        with self.sql.connect() as conn:
+            return int(
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded' "
+                        "AND args->>'job_id' = ANY(:ids)"
+                    ),
+                    {"ids": ids},
+                ).scalar_one()
+            )
+
+    def close(self) -> None:
+        super().close()
+        self.app.close()
+        self.sql.dispose()
+
+
+def wait_done(system: System, ids: list[str], timeout: float) -> float:
+    """Wall-clock time when the system recorded the last of ``ids`` done."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if system.completed(ids) >= len(ids):
+            return time.time()
+        time.sleep(0.005)
+    raise SystemExit(f"{system.name}: jobs not done after {timeout} s")
+
+
+def trial(system: System, n: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    record = tmp / f"{system.name}-{n}-{uuid.uuid4().hex[:6]}.rec"
+    system.start_workers(n, record)
+    try:
+        wait_done(system, [system.submit(str(uuid.uuid4())) for _ in range(2 * n)], 60)  # warm
+        time.sleep(0.5)
+        t0 = time.time()
+        ids = [system.submit(str(uuid.uuid4())) for _ in range(args.jobs)]
+        t_sub = time.time()
+        t_done = wait_done(system, ids, 600)
+        submitted: dict[str, float] = {}
+        for _ in range(args.latency_jobs):  # one at a time, each to idle workers
+            time.sleep(random.uniform(0.01, 0.03))
+            t = time.time()
+            job_id = system.submit(str(uuid.uuid4()))
+            submitted[job_id] = t
+            wait_done(system, [job_id], 60)
+        starts = read_starts(record)
+        lat = [starts[i] - t for i, t in submitted.items()]
+    finally:
+        system.stop_workers()
+    return {
+        "rate": args.jobs / (t_done - t0),
+        "submit_rate": args.jobs / (t_sub - t0),
+        "lat": lat,
+    }
+
+
+def pct(xs: list[float], q: int) -> float:
+    return statistics.quantiles(xs, n=100)[q - 1] * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jobs", type=int, default=500)
+    ap.add_argument("--latency-jobs", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--workers", default="1,2,4")
+    ap.add_argument("--systems", default="ltxserve,celery,procrastinate")
+    ap.add_argument("--pg-url", default=os.environ.get("LTXSERVE_TEST_PG_URL"))
+    args = ap.parse_args()
+    if not args.pg_url:
+        raise SystemExit("needs --pg-url or $LTXSERVE_TEST_PG_URL (scripts/pg-start.sh)")
+    names = args.systems.split(",")
+    if "celery" in names and not shutil.which("redis-server"):
+        raise SystemExit("redis-server not found: apt-get install redis-server")
+    counts = [int(x) for x in args.workers.split(",")]
+    admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
+    systems: list[System] = []
+    # peer_jobs builds its apps at import from these, in this process and in workers
+    os.environ["BENCH_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}"
+    proc_db, proc_url = new_database(admin, args.pg_url, "proc")
+    os.environ["BENCH_PROCRASTINATE_DSN"] = proc_url.replace("+psycopg", "")
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        try:
+            for name in names:
+                if name == "ltxserve":
+                    systems.append(Ltxserve(tmp, admin, args.pg_url))
+                elif name == "celery":
+                    systems.append(CeleryRedis(tmp))
+                elif name == "procrastinate":
+                    systems.append(Procrastinate(tmp, admin, proc_db, proc_url))
+            res: dict[tuple[str, int], list[dict[str, Any]]] = {}
+            for r in range(args.rounds):
+                for n in counts:
+                    k = (r * len(counts) + counts.index(n)) % len(systems)
+                    for system in systems[k:] + systems[:k]:  # rotate who goes first
+                        one = trial(system, n, args, tmp)
+                        res.setdefault((system.name, n), []).append(one)
+                        print(
+                            f"  round {r + 1} {system.name:>13} x{n}: {one['rate']:7.0f} jobs/s "
+                            f"(submits {one['submit_rate']:6.0f}/s), submit->start p50 "
+                            f"{pct(one['lat'], 50):6.1f} ms",
+                            flush=True,
+                        )
+        finally:
+            for system in systems:
+                system.close()
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE "{proc_db}" WITH (FORCE)'))
+            admin.dispose()
+    print(
+        f"\nno-op job, {args.jobs} jobs per throughput run, {args.latency_jobs} paced jobs per "
+        f"latency run, {args.rounds} rounds interleaved, {os.cpu_count()} cores shared"
+    )
+    print(
+        f"{'system':>13} {'workers':>7} | {'jobs/s':>7} {'submit/s':>8} | "
+        f"{'start p50 ms':>12} {'p99 ms':>7}"
+    )
+    for n in counts:
+        for name in names:
+            runs = res[(name, n)]
+            lat = [x for one in runs for x in one["lat"]]
+            print(
+                f"{name:>13} {n:>7} | {statistics.median(o['rate'] for o in runs):>7.0f} "
+                f"{statistics.median(o['submit_rate'] for o in runs):>8.0f} | "
+                f"{pct(lat, 50):>12.1f} {pct(lat, 99):>7.1f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
