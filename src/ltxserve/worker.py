@@ -33,6 +33,8 @@ from ltxserve.jobs.lifecycle.payloads import job_prefix, restore
 from ltxserve.jobs.lifecycle.states import JobStatus
 from ltxserve.jobs.store.db import open_store
 from ltxserve.jobs.store.sql import Job, JobStore
+from ltxserve.logs import job_id_var, key_id_var
+from ltxserve.metrics.instruments import observe_job
 from ltxserve.runner import (
     Done,
     Failed,
@@ -152,6 +154,7 @@ class Worker:
         self.abort = Flag()
         self.retention_ms = int(settings.retention_seconds * 1000)
         self.doorbell = open_doorbell(self.store.engine, settings.data_dir)
+        self.claimed_at = time.monotonic()  # of the job at hand (job duration metric)
 
     # -- lifecycle ----------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -200,7 +203,9 @@ class Worker:
 
     # -- one job --------------------------------------------------------------
     def process(self, job: Job) -> None:
+        ids = job_id_var.set(job.id), key_id_var.set(job.api_key_id)  # on every log record
         log.info("job %s (%s) claimed, attempt %d", job.id, job.endpoint, job.attempts)
+        self.claimed_at = time.monotonic()
         workdir = Path(tempfile.mkdtemp(prefix=f"ltxserve-{job.id[:8]}-"))
         try:
             try:
@@ -215,6 +220,8 @@ class Worker:
             self._run(job, inputs, out_dir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+            job_id_var.reset(ids[0])
+            key_id_var.reset(ids[1])
 
     def _resolve_inputs(self, job: Job, workdir: Path) -> dict[str, str]:
         from ltxserve.inputs import resolve_inputs
@@ -331,15 +338,21 @@ class Worker:
         if self.store.finish(
             job.id, self.owner, JobStatus.COMPLETED, self.retention_ms, result=result
         ):
+            self._observe(job, JobStatus.COMPLETED)
             log.info("job %s completed", job.id)
         else:
             log.warning("job %s: finished after losing its lease; result dropped", job.id)
 
     def _finish_failed(self, job: Job, type_: str, message: str) -> None:
-        self.store.finish(
+        if self.store.finish(
             job.id, self.owner, JobStatus.FAILED, self.retention_ms, error=(type_, message)
-        )
+        ):
+            self._observe(job, JobStatus.FAILED)
         log.info("job %s failed: %s: %s", job.id, type_, message)
+
+    def _observe(self, job: Job, status: JobStatus) -> None:
+        """Job duration and queue wait for /metrics (docs/operations.md)."""
+        observe_job(job, self.runner.engine, status.value, time.monotonic() - self.claimed_at)
 
 
 def video_seconds(path: Path) -> float | None:
@@ -353,7 +366,16 @@ def video_seconds(path: Path) -> float | None:
     return None if video is None or not video.fps else round(float(video.frames / video.fps), 3)
 
 
-def run_worker(settings: Settings, engine_name: str = "auto") -> None:
+def run_worker(
+    settings: Settings, engine_name: str = "auto", metrics_port: int | None = None
+) -> None:
+    if metrics_port is not None:  # a worker on a machine of its own (docs/operations.md)
+        from prometheus_client import start_http_server
+
+        from ltxserve.metrics.multiproc import scrape_registry
+
+        start_http_server(metrics_port, registry=scrape_registry())
+        log.info("worker metrics on port %d", metrics_port)
     worker = Worker(settings, engine_name)
     worker.install_signal_handlers()
     worker.run()

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ltxserve import __version__
-from ltxserve.api import docs, files, routes, uploads, v1
+from ltxserve.api import docs, files, health, metrics, routes, uploads, v1
 from ltxserve.api.cors import Cors
 from ltxserve.api.errors import (
     JSONBytes,
@@ -41,6 +41,8 @@ from ltxserve.jobs.lifecycle.doorbell import open_doorbell
 from ltxserve.jobs.lifecycle.manager import JobManager
 from ltxserve.jobs.store.db import open_store
 from ltxserve.keys import KeyChecker, KeyInfo
+from ltxserve.logs import key_id_var
+from ltxserve.metrics.instruments import declare_webhooks
 from ltxserve.storage.local import LocalBlobStore
 
 log = logging.getLogger("ltxserve.api")
@@ -73,10 +75,14 @@ class Services:
         return await run_in_threadpool(fn, *args)
 
     async def check_key(self, header: str | None) -> str:
-        return await self.run_db(self.keys.check, header)
+        key_id = await self.run_db(self.keys.check, header)
+        key_id_var.set(key_id)  # in this task, not the pool thread: logs see it
+        return key_id
 
     async def key_info(self, header: str | None) -> KeyInfo:
-        return await self.run_db(self.keys.info, header)
+        info = await self.run_db(self.keys.info, header)
+        key_id_var.set(info.key_id)
+        return info
 
     async def check_submit(self, key_id: str, endpoint: str, request: dict[str, Any]) -> None:
         """Hook for admission control (rate, concurrency, credits); open by default."""
@@ -123,6 +129,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = services
+    app.state.metrics_registry = metrics.metrics_registry(
+        services.store, settings.metrics_cache_seconds
+    )
+    declare_webhooks()
 
     @app.exception_handler(LtxError)
     async def _ltx_error(_request: Request, exc: LtxError) -> Response:
@@ -155,7 +165,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v1.router)
     app.include_router(web_router)
     app.include_router(docs.router)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(metrics.HttpMetrics)  # outside RequestContext: its 413/500 count too
     if settings.cors_origins:  # outside RequestContext: its own 413/500 answers get CORS too
         app.add_middleware(Cors, origins=settings.cors_origins)
     return app

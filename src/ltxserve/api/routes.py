@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -16,8 +17,10 @@ from ltxserve.api.status import iso_ms, status_body
 from ltxserve.errors import InvalidRequestError, NotFoundError
 from ltxserve.jobs.contract.requests import ENDPOINTS
 from ltxserve.jobs.store.sql import Job
+from ltxserve.logs import job_id_var
 
 router = APIRouter()
+log = logging.getLogger("ltxserve.api")
 
 
 def services(request: Request) -> Any:
@@ -69,6 +72,8 @@ async def create_job(request: Request, endpoint: str) -> Job:
     await check_inputs(svc, key_id, endpoint, validated)
     await svc.check_submit(key_id, endpoint, validated)
     job: Job = await run_in_threadpool(svc.manager.submit, key_id, endpoint, validated)
+    job_id_var.set(job.id)  # this request's later log records name the job
+    log.info("job %s (%s) submitted", job.id, endpoint)
     return job
 
 

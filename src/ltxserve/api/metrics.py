@@ -1,0 +1,170 @@
+"""``GET /metrics`` (Prometheus text format) and the HTTP latency it reports.
+
+What a scrape shows (docs/operations.md):
+
+- from every ltxserve process of this machine (multiprocess files, see
+  ltxserve.metrics.multiproc): HTTP latency by route template, job duration and
+  queue wait per endpoint and engine (observed by workers), jobs finished, webhook
+  deliveries (zero until webhooks land);
+- from the database, at scrape time: ``ltxserve_jobs{state,endpoint}`` and
+  ``ltxserve_queue_depth``. One grouped count per ``metrics_cache_seconds`` per
+  API process, whatever the scrape rate, so many scrapers cannot load the store;
+  an unreachable database gives ``ltxserve_database_up 0`` rather than a failed
+  scrape.
+
+No API key: like /healthz it is for the operator's network (docs/operations.md
+says how to keep it there).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import CollectorRegistry
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ltxserve.jobs.contract.requests import ENDPOINTS
+from ltxserve.jobs.lifecycle.states import JobStatus
+from ltxserve.jobs.store.sql import JobStore
+from ltxserve.jobs.store.tables import jobs
+from ltxserve.metrics.instruments import HTTP_DURATION
+from ltxserve.metrics.multiproc import scrape_registry
+
+router = APIRouter()
+log = logging.getLogger("ltxserve.api")
+
+
+class JobCounts:
+    """Jobs by state and endpoint, read from the database at most every ``ttl`` s."""
+
+    def __init__(self, store: JobStore, ttl: float) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.lock = threading.Lock()  # concurrent scrapes share one query
+        self.read_at = float("-inf")
+        self.counts: dict[tuple[str, str], int] | None = None
+
+    def _query(self) -> dict[tuple[str, str], int] | None:
+        try:
+            with self.store.read() as conn:
+                rows = conn.execute(
+                    select(jobs.c.status, jobs.c.endpoint, func.count()).group_by(
+                        jobs.c.status, jobs.c.endpoint
+                    )
+                ).all()
+        except Exception:  # noqa: BLE001 - the scrape still answers, with database_up 0
+            log.warning("metrics: job counts unavailable", exc_info=True)
+            return None
+        return {(str(status), str(endpoint)): int(n) for status, endpoint, n in rows}
+
+    def get(self) -> dict[tuple[str, str], int] | None:
+        with self.lock:
+            if time.monotonic() - self.read_at >= self.ttl:
+                self.counts = self._query()
+                self.read_at = time.monotonic()
+            return self.counts
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self.get()
+        up = GaugeMetricFamily(
+            "ltxserve_database_up", "1 when the last job count read from the database worked"
+        )
+        up.add_metric([], 0 if counts is None else 1)
+        yield up
+        if counts is None:
+            return
+        by_state = GaugeMetricFamily(
+            "ltxserve_jobs",
+            "Jobs in the database (retained ones included) by state and endpoint",
+            labels=["state", "endpoint"],
+        )
+        endpoints = sorted(set(ENDPOINTS) | {e for _, e in counts})
+        for state in JobStatus:
+            for endpoint in endpoints:
+                by_state.add_metric([state.value, endpoint], counts.get((state.value, endpoint), 0))
+        yield by_state
+        depth = GaugeMetricFamily("ltxserve_queue_depth", "Jobs waiting for a worker (pending)")
+        depth.add_metric([], sum(n for (s, _), n in counts.items() if s == JobStatus.PENDING))
+        yield depth
+
+
+def metrics_registry(store: JobStore, ttl: float) -> CollectorRegistry:
+    return scrape_registry(JobCounts(store, ttl))
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    registry: CollectorRegistry = request.app.state.metrics_registry
+    body = await run_in_threadpool(generate_latest, registry)  # files and a query: off the loop
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _templates(routes: Iterable[Any]) -> Iterator[tuple[Any, str]]:
+    """(endpoint, path template) of every route, included routers walked."""
+    for route in routes:
+        inner = getattr(route, "original_router", None) or (
+            route if not hasattr(route, "endpoint") and hasattr(route, "routes") else None
+        )
+        if inner is not None:
+            yield from _templates(inner.routes)
+        elif hasattr(route, "endpoint"):
+            yield route.endpoint, str(getattr(route, "path_format", None) or route.path)
+
+
+class HttpMetrics:
+    """Pure ASGI middleware: each HTTP request's latency by method, route and status.
+
+    The route is the matched route's template, so label values stay few whatever the
+    paths: FastAPI routes leave themselves in ``scope["route"]``; plain Starlette
+    routes (the status poll) leave only their endpoint function, looked up in a
+    table of the app's routes made on the first request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.templates: dict[Any, str] | None = None
+
+    def _route(self, scope: Scope) -> str:
+        route = scope.get("route")
+        template = getattr(route, "path_format", None) or getattr(route, "path", None)
+        if template:
+            return str(template)
+        if self.templates is None:
+            self.templates = dict(_templates(getattr(scope.get("app"), "routes", ())))
+        return self.templates.get(scope.get("endpoint"), "unmatched")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets when nothing answered
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            HTTP_DURATION.labels(
+                method=scope["method"] if scope["method"] in _METHODS else "other",
+                route=self._route(scope),
+                status=str(status),
+            ).observe(time.perf_counter() - started)
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
