@@ -282,3 +282,16 @@ def test_sigterm_lets_an_in_flight_request_finish(make_server: Callable[..., Ser
     assert answer["at"] - signalled > 1.5  # it really was in flight when the signal came
     srv.proc.wait(30)
     assert "Waiting for connections to close" in srv.log() or "shutdown" in srv.log().lower()
+
+
+def test_an_unknown_log_format_stops_serve_with_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "LTXSERVE_DATA_DIR": str(tmp_path), "LTXSERVE_LOG_FORMAT": "xml"}
+    out = subprocess.run(
+        [sys.executable, "-m", "ltxserve.cli", "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 78, (out.stdout, out.stderr)
+    assert "LTXSERVE_LOG_FORMAT" in out.stderr and "text or json" in out.stderr
