@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     log_format: str = "text"  # text | json: one JSON object per line (docs/operations.md)
     # Operations (docs/operations.md)
     shutdown_grace_seconds: int = 30  # SIGTERM: how long in-flight requests get to finish
-    metrics_cache_seconds: float = 5.0  # /metrics: job counts are read from the database this often
+    metrics_cache_seconds: float = 5.0  # /metrics: in-flight job counts at most this often
     worker_metrics_port: int | None = None  # `ltxserve worker`: serve its own /metrics on this port
 
     # Inputs and uploads (docs/inputs.md)
