@@ -102,9 +102,9 @@ def test_metrics_sum_the_api_and_its_workers(make_server: Callable[..., Server])
         assert value(m, "ltxserve_webhook_deliveries_total", outcome=outcome) == 0
 
     http = "ltxserve_http_request_duration_seconds_count"
-    assert value(m, http, method="POST", route="/v2/text-to-video", status="202") == 4
-    assert value(m, http, method="POST", route="/v2/image-to-video", status="202") == 2
-    assert value(m, http, method="GET", route="/v2/{endpoint}/{job_id}", status="200") >= 6
+    assert value(m, http, method="POST", route="/v2/text-to-video", code="202") == 4
+    assert value(m, http, method="POST", route="/v2/image-to-video", code="202") == 2
+    assert value(m, http, method="GET", route="/v2/{endpoint}/{job_id}", code="200") >= 6
     labels = " ".join(v for (_, ls) in m for _, v in ls)
     assert not any(job_id in labels for _, job_id in ids)  # bounded: templates only
 

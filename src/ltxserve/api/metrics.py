@@ -138,7 +138,7 @@ def _templates(routes: Iterable[Any]) -> Iterator[tuple[Any, str]]:
 
 
 class HttpMetrics:
-    """Pure ASGI middleware: each HTTP request's latency by method, route and status.
+    """Pure ASGI middleware: each HTTP request's latency by method, route and status code.
 
     The route is the matched route's template, so label values stay few whatever the
     paths: FastAPI routes leave themselves in ``scope["route"]``; plain Starlette
@@ -164,22 +164,21 @@ class HttpMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500  # what the client gets when nothing answered
+        code = "none"  # nothing answered (the server's own 500 follows)
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal code
             if message["type"] == "http.response.start":
-                status = int(message["status"])
+                code = str(message["status"])
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            HTTP_DURATION.labels(
-                method=scope["method"] if scope["method"] in _METHODS else "other",
-                route=self._route(scope),
-                status=str(status),
-            ).observe(time.perf_counter() - started)
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            HTTP_DURATION.labels(method, self._route(scope), code).observe(
+                time.perf_counter() - started
+            )
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})

@@ -35,8 +35,8 @@ JOBS_FINISHED = Counter(
 )
 HTTP_DURATION = Histogram(
     "ltxserve_http_request_duration_seconds",
-    "API request latency by route template, method and status",
-    ["method", "route", "status"],
+    "API request latency by route template, method and status code",
+    ["method", "route", "code"],
 )
 WEBHOOK_DELIVERIES = Counter(
     "ltxserve_webhook_deliveries",
