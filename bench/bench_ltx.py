@@ -215,18 +215,19 @@ ROWS = {  # key: (label, overhead label)
 def in_process_engine(reg_file: Path, body: dict[str, Any], root: Path) -> Any:
     """A callable running the job with LtxEngine in this process: the server minus its
     processes (API, worker, runner), IPC, queue and storage."""
-    from ltxserve.engines.base import EngineJob
+    from ltxserve.config import Settings
+    from ltxserve.engines.dispatch import run_job
     from ltxserve.engines.ltx import LtxEngine
     from ltxserve.engines.ltx.registry import load_registry
 
-    engine = LtxEngine(load_registry(reg_file))
+    engine = LtxEngine(Settings(), load_registry(reg_file))
     engine.load()
 
     def run(rep: int) -> float:
         out = root / f"engine{rep}"
         out.mkdir()
         started = time.perf_counter()
-        engine.run(EngineJob(f"bench-{rep}", "text-to-video", body, {}, out), lambda _: None)
+        run_job(engine, f"bench-{rep}", "text-to-video", body, {}, out, lambda _: None)
         return time.perf_counter() - started
 
     return run

@@ -97,7 +97,10 @@ def main() -> None:
         try:
             run(
                 "postgresql",
-                {"LTXSERVE_DATABASE_URL": args.pg_url.rsplit("/", 1)[0] + f"/{name}"},
+                {
+                    "LTXSERVE_DATABASE_URL": args.pg_url.rsplit("/", 1)[0] + f"/{name}",
+                    "LTXSERVE_SECRET": "bench-secret",  # required with PostgreSQL
+                },
                 args,
             )
         finally:

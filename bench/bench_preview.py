@@ -33,6 +33,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,8 @@ from tests.engines.preview_support import (  # noqa: E402
     write_wav,
 )
 
-from ltxserve.engines.base import EngineJob  # noqa: E402
+from ltxserve.config import Settings  # noqa: E402
+from ltxserve.engines.dispatch import run_job  # noqa: E402
 from ltxserve.engines.preview import PreviewEngine  # noqa: E402
 from ltxserve.engines.preview.output import PreviewWriter  # noqa: E402
 from ltxserve.media.exr import decode_exr, encode_exr  # noqa: E402
@@ -149,6 +151,7 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, np.ndarray]] = []
         self.size: tuple[int, int, Any, bool] | None = None
+        self.threads = 0  # the encoder's, as the job's writer had them
 
     def __enter__(self) -> Recorder:
         rec = self
@@ -163,6 +166,7 @@ class Recorder:
             self: PreviewWriter, path: Any, width: int, height: int, fps: Any, **kw: Any
         ) -> None:
             rec.size = (width, height, fps, bool(kw.get("audio")))
+            rec.threads = kw["threads"]
             init(self, path, width, height, fps, **kw)
 
         def _frame(self: PreviewWriter, frame: av.VideoFrame) -> None:  # write_yuv lands here
@@ -196,7 +200,7 @@ def video_baseline(rec: Recorder, out: Path) -> tuple[Callable[[], None], int, f
     frames = sum(1 for kind, _ in events if kind == "v")
 
     def run() -> None:
-        with PreviewWriter(out, w, h, fps, audio=audio) as writer:
+        with PreviewWriter(out, w, h, fps, audio=audio, threads=rec.threads) as writer:
             for kind, data in events:
                 if kind == "v":
                     writer.write_yuv(Yuv420(data, w, h))
@@ -221,7 +225,7 @@ def exr_baseline(path: Path) -> tuple[Callable[[], None], int, float]:
 
 
 def bench(endpoints: list[str], rounds: int) -> None:
-    engine = PreviewEngine()
+    engine = PreviewEngine(Settings())
     engine.load()
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
@@ -235,20 +239,20 @@ def bench(endpoints: list[str], rounds: int) -> None:
             request, inputs = table[name]
             out_dir = d / name
             out_dir.mkdir()
-            job = EngineJob(name, name, request, inputs, out_dir)
-            engine.run(job, lambda f: None)  # warm-up
+            job = partial(run_job, engine, name, name, request, inputs, out_dir)
+            job(lambda f: None)  # warm-up
             rec = Recorder()
             if name == "video-to-video-hdr":
-                result = engine.run(job, lambda f: None)
+                result = job(lambda f: None)
                 run_base, frames, seconds = exr_baseline(next(iter(result.outputs.values())).path)
             else:
                 with rec:
-                    engine.run(job, lambda f: None)
+                    job(lambda f: None)
                 run_base, frames, seconds = video_baseline(rec, d / f"{name}-baseline.mp4")
             best_job, best_base = (1e9, 1e9), (1e9, 1e9)
             paired = []
             for _ in range(rounds):
-                wall, cpu = timed(lambda: engine.run(job, lambda f: None))  # noqa: B023
+                wall, cpu = timed(lambda: job(lambda f: None))  # noqa: B023
                 best_job = (min(best_job[0], wall), min(best_job[1], cpu))
                 base_wall, base_cpu = timed(run_base)
                 best_base = (min(best_base[0], base_wall), min(best_base[1], base_cpu))
@@ -267,14 +271,15 @@ def bench(endpoints: list[str], rounds: int) -> None:
 MEMORY_SCRIPT = """
 import json, resource, sys, tempfile
 from pathlib import Path
-from ltxserve.engines.base import EngineJob
+from ltxserve.config import Settings
+from ltxserve.engines.dispatch import run_job
 from ltxserve.engines.preview import PreviewEngine
 res, duration = sys.argv[1], int(sys.argv[2])
 with tempfile.TemporaryDirectory() as d:
     req = {"prompt": "A neon city street at night in the rain", "model": "ltx-2-3-fast",
            "duration": duration, "resolution": res, "fps": 24, "generate_audio": True,
            "camera_motion": "dolly_in"}
-    PreviewEngine().run(EngineJob("m", "text-to-video", req, {}, Path(d)), lambda f: None)
+    run_job(PreviewEngine(Settings()), "m", "text-to-video", req, {}, Path(d), lambda f: None)
 print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
 """
 

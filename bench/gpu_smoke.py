@@ -365,7 +365,8 @@ def run_config(
 ) -> list[tuple[str, ...]]:
     import torch
 
-    from ltxserve.engines.base import EngineJob
+    from ltxserve.config import Settings
+    from ltxserve.engines.dispatch import run_job
     from ltxserve.engines.ltx import LtxEngine
     from ltxserve.engines.ltx.registry import load_registry
 
@@ -373,7 +374,7 @@ def run_config(
     reg_path.write_text(json.dumps(registry(w, device, dtype_name, offload, max_pixels)))
     rows: list[tuple[str, ...]] = []
     started = time.monotonic()
-    engine = LtxEngine(load_registry(reg_path))
+    engine = LtxEngine(Settings(), load_registry(reg_path))
     engine.load()
     rows.append((offload, dtype_name, "load", "", f"{time.monotonic() - started:.1f}", ""))
     dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}[dtype_name]
@@ -382,7 +383,7 @@ def run_config(
         for n, (label, endpoint, request, fields) in enumerate(jobs(endpoints)):
             out = work / f"out-{offload}-{dtype_name}-{n}"
             out.mkdir()
-            job = EngineJob(f"smoke-{n}", endpoint, request, {f: inputs[f] for f in fields}, out)
+            paths = {f: inputs[f] for f in fields}
             probe.stages.clear()
             if probe.cuda:
                 torch.cuda.synchronize()
@@ -390,7 +391,9 @@ def run_config(
             t0 = time.monotonic()
             try:
                 with staged(probe):
-                    result = engine.run(job, lambda _: None)
+                    result = run_job(
+                        engine, f"smoke-{n}", endpoint, request, paths, out, lambda _: None
+                    )
             except Exception as exc:  # noqa: BLE001 - reported, the rest still runs
                 fail.check(False, f"{offload}/{dtype_name} {label}: {type(exc).__name__}: {exc}")
                 continue

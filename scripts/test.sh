@@ -26,12 +26,17 @@ unset PYTHONPATH  # the suite tests this checkout as installed (editable) in the
 # torch==2.13.0 (the ltx extra's pin) is the CPU build that lies on this machine's disk;
 # pip finds it through the machine's pip configuration (find-links), which a venv's pip
 # reads exactly as the system pip does.
-"$VENV/bin/python" -m pip install -q -e '.[test,ltx]'
+"$VENV/bin/python" -m pip install -q -e '.[server,test,ltx]'
 # Debian's Chromium for the playground's browser test (Playwright drives it; it never
 # downloads a browser of its own).
 if ! command -v chromium >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null
+fi
+# systemd-analyze checks the units in deploy/systemd (tests/deploy).
+if ! command -v systemd-analyze >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  (apt-get update -qq && apt-get install -y -qq systemd) >/dev/null
 fi
 # A throwaway PostgreSQL on loopback: the store suite runs against it as well as SQLite.
 LTXSERVE_TEST_PG_URL="$(scripts/pg-start.sh)"

@@ -1,4 +1,4 @@
-"""The ``ltxserve`` command: serve, worker, keys."""
+"""The ``ltxserve`` command: serve, worker, migrate, keys."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import os
 import signal
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from ltxserve.cli_flags import Command, Group
 from ltxserve.config import EX_CONFIG, ConfigError, Settings, default_data_dir
+
+if TYPE_CHECKING:
+    from ltxserve.jobs.store.sql import JobStore
 
 app = typer.Typer(
     help="ltxserve: a self-hosted server for the LTX Video API.",
@@ -27,7 +30,7 @@ DataDir = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
-        help="Data directory (SQLite file, blobs, secret). "
+        help="Data directory (SQLite file, blobs unless LTXSERVE_STORAGE_URL, secret). "
         "Default: $LTXSERVE_DATA_DIR or ~/.local/share/ltxserve.",
         show_default=False,
     ),
@@ -68,6 +71,16 @@ def _settings(data_dir: Path | None) -> Settings:
         err = exc.errors()[0]
         name = "LTXSERVE_" + "_".join(str(part) for part in err["loc"][:1]).upper()
         raise ConfigError(f"{name}: {err['msg']}", setting=name) from exc
+
+
+def _open_store(data_dir: Path | None, who: str) -> JobStore:
+    """The store of the keys commands; a setting that cannot work is one line, exit 78."""
+    from ltxserve.jobs.store.db import open_store
+
+    try:
+        return open_store(_settings(data_dir))
+    except ConfigError as exc:
+        _config_exit(exc, who)
 
 
 def _logging(level: str | None, settings: Settings, default: str) -> str:
@@ -130,6 +143,7 @@ def serve(
     """
     try:
         settings = _settings(data_dir)
+        settings.check_shared()
         level = _logging(log_level, settings, "warning")
         os.environ["LTXSERVE_LOG_LEVEL"] = level  # the workers log at the same level
         if engine:
@@ -139,7 +153,7 @@ def serve(
         if n_workers:
             from ltxserve.engines import check_engine
 
-            settings.engine = check_engine(settings.engine)  # the API reports it
+            settings.engine = check_engine(settings.engine, settings)  # the API reports it
     except ConfigError as exc:
         _config_exit(exc, "serve")
     from ltxserve.metrics.multiproc import use_dir
@@ -160,7 +174,10 @@ def _serve(settings: Settings, host: str, port: int, n_workers: int, level: str)
     from ltxserve.keys import create_key
     from ltxserve.supervisor import Supervisor
 
-    store = open_store(settings)
+    try:
+        store = open_store(settings)  # LTXSERVE_MIGRATE=never: refuses a schema behind
+    except ConfigError as exc:
+        _config_exit(exc, "serve")
     typer.echo(f"ltxserve {__version__} on http://{host}:{port}/ (API and playground)")
     if n_workers:
         typer.echo(
@@ -236,8 +253,9 @@ def worker(
 
     try:
         settings = _settings(data_dir)
+        settings.check_shared()
         os.environ["LTXSERVE_LOG_LEVEL"] = _logging(log_level, settings, "info")  # the runner's
-        name = check_engine(engine if engine != "auto" else settings.engine)
+        name = check_engine(engine if engine != "auto" else settings.engine, settings)
     except ConfigError as exc:
         _config_exit(exc, "worker")
     use_dir(settings.data_dir)  # before ltxserve.worker makes its metrics
@@ -245,6 +263,8 @@ def worker(
 
     try:
         run_worker(settings, name, metrics_port or settings.worker_metrics_port)
+    except ConfigError as exc:  # LTXSERVE_MIGRATE=never and a schema behind the code
+        _config_exit(exc, "worker")
     except RunnerStartFailed as exc:
         typer.echo(
             f"ltxserve worker: {exc}"
@@ -253,6 +273,57 @@ def worker(
             err=True,
         )
         raise typer.Exit(EX_CONFIG if exc.config else 1) from None
+
+
+@app.command("migrate", cls=Command)
+def migrate_cmd(data_dir: DataDir = None) -> None:
+    """Bring the database schema up to this release, then exit.
+
+    Run it once per deploy, before API processes and workers that run
+    with LTXSERVE_MIGRATE=never start (docs/deployment.md). Running it
+    again, or from two places at once, is safe: upgrades queue on a lock.
+    Exit status 0 when the schema is at this release's head (or newer),
+    1 when the database cannot be reached or an upgrade fails, 78 on a
+    setting that cannot work.
+    """
+    from dataclasses import replace
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ltxserve.jobs.store.db import migrate, open_store, schema_state
+
+    try:
+        settings = _settings(data_dir)
+        _logging(None, settings, "warning")
+    except ConfigError as exc:
+        _config_exit(exc, "migrate")
+    store = None
+    try:
+        url = make_url(settings.db_url).render_as_string(hide_password=True)
+        typer.echo(f"database: {url}")
+        store = open_store(settings, run_migrations=False)
+        before = schema_state(store)
+        if before.ahead:
+            typer.echo(
+                f"schema: at {before.describe()}, newer than this release's head "
+                f"{before.head}; nothing to do"
+            )
+        else:
+            found = migrate(store)  # read under the lock: another upgrade may just have run
+            if found == (before.head,):
+                typer.echo(f"schema: at {before.head} (head); nothing to do")
+            else:
+                after = schema_state(store)
+                was = replace(before, current=found).describe()
+                typer.echo(f"schema: {was} -> {after.describe()} (head)")
+    except SQLAlchemyError as exc:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        typer.echo(f"ltxserve migrate: failed: {reason}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        if store is not None:
+            store.engine.dispose()
 
 
 @keys_app.command("create", cls=Command)
@@ -270,10 +341,9 @@ def keys_create(
 ) -> None:
     """Create an API key; it is printed alone as the last line."""
     from ltxserve.errors import LtxError
-    from ltxserve.jobs.store.db import open_store
     from ltxserve.keys import create_key
 
-    store = open_store(_settings(data_dir))
+    store = _open_store(data_dir, "keys create")
     try:
         token = create_key(store, name, simulate)
     except LtxError as exc:
@@ -296,9 +366,7 @@ def _key_line(k: dict[str, Any]) -> str:
 @keys_app.command("list", cls=Command)
 def keys_list(data_dir: DataDir = None) -> None:
     """List keys (id, prefix, name, created, revoked; simulate for client-testing keys)."""
-    from ltxserve.jobs.store.db import open_store
-
-    for k in open_store(_settings(data_dir)).list_keys():
+    for k in _open_store(data_dir, "keys list").list_keys():
         typer.echo(_key_line(k))
 
 
@@ -316,10 +384,9 @@ def keys_revoke(
 ) -> None:
     """Revoke a key by id, prefix, or the key itself. An ambiguous start lists the keys
     it matches and revokes none."""
-    from ltxserve.jobs.store.db import open_store
     from ltxserve.keys import KeyMatchError, find_key
 
-    store = open_store(_settings(data_dir))
+    store = _open_store(data_dir, "keys revoke")
     try:
         key = find_key(store, key_ref)
     except KeyMatchError as exc:

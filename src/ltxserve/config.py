@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -65,7 +65,20 @@ class Settings(BaseSettings):
     # Longest wait for the job store (pool checkout, SQLite lock) before a 503 with
     # Retry-After (README, configuration); never the old 30 s.
     db_timeout_seconds: float = 5.0
+    # Who upgrades the schema (docs/deployment.md#migrations): "auto", every process as it
+    # starts (one machine); "never", only `ltxserve migrate`, once per deploy, and a
+    # process finding the database behind its code refuses to start (exit 78).
+    migrate: Literal["auto", "never"] = "auto"
     secret: str | None = None  # HMAC key for signed URLs; default: data_dir/secret.key
+    # Blob store (docs/architecture.md, "Scale-out"): unset, a directory in data_dir;
+    # s3://bucket/prefix, an S3-compatible bucket. Endpoint and region below, else
+    # AWS_ENDPOINT_URL(_S3) / AWS_REGION and boto3's credential chain.
+    storage_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    # How long a worker retries a blob read or write that failed (S3 down) before it
+    # fails the job with api_error (never `completed` without its result).
+    storage_retry_seconds: float = 60.0
     models_file: Path | None = None  # model x resolution x fps x duration table
 
     retention_seconds: float = 24 * 3600
@@ -86,6 +99,7 @@ class Settings(BaseSettings):
 
     engine: str = "auto"  # auto | minimal | preview | ltx
     ltx_models_file: Path | None = None  # model engine registry (docs/model-engine.md)
+    preview_threads: int = Field(default=2, ge=1)  # x264 slice threads (docs/preview-engine.md)
     workers: int = 1  # worker processes `serve` supervises
     log_level: str | None = None  # default: warning for `serve` and its workers, info for `worker`
     log_format: str = "text"  # text | json: one JSON object per line (docs/operations.md)
@@ -136,9 +150,41 @@ class Settings(BaseSettings):
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
 
+    @property
+    def work_dir(self) -> Path:
+        """A worker's local cache: one directory per running job (inputs, outputs)."""
+        return self.data_dir / "work"
+
+    def check_shared(self) -> None:
+        """Refuse a deployment that cannot work across machines: ConfigError.
+
+        With PostgreSQL the processes are meant to run on several machines; without
+        ``LTXSERVE_SECRET`` each data dir would make a signing key of its own, and a
+        URL signed by one API process would be refused by the next. The storage URL
+        must have its form (``s3://bucket/prefix``) before anything starts.
+        """
+        if self.db_url.startswith("postgresql") and not self.secret:
+            raise ConfigError(
+                "LTXSERVE_DATABASE_URL is PostgreSQL (several machines) but LTXSERVE_SECRET "
+                "is not set: every data dir would sign URLs with a key of its own; set the "
+                "same LTXSERVE_SECRET for every API process and worker",
+                setting="LTXSERVE_SECRET",
+                doc="docs/architecture.md#scale-out",
+            )
+        if self.storage_url:
+            from ltxserve.storage.base import StorageError
+            from ltxserve.storage.s3 import parse_storage_url
+
+            try:
+                parse_storage_url(self.storage_url)
+            except StorageError as exc:
+                raise ConfigError(
+                    str(exc), setting="LTXSERVE_STORAGE_URL", doc="README.md#configuration"
+                ) from exc
+
     def ensure_dirs(self) -> None:
+        """The data dir; the blob directory is made by the local store when it is used."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.blob_dir.mkdir(parents=True, exist_ok=True)
 
     def signing_key(self) -> bytes:
         """The HMAC key, created once per data dir so every process agrees on it."""

@@ -25,11 +25,12 @@ import os
 import signal
 import traceback
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from ltxserve.config import ConfigError
+from ltxserve.config import ConfigError, Settings
 from ltxserve.engines.base import JsonValue, Metadata
 from ltxserve.errors import LtxError
 
@@ -111,8 +112,8 @@ def _die_with_parent() -> None:
         pass
 
 
-def runner_main(conn: Connection, engine_name: str) -> None:
-    """Entry point of the child process."""
+def runner_main(conn: Connection, engine_name: str, settings: Settings) -> None:
+    """Entry point of the child process; the engine is built with the worker's settings."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when we stop
     from ltxserve import logs
@@ -122,10 +123,10 @@ def runner_main(conn: Connection, engine_name: str) -> None:
         text_format="%(asctime)s runner %(levelname)s %(message)s%(context)s",
     )
     from ltxserve.engines import get_engine
-    from ltxserve.engines.base import EngineJob
+    from ltxserve.engines.dispatch import run_job
 
     try:
-        engine = get_engine(engine_name)
+        engine = get_engine(engine_name, settings)
         engine.load()
     except ConfigError as exc:
         conn.send(LoadFailed(exc.line(), config=True))
@@ -159,26 +160,27 @@ def runner_main(conn: Connection, engine_name: str) -> None:
                 conn.send(Progress(job_id, float(min(max(fraction, 0.0), 1.0))))
 
         # Keys starting with "_" are the server's notes on a request (client-testing
-        # directives, derived limits), not the request: engines never see them, so
-        # a simulated job renders exactly what the same request renders without.
-        request = {k: v for k, v in msg.request.items() if not k.startswith("_")}
-        job = EngineJob(
+        # directives, derived limits), not the request: the typed request that
+        # engines read has no field for them, so a simulated job renders exactly
+        # what the same request renders without.
+        run = partial(
+            run_job,
+            engine,
             msg.job_id,
             msg.endpoint,
-            request,
+            msg.request,
             {k: Path(v) for k, v in msg.inputs.items()},
             Path(msg.output_dir),
         )
+
         try:
             part = msg.request.get("_simulate")
             if part:  # client-testing mode: linger and/or fail (ltxserve.simulate)
-                from functools import partial
-
                 from ltxserve.simulate import run as simulated
 
-                result = simulated(part, progress, partial(engine.run, job))
+                result = simulated(part, progress, run)
             else:
-                result = engine.run(job, progress)
+                result = run(progress)
             conn.send(
                 Done(
                     msg.job_id,

@@ -46,8 +46,9 @@ from ltxserve.runner import (
     Stopped,
     runner_main,
 )
-from ltxserve.storage.base import BlobStore
-from ltxserve.storage.local import LocalBlobStore
+from ltxserve.storage import open_blobs
+from ltxserve.storage.base import BlobStore, StorageError
+from ltxserve.storage.retry import RetryingBlobs
 
 log = logging.getLogger("ltxserve.worker")
 
@@ -89,8 +90,9 @@ class RunnerStartFailed(Exception):
 class Runner:
     """Handle on the runner child process."""
 
-    def __init__(self, engine_name: str) -> None:
+    def __init__(self, engine_name: str, settings: Settings) -> None:
         self.engine_name = engine_name
+        self.settings = settings  # the engine is built with them, in the child
         self.proc: Any = None
         self.conn: Connection | None = None
         self.engine = ""
@@ -98,7 +100,9 @@ class Runner:
     def start(self) -> None:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        self.proc = ctx.Process(target=runner_main, args=(child, self.engine_name), daemon=True)
+        self.proc = ctx.Process(
+            target=runner_main, args=(child, self.engine_name, self.settings), daemon=True
+        )
         self.proc.start()
         child.close()
         self.conn = parent
@@ -147,9 +151,11 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.store = store or open_store(settings)
-        self.blobs = blobs or LocalBlobStore(settings.blob_dir)
+        # inputs and results go through retries: an S3 outage delays a job, up to
+        # storage_retry_seconds, rather than failing or losing it (storage/retry.py)
+        self.blobs = RetryingBlobs(blobs or open_blobs(settings), settings.storage_retry_seconds)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.runner = Runner(engine_name if engine_name != "auto" else settings.engine)
+        self.runner = Runner(engine_name if engine_name != "auto" else settings.engine, settings)
         self.stopping = Flag()  # set from signal handlers: see Flag
         self.abort = Flag()
         self.retention_ms = int(settings.retention_seconds * 1000)
@@ -173,6 +179,7 @@ class Worker:
         signal.signal(signal.SIGINT, handler)
 
     def run(self) -> None:
+        clean_workdirs(self.settings.work_dir)
         self.runner.start()
         log.info("worker %s ready with engine %s", self.owner, self.runner.engine)
         try:
@@ -206,7 +213,14 @@ class Worker:
         ids = job_id_var.set(job.id), key_id_var.set(job.api_key_id)  # on every log record
         log.info("job %s (%s) claimed, attempt %d", job.id, job.endpoint, job.attempts)
         self.claimed_at = time.monotonic()
-        workdir = Path(tempfile.mkdtemp(prefix=f"ltxserve-{job.id[:8]}-"))
+        # The job's local cache: its inputs (copies from the blob store, fetches) and the
+        # engine's outputs until they are stored; removed when the job ends, and by the
+        # next start of a worker if this one is killed (clean_workdirs).
+        self.settings.work_dir.mkdir(parents=True, exist_ok=True)
+        workdir = Path(
+            tempfile.mkdtemp(prefix=f"{os.getpid()}-{job.id[:8]}-", dir=self.settings.work_dir)
+        )
+        self.blobs.on_wait = lambda: self._beat(job, None)
         try:
             try:
                 # large data URIs were stored as blobs at submit (jobs/payloads.py)
@@ -215,10 +229,14 @@ class Worker:
             except LtxError as exc:
                 self._finish_failed(job, exc.type, exc.message)
                 return
+            except StorageError as exc:  # after storage_retry_seconds of retries
+                self._finish_failed(job, "api_error", f"the job's inputs could not be read: {exc}")
+                return
             out_dir = workdir / "out"
             out_dir.mkdir()
             self._run(job, inputs, out_dir)
         finally:
+            self.blobs.on_wait = None
             shutil.rmtree(workdir, ignore_errors=True)
             job_id_var.reset(ids[0])
             key_id_var.reset(ids[1])
@@ -315,6 +333,30 @@ class Worker:
         self.runner.start()
 
     def _finish_done(self, job: Job, msg: Done) -> None:
+        try:
+            result = self._store_outputs(job, msg)
+        except StorageError as exc:  # after storage_retry_seconds of retries
+            self._drop_outputs(job, msg)
+            self._finish_failed(job, "api_error", f"the result could not be stored: {exc}")
+            return
+        if self.store.finish(
+            job.id, self.owner, JobStatus.COMPLETED, self.retention_ms, result=result
+        ):
+            self._observe(job, JobStatus.COMPLETED)
+            log.info("job %s completed", job.id)
+        else:
+            log.warning("job %s: finished after losing its lease; result dropped", job.id)
+
+    def _drop_outputs(self, job: Job, msg: Done) -> None:
+        """Best effort: outputs stored before one failed go now (else at retention)."""
+        for path, _ in msg.outputs.values():
+            try:
+                self.blobs.inner.delete_prefix(f"{job_prefix(job.id)}/{Path(path).name}")
+            except StorageError:
+                pass
+
+    def _store_outputs(self, job: Job, msg: Done) -> dict[str, Any]:
+        """Upload the engine's files (multipart when large); the result to record."""
         result: dict[str, Any] = {}
         for label, (path, content_type) in msg.outputs.items():
             name = Path(path).name
@@ -335,13 +377,7 @@ class Worker:
                 result[label]["duration"] = seconds
             if msg.metadata:  # how the engine made it (seed, model...): for operators
                 result[label]["metadata"] = msg.metadata
-        if self.store.finish(
-            job.id, self.owner, JobStatus.COMPLETED, self.retention_ms, result=result
-        ):
-            self._observe(job, JobStatus.COMPLETED)
-            log.info("job %s completed", job.id)
-        else:
-            log.warning("job %s: finished after losing its lease; result dropped", job.id)
+        return result
 
     def _finish_failed(self, job: Job, type_: str, message: str) -> None:
         if self.store.finish(
@@ -353,6 +389,30 @@ class Worker:
     def _observe(self, job: Job, status: JobStatus) -> None:
         """Job duration and queue wait for /metrics (docs/operations.md)."""
         observe_job(job, self.runner.engine, status.value, time.monotonic() - self.claimed_at)
+
+
+def clean_workdirs(root: Path) -> None:
+    """Remove job directories left by workers that died (SIGKILL, machine crash): each
+    is named ``<pid>-...`` by the worker that made it, and only dead pids' go. Called at
+    a worker's start, when no directory of its own pid can be in use (a container's
+    restarted worker often gets its predecessor's pid)."""
+    if not root.is_dir():
+        return
+    for entry in root.iterdir():
+        pid = entry.name.split("-", 1)[0]
+        if not pid.isdigit() or (int(pid) != os.getpid() and _alive(int(pid))):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def video_seconds(path: Path) -> float | None:

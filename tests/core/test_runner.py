@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ltxserve.config import Settings
 from ltxserve.engines import get_engine
-from ltxserve.engines.base import EngineJob
+from ltxserve.engines.dispatch import run_job
 from ltxserve.runner import Done, Progress, RunJob, Stop, Stopped, plain_metadata
 from ltxserve.worker import Runner
 
@@ -35,7 +36,7 @@ def next_terminal(runner: Runner, job_id: str, timeout: float = 60) -> object:
 
 
 def test_stop_unwinds_the_job_and_the_runner_runs_the_next(tmp_path: Path) -> None:
-    runner = Runner("preview")
+    runner = Runner("preview", Settings())
     runner.start()
     try:
         pid = runner.proc.pid
@@ -68,12 +69,12 @@ def test_stop_unwinds_the_job_and_the_runner_runs_the_next(tmp_path: Path) -> No
 def test_the_engines_metadata_crosses_the_pipe(tmp_path: Path) -> None:
     """What the engine returns besides its files (engine, seed, theme...) reaches the
     worker in Done, the same as the engine run in this process returns it."""
-    engine = get_engine("preview")
+    engine = get_engine("preview", Settings())
     (tmp_path / "here").mkdir()
-    job = EngineJob("here", "text-to-video", SHORT, {}, tmp_path / "here")
-    expected = engine.run(job, lambda _f: None).metadata
+    out = tmp_path / "here"
+    expected = run_job(engine, "here", "text-to-video", SHORT, {}, out, lambda _f: None).metadata
     assert expected["engine"] == "preview" and isinstance(expected["seed"], int), expected
-    runner = Runner("preview")
+    runner = Runner("preview", Settings())
     runner.start()
     try:
         (tmp_path / "there").mkdir()

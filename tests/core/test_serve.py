@@ -144,7 +144,7 @@ def test_serve_stops_when_a_worker_meets_a_configuration_error(tmp_path: Path) -
     instead of restarting the worker forever. (serve's check is bypassed here.)"""
     port = free_port()
     code = (
-        "import sys, ltxserve.engines as e; e.check_engine = lambda name: name; "
+        "import sys, ltxserve.engines as e; e.check_engine = lambda name, _settings: name; "
         "from ltxserve.cli import main; sys.argv = ['ltxserve', 'serve', '--engine', "
         f"'ltx', '--port', '{port}', '--workers', '2']; main()"
     )

@@ -14,7 +14,9 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
-from ltxserve.engines.base import EngineJob, EngineResult
+from ltxserve.config import Settings
+from ltxserve.engines.base import EngineResult
+from ltxserve.engines.dispatch import run_job
 from ltxserve.engines.preview import PreviewEngine
 from ltxserve.media.writer import VideoWriter
 
@@ -105,7 +107,8 @@ def run(
     out = tmp / name
     out.mkdir(parents=True, exist_ok=True)
     seen: list[float] = []
-    result = PreviewEngine().run(EngineJob(name, endpoint, request, inputs or {}, out), seen.append)
+    engine = PreviewEngine(Settings())
+    result = run_job(engine, name, endpoint, request, inputs or {}, out, seen.append)
     assert seen and seen[-1] == 1.0 and all(0.0 <= f <= 1.0 for f in seen)
     assert result.metadata.get("engine") == "preview"
     return result

@@ -26,7 +26,8 @@ pytest.importorskip("torch", reason="the ltx engine tests need torch (pip instal
 pytest.importorskip("diffusers", reason="the ltx engine tests need diffusers (the 'ltx' extra)")
 pytest.importorskip("transformers", reason="the ltx engine tests need transformers")
 
-from ltxserve.engines.base import EngineJob  # noqa: E402
+from ltxserve.config import Settings  # noqa: E402
+from ltxserve.engines.dispatch import run_job  # noqa: E402
 from ltxserve.engines.ltx import LtxEngine, available  # noqa: E402
 from ltxserve.engines.ltx.registry import RegistryError, load_registry  # noqa: E402
 from ltxserve.media.exr import decode_exr  # noqa: E402
@@ -107,7 +108,7 @@ def registry_file(
 
 @pytest.fixture(scope="module")
 def engine(registry_file: Path) -> LtxEngine:
-    eng = LtxEngine(load_registry(registry_file))
+    eng = LtxEngine(Settings(), load_registry(registry_file))
     eng.load()
     return eng
 
@@ -144,7 +145,7 @@ def run(engine: LtxEngine, media: dict[str, Path], tmp_path: Path) -> RunJob:
         out = tmp_path / "out"
         out.mkdir()
         seen: list[float] = []
-        result = engine.run(EngineJob("job-1", endpoint, request, inputs, out), seen.append)
+        result = run_job(engine, "job-1", endpoint, request, inputs, out, seen.append)
         (output,) = result.outputs.values()
         assert output.path.parent == out and output.path.stat().st_size > 0
         return output.path, seen
@@ -378,14 +379,14 @@ def test_load_is_offline_and_weights_stay_resident(engine: LtxEngine) -> None:
 def test_missing_or_incomplete_weights_fail_at_load(weights: Path, tmp_path: Path) -> None:
     missing = write_registry(tmp_path / "a.json", tmp_path / "nowhere", **{"ltx-2-3-pro": {}})
     with pytest.raises(RegistryError, match="nowhere"):
-        LtxEngine(load_registry(missing)).load()
+        LtxEngine(Settings(), load_registry(missing)).load()
     partial = tmp_path / "partial"
     shutil.copytree(weights, partial)
     for f in (partial / "transformer").glob("*.safetensors"):
         f.unlink()
     reg = write_registry(tmp_path / "b.json", partial, **{"ltx-2-3-pro": {}})
     with pytest.raises(RegistryError, match="transformer holds no weight files"):
-        LtxEngine(load_registry(reg)).load()
+        LtxEngine(Settings(), load_registry(reg)).load()
 
 
 def test_available_needs_cuda_and_weights(
@@ -394,9 +395,9 @@ def test_available_needs_cuda_and_weights(
     import torch
 
     monkeypatch.setenv("LTXSERVE_LTX_MODELS_FILE", str(registry_file))
-    assert available() is torch.cuda.is_available()
+    assert available(Settings()) is torch.cuda.is_available()
     monkeypatch.setenv("LTXSERVE_LTX_MODELS_FILE", str(registry_file.parent / "absent.json"))
-    assert available() is False
+    assert available(Settings()) is False
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ pytest.importorskip("diffusers", reason="the ltx engine tests need diffusers (th
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 from torch.utils._pytree import tree_flatten  # noqa: E402
 
-from ltxserve.engines.base import EngineJob  # noqa: E402
+from ltxserve.config import Settings  # noqa: E402
+from ltxserve.engines.dispatch import run_job  # noqa: E402
 from ltxserve.engines.ltx import LtxEngine  # noqa: E402
 from ltxserve.engines.ltx.registry import load_registry  # noqa: E402
 from tests.core.media import png_bytes, write_ramp_video  # noqa: E402
@@ -93,7 +94,7 @@ def engine(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
         '"models"', '"endpoint_models": {"video-to-video-hdr": "hdr"}, "models"'
     )
     reg.write_text(data)
-    eng = LtxEngine(load_registry(reg))
+    eng = LtxEngine(Settings(), load_registry(reg))
     eng.load()
     return eng
 
@@ -105,7 +106,7 @@ def offload_engine(files: dict[str, Path], tmp_path_factory: pytest.TempPathFact
         files["dev"],
         **{"two-stage": {**two_stage(files), "offload": "model", "vae_tiling": True}},
     )
-    eng = LtxEngine(load_registry(reg))
+    eng = LtxEngine(Settings(), load_registry(reg))
     eng.load()
     return eng
 
@@ -119,8 +120,10 @@ def run(
     *inputs: str,
 ) -> Path:
     out.mkdir()
-    job = EngineJob("job-1", endpoint, request, {f: files[f] for f in inputs}, out)
-    (output,) = engine.run(job, lambda _: None).outputs.values()
+    paths = {f: files[f] for f in inputs}
+    (output,) = run_job(
+        engine, "job-1", endpoint, request, paths, out, lambda _: None
+    ).outputs.values()
     return output.path
 
 

@@ -138,13 +138,14 @@ def test_registry_rejects_bad_entries(
 def test_available_is_false_without_a_registry(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    from ltxserve.config import Settings
     from ltxserve.engines.ltx import available
 
     monkeypatch.delenv("LTXSERVE_LTX_MODELS_FILE", raising=False)
-    assert available() is False
+    assert available(Settings()) is False
     (tmp_path / "bad.json").write_text("{not json")
     monkeypatch.setenv("LTXSERVE_LTX_MODELS_FILE", str(tmp_path / "bad.json"))
-    assert available() is False
+    assert available(Settings()) is False
 
 
 def _scheduler(d: Path, dev: bool) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ltxserve.config import Settings
 from ltxserve.engines import get_engine
 from ltxserve.engines.preview.hdr import PEAK, inverse_oetf
 from ltxserve.engines.preview.text import Caption
@@ -59,8 +60,8 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_engine_registry_and_auto() -> None:
     from ltxserve.engines import auto_engine_name
 
-    assert get_engine("preview").name == "preview"
-    assert auto_engine_name() in ("preview", "ltx")
+    assert get_engine("preview", Settings()).name == "preview"
+    assert auto_engine_name(Settings()) in ("preview", "ltx")
 
 
 @pytest.mark.parametrize("fps", [24, 25])
@@ -279,15 +280,15 @@ def test_a2v_length_sound_and_motion(tmp_path: Path) -> None:
 
 def test_a2v_over_image_and_resolution_rule(tmp_path: Path, media: dict[str, Path]) -> None:
     from ltxserve.engines.plan import plan_output
+    from ltxserve.jobs.contract.requests import AudioToVideo
     from ltxserve.media.probe import probe
 
     wav = write_wav(tmp_path / "in.wav", tone(2.0))
     portrait = write_image(tmp_path / "p.png", 90, 160)
     infos = {"audio_uri": probe(wav), "image_uri": probe(portrait)}
-    assert plan_output("audio-to-video", {"resolution": None}, infos).width == 1080
-    assert (
-        plan_output("audio-to-video", {"resolution": None}, {"audio_uri": probe(wav)}).width == 1920
-    )
+    request = AudioToVideo(audio_uri="ltx://a", prompt="x")  # resolution omitted
+    assert plan_output(request, infos).width == 1080
+    assert plan_output(request, {"audio_uri": probe(wav)}).width == 1920
     req = {
         "audio_uri": "ltx://a",
         "image_uri": "ltx://i",
@@ -488,13 +489,14 @@ def test_reframe_outpaints_and_keeps_sound(tmp_path: Path, media: dict[str, Path
 MEMORY_SCRIPT = """
 import json, resource, sys, tempfile
 from pathlib import Path
-from ltxserve.engines.base import EngineJob
+from ltxserve.config import Settings
+from ltxserve.engines.dispatch import run_job
 from ltxserve.engines.preview import PreviewEngine
 res, duration = sys.argv[1], int(sys.argv[2])
 with tempfile.TemporaryDirectory() as d:
     req = {"prompt": "a calm ocean at sunset", "model": "ltx-2-3-fast", "duration": duration,
            "resolution": res, "fps": 24, "generate_audio": True, "camera_motion": "dolly_in"}
-    PreviewEngine().run(EngineJob("m", "text-to-video", req, {}, Path(d)), lambda f: None)
+    run_job(PreviewEngine(Settings()), "m", "text-to-video", req, {}, Path(d), lambda f: None)
 print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
 """
 

@@ -28,4 +28,5 @@ def store_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
         yield {}
     else:
         for url in pg_database():
-            yield {"LTXSERVE_DATABASE_URL": url}
+            # PostgreSQL means several machines: serve refuses it without a shared secret
+            yield {"LTXSERVE_DATABASE_URL": url, "LTXSERVE_SECRET": "hostile-test-secret"}

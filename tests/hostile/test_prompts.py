@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from PIL import ImageFont
 
-from ltxserve.engines.base import EngineJob
+from ltxserve.config import Settings
+from ltxserve.engines.dispatch import run_job
 from ltxserve.engines.preview import PreviewEngine
 from ltxserve.engines.preview.text import wrap
 from tests.engines.preview_support import t2v_request
@@ -42,8 +43,13 @@ def test_engine_reports_progress_promptly_on_pathological_prompts(
     request = t2v_request(PATHOLOGICAL[name], resolution="1920x1080", duration=2)
     stamps: list[float] = []
     t0 = time.monotonic()
-    PreviewEngine().run(
-        EngineJob("p", "text-to-video", request, {}, tmp_path),
+    run_job(
+        PreviewEngine(Settings()),
+        "p",
+        "text-to-video",
+        request,
+        {},
+        tmp_path,
         lambda _f: stamps.append(time.monotonic()),
     )
     assert stamps, "no progress reported"

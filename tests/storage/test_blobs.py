@@ -11,46 +11,18 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from ltxserve.storage.base import BlobNotFound, StorageError
 from ltxserve.storage.local import LocalBlobStore
-from ltxserve.storage.s3 import MULTIPART_THRESHOLD, S3BlobStore, make_client, parse_storage_url
+from ltxserve.storage.s3 import MULTIPART_THRESHOLD, S3BlobStore, parse_storage_url
 from ltxserve.storage.signing import verify
+from tests.storage.conftest import s3_client
 
-S3_URL = os.environ.get("LTXSERVE_TEST_S3_ENDPOINT")
-ACCESS = os.environ.get("LTXSERVE_TEST_S3_ACCESS_KEY", "ltxserve-test")
-SECRET = os.environ.get("LTXSERVE_TEST_S3_SECRET_KEY", "ltxserve-test-secret")
 SIGNING_KEY = b"k" * 32
 BlobStoreT = LocalBlobStore | S3BlobStore
-
-
-def s3_client(secret: str = SECRET, endpoint: str | None = None, retries: int = 3) -> Any:
-    return make_client(
-        endpoint or S3_URL, "us-east-1", retries=retries, timeout=5, credentials=(ACCESS, secret)
-    )
-
-
-@pytest.fixture(scope="module")
-def bucket() -> str:
-    if not S3_URL:
-        if os.environ.get("LTXSERVE_TEST_STRICT"):
-            pytest.fail("LTXSERVE_TEST_STRICT is set but LTXSERVE_TEST_S3_ENDPOINT is not")
-        pytest.skip("S3 server not configured (set LTXSERVE_TEST_S3_ENDPOINT)")
-    name = f"t-{uuid.uuid4().hex[:12]}"
-    client = s3_client()
-    deadline = time.monotonic() + 30  # a just-started server may not take writes yet
-    while True:
-        try:
-            client.create_bucket(Bucket=name)
-            return name
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 @pytest.fixture(params=["local", "s3"])

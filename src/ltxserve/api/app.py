@@ -34,6 +34,7 @@ from ltxserve.errors import (
     LtxError,
     MethodNotAllowedError,
     NotFoundError,
+    ServiceUnavailableError,
     StoreBusyError,
 )
 from ltxserve.jobs.contract.catalog import Catalog
@@ -43,7 +44,8 @@ from ltxserve.jobs.store.db import open_store
 from ltxserve.keys import KeyChecker, KeyInfo
 from ltxserve.logs import key_id_var
 from ltxserve.metrics.instruments import declare_webhooks
-from ltxserve.storage.local import LocalBlobStore
+from ltxserve.storage import open_blobs
+from ltxserve.storage.base import StorageError
 
 log = logging.getLogger("ltxserve.api")
 T = TypeVar("T")
@@ -53,7 +55,7 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = open_store(settings)
-        self.blobs = LocalBlobStore(settings.blob_dir)
+        self.blobs = open_blobs(settings)
         self.catalog = Catalog.load(settings.models_file)
         self.manager = JobManager(
             settings,
@@ -137,6 +139,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(LtxError)
     async def _ltx_error(_request: Request, exc: LtxError) -> Response:
         return ltx_error_response(exc)
+
+    @app.exception_handler(StorageError)
+    async def _storage_error(_request: Request, exc: StorageError) -> Response:
+        # The blob store failed (S3 unreachable, refusing): the server's trouble, for
+        # the client to retry, and never a traceback.
+        log.warning("blob store: %s", exc)
+        return ltx_error_response(ServiceUnavailableError("Blob storage is unavailable"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

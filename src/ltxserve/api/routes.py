@@ -99,7 +99,7 @@ async def get_status(request: Request) -> Response:
     if endpoint not in ENDPOINTS:
         raise NotFoundError(f"Job {job_id} not found")
     job = await svc.run_db(svc.manager.get, key_id, endpoint, job_id)
-    return JSONBytes(status_body(job, base_url(request), svc.signing_key))
+    return JSONBytes(status_body(job, base_url(request), svc.blobs))
 
 
 router.add_route("/v2/{endpoint}/{job_id}", get_status, methods=["GET"])

@@ -1,4 +1,5 @@
-"""Job -> the documented status object, with signed absolute result URLs."""
+"""Job -> the documented status object, with result URLs from the blob store (signed
+routes of this server for the local store, presigned bucket URLs for S3)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from ltxserve.jobs.lifecycle.states import JobStatus
 from ltxserve.jobs.store.sql import JobView
-from ltxserve.storage.signing import signed_url
+from ltxserve.storage.base import BlobStore
 
 
 def iso_ms(ms: int) -> str:
@@ -15,13 +16,12 @@ def iso_ms(ms: int) -> str:
     return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(ms // 1000))}.{ms % 1000:03d}Z"
 
 
-def file_url(base_url: str, key: bytes, blob_key: str, expires_ms: int) -> str:
-    path = f"/files/{blob_key}"
-    expires = (expires_ms + 999) // 1000
-    return signed_url(key, base_url, path, expires)
+def file_url(base_url: str, blobs: BlobStore, blob_key: str, expires_ms: int) -> str:
+    """A URL that serves the blob until the job's retention ends."""
+    return blobs.url(blob_key, (expires_ms + 999) // 1000, base_url)
 
 
-def status_body(job: JobView, base_url: str, key: bytes) -> dict[str, Any]:
+def status_body(job: JobView, base_url: str, blobs: BlobStore) -> dict[str, Any]:
     body: dict[str, Any] = {
         "status": job.status.value,
         "id": job.id,
@@ -34,7 +34,7 @@ def status_body(job: JobView, base_url: str, key: bytes) -> dict[str, Any]:
         assert job.completed_at is not None and job.expires_at is not None
         body["completed_at"] = iso_ms(job.completed_at)
         body["result"] = {
-            label: file_url(base_url, key, out["key"], job.expires_at)
+            label: file_url(base_url, blobs, out["key"], job.expires_at)
             for label, out in (job.result or {}).items()
         }
         engine = result_engine(job.result)

@@ -14,6 +14,14 @@ headers verbatim, streams to a temporary file (never whole in memory) under
 request_too_large), then lands in the blob store under ``uploads/<id>``. One
 PUT per upload URL: a second one answers 409. The content is not judged here;
 it is identified and checked when a request uses the storage URI.
+
+The blob store makes ``upload_url`` (``BlobStore.upload_url``). The above is the local
+store's. With S3 it is a presigned PUT straight to the bucket object ``uploads/<id>``:
+no request reaches this server, so nothing is recorded at PUT time; the size is
+learnt (HEAD) and held to ``upload_max_bytes`` when a request uses the storage URI
+(``ltxserve.inputs``), and a second PUT before the URL expires replaces the object
+(S3 cannot refuse it). ``required_headers`` are the same for both, so one client
+works with either (S3 ignores the header).
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ from ltxserve.errors import (
 from ltxserve.jobs.store.sql import now_ms
 from ltxserve.jobs.store.uploads import blob_key as upload_blob_key
 from ltxserve.jobs.store.uploads import complete_upload, create_upload, get_upload, valid_id
-from ltxserve.storage.signing import signed_url, verify
+from ltxserve.storage.signing import verify
 from ltxserve.wire_numbers import parse_uint
 
 router = APIRouter()
@@ -69,11 +77,11 @@ async def create(request: Request) -> Response:
     up = await svc.run_db(
         create_upload, svc.store, key_id, s.upload_url_seconds, s.upload_retention_seconds
     )
-    path = f"/uploads/{up.id}"
     expires = (up.url_expires_at + 999) // 1000
+    url = svc.blobs.upload_url(upload_blob_key(up.id), expires, base_url(request))
     return JSONBytes(
         {
-            "upload_url": signed_url(svc.signing_key, base_url(request), path, expires),
+            "upload_url": url,
             "storage_uri": up.storage_uri,
             "expires_at": iso_ms(up.url_expires_at),
             "required_headers": required_headers(s.upload_max_bytes),

@@ -26,13 +26,14 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 
 from ltxserve.api.routes import create_job, services
 from ltxserve.errors import ApiError, ClientClosedError, SyncTimeoutError, error_from_type
 from ltxserve.jobs.lifecycle.states import JobStatus
 from ltxserve.jobs.store.sql import Job
 from ltxserve.storage.base import BlobNotFound
+from ltxserve.storage.http import blob_response
 
 router = APIRouter()
 
@@ -86,10 +87,9 @@ async def run_sync(request: Request, endpoint: str) -> Response:
     if not output:
         raise ApiError("The job finished without a video")
     try:
-        local = svc.blobs.local_path(output["key"])
+        return await blob_response(svc.blobs, output["key"], "video/mp4")
     except BlobNotFound as exc:
         raise ApiError("The generated video is no longer available") from exc
-    return FileResponse(local, media_type="video/mp4")
 
 
 def _make(endpoint: str) -> Any:

@@ -21,6 +21,7 @@ Exit codes (also in docs/sdk.md):
     9   api_error (500), service_unavailable (503), other HTTP errors, after retries
     10  no answer from the server (connection error or timeout), after retries
     11  --timeout passed while the job was still pending or processing
+    69  the ``cli`` extra is not installed (ltxserve.entry_points, before this module)
     130 interrupted (Ctrl-C); a submitted job keeps running on the server
 
 A job that fails exits with the code of its ``error.type``, as if the failure had

@@ -1,15 +1,16 @@
 """Generation backends behind one interface (see engines.base).
 
-``get_engine(name)`` builds one by name; ``auto`` picks the model engine when a
-GPU and configured weights are present, the preview engine otherwise, and the
-minimal engine when neither of those is installed.
+``get_engine(name, settings)`` builds one by name, handing it the deployment's
+settings (engines read no environment of their own); ``auto`` picks the model
+engine when a GPU and configured weights are present, the preview engine
+otherwise, and the minimal engine when neither of those is installed.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from ltxserve.config import ConfigError
+from ltxserve.config import ConfigError, Settings
 from ltxserve.engines.base import Engine
 
 ENGINES = {
@@ -23,7 +24,7 @@ class EngineUnavailable(ConfigError):
     """The named engine cannot run here (unknown name, module missing)."""
 
 
-def _load(name: str) -> Engine:
+def _load(name: str, settings: Settings) -> Engine:
     try:
         module_name, _, cls_name = ENGINES[name].partition(":")
     except KeyError:
@@ -33,15 +34,15 @@ def _load(name: str) -> Engine:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise EngineUnavailable(f"engine {name} is not available: {exc}") from exc
-    engine: Engine = getattr(module, cls_name)()
+    engine: Engine = getattr(module, cls_name)(settings)
     return engine
 
 
-def auto_engine_name() -> str:
+def auto_engine_name(settings: Settings) -> str:
     """ltx with CUDA and configured weights, else preview, else minimal."""
     try:
         ltx = importlib.import_module("ltxserve.engines.ltx")
-        if ltx.available():
+        if ltx.available(settings):
             return "ltx"
     except ImportError:
         pass
@@ -52,18 +53,18 @@ def auto_engine_name() -> str:
         return "minimal"
 
 
-def get_engine(name: str) -> Engine:
-    return _load(auto_engine_name() if name == "auto" else name)
+def get_engine(name: str, settings: Settings) -> Engine:
+    return _load(auto_engine_name(settings) if name == "auto" else name, settings)
 
 
-def check_engine(name: str) -> str:
+def check_engine(name: str, settings: Settings) -> str:
     """The engine ``name`` resolves to, after the cheap checks of its configuration.
 
     Run by ``serve`` and ``worker`` before anything starts, so a setting that cannot
     work stops them with one line (ConfigError) instead of a worker that is
     restarted forever. ``load()`` in the runner repeats the full checks.
     """
-    resolved = auto_engine_name() if name == "auto" else name
+    resolved = auto_engine_name(settings) if name == "auto" else name
     if resolved not in ENGINES:
         raise EngineUnavailable(
             f"unknown engine {name!r}; choose one of auto, {', '.join(ENGINES)}",
@@ -72,5 +73,5 @@ def check_engine(name: str) -> str:
     if resolved == "ltx":
         from ltxserve.engines.ltx import check_config
 
-        check_config()
+        check_config(settings)
     return resolved

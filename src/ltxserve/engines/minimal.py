@@ -8,26 +8,33 @@ an AAC tone when audio is due, or a ZIP of EXR frames for HDR.
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from ltxserve.engines.base import EngineJob, EngineResult, OutputFile, ProgressCallback
-from ltxserve.engines.plan import plan_job
+from ltxserve.config import Settings
+from ltxserve.engines.base import EngineJob, EngineResult, Handler, OutputFile, ProgressCallback
+from ltxserve.jobs.contract.requests import BODIES
 from ltxserve.media.writer import VideoWriter
 
 
 class MinimalEngine:
     name = "minimal"
 
+    def __init__(self, settings: Settings) -> None:
+        pass  # nothing to configure
+
     def load(self) -> None:
         pass
 
-    def run(self, job: EngineJob, progress: ProgressCallback) -> EngineResult:
-        _, plan = plan_job(job)
-        if job.endpoint == "video-to-video-hdr":
-            out = job.output_dir / "frames.zip"
-            self._exr_zip(out, plan.width, plan.height, plan.frames, progress)
-            return EngineResult({"exr_frames_url": OutputFile(out, "application/zip")})
+    def handlers(self) -> Mapping[str, Handler]:
+        routes: dict[str, Handler] = {endpoint: self._video for endpoint in BODIES}
+        routes["video-to-video-hdr"] = self._exr_zip
+        return routes
+
+    def _video(self, job: EngineJob[Any], progress: ProgressCallback) -> EngineResult:
+        plan = job.plan
         out = job.output_dir / "video.mp4"
         ramp = np.linspace(0, 255, plan.width, dtype=np.float32)[None, :, None]
         with VideoWriter(
@@ -46,13 +53,14 @@ class MinimalEngine:
                 progress((i + 1) / plan.frames)
         return EngineResult({"video_url": OutputFile(out, "video/mp4")})
 
-    def _exr_zip(
-        self, out: object, width: int, height: int, frames: int, progress: ProgressCallback
-    ) -> None:
+    def _exr_zip(self, job: EngineJob[Any], progress: ProgressCallback) -> EngineResult:
         from ltxserve.media.exr import encode_exr
 
-        with zipfile.ZipFile(str(out), "w", zipfile.ZIP_STORED) as zf:
-            for i in range(frames):
-                rgb = np.full((height, width, 3), (i + 1) / frames, np.float16)
+        plan = job.plan
+        out = job.output_dir / "frames.zip"
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+            for i in range(plan.frames):
+                rgb = np.full((plan.height, plan.width, 3), (i + 1) / plan.frames, np.float16)
                 zf.writestr(f"frame_{i:05d}.exr", encode_exr(rgb))
-                progress((i + 1) / frames)
+                progress((i + 1) / plan.frames)
+        return EngineResult({"exr_frames_url": OutputFile(out, "application/zip")})

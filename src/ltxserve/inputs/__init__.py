@@ -82,26 +82,48 @@ def _data_uri(field: str, uri: str, dest: Path) -> Path:
     return dest
 
 
-def _upload_path(
-    field: str, uri: str, *, blobs: BlobStore, store: JobStore | None, api_key_id: str
+def _upload_copy(
+    field: str,
+    uri: str,
+    dest: Path,
+    *,
+    blobs: BlobStore,
+    store: JobStore | None,
+    api_key_id: str,
+    max_bytes: int,
 ) -> Path:
+    """A private copy of an upload's bytes at ``dest`` (``download_to``: the blob may be in
+    a bucket, or on a machine this process cannot see).
+
+    Its size is learnt from the store first (a HEAD for S3, where the client PUT to the
+    bucket and no request told this server) and held to ``upload_max_bytes``, which a
+    presigned PUT cannot enforce.
+    """
     if not uri.startswith(STORAGE_PREFIX):
         raise InvalidRequestError(f"{field}: {uri} is not a storage URI from /v1/upload")
     upload_id = uri.removeprefix(STORAGE_PREFIX)
     gone = InvalidRequestError(f"{field}: upload {uri} not found or expired")
+    key = upload_blob_key(upload_id)
+    up = None
     if store is not None:
         up = get_upload(store, upload_id)
         if up is None or up.api_key_id != api_key_id or up.expires_at <= now_ms():
             raise gone
-        if up.completed_at is None:
+    try:
+        size = blobs.size(key)
+        if size > max_bytes:
+            raise InvalidRequestError(
+                f"{field}: the upload {uri} is larger than the {max_bytes} byte upload limit"
+            )
+        blobs.download_to(key, dest)
+    except BlobNotFound:
+        if up is not None and up.completed_at is None:
             raise InvalidRequestError(
                 f"{field}: nothing has been uploaded to {uri} yet; PUT the file to its "
                 "upload_url first"
-            )
-    try:
-        return blobs.local_path(upload_blob_key(upload_id))
-    except BlobNotFound:
+            ) from None
         raise gone from None
+    return dest
 
 
 def check_static(field: str, uri: str, settings: Settings) -> None:
@@ -124,13 +146,19 @@ def resolve_one(
     store: JobStore | None = None,
     keepalive: Keepalive | None = None,
 ) -> Path:
-    """Make one input a local file (``dest``, or the upload's own blob); not yet checked."""
+    """Make one input the local file ``dest`` (the worker's copy); not yet checked."""
     if uri.startswith("data:"):
         return _data_uri(field, uri, dest)
     if uri.startswith("ltx://"):
-        src = _upload_path(field, uri, blobs=blobs, store=store, api_key_id=api_key_id)
-        dest.symlink_to(src)
-        return dest
+        return _upload_copy(
+            field,
+            uri,
+            dest,
+            blobs=blobs,
+            store=store,
+            api_key_id=api_key_id,
+            max_bytes=settings.upload_max_bytes,
+        )
     if uri.startswith(("https://", "http://")):
         limit = IMAGE_FETCH if FIELD_KIND[field] == "image" else MEDIA_FETCH
         try:
@@ -202,9 +230,10 @@ def check_submit_inputs(
 ) -> dict[str, InputInfo]:
     """API side (blocking; run it in a thread): check the inputs that need no fetch.
 
-    Data URIs are decoded to a temporary file and storage URIs are read in place;
-    both are identified and held to the endpoint's rules. URLs get the static
-    checks only; they are fetched and checked by the worker.
+    Data URIs are decoded and storage URIs copied to a temporary file (the API process
+    may not share a filesystem with the blob store); both are identified and held to
+    the endpoint's rules. URLs get the static checks only; they are fetched and
+    checked by the worker.
     """
     infos: dict[str, InputInfo] = {}
     fields = [f for f in URI_FIELDS if request.get(f)]
@@ -219,7 +248,15 @@ def check_submit_inputs(
             if uri.startswith("data:"):
                 path = _data_uri(field, uri, Path(tmp) / field)
             else:
-                path = _upload_path(field, uri, blobs=blobs, store=store, api_key_id=api_key_id)
+                path = _upload_copy(
+                    field,
+                    uri,
+                    Path(tmp) / field,
+                    blobs=blobs,
+                    store=store,
+                    api_key_id=api_key_id,
+                    max_bytes=settings.upload_max_bytes,
+                )
             info = inspect(field, path)
             check_input(endpoint, request, info)
             infos[field] = info

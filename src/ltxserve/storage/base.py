@@ -27,13 +27,10 @@ class BlobStore(Protocol):
 
     ``url``/``upload_url`` belong to the store because only it knows how its bytes are
     reached: HMAC-signed routes of the API for a directory, presigned URLs for S3.
-    ``local_path`` is the one method S3 cannot offer; it is on its way out (issue #16):
-    readers will take a private copy with ``download_to``, which works for both.
+    No method promises a local path: a reader takes a private copy with
+    ``download_to`` and a writer hands over a finished file with ``put_file``, so no
+    process needs a file that another one wrote (API and workers on other machines).
     """
-
-    def local_path(self, key: str) -> Path:
-        """A local file holding the blob (raises BlobNotFound). Local store only."""
-        ...
 
     def put_file(self, key: str, src: Path) -> int:
         """Store ``src`` under ``key`` (moving it when possible); return its size. On

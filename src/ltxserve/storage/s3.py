@@ -1,9 +1,10 @@
 """Blobs as objects in an S3-compatible bucket (AWS S3, SeaweedFS, MinIO, R2 ...).
 
-Chosen with ``LTXSERVE_STORAGE_URL=s3://bucket/prefix``. The endpoint comes from
-``LTXSERVE_S3_ENDPOINT_URL`` (unset: AWS itself) and the region and credentials from
-boto3's usual chain (``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, instance roles ...), so
-an operator configures it the way they configure every other S3 client.
+Chosen with ``LTXSERVE_STORAGE_URL=s3://bucket/prefix`` (``storage.open_blobs``). The
+endpoint comes from ``LTXSERVE_S3_ENDPOINT_URL`` or ``AWS_ENDPOINT_URL(_S3)`` (unset:
+AWS itself), the region from ``LTXSERVE_S3_REGION`` or boto3's chain, and the
+credentials from boto3's usual chain (``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, instance
+roles ...), so an operator configures it the way they configure every other S3 client.
 
 Results are handed out as presigned GET URLs and uploads as presigned PUT URLs: the
 bytes go between the client and the bucket, never through an API process. Writes
@@ -27,6 +28,7 @@ MULTIPART_THRESHOLD = 16 * 1024 * 1024
 PART_SIZE = 16 * 1024 * 1024
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 refuses longer-lived signatures
 NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
+STREAM_CHUNK = 1024 * 1024
 
 
 def parse_storage_url(url: str) -> tuple[str, str]:
@@ -121,6 +123,14 @@ class S3BlobStore:
         finally:
             tmp.unlink(missing_ok=True)
         return dest.stat().st_size
+
+    def stream(self, key: str) -> tuple[int, Iterator[bytes], Any]:
+        """The blob's size, its bytes in chunks, and the body to close: for an API process
+        that must answer with the bytes themselves (the v1 operations)."""
+        with self._errors("download", key):
+            obj = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        body = obj["Body"]
+        return int(obj["ContentLength"]), body.iter_chunks(STREAM_CHUNK), body
 
     def size(self, key: str) -> int:
         with self._errors("head", key):

@@ -6,18 +6,18 @@ engine can run here: CUDA present and every configured weights path complete.
 
 from __future__ import annotations
 
+from ltxserve.config import Settings
 from ltxserve.engines.ltx.engine import LtxEngine
 
 __all__ = ["LtxEngine", "available", "check_config"]
 
 
-def available() -> bool:
+def available(settings: Settings) -> bool:
     """True only with CUDA and a registry whose weights all exist; never raises."""
     try:
-        from ltxserve.engines.ltx.engine import registry_path
         from ltxserve.engines.ltx.registry import load_registry
 
-        path = registry_path()
+        path = settings.ltx_models_file
         if path is None:
             return False
         load_registry(path).check_files()
@@ -28,7 +28,7 @@ def available() -> bool:
         return False
 
 
-def check_config() -> None:
+def check_config(settings: Settings) -> None:
     """Raise ConfigError (a RegistryError) unless the registry names complete weights.
 
     What ``LtxEngine.load`` checks first, without importing torch: cheap enough for
@@ -37,10 +37,9 @@ def check_config() -> None:
     import importlib.util
 
     from ltxserve.config import ConfigError
-    from ltxserve.engines.ltx.engine import registry_path
     from ltxserve.engines.ltx.registry import RegistryError, load_registry
 
-    path = registry_path()
+    path = settings.ltx_models_file
     if path is None:
         raise RegistryError(
             "the ltx engine needs a model registry (a JSON or TOML file naming the local weights)"

@@ -27,10 +27,11 @@ from ltxserve.engines.ltx.holds import Hold, audio_hold
 from ltxserve.engines.ltx.jobs import JobContext, generated_audio, time_map
 from ltxserve.engines.ltx.media import AUDIO_RATE, fit_length, load_image, read_audio
 from ltxserve.engines.ltx.output import Mp4Output
+from ltxserve.jobs.contract.requests import AudioToVideo, TextToVideo
 
 
 def _write(
-    ctx: JobContext, out_frames: DecodedFrames, scale: float, audio: NDArray[np.float32] | None
+    ctx: JobContext[Any], out_frames: DecodedFrames, scale: float, audio: NDArray[np.float32] | None
 ) -> EngineResult:
     plan = ctx.plan
     path = ctx.job.output_dir / "video.mp4"
@@ -44,7 +45,7 @@ def _write(
     )
 
 
-def text_or_image_to_video(ctx: JobContext) -> EngineResult:
+def text_or_image_to_video(ctx: JobContext[TextToVideo]) -> EngineResult:
     from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
 
     plan = ctx.plan
@@ -77,7 +78,7 @@ def text_or_image_to_video(ctx: JobContext) -> EngineResult:
     return _write(ctx, out.frames, scale, audio)
 
 
-def audio_to_video(ctx: JobContext) -> EngineResult:
+def audio_to_video(ctx: JobContext[AudioToVideo]) -> EngineResult:
     plan = ctx.plan
     w, h, two = ctx.grid(plan.width, plan.height)
     rate = ctx.rate_for(plan.duration, plan.fps)
@@ -90,7 +91,7 @@ def audio_to_video(ctx: JobContext) -> EngineResult:
     if "image_uri" in ctx.job.inputs:
         kind, extra = "i2v", {"image": load_image(ctx.job.inputs["image_uri"], "image_uri")}
     gen = ctx.generation(kind, w, h, frames, rate, two, **extra)
-    gen.guidance_scale = ctx.request.get("guidance_scale")
+    gen.guidance_scale = ctx.request.guidance_scale
     seed = ctx.seed
 
     def hold(pipe: Any) -> Hold:

@@ -31,13 +31,18 @@ from ltxserve.engines.ltx.media import (
 )
 from ltxserve.engines.ltx.output import Mp4Output, planned_samples
 from ltxserve.errors import InvalidRequestError
+from ltxserve.jobs.contract.requests import Extend, Retake
 
 CONTEXT_SECONDS = 2.0  # retake: held input on each side of the window
 EXTEND_CONTEXT_SECONDS = 3.0  # extend: default context when the request gives none
 
 
 def _hold_factory(
-    ctx: JobContext, track: NDArray[np.float32], start: int, frames: int, held: NDArray[np.bool_]
+    ctx: JobContext[Any],
+    track: NDArray[np.float32],
+    start: int,
+    frames: int,
+    held: NDArray[np.bool_],
 ) -> Any:
     fps = float(ctx.plan.fps)
     span = fit_length(track[:, round(start / fps * AUDIO_RATE) :], round(frames / fps * AUDIO_RATE))
@@ -57,20 +62,19 @@ def _condition(frames: NDArray[np.uint8], index: int) -> Any:
     return LTX2VideoCondition(frames=frames, index=index, strength=1.0)
 
 
-def retake(ctx: JobContext) -> EngineResult:
+def retake(ctx: JobContext[Retake]) -> EngineResult:
     plan, req = ctx.plan, ctx.request
     video = Path(ctx.job.inputs["video_uri"])
     info = ctx.infos["video_uri"].video
     assert info is not None
     fps, total, t = float(info.fps), info.frames, ctx.temporal
-    mode = req.get("mode", "replace_audio_and_video")
-    ws = round(float(req["start_time"]) * fps)
-    we = min(total, round((float(req["start_time"]) + float(req["duration"])) * fps))
+    ws = round(req.start_time * fps)
+    we = min(total, round((req.start_time + req.duration) * fps))
     if ws >= total:
         raise InvalidRequestError("start_time: the section starts after the end of the video")
     span = retake_span(total, ws, we, round(CONTEXT_SECONDS * fps), t)
     w, h, two = ctx.grid(plan.width, plan.height)
-    if mode == "replace_audio":  # the picture is held whole: one clip condition over the span
+    if not req.replaces_video:  # the picture is held whole: one clip condition over the span
         conditions = [
             _condition(read_frames(video, w, h, span.start, span.frames, pad_to=span.frames), 0)
         ]
@@ -88,23 +92,22 @@ def retake(ctx: JobContext) -> EngineResult:
     has_audio = track.shape[1] > 0
     if has_audio:
         held = np.ones(span.frames, bool)
-        if mode != "replace_video":
+        if req.replaces_audio:
             held[ws - span.start : we - span.start] = False
         gen.audio_hold = _hold_factory(ctx, track, span.start, span.frames, held)
     out = ctx.run(gen)
     audio = fit_length(track, planned_samples(plan))
-    if plan.audio and mode != "replace_video":
+    if plan.audio and req.replaces_audio:
         new = generated_audio(out, span.frames / fps)
         a0 = round((ws - span.start) / fps * AUDIO_RATE)
         a1 = round((we - span.start) / fps * AUDIO_RATE)
         audio = splice(audio, new[:, a0:a1], round(ws / fps * AUDIO_RATE))
-    replace_video = mode != "replace_audio"
     path = ctx.job.output_dir / "video.mp4"
     with Mp4Output(path, plan, audio if plan.audio else None) as mp4:
         for i, frame in enumerate(iter_video_frames(video)):
             if mp4.written >= plan.frames:
                 break
-            if replace_video and ws <= i < we:
+            if req.replaces_video and ws <= i < we:
                 mp4.write_frame(out.frames.video_frame(min(i - span.start, len(out.frames) - 1)))
             else:
                 mp4.write_frame(frame)
@@ -114,15 +117,15 @@ def retake(ctx: JobContext) -> EngineResult:
     return EngineResult({"video_url": OutputFile(path, "video/mp4")}, {"engine": "ltx"})
 
 
-def extend(ctx: JobContext) -> EngineResult:
+def extend(ctx: JobContext[Extend]) -> EngineResult:
     plan, req = ctx.plan, ctx.request
     video = Path(ctx.job.inputs["video_uri"])
     info = ctx.infos["video_uri"].video
     assert info is not None
     fps, total, t = float(info.fps), info.frames, ctx.temporal
-    mode = req.get("mode", "end")
+    mode = req.mode
     new = plan.frames - total
-    context = round(float(req.get("context") or EXTEND_CONTEXT_SECONDS) * fps)
+    context = round((req.context or EXTEND_CONTEXT_SECONDS) * fps)
     context = max(1, min(context, total, ctx.spec.max_frames - new - 2 * t))
     span = extend_span(mode, context, new, t)
     w, h, two = ctx.grid(plan.width, plan.height)

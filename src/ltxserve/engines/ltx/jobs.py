@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,6 +20,7 @@ from ltxserve.engines.ltx.media import AUDIO_RATE, fit_length, resample
 from ltxserve.engines.ltx.registry import ModelSpec
 from ltxserve.engines.plan import OutputPlan
 from ltxserve.errors import InvalidRequestError
+from ltxserve.jobs.contract.requests import RequestBody, TextToVideo
 from ltxserve.media.probe import MediaInfo
 
 log = logging.getLogger(__name__)
@@ -36,18 +37,27 @@ CAMERA = {
 }
 
 
+R = TypeVar("R", bound=RequestBody)
+
+
 @dataclass
-class JobContext:
-    job: EngineJob
-    plan: OutputPlan
-    infos: dict[str, MediaInfo]
+class JobContext(Generic[R]):
+    job: EngineJob[R]
     spec: ModelSpec
     model: LoadedModel
     progress: ProgressCallback
 
     @property
-    def request(self) -> dict[str, Any]:
+    def request(self) -> R:
         return self.job.request
+
+    @property
+    def plan(self) -> OutputPlan:
+        return self.job.plan
+
+    @property
+    def infos(self) -> dict[str, MediaInfo]:
+        return self.job.infos
 
     @property
     def seed(self) -> int:
@@ -64,8 +74,9 @@ class JobContext:
         return int(self.model.base.vae_temporal_compression_ratio)
 
     def prompt(self) -> str:
-        text = (self.request.get("prompt") or "").strip()
-        camera = CAMERA.get(self.request.get("camera_motion") or "")
+        text = self.request.text.strip()
+        motion = self.request.camera_motion if isinstance(self.request, TextToVideo) else None
+        camera = CAMERA.get(motion or "")
         return f"{text} {camera}".strip() if camera else text
 
     def grid(self, width: int, height: int, *, two_stage_ok: bool = True) -> tuple[int, int, bool]:

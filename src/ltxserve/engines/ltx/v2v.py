@@ -28,13 +28,14 @@ from ltxserve.engines.ltx.holds import Hold, video_hold
 from ltxserve.engines.ltx.jobs import JobContext
 from ltxserve.engines.ltx.media import fit_length, iter_video_frames, read_audio, read_frames
 from ltxserve.engines.ltx.output import ExrZipOutput, Mp4Output, planned_samples, upscale
+from ltxserve.jobs.contract.requests import VideoToVideoHdr, VideoToVideoReframe
 
 
-def _chunk_len(ctx: JobContext) -> int:
+def _chunk_len(ctx: JobContext[Any]) -> int:
     return ctx.spec.max_frames
 
 
-def hdr(ctx: JobContext) -> EngineResult:
+def hdr(ctx: JobContext[VideoToVideoHdr]) -> EngineResult:
     from diffusers.pipelines.ltx2.pipeline_ltx2_hdr_lora import LTX2HDRReferenceCondition
 
     plan = ctx.plan
@@ -91,7 +92,7 @@ def _canvas(
     return canvas, known
 
 
-def reframe(ctx: JobContext) -> EngineResult:
+def reframe(ctx: JobContext[VideoToVideoReframe]) -> EngineResult:
     plan = ctx.plan
     video = Path(ctx.job.inputs["video_uri"])
     info = ctx.infos["video_uri"].video

@@ -13,18 +13,18 @@ edit (retake, extend), hdr, reframe. See docs/preview-engine.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from ltxserve.engines.base import EngineJob, EngineResult, ProgressCallback
-from ltxserve.engines.plan import plan_job
+from ltxserve.config import Settings
+from ltxserve.engines.base import EngineJob, EngineResult, Handler, ProgressCallback
 from ltxserve.engines.preview.context import Context
 from ltxserve.engines.preview.prompt import request_seed
-from ltxserve.errors import InvalidRequestError
 
 __all__ = ["PreviewEngine"]
 
 
-def _endpoints() -> dict[str, Callable[[Context], EngineResult]]:
+def _endpoints() -> dict[str, Callable[[Context[Any]], EngineResult]]:
     from ltxserve.engines.preview import a2v, edit, generate, hdr, reframe
 
     return {
@@ -41,22 +41,25 @@ def _endpoints() -> dict[str, Callable[[Context], EngineResult]]:
 class PreviewEngine:
     name = "preview"
 
-    def __init__(self) -> None:
-        self._routes: dict[str, Callable[[Context], EngineResult]] | None = None
+    def __init__(self, settings: Settings) -> None:
+        self.threads = settings.preview_threads
+        self._handlers: dict[str, Handler] = {}
 
     def load(self) -> None:
-        self._routes = _endpoints()
+        self._handlers = {
+            endpoint: self._with_context(make) for endpoint, make in _endpoints().items()
+        }
 
-    def run(self, job: EngineJob, progress: ProgressCallback) -> EngineResult:
-        if self._routes is None:
+    def handlers(self) -> Mapping[str, Handler]:
+        if not self._handlers:
             self.load()
-        assert self._routes is not None
-        route = self._routes.get(job.endpoint)
-        if route is None:
-            raise InvalidRequestError(f"unknown endpoint {job.endpoint}")
-        infos, plan = plan_job(job)
-        job.output_dir.mkdir(parents=True, exist_ok=True)
-        ctx = Context(job, plan, infos, request_seed(job.endpoint, job.request), progress)
-        result = route(ctx)
-        progress(1.0)
-        return result
+        return self._handlers
+
+    def _with_context(self, make: Callable[[Context[Any]], EngineResult]) -> Handler:
+        def handler(job: EngineJob[Any], progress: ProgressCallback) -> EngineResult:
+            seed = request_seed(job.endpoint, job.request.model_dump())
+            result = make(Context(job, seed, progress, self.threads))
+            progress(1.0)
+            return result
+
+        return handler

@@ -22,9 +22,10 @@ from ltxserve.engines.base import EngineResult, OutputFile
 from ltxserve.engines.preview.audio import RATE, Analyzer
 from ltxserve.engines.preview.camera import margins, shoot
 from ltxserve.engines.preview.context import Context
-from ltxserve.engines.preview.output import PreviewWriter, encode, trim_heap
+from ltxserve.engines.preview.output import encode, trim_heap
 from ltxserve.engines.preview.prompt import camera_motion, choose_theme
 from ltxserve.engines.preview.shot import Shot
+from ltxserve.jobs.contract.requests import AudioToVideo
 from ltxserve.media.decode import AudioReader
 from ltxserve.media.fit import cover, load_image
 from ltxserve.media.yuv import Yuv420, rgb_to_yuv
@@ -66,11 +67,11 @@ def _waveform(out: Yuv420, mono: NDArray[np.float32]) -> None:
         out.y[np.clip(ys + d, 0, h - 1), xs] = 235
 
 
-def audio_to_video(ctx: Context) -> EngineResult:
+def audio_to_video(ctx: Context[AudioToVideo]) -> EngineResult:
     plan = ctx.plan
     n = plan.frames
     theme = choose_theme(ctx.prompt, ctx.seed)
-    motion = camera_motion({"camera_motion": None, "prompt": ctx.prompt}, theme)
+    motion = camera_motion(theme, prompt=ctx.prompt)
     if motion == "focus_shift":
         motion = "dolly_in"
     if "image_uri" in ctx.job.inputs:
@@ -108,7 +109,7 @@ def audio_to_video(ctx: Context) -> EngineResult:
 
     with (
         AudioReader(ctx.input("audio_uri")) as sound,
-        PreviewWriter(ctx.video_path(), plan.width, plan.height, plan.fps, audio=True) as writer,
+        ctx.writer() as writer,
     ):
         encode(writer, frames(), n, ctx.progress, lambda _start, count: sound.read(count))
     return EngineResult(

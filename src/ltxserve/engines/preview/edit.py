@@ -18,6 +18,7 @@ has sound, the new part gets the prompt's soundtrack, faded in at the boundary.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import av
 import numpy as np
@@ -27,9 +28,10 @@ from ltxserve.engines.base import EngineResult, JsonValue, OutputFile
 from ltxserve.engines.preview.audio import RATE, Synth
 from ltxserve.engines.preview.camera import ease, inverse, margins, pose, shoot
 from ltxserve.engines.preview.context import Context
-from ltxserve.engines.preview.output import PreviewWriter, encode
+from ltxserve.engines.preview.output import encode
 from ltxserve.engines.preview.prompt import camera_motion, choose_theme, prompt_motion
 from ltxserve.engines.preview.shot import Shot
+from ltxserve.jobs.contract.requests import Extend, Retake
 from ltxserve.media.decode import AudioReader, VideoReader
 from ltxserve.media.yuv import Yuv420, blend
 
@@ -40,7 +42,7 @@ EXTEND_STRENGTH = 0.5
 PROMPT_LEAN = 0.45  # how far an extension blends towards the prompt's world by its end
 
 
-def _result(ctx: Context, **meta: JsonValue) -> EngineResult:
+def _result(ctx: Context[Any], **meta: JsonValue) -> EngineResult:
     return EngineResult(
         {"video_url": OutputFile(ctx.video_path(), "video/mp4")},
         {"engine": "preview", "seed": ctx.seed, **meta},
@@ -53,16 +55,15 @@ def _span_gain(s: NDArray[np.int64], a0: int, a1: int, fade: int) -> NDArray[np.
     return np.clip(g, 0.0, 1.0)
 
 
-def retake(ctx: Context) -> EngineResult:
+def retake(ctx: Context[Retake]) -> EngineResult:
     plan, req = ctx.plan, ctx.request
     n = plan.frames
-    start = min(n, round(float(req["start_time"]) * plan.fps))
-    end = min(n, round((float(req["start_time"]) + float(req["duration"])) * plan.fps))
-    mode = req.get("mode") or "replace_audio_and_video"
-    new_video = mode in ("replace_video", "replace_audio_and_video") and end > start
-    new_audio = mode in ("replace_audio", "replace_audio_and_video") and end > start
+    start = min(n, round(req.start_time * plan.fps))
+    end = min(n, round((req.start_time + req.duration) * plan.fps))
+    new_video = req.replaces_video and end > start
+    new_audio = req.replaces_audio and end > start
     theme = choose_theme(ctx.prompt, ctx.seed)
-    motion = camera_motion({"prompt": ctx.prompt}, theme)
+    motion = camera_motion(theme, prompt=ctx.prompt)
     fade = max(1, round(VIDEO_FADE * float(plan.fps)))
     span = max(1, end - start)
 
@@ -89,9 +90,7 @@ def retake(ctx: Context) -> EngineResult:
 
     with (
         AudioReader(ctx.input("video_uri"), label="video_uri") as original,
-        PreviewWriter(
-            ctx.video_path(), plan.width, plan.height, plan.fps, audio=plan.audio
-        ) as writer,
+        ctx.writer() as writer,
     ):
 
         def audio(pos: int, count: int) -> F32:
@@ -103,17 +102,17 @@ def retake(ctx: Context) -> EngineResult:
             return chunk
 
         encode(writer, frames(), n, ctx.progress, audio)
-    return _result(ctx, theme=theme.name, mode=mode, section_frames=[start, end])
+    return _result(ctx, theme=theme.name, mode=req.mode, section_frames=[start, end])
 
 
-def extend(ctx: Context) -> EngineResult:
+def extend(ctx: Context[Extend]) -> EngineResult:
     plan, req = ctx.plan, ctx.request
     n = plan.frames
     video = ctx.infos["video_uri"].video
     assert video is not None
     n_in = min(video.frames, n)
     extra = n - n_in
-    at_start = req.get("mode") == "start"
+    at_start = req.mode == "start"
     theme = choose_theme(ctx.prompt, ctx.seed)
     motion = prompt_motion(ctx.prompt) or "dolly_in"
     if motion in ("static", "focus_shift"):
@@ -124,7 +123,7 @@ def extend(ctx: Context) -> EngineResult:
         # built here, on the render thread, where (mode end) it overlaps the encoding
         # of the input's frames
         shot = (
-            Shot(theme, ctx.seed, plan.width, plan.height, camera_motion({}, theme))
+            Shot(theme, ctx.seed, plan.width, plan.height, camera_motion(theme))
             if ctx.prompt.strip()
             else None
         )
@@ -167,9 +166,7 @@ def extend(ctx: Context) -> EngineResult:
 
     with (
         AudioReader(ctx.input("video_uri") if plan.audio else None, label="video_uri") as original,
-        PreviewWriter(
-            ctx.video_path(), plan.width, plan.height, plan.fps, audio=plan.audio
-        ) as writer,
+        ctx.writer() as writer,
     ):
 
         def audio(pos: int, count: int) -> F32:

@@ -15,6 +15,7 @@ with a last frame, sharpens again.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -22,27 +23,28 @@ from ltxserve.engines.base import EngineResult, JsonValue, OutputFile
 from ltxserve.engines.preview.audio import Synth
 from ltxserve.engines.preview.camera import Pose, ease, margins, pose, shoot
 from ltxserve.engines.preview.context import Context
-from ltxserve.engines.preview.output import PreviewWriter, encode, trim_heap
+from ltxserve.engines.preview.output import encode, trim_heap
 from ltxserve.engines.preview.prompt import camera_motion, choose_theme
 from ltxserve.engines.preview.scene import soften
 from ltxserve.engines.preview.shot import Shot
+from ltxserve.jobs.contract.requests import ImageToVideo, TextToVideo
 from ltxserve.media.fit import cover, load_image
 from ltxserve.media.yuv import Yuv420, blend
 
 I2V_STRENGTH = 0.6  # image-to-video moves are gentler than generated ones
 
 
-def _result(ctx: Context, **meta: JsonValue) -> EngineResult:
+def _result(ctx: Context[Any], **meta: JsonValue) -> EngineResult:
     return EngineResult(
         {"video_url": OutputFile(ctx.video_path(), "video/mp4")},
         {"engine": "preview", "seed": ctx.seed, **meta},
     )
 
 
-def text_to_video(ctx: Context) -> EngineResult:
+def text_to_video(ctx: Context[TextToVideo]) -> EngineResult:
     plan = ctx.plan
     theme = choose_theme(ctx.prompt, ctx.seed)
-    motion = camera_motion(ctx.request, theme)
+    motion = camera_motion(theme, ctx.request.camera_motion, ctx.prompt)
     shot = Shot(theme, ctx.seed, plan.width, plan.height, motion, caption=ctx.prompt)
     n = plan.frames
     synth = Synth(theme, ctx.seed, ctx.samples_at(n)) if plan.audio else None
@@ -51,9 +53,7 @@ def text_to_video(ctx: Context) -> EngineResult:
         for i in range(n):
             yield shot.render(float(i / plan.fps), i / max(1, n - 1))
 
-    with PreviewWriter(
-        ctx.video_path(), plan.width, plan.height, plan.fps, audio=plan.audio
-    ) as writer:
+    with ctx.writer() as writer:
         encode(writer, frames(), n, ctx.progress, synth.render if synth else None)
     return _result(ctx, theme=theme.name, camera_motion=motion)
 
@@ -63,7 +63,7 @@ def _relative(p: Pose, end: Pose) -> Pose:
     return Pose(p.dx - end.dx, p.dy - end.dy, p.zoom / end.zoom, p.focus)
 
 
-def _picture(ctx: Context, field: str) -> tuple[Yuv420, Yuv420]:
+def _picture(ctx: Context[Any], field: str) -> tuple[Yuv420, Yuv420]:
     """(fitted picture, mirror-extended canvas around it)."""
     plan = ctx.plan
     fitted = Yuv420.from_image(
@@ -73,10 +73,10 @@ def _picture(ctx: Context, field: str) -> tuple[Yuv420, Yuv420]:
     return fitted, fitted.padded(mx, my)
 
 
-def image_to_video(ctx: Context) -> EngineResult:
+def image_to_video(ctx: Context[ImageToVideo]) -> EngineResult:
     plan = ctx.plan
     theme = choose_theme(ctx.prompt, ctx.seed)
-    motion = camera_motion(ctx.request, theme)
+    motion = camera_motion(theme, ctx.request.camera_motion, ctx.prompt)
     first, first_canvas = _picture(ctx, "image_uri")
     last = _picture(ctx, "last_frame_uri") if "last_frame_uri" in ctx.job.inputs else None
     soft = None
@@ -115,8 +115,6 @@ def image_to_video(ctx: Context) -> EngineResult:
                 blend(a, b, w, a)
             yield a
 
-    with PreviewWriter(
-        ctx.video_path(), plan.width, plan.height, plan.fps, audio=plan.audio
-    ) as writer:
+    with ctx.writer() as writer:
         encode(writer, frames(), n, ctx.progress, synth.render if synth else None)
     return _result(ctx, theme=theme.name, camera_motion=motion, fit="cover")

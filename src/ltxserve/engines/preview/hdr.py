@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from ltxserve.engines.base import EngineResult, OutputFile
 from ltxserve.engines.preview.context import Context
 from ltxserve.engines.preview.output import prefetch
+from ltxserve.jobs.contract.requests import VideoToVideoHdr
 from ltxserve.media.decode import VideoReader
 from ltxserve.media.exr import encode_exr
 
@@ -51,7 +52,7 @@ def lookup_table() -> NDArray[np.float16]:
     return expand(inverse_oetf(codes)).astype(np.float16)
 
 
-def video_to_hdr(ctx: Context) -> EngineResult:
+def video_to_hdr(ctx: Context[VideoToVideoHdr]) -> EngineResult:
     plan = ctx.plan
     lut = lookup_table()
     out = ctx.job.output_dir / "frames.zip"

@@ -1,8 +1,9 @@
 """Encoding for the preview engine: deterministic writer settings and the frame loop.
 
-x264's output depends on its thread count, so the writer pins it (slice threads,
-``THREADS``, default 2, ``LTXSERVE_PREVIEW_THREADS`` overrides): equal requests
-then give byte-equal files on any machine with the same FFmpeg/x264 build.
+x264's output depends on its thread count, so the writer pins it (slice threads:
+the ``preview_threads`` setting, ``LTXSERVE_PREVIEW_THREADS``, default 2, which the
+engine is built with): equal requests then give byte-equal files on any machine
+with the same FFmpeg/x264 build and setting.
 
 The loop renders the next frame on a helper thread while the current one is
 encoded (numpy, Pillow and the encoder release the GIL), so rendering hides
@@ -31,7 +32,6 @@ from ltxserve.media.yuv import Yuv420
 
 PRESET = "ultrafast"
 CRF = 18
-THREADS = int(os.environ.get("LTXSERVE_PREVIEW_THREADS", "2"))
 DEPTH = 1
 SWITCH_INTERVAL = 0.0002  # s; see prefetch()
 RENDER_NICE = 10  # see lower_priority()
@@ -51,7 +51,7 @@ class PreviewWriter(VideoWriter):
         fps: int | Fraction,
         *,
         audio: bool = False,
-        threads: int = THREADS,
+        threads: int,
     ) -> None:
         # zerolatency: no lookahead queue, which at 4K saves x264 ~15 MB and changes
         # nothing else at the ultrafast preset (no B-frames there anyway)

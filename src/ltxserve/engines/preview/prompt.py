@@ -436,9 +436,6 @@ def prompt_motion(prompt: str | None) -> str | None:
     return None
 
 
-def camera_motion(request: dict[str, Any], theme: Theme) -> str:
+def camera_motion(theme: Theme, motion: str | None = None, prompt: str | None = None) -> str:
     """The request's camera_motion, else the prompt's movement words, else the theme's."""
-    motion = request.get("camera_motion")
-    if isinstance(motion, str) and motion:
-        return motion
-    return prompt_motion(request.get("prompt")) or theme.motion
+    return motion or prompt_motion(prompt) or theme.motion

@@ -20,7 +20,8 @@ from PIL import Image, ImageFilter
 
 from ltxserve.engines.base import EngineResult, OutputFile
 from ltxserve.engines.preview.context import Context
-from ltxserve.engines.preview.output import PreviewWriter, encode
+from ltxserve.engines.preview.output import encode
+from ltxserve.jobs.contract.requests import VideoToVideoReframe
 from ltxserve.media.decode import AudioReader, VideoReader
 from ltxserve.media.fit import contain_rect
 from ltxserve.media.yuv import Yuv420, pad_plane
@@ -119,7 +120,7 @@ class Outpainter:
         return out
 
 
-def reframe(ctx: Context) -> EngineResult:
+def reframe(ctx: Context[VideoToVideoReframe]) -> EngineResult:
     plan = ctx.plan
     n = plan.frames
 
@@ -136,9 +137,7 @@ def reframe(ctx: Context) -> EngineResult:
 
     with (
         AudioReader(ctx.input("video_uri") if plan.audio else None, label="video_uri") as sound,
-        PreviewWriter(
-            ctx.video_path(), plan.width, plan.height, plan.fps, audio=plan.audio
-        ) as writer,
+        ctx.writer() as writer,
     ):
         encode(writer, frames(), n, ctx.progress, lambda _pos, count: sound.read(count))
     return EngineResult(

@@ -1,5 +1,12 @@
 """Request bodies of the seven operations, validated as the official schemas say.
 
+Each body is one frozen pydantic model (``TextToVideo``, ``Retake``...), and the
+same model is the typed request that the plan and the engines read: ``validate``
+turns a client's body into the JSON a job stores, ``parse_request`` turns that
+stored JSON back into the model where the job is planned and run. So every
+documented default (retake's ``mode``, ``fps``, ``model``...) and the reading of
+``resolution`` live here once.
+
 Pydantic checks shapes and types strictly (``"true"`` is not a boolean, ``"8"`` is
 not a number), with JSON Schema's reading of ``integer``: any number with a zero
 fractional part, so ``8.0`` and ``1e1`` are integers and ``8.5`` is not. Every
@@ -12,7 +19,8 @@ InvalidRequestError with a message naming the field and the rule, e.g.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -32,6 +40,7 @@ CameraMotion = Literal[
 URI_SCHEMES = ("https://", "http://", "data:", "ltx://")
 MAX_PROMPT = 5000
 MAX_EDIT_SECONDS = 3600  # retake's start_time and duration: past any input's end
+DEFAULT_MODEL = "ltx-2-3-pro"  # audio-to-video, retake and extend, when model is left out
 
 
 def _integral(value: Any) -> Any:
@@ -48,11 +57,33 @@ def _integral(value: Any) -> Any:
 Integer = Annotated[int, BeforeValidator(_integral)]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False)
+def parse_resolution(value: str, field: str = "resolution") -> tuple[int, int]:
+    """``"1920x1080"`` -> ``(1920, 1080)``: the one reading of a WIDTHxHEIGHT string."""
+    try:
+        w, h = value.lower().split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise InvalidRequestError(f"{field} must look like WIDTHxHEIGHT, e.g. 1920x1080") from None
 
 
-class TextToVideo(_Body):
+class RequestBody(BaseModel):
+    """A validated request of one endpoint (``endpoint``), documented defaults filled in.
+
+    Keys of the stored JSON that start with "_" are the server's notes on a job
+    (``_duration_auto``, ``_simulate``...): no field, so engines never see them.
+    """
+
+    model_config = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False, frozen=True)
+    endpoint: ClassVar[str]
+
+    @property
+    def text(self) -> str:
+        """The prompt; "" when there is none (left out, or an endpoint without one)."""
+        return str(getattr(self, "prompt", None) or "")
+
+
+class TextToVideo(RequestBody):
+    endpoint: ClassVar[str] = "text-to-video"
     prompt: str = Field(max_length=MAX_PROMPT)
     model: str
     duration: Integer | None = Field(default=None, ge=1, le=3600)  # None: automatic
@@ -61,22 +92,33 @@ class TextToVideo(_Body):
     generate_audio: bool = True
     camera_motion: CameraMotion | None = None
 
+    @property
+    def size(self) -> tuple[int, int]:
+        return parse_resolution(self.resolution)
+
 
 class ImageToVideo(TextToVideo):
+    endpoint: ClassVar[str] = "image-to-video"
     image_uri: str
     last_frame_uri: str | None = None
 
 
-class AudioToVideo(_Body):
+class AudioToVideo(RequestBody):
+    endpoint: ClassVar[str] = "audio-to-video"
     audio_uri: str
     image_uri: str | None = None
     prompt: str | None = Field(default=None, max_length=MAX_PROMPT)
     resolution: str | None = None
     guidance_scale: float | None = Field(default=None, ge=1, le=50)
-    model: str = "ltx-2-3-pro"
+    model: str = DEFAULT_MODEL
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        return parse_resolution(self.resolution) if self.resolution else None
 
 
-class Retake(_Body):
+class Retake(RequestBody):
+    endpoint: ClassVar[str] = "retake"
     video_uri: str
     prompt: str | None = Field(default=None, max_length=MAX_PROMPT)
     start_time: float = Field(ge=0, le=MAX_EDIT_SECONDS)
@@ -85,23 +127,38 @@ class Retake(_Body):
         "replace_audio_and_video"
     )
     resolution: Literal["1920x1080", "1080x1920"] | None = None
-    model: str = "ltx-2-3-pro"
+    model: str = DEFAULT_MODEL
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        return parse_resolution(self.resolution) if self.resolution else None
+
+    @property
+    def replaces_video(self) -> bool:
+        return self.mode != "replace_audio"
+
+    @property
+    def replaces_audio(self) -> bool:
+        return self.mode != "replace_video"
 
 
-class Extend(_Body):
+class Extend(RequestBody):
+    endpoint: ClassVar[str] = "extend"
     video_uri: str
     prompt: str | None = Field(default=None, max_length=MAX_PROMPT)
     duration: float = Field(ge=2, le=20)
     mode: Literal["start", "end"] = "end"
-    model: str = "ltx-2-3-pro"
+    model: str = DEFAULT_MODEL
     context: float | None = Field(default=None, ge=1, le=20)
 
 
-class VideoToVideoHdr(_Body):
+class VideoToVideoHdr(RequestBody):
+    endpoint: ClassVar[str] = "video-to-video-hdr"
     video_uri: str
 
 
-class VideoToVideoReframe(_Body):
+class VideoToVideoReframe(RequestBody):
+    endpoint: ClassVar[str] = "video-to-video-reframe"
     video_uri: str
     model: str
     resolution: Literal[
@@ -117,15 +174,22 @@ class VideoToVideoReframe(_Body):
         "1920x1080",
     ]
 
+    @property
+    def size(self) -> tuple[int, int]:
+        return parse_resolution(self.resolution)
 
-BODIES: dict[str, type[_Body]] = {
-    "text-to-video": TextToVideo,
-    "image-to-video": ImageToVideo,
-    "audio-to-video": AudioToVideo,
-    "retake": Retake,
-    "extend": Extend,
-    "video-to-video-hdr": VideoToVideoHdr,
-    "video-to-video-reframe": VideoToVideoReframe,
+
+BODIES: dict[str, type[RequestBody]] = {
+    body.endpoint: body
+    for body in (
+        TextToVideo,
+        ImageToVideo,
+        AudioToVideo,
+        Retake,
+        Extend,
+        VideoToVideoHdr,
+        VideoToVideoReframe,
+    )
 }
 ENDPOINTS = tuple(BODIES)
 URI_FIELDS = ("image_uri", "last_frame_uri", "audio_uri", "video_uri")
@@ -162,25 +226,34 @@ def _message(err: dict[str, Any], body: dict[str, Any]) -> str:
     return f"{field}: {err['msg']}"
 
 
-def _parse_resolution(field: str, value: str) -> tuple[int, int]:
-    try:
-        w, h = value.lower().split("x")
-        return int(w), int(h)
-    except ValueError:
-        raise InvalidRequestError(f"{field} must look like WIDTHxHEIGHT, e.g. 1920x1080") from None
+def _body(endpoint: str) -> type[RequestBody]:
+    body = BODIES.get(endpoint)
+    if body is None:
+        raise InvalidRequestError(f"unknown endpoint {endpoint}")
+    return body
+
+
+def parse_request(endpoint: str, stored: Mapping[str, Any]) -> RequestBody:
+    """The typed request of a stored job, from the JSON ``validate`` returned.
+
+    Used where the job is planned and run. That JSON was checked and normalised at
+    submit, so it is read back as it is, not checked again; a field it lacks takes
+    the model's default, and the server's "_" notes are dropped.
+    """
+    return _body(endpoint).model_construct(**stored)
 
 
 def validate(endpoint: str, body: Any, catalog: Catalog) -> dict[str, Any]:
     """Validate one request body; return it normalised with documented defaults filled in.
 
-    Keys starting with "_" are the server's notes (``_duration_auto``,
-    ``_audio_max_seconds``), kept with the job and never passed to an engine.
+    This JSON is what a job stores (``parse_request`` reads it back). Keys starting
+    with "_" are the server's notes (``_duration_auto``, ``_audio_max_seconds``),
+    kept with the job and never passed to an engine.
     """
     if not isinstance(body, dict):
         raise InvalidRequestError("request body must be a JSON object")
-    model_cls = BODIES[endpoint]
     try:
-        parsed = model_cls.model_validate(body)
+        parsed = _body(endpoint).model_validate(body)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         raise InvalidRequestError(_message(dict(first), body)) from None
@@ -200,7 +273,7 @@ def validate(endpoint: str, body: Any, catalog: Catalog) -> dict[str, Any]:
         assert spec is not None
         if not data["prompt"].strip():
             raise InvalidRequestError("prompt is required")
-        _parse_resolution("resolution", data["resolution"])
+        parse_resolution(data["resolution"])
         if "duration" not in body and not spec.auto_duration:
             raise InvalidRequestError("duration is required")
         catalog.check_combination(spec, data["resolution"], data["fps"], data["duration"])

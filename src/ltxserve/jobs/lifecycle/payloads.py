@@ -65,9 +65,11 @@ def restore(job_id: str, request: dict[str, Any], blobs: BlobStore) -> dict[str,
     out = dict(request)
     for field in URI_FIELDS:
         if request.get(field) == reference(job_id, field):
-            try:
-                path = blobs.local_path(payload_key(job_id, field))
-            except BlobNotFound:
-                raise ApiError(f"{field}: the job's stored input is missing") from None
-            out[field] = path.read_text(encoding="ascii")
+            with tempfile.TemporaryDirectory(prefix="ltxserve-payload-") as tmp:
+                copy = Path(tmp) / field
+                try:
+                    blobs.download_to(payload_key(job_id, field), copy)
+                except BlobNotFound:
+                    raise ApiError(f"{field}: the job's stored input is missing") from None
+                out[field] = copy.read_text(encoding="ascii")
     return out
