@@ -182,7 +182,8 @@ def pg_url() -> Iterator[str]:
 
 def test_readyz_follows_the_database(make_server: Callable[..., Server], pg_url: str) -> None:
     """PostgreSQL refusing this database's connections: not ready; allowed again: ready."""
-    srv = make_server(env={"LTXSERVE_DATABASE_URL": pg_url}, workers=0)
+    env = {"LTXSERVE_DATABASE_URL": pg_url, "LTXSERVE_SECRET": "shared-test-secret"}
+    srv = make_server(env=env, workers=0)
     assert httpx.get(f"{srv.base_url}/readyz").status_code == 200
     name = pg_url.rsplit("/", 1)[1]
     admin = create_engine(pg_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")

@@ -12,9 +12,7 @@ import pytest
 from ltxserve.storage.base import StorageError
 from ltxserve.storage.local import LocalBlobStore
 from ltxserve.storage.s3 import S3BlobStore
-from tests.storage.test_blobs import bucket, s3_client
-
-__all__ = ["bucket"]  # the module fixture, shared with the blob-store suite
+from tests.storage.conftest import s3_client
 
 
 def test_local_ping_follows_the_directory(tmp_path: Path) -> None:
