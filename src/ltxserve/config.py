@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     stop_grace_seconds: float = 30.0  # a job the worker lost: how long the runner gets to drop it
     poll_interval: float = 0.5  # how often an idle worker looks for work
     sweep_interval: float = 30.0
+    # Admission (jobs/lifecycle/admission.py): at most this many jobs pending or
+    # processing per API key, checked in the submit's transaction; 0 = no limit.
+    max_unfinished_per_key: int = Field(default=0, ge=0)
 
     max_body_bytes: int = 32 * 1024 * 1024
     header_timeout_seconds: float = 15.0  # a request's headers must arrive within this (408)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ltxserve.errors import AuthenticationError
-from ltxserve.jobs.store.sql import JobStore
+from ltxserve.jobs.store.base import JobStore
 
 KEY_PREFIX = "ltxsk_"
 

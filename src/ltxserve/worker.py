@@ -21,18 +21,15 @@ import socket
 import tempfile
 import time
 import uuid
-from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from ltxserve.config import Settings
 from ltxserve.errors import LtxError, StoreBusyError
-from ltxserve.jobs.lifecycle.doorbell import open_doorbell
-from ltxserve.jobs.lifecycle.payloads import job_prefix, restore
+from ltxserve.jobs.lifecycle.manager import JobManager, Output, open_manager
 from ltxserve.jobs.lifecycle.states import JobStatus
-from ltxserve.jobs.store.db import open_store
-from ltxserve.jobs.store.sql import Job, JobStore
+from ltxserve.jobs.store.base import Job
 from ltxserve.logs import job_id_var, key_id_var
 from ltxserve.metrics.instruments import observe_job
 from ltxserve.runner import (
@@ -47,7 +44,7 @@ from ltxserve.runner import (
     runner_main,
 )
 from ltxserve.storage import open_blobs
-from ltxserve.storage.base import BlobStore, StorageError
+from ltxserve.storage.base import StorageError
 from ltxserve.storage.retry import RetryingBlobs
 
 log = logging.getLogger("ltxserve.worker")
@@ -146,20 +143,19 @@ class Worker:
         settings: Settings,
         engine_name: str = "auto",
         *,
-        store: JobStore | None = None,
-        blobs: BlobStore | None = None,
+        manager: JobManager | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store or open_store(settings)
-        # inputs and results go through retries: an S3 outage delays a job, up to
-        # storage_retry_seconds, rather than failing or losing it (storage/retry.py)
-        self.blobs = RetryingBlobs(blobs or open_blobs(settings), settings.storage_retry_seconds)
+        if manager is None:
+            # inputs and results go through retries: an S3 outage delays a job, up to
+            # storage_retry_seconds, rather than failing or losing it (storage/retry.py)
+            blobs = RetryingBlobs(open_blobs(settings), settings.storage_retry_seconds)
+            manager = open_manager(settings, blobs=blobs)
+        self.manager = manager
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.runner = Runner(engine_name if engine_name != "auto" else settings.engine, settings)
         self.stopping = Flag()  # set from signal handlers: see Flag
         self.abort = Flag()
-        self.retention_ms = int(settings.retention_seconds * 1000)
-        self.doorbell = open_doorbell(self.store.engine, settings.data_dir)
         self.claimed_at = time.monotonic()  # of the job at hand (job duration metric)
 
     # -- lifecycle ----------------------------------------------------------
@@ -185,12 +181,7 @@ class Worker:
         try:
             while not self.stopping.is_set():
                 try:
-                    job = self.store.claim(
-                        self.owner,
-                        self.settings.lease_seconds,
-                        self.settings.max_attempts,
-                        retention_ms=self.retention_ms,
-                    )
+                    job = self.manager.claim(self.owner)
                 except StoreBusyError:  # saturated for now: look again after a pause
                     job = None
                 if job is None:
@@ -199,13 +190,13 @@ class Worker:
                 self.process(job)
         finally:
             self.runner.stop()
-            self.doorbell.close()
+            self.manager.close()
 
     def _idle(self) -> None:
         """Wait for a ring or the poll interval, in short slices so a stop is prompt."""
         deadline = time.monotonic() + self.settings.poll_interval
         while not self.stopping.is_set() and (left := deadline - time.monotonic()) > 0:
-            if self.doorbell.wait(min(left, 0.25)):
+            if self.manager.wait_for_work(min(left, 0.25)):
                 return
 
     # -- one job --------------------------------------------------------------
@@ -220,11 +211,13 @@ class Worker:
         workdir = Path(
             tempfile.mkdtemp(prefix=f"{os.getpid()}-{job.id[:8]}-", dir=self.settings.work_dir)
         )
-        self.blobs.on_wait = lambda: self._beat(job, None)
+        retrying = self.manager.blobs if isinstance(self.manager.blobs, RetryingBlobs) else None
+        if retrying is not None:  # renew the lease while a blob read or write is retried
+            retrying.on_wait = lambda: self._beat(job, None)
         try:
             try:
                 # large data URIs were stored as blobs at submit (jobs/payloads.py)
-                job = replace(job, request=restore(job.id, job.request, self.blobs))
+                job = self.manager.restore(job)
                 inputs = self._resolve_inputs(job, workdir)
             except LtxError as exc:
                 self._finish_failed(job, exc.type, exc.message)
@@ -236,7 +229,8 @@ class Worker:
             out_dir.mkdir()
             self._run(job, inputs, out_dir)
         finally:
-            self.blobs.on_wait = None
+            if retrying is not None:
+                retrying.on_wait = None
             shutil.rmtree(workdir, ignore_errors=True)
             job_id_var.reset(ids[0])
             key_id_var.reset(ids[1])
@@ -248,11 +242,11 @@ class Worker:
             job.request,
             workdir / "in",
             settings=self.settings,
-            blobs=self.blobs,
+            blobs=self.manager.blobs,
             api_key_id=job.api_key_id,
             endpoint=job.endpoint,
-            store=self.store,
-            keepalive=lambda: self.store.heartbeat(job.id, self.owner, self.settings.lease_seconds),
+            uploads=self.manager.uploads.usable,
+            keepalive=lambda: self.manager.heartbeat(job, self.owner),
         )
         return {k: str(v) for k, v in paths.items()}
 
@@ -295,14 +289,14 @@ class Worker:
                     job, "api_error", f"generation crashed {job.attempts} times and was given up"
                 )
             else:
-                self.store.release(job.id, self.owner)
+                self.manager.release(job, self.owner)
             if not self.stopping.is_set():
                 self._restart_runner()
 
     def _beat(self, job: Job, progress: float | None) -> bool:
         """Renew the lease; a saturated store is not a lost lease (the next beat retries)."""
         try:
-            return self.store.heartbeat(job.id, self.owner, self.settings.lease_seconds, progress)
+            return self.manager.heartbeat(job, self.owner, progress)
         except StoreBusyError:
             log.warning("job %s: store busy; lease renewal deferred", job.id)
             return True
@@ -333,56 +327,32 @@ class Worker:
         self.runner.start()
 
     def _finish_done(self, job: Job, msg: Done) -> None:
+        outputs: dict[str, Output] = {}
+        for label, (path, content_type) in msg.outputs.items():
+            # The engine rides along with each output: the status object shows it
+            # (api/status.py), and no reader of the other fields needs to know.
+            info: dict[str, Any] = {"engine": self.runner.engine}
+            # the status object's `duration` (docs/api.md), read before the blob
+            # store takes the file away
+            seconds = video_seconds(Path(path)) if content_type == "video/mp4" else None
+            if seconds is not None:
+                info["duration"] = seconds
+            if msg.metadata:  # how the engine made it (seed, model...): for operators
+                info["metadata"] = msg.metadata
+            outputs[label] = Output(Path(path), content_type, info)
         try:
-            result = self._store_outputs(job, msg)
+            done = self.manager.finish(job, self.owner, outputs)
         except StorageError as exc:  # after storage_retry_seconds of retries
-            self._drop_outputs(job, msg)
             self._finish_failed(job, "api_error", f"the result could not be stored: {exc}")
             return
-        if self.store.finish(
-            job.id, self.owner, JobStatus.COMPLETED, self.retention_ms, result=result
-        ):
+        if done:
             self._observe(job, JobStatus.COMPLETED)
             log.info("job %s completed", job.id)
         else:
             log.warning("job %s: finished after losing its lease; result dropped", job.id)
 
-    def _drop_outputs(self, job: Job, msg: Done) -> None:
-        """Best effort: outputs stored before one failed go now (else at retention)."""
-        for path, _ in msg.outputs.values():
-            try:
-                self.blobs.inner.delete_prefix(f"{job_prefix(job.id)}/{Path(path).name}")
-            except StorageError:
-                pass
-
-    def _store_outputs(self, job: Job, msg: Done) -> dict[str, Any]:
-        """Upload the engine's files (multipart when large); the result to record."""
-        result: dict[str, Any] = {}
-        for label, (path, content_type) in msg.outputs.items():
-            name = Path(path).name
-            key = f"{job_prefix(job.id)}/{name}"
-            # the status object's `duration` (docs/api.md), read before the blob
-            # store takes the file away
-            seconds = video_seconds(Path(path)) if content_type == "video/mp4" else None
-            size = self.blobs.put_file(key, Path(path))
-            # The engine rides along with each output: the status object shows it
-            # (api/status.py), and no reader of the other fields needs to know.
-            result[label] = {
-                "key": key,
-                "content_type": content_type,
-                "size": size,
-                "engine": self.runner.engine,
-            }
-            if seconds is not None:
-                result[label]["duration"] = seconds
-            if msg.metadata:  # how the engine made it (seed, model...): for operators
-                result[label]["metadata"] = msg.metadata
-        return result
-
     def _finish_failed(self, job: Job, type_: str, message: str) -> None:
-        if self.store.finish(
-            job.id, self.owner, JobStatus.FAILED, self.retention_ms, error=(type_, message)
-        ):
+        if self.manager.fail(job, self.owner, type_, message):
             self._observe(job, JobStatus.FAILED)
         log.info("job %s failed: %s: %s", job.id, type_, message)
 

@@ -1,4 +1,8 @@
-"""Every store test runs against SQLite and, when available, PostgreSQL.
+"""Every store contract test runs against memory, SQLite and, when available, PostgreSQL.
+
+``store`` is the JobStore Protocol over all three (the same test functions);
+``sql_store`` is the SQL implementation alone, for what only it has (migrations,
+the doorbell on its engine).
 
 PostgreSQL comes from LTXSERVE_TEST_PG_URL (``.ci/run`` starts one on loopback via
 scripts/pg-start.sh); each test gets a database of its own. Without the variable
@@ -17,8 +21,10 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from ltxserve.config import Settings
+from ltxserve.jobs.store.base import JobStore
 from ltxserve.jobs.store.db import open_store
-from ltxserve.jobs.store.sql import JobStore
+from ltxserve.jobs.store.memory import MemoryJobStore
+from ltxserve.jobs.store.sql import SqlJobStore
 
 PG_URL = os.environ.get("LTXSERVE_TEST_PG_URL")
 
@@ -49,7 +55,24 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def store(db_url: str, tmp_path: Path) -> Iterator[JobStore]:
+def sql_store(db_url: str, tmp_path: Path) -> Iterator[SqlJobStore]:
     s = open_store(Settings(data_dir=tmp_path / "data", database_url=db_url))
     yield s
     s.engine.dispose()
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
+    if request.param == "memory":
+        yield MemoryJobStore()
+        return
+    if request.param == "sqlite":
+        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'store.db'}"])
+    else:
+        urls = pg_database()
+    for url in urls:
+        s = open_store(Settings(data_dir=tmp_path / "data", database_url=url))
+        try:
+            yield s
+        finally:
+            s.engine.dispose()

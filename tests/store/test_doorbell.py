@@ -6,15 +6,15 @@ import threading
 import time
 from pathlib import Path
 
-from ltxserve.jobs.lifecycle.doorbell import Silent, open_doorbell
-from ltxserve.jobs.store.sql import JobStore
+from ltxserve.jobs.lifecycle.doorbell import Silent
+from ltxserve.jobs.store.base import JobStore
 
 
 def test_ring_wakes_a_waiting_listener(store: JobStore, tmp_path: Path) -> None:
     data = tmp_path / "data"
-    ringer = open_doorbell(store.engine, data)
+    ringer = store.doorbell(data)
     ringer.ring()  # nobody listening yet: dropped, no error
-    listener = open_doorbell(store.engine, data)
+    listener = store.doorbell(data)
     try:
         assert not isinstance(listener, Silent)
         listener.wait(0.05)  # set up (open the FIFO / LISTEN)

@@ -1,4 +1,4 @@
-"""The store contract, run against every database: SQLite and PostgreSQL."""
+"""The store contract, run against every implementation: memory, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from ltxserve.jobs.lifecycle.states import InvalidTransition, JobStatus, check_transition
-from ltxserve.jobs.store.sql import JobStore
+from ltxserve.jobs.store.base import JobStore
+from ltxserve.jobs.store.sql import SqlJobStore
 from ltxserve.jobs.store.tables import metadata
 
 RET = 60_000  # retention for jobs a claim gives up on
 
 
-def test_migrations_produce_the_declared_schema(store: JobStore) -> None:
-    with store.engine.connect() as conn:
+def test_migrations_produce_the_declared_schema(sql_store: SqlJobStore) -> None:
+    with sql_store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
 

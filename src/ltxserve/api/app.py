@@ -1,26 +1,26 @@
-"""create_app: wire settings, store, storage and routes into one ASGI app.
+"""create_app: wire settings, the job manager, storage and routes into one ASGI app.
 
 State that several API processes must agree on lives in the database and blob
-store; ``Services`` holds only handles and caches.
+store; ``ApiDeps`` (api/deps.py) holds only handles and caches, which routes
+receive typed.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ltxserve import __version__
 from ltxserve.api import docs, files, health, metrics, routes, uploads, v1
 from ltxserve.api.cors import Cors
+from ltxserve.api.deps import ApiDeps, KeyResolver
 from ltxserve.api.errors import (
     JSONBytes,
     http_exception_response,
@@ -38,56 +38,25 @@ from ltxserve.errors import (
     StoreBusyError,
 )
 from ltxserve.jobs.contract.catalog import Catalog
-from ltxserve.jobs.lifecycle.doorbell import open_doorbell
-from ltxserve.jobs.lifecycle.manager import JobManager
-from ltxserve.jobs.store.db import open_store
-from ltxserve.keys import KeyChecker, KeyInfo
-from ltxserve.logs import key_id_var
+from ltxserve.jobs.lifecycle.manager import JobManager, open_manager
+from ltxserve.keys import KeyChecker
 from ltxserve.metrics.instruments import declare_webhooks
-from ltxserve.storage import open_blobs
 from ltxserve.storage.base import StorageError
 
 log = logging.getLogger("ltxserve.api")
-T = TypeVar("T")
 
 
-class Services:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.store = open_store(settings)
-        self.blobs = open_blobs(settings)
-        self.catalog = Catalog.load(settings.models_file)
-        self.manager = JobManager(
-            settings,
-            self.store,
-            self.blobs,
-            self.catalog,
-            open_doorbell(self.store.engine, settings.data_dir),
-        )
-        self.keys = KeyChecker(self.store, settings.key_cache_seconds)
-        self.signing_key = settings.signing_key()
-        # SQLite on local disk answers a primary-key lookup in microseconds: cheaper to
-        # run inline than to hop to the thread pool. A networked database must not
-        # block the event loop.
-        self.inline_db = self.store.is_sqlite
-
-    async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
-        if self.inline_db:
-            return fn(*args)
-        return await run_in_threadpool(fn, *args)
-
-    async def check_key(self, header: str | None) -> str:
-        key_id = await self.run_db(self.keys.check, header)
-        key_id_var.set(key_id)  # in this task, not the pool thread: logs see it
-        return key_id
-
-    async def key_info(self, header: str | None) -> KeyInfo:
-        info = await self.run_db(self.keys.info, header)
-        key_id_var.set(info.key_id)
-        return info
-
-    async def check_submit(self, key_id: str, endpoint: str, request: dict[str, Any]) -> None:
-        """Hook for admission control (rate, concurrency, credits); open by default."""
+def make_deps(settings: Settings, manager: JobManager | None = None) -> ApiDeps:
+    """The handles routes are given; ``manager`` for a test's own (e.g. in-memory) one."""
+    if manager is None:
+        manager = open_manager(settings, catalog=Catalog.load(settings.models_file))
+    return ApiDeps(
+        settings=settings,
+        manager=manager,
+        blobs=manager.blobs,
+        keys=KeyResolver(KeyChecker(manager.store, settings.key_cache_seconds), manager),
+        signing_key=settings.signing_key(),
+    )
 
 
 class Sweeper(threading.Thread):
@@ -109,13 +78,13 @@ class Sweeper(threading.Thread):
                 log.exception("sweep failed")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, manager: JobManager | None = None) -> FastAPI:
     settings = settings or Settings()
-    services = Services(settings)
+    deps = make_deps(settings, manager)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sweeper = Sweeper(services.manager, settings.sweep_interval)
+        sweeper = Sweeper(deps.manager, settings.sweep_interval)
         sweeper.start()
         try:
             yield
@@ -130,9 +99,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.services = services
+    app.state.deps = deps
     app.state.metrics_registry = metrics.metrics_registry(
-        services.store, settings.metrics_cache_seconds
+        deps.manager.store, settings.metrics_cache_seconds
     )
     declare_webhooks()
 

@@ -15,6 +15,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
+from ltxserve.api.deps import Config, Models, base_url
 from ltxserve.api.openapi import build
 from ltxserve.errors import NotFoundError
 
@@ -68,14 +69,9 @@ CSP = (
 HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
 
 
-def base_url(request: Request) -> str:
-    configured = request.app.state.services.settings.public_url
-    return str(configured or request.base_url).rstrip("/")
-
-
 @router.get("/openapi.json")
-async def openapi(request: Request) -> Response:
-    doc = build(request.app.state.services.catalog, base_url(request))
+async def openapi(request: Request, settings: Config, catalog: Models) -> Response:
+    doc = build(catalog, base_url(request, settings))
     return Response(orjson.dumps(doc), media_type="application/json", headers=HEADERS)
 
 

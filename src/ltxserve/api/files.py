@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from ltxserve.api.deps import Blobs, SigningKey
 from ltxserve.errors import NotFoundError, SignatureError
 from ltxserve.storage.base import BlobNotFound
 from ltxserve.storage.http import blob_response
@@ -25,14 +26,15 @@ CONTENT_TYPES = {".mp4": "video/mp4", ".zip": "application/zip", ".mov": "video/
 
 
 @router.api_route("/files/{blob_key:path}", methods=["GET", "HEAD"])
-async def download(request: Request, blob_key: str) -> Response:
-    svc = request.app.state.services
+async def download(
+    request: Request, blob_key: str, blobs: Blobs, signing_key: SigningKey
+) -> Response:
     path = f"/files/{blob_key}"
     q = request.query_params
-    if not verify(svc.signing_key, path, q.get("expires"), q.get("signature")):
+    if not verify(signing_key, path, q.get("expires"), q.get("signature")):
         raise SignatureError("Invalid or expired signature for this URL")
     media_type = CONTENT_TYPES.get(PurePosixPath(blob_key).suffix, "application/octet-stream")
     try:
-        return await blob_response(svc.blobs, blob_key, media_type)
+        return await blob_response(blobs, blob_key, media_type)
     except BlobNotFound as exc:
         raise NotFoundError("File not found") from exc

@@ -16,6 +16,7 @@ import anyio.to_thread
 from ltxserve.inputs import check_submit_inputs
 from ltxserve.inputs.media import InputInfo
 from ltxserve.jobs.contract.requests import URI_FIELDS
+from ltxserve.jobs.lifecycle.manager import JobManager
 
 CHECK_CONCURRENCY = 2
 _limiter: list[anyio.CapacityLimiter] = []
@@ -28,7 +29,7 @@ def _get_limiter() -> anyio.CapacityLimiter:
 
 
 async def check_inputs(
-    svc: Any, key_id: str, endpoint: str, request: dict[str, Any]
+    manager: JobManager, key_id: str, endpoint: str, request: dict[str, Any]
 ) -> dict[str, InputInfo]:
     """Raise InvalidRequestError for an input that breaks a rule; return what was learnt."""
     if not any(request.get(f) for f in URI_FIELDS):
@@ -37,9 +38,9 @@ async def check_inputs(
         check_submit_inputs,
         endpoint,
         request,
-        settings=svc.settings,
-        blobs=svc.blobs,
-        store=svc.store,
+        settings=manager.settings,
+        blobs=manager.blobs,
+        uploads=manager.uploads.usable,
         api_key_id=key_id,
     )
     return await anyio.to_thread.run_sync(fn, limiter=_get_limiter())

@@ -37,7 +37,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ltxserve.jobs.contract.requests import ENDPOINTS
 from ltxserve.jobs.lifecycle.states import JobStatus
-from ltxserve.jobs.store.sql import JobStore
+from ltxserve.jobs.store.base import JobStore
+from ltxserve.jobs.store.sql import SqlJobStore
 from ltxserve.jobs.store.tables import jobs
 from ltxserve.metrics.instruments import HTTP_DURATION
 from ltxserve.metrics.multiproc import scrape_registry
@@ -60,7 +61,7 @@ class JobCounts:
     change slowly and are re-read every ``TERMINAL_EVERY * ttl``.
     """
 
-    def __init__(self, store: JobStore, ttl: float) -> None:
+    def __init__(self, store: SqlJobStore, ttl: float) -> None:
         self.store = store
         self.ttl = ttl
         self.lock = threading.Lock()  # concurrent scrapes share one query
@@ -115,7 +116,8 @@ class JobCounts:
 
 
 def metrics_registry(store: JobStore, ttl: float) -> CollectorRegistry:
-    return scrape_registry(JobCounts(store, ttl))
+    """Job counts come from SQL stores (the in-memory one of tests has none to give)."""
+    return scrape_registry(*([JobCounts(store, ttl)] if isinstance(store, SqlJobStore) else []))
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -11,27 +11,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ltxserve import simulate
+from ltxserve.api.deps import KeyResolver, Keys, Manager, api_deps, base_url, run_store
 from ltxserve.api.errors import JSONBytes
 from ltxserve.api.input_check import check_inputs
 from ltxserve.api.status import iso_ms, status_body
 from ltxserve.errors import InvalidRequestError, NotFoundError
 from ltxserve.jobs.contract.requests import ENDPOINTS
-from ltxserve.jobs.store.sql import Job
+from ltxserve.jobs.lifecycle.manager import JobManager
+from ltxserve.jobs.store.base import Job
 from ltxserve.logs import job_id_var
 
 router = APIRouter()
 log = logging.getLogger("ltxserve.api")
-
-
-def services(request: Request) -> Any:
-    return request.app.state.services
-
-
-async def authenticate(request: Request) -> str:
-    svc = services(request)
-    header = request.headers.get("authorization")
-    key_id: str = await svc.check_key(header)
-    return key_id
 
 
 async def read_json(request: Request) -> Any:
@@ -47,17 +38,14 @@ async def read_json(request: Request) -> Any:
         raise InvalidRequestError(f"request body is not valid JSON: {exc}") from None
 
 
-def base_url(request: Request) -> str:
-    configured = services(request).settings.public_url
-    if configured:
-        return str(configured).rstrip("/")
-    return str(request.base_url).rstrip("/")
+async def create_job(
+    request: Request, endpoint: str, manager: JobManager, keys: KeyResolver
+) -> Job:
+    """Everything a submit does short of answering: shared by v2 and the v1 sync endpoints.
 
-
-async def create_job(request: Request, endpoint: str) -> Job:
-    """Everything a submit does short of answering: shared by v2 and the v1 sync endpoints."""
-    svc = services(request)
-    key = await svc.key_info(request.headers.get("authorization"))
+    Admission (limits; jobs/lifecycle/admission.py) runs inside ``manager.submit``'s
+    insert transaction, not here, so two API processes cannot both admit past a limit."""
+    key = await keys.info(request.headers.get("authorization"))
     key_id = key.key_id
     # client-testing mode (docs/simulate.md): only for keys that allow it
     sim = simulate.for_request(key.simulate, request.headers.get(simulate.HEADER))
@@ -65,26 +53,27 @@ async def create_job(request: Request, endpoint: str) -> Job:
     if refusal is not None:
         raise refusal
     body = await read_json(request)
-    validated = svc.manager.validate(endpoint, body)
+    validated = manager.validate(endpoint, body)
     part = sim.job_part() if sim else None
     if part is not None:
         validated["_simulate"] = part  # played by the runner, for every engine
-    await check_inputs(svc, key_id, endpoint, validated)
-    await svc.check_submit(key_id, endpoint, validated)
-    job: Job = await run_in_threadpool(svc.manager.submit, key_id, endpoint, validated)
+    await check_inputs(manager, key_id, endpoint, validated)
+    job: Job = await run_in_threadpool(manager.submit, key_id, endpoint, validated)
     job_id_var.set(job.id)  # this request's later log records name the job
     log.info("job %s (%s) submitted", job.id, endpoint)
     return job
 
 
-async def submit(request: Request, endpoint: str) -> Response:
-    job = await create_job(request, endpoint)
+async def submit(
+    request: Request, endpoint: str, manager: JobManager, keys: KeyResolver
+) -> Response:
+    job = await create_job(request, endpoint, manager, keys)
     return JSONBytes({"id": job.id, "created_at": iso_ms(job.created_at)}, status_code=202)
 
 
 def _make_submit(endpoint: str) -> Any:
-    async def handler(request: Request) -> Response:
-        return await submit(request, endpoint)
+    async def handler(request: Request, manager: Manager, keys: Keys) -> Response:
+        return await submit(request, endpoint, manager, keys)
 
     handler.__name__ = f"submit_{endpoint.replace('-', '_')}"
     return handler
@@ -93,13 +82,13 @@ def _make_submit(endpoint: str) -> Any:
 async def get_status(request: Request) -> Response:
     """The poll: a plain Starlette route, because FastAPI's parameter machinery
     would double the cost of the hottest request (bench/bench_poll.py)."""
-    svc = services(request)
+    deps = api_deps(request)
     endpoint, job_id = request.path_params["endpoint"], request.path_params["job_id"]
-    key_id = await authenticate(request)
+    key_id = await deps.keys.key_id(request.headers.get("authorization"))
     if endpoint not in ENDPOINTS:
         raise NotFoundError(f"Job {job_id} not found")
-    job = await svc.run_db(svc.manager.get, key_id, endpoint, job_id)
-    return JSONBytes(status_body(job, base_url(request), svc.blobs))
+    job = await run_store(deps.manager, deps.manager.get, key_id, endpoint, job_id)
+    return JSONBytes(status_body(job, base_url(request, deps.settings), deps.blobs))
 
 
 router.add_route("/v2/{endpoint}/{job_id}", get_status, methods=["GET"])

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from ltxserve.jobs.lifecycle.states import JobStatus
-from ltxserve.jobs.store.sql import JobView
+from ltxserve.jobs.store.base import JobView
 from ltxserve.storage.base import BlobStore
 
 

@@ -28,16 +28,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from ltxserve.api.deps import Blobs, Config, Keys, Manager, SigningKey, base_url, run_store
 from ltxserve.api.errors import JSONBytes
-from ltxserve.api.routes import authenticate, base_url, services
 from ltxserve.api.status import iso_ms
 from ltxserve.errors import (
     ClientClosedError,
@@ -47,9 +45,7 @@ from ltxserve.errors import (
     SignatureError,
     UploadUsedError,
 )
-from ltxserve.jobs.store.sql import now_ms
-from ltxserve.jobs.store.uploads import blob_key as upload_blob_key
-from ltxserve.jobs.store.uploads import complete_upload, create_upload, get_upload, valid_id
+from ltxserve.jobs.store.base import now_ms, valid_upload_id
 from ltxserve.storage.signing import verify
 from ltxserve.wire_numbers import parse_uint
 
@@ -63,22 +59,15 @@ def required_headers(max_bytes: int) -> dict[str, str]:
     return {RANGE_HEADER: f"1,{max_bytes}"}
 
 
-def upload_tmp_dir(settings: Any) -> Path:
-    path: Path = settings.data_dir / "tmp" / "uploads"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 @router.post("/v1/upload")
-async def create(request: Request) -> Response:
-    svc = services(request)
-    key_id = await authenticate(request)
-    s = svc.settings
-    up = await svc.run_db(
-        create_upload, svc.store, key_id, s.upload_url_seconds, s.upload_retention_seconds
-    )
+async def create(
+    request: Request, settings: Config, manager: Manager, keys: Keys, blobs: Blobs
+) -> Response:
+    key_id = await keys.key_id(request.headers.get("authorization"))
+    s = settings
+    up = await run_store(manager, manager.uploads.create, key_id)
     expires = (up.url_expires_at + 999) // 1000
-    url = svc.blobs.upload_url(upload_blob_key(up.id), expires, base_url(request))
+    url = blobs.upload_url(up.blob_key, expires, base_url(request, s))
     return JSONBytes(
         {
             "upload_url": url,
@@ -94,20 +83,21 @@ def _too_large(limit: int) -> RequestTooLargeError:
 
 
 @router.put("/uploads/{upload_id}")
-async def put(request: Request, upload_id: str) -> Response:
-    svc = services(request)
-    s = svc.settings
+async def put(
+    request: Request, upload_id: str, settings: Config, manager: Manager, signing_key: SigningKey
+) -> Response:
+    s = settings
     path = f"/uploads/{upload_id}"
     q = request.query_params
-    if not valid_id(upload_id) or not verify(
-        svc.signing_key, path, q.get("expires"), q.get("signature")
+    if not valid_upload_id(upload_id) or not verify(
+        signing_key, path, q.get("expires"), q.get("signature")
     ):
         raise SignatureError("Invalid or expired signature for this upload URL")
     wanted = required_headers(s.upload_max_bytes)
     for name, value in wanted.items():
         if request.headers.get(name, "").strip() != value:
             raise InvalidRequestError(f"The upload must send the required header {name}: {value}")
-    up = await svc.run_db(get_upload, svc.store, upload_id)
+    up = await run_store(manager, manager.uploads.get, upload_id)
     if up is None:
         raise NotFoundError("Upload not found or expired")
     if up.url_expires_at <= now_ms():
@@ -124,7 +114,9 @@ async def put(request: Request, upload_id: str) -> Response:
         if declared == 0:
             raise InvalidRequestError("The upload is empty")
 
-    tmp = upload_tmp_dir(s) / f"{upload_id}-{secrets.token_hex(4)}.part"
+    tmp_dir = manager.uploads.tmp_dir
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_dir / f"{upload_id}-{secrets.token_hex(4)}.part"
     try:
         size = 0
         pending: list[bytes] = []
@@ -144,9 +136,8 @@ async def put(request: Request, upload_id: str) -> Response:
         if size == 0:
             raise InvalidRequestError("The upload is empty")
         content_type = (request.headers.get("content-type") or "")[:200]
-        if not await svc.run_db(complete_upload, svc.store, upload_id, size, content_type):
+        if not await run_in_threadpool(manager.uploads.complete, up, size, content_type, tmp):
             raise UploadUsedError("A file was already uploaded to this URL, or the URL expired")
-        await run_in_threadpool(svc.blobs.put_file, upload_blob_key(upload_id), tmp)
         return JSONBytes({"storage_uri": up.storage_uri, "size": size})
     except ClientDisconnect as exc:
         raise ClientClosedError("The client disconnected during the upload") from exc

@@ -28,11 +28,14 @@ import anyio
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ltxserve.api.routes import create_job, services
+from ltxserve.api.deps import Blobs, Config, KeyResolver, Keys, Manager, run_store
+from ltxserve.api.routes import create_job
+from ltxserve.config import Settings
 from ltxserve.errors import ApiError, ClientClosedError, SyncTimeoutError, error_from_type
+from ltxserve.jobs.lifecycle.manager import JobManager
 from ltxserve.jobs.lifecycle.states import JobStatus
-from ltxserve.jobs.store.sql import Job
-from ltxserve.storage.base import BlobNotFound
+from ltxserve.jobs.store.base import Job
+from ltxserve.storage.base import BlobNotFound, BlobStore
 from ltxserve.storage.http import blob_response
 
 router = APIRouter()
@@ -41,34 +44,35 @@ SYNC_ENDPOINTS = ("text-to-video", "image-to-video", "audio-to-video", "retake",
 POLL_MIN, POLL_MAX = 0.05, 0.5
 
 
-def _abandon(svc: Any, job_id: str, message: str) -> None:
-    svc.store.finish(
-        job_id, None, JobStatus.FAILED, svc.manager.retention_ms, error=("api_error", message)
-    )
-
-
-async def run_sync(request: Request, endpoint: str) -> Response:
-    svc = services(request)
-    job = await create_job(request, endpoint)
-    timeout = float(svc.settings.sync_timeout_seconds)
+async def run_sync(
+    request: Request,
+    endpoint: str,
+    *,
+    settings: Settings,
+    manager: JobManager,
+    keys: KeyResolver,
+    blobs: BlobStore,
+) -> Response:
+    job = await create_job(request, endpoint, manager, keys)
+    timeout = float(settings.sync_timeout_seconds)
     deadline = time.monotonic() + timeout
     delay = POLL_MIN
     current: Job | None = job
     while True:
-        current = await svc.run_db(svc.store.get, job.id)
+        current = await run_store(manager, manager.job, job.id)
         if current is None or current.terminal:
             break
         if await request.is_disconnected():
             await anyio.to_thread.run_sync(
-                _abandon, svc, job.id, "the client disconnected before the video was ready"
+                manager.abandon, job.id, "the client disconnected before the video was ready"
             )
             raise ClientClosedError("The client disconnected before the video was ready")
         if time.monotonic() >= deadline:
             await anyio.to_thread.run_sync(
-                _abandon, svc, job.id, f"generation did not finish within {timeout:g} s"
+                manager.abandon, job.id, f"generation did not finish within {timeout:g} s"
             )
             # the worker may have finished in the meantime: use the result if so
-            current = await svc.run_db(svc.store.get, job.id)
+            current = await run_store(manager, manager.job, job.id)
             if current is None or current.status != JobStatus.COMPLETED:
                 raise SyncTimeoutError(
                     f"Generation did not finish within {timeout:g} s; use the v2 endpoint "
@@ -87,14 +91,18 @@ async def run_sync(request: Request, endpoint: str) -> Response:
     if not output:
         raise ApiError("The job finished without a video")
     try:
-        return await blob_response(svc.blobs, output["key"], "video/mp4")
+        return await blob_response(blobs, output["key"], "video/mp4")
     except BlobNotFound as exc:
         raise ApiError("The generated video is no longer available") from exc
 
 
 def _make(endpoint: str) -> Any:
-    async def handler(request: Request) -> Response:
-        return await run_sync(request, endpoint)
+    async def handler(
+        request: Request, settings: Config, manager: Manager, keys: Keys, blobs: Blobs
+    ) -> Response:
+        return await run_sync(
+            request, endpoint, settings=settings, manager=manager, keys=keys, blobs=blobs
+        )
 
     handler.__name__ = f"sync_{endpoint.replace('-', '_')}"
     return handler

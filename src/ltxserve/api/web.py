@@ -17,6 +17,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
+from ltxserve.api.deps import Config, Keys, Models
 from ltxserve.errors import NotFoundError
 
 router = APIRouter(include_in_schema=False)
@@ -59,9 +60,8 @@ async def index() -> Response:
 
 
 @router.api_route("/web/models.json", methods=["GET", "HEAD"])
-async def models(request: Request) -> Response:
+async def models(catalog: Models) -> Response:
     """The model table as the forms need it (no key: it is the public capability list)."""
-    catalog = request.app.state.services.catalog
     out: dict[str, Any] = {}
     for spec in catalog.models.values():
         if spec.status == "removed":
@@ -90,7 +90,7 @@ async def models(request: Request) -> Response:
 
 
 @router.api_route("/web/server.json", methods=["GET", "HEAD"])
-async def server_info(request: Request) -> Response:
+async def server_info(settings: Config) -> Response:
     """What the page must say about this server: the engine its workers run.
 
     ``serve`` resolves ``auto`` before it starts; an API-only process knows the engine
@@ -99,17 +99,16 @@ async def server_info(request: Request) -> Response:
     """
     from ltxserve import __version__
 
-    engine = request.app.state.services.settings.engine
+    engine = settings.engine
     body = {"engine": None if engine == "auto" else engine, "version": __version__}
     return Response(orjson.dumps(body), media_type="application/json", headers=HEADERS)
 
 
 @router.get("/web/key")
-async def key_check(request: Request) -> Response:
+async def key_check(request: Request, keys: Keys) -> Response:
     """The playground's key check: 200 with the key's id when the server accepts the
     ``Authorization`` header, else the documented 401 envelope. Touches no job."""
-    services = request.app.state.services
-    key_id = await services.check_key(request.headers.get("authorization"))
+    key_id = await keys.key_id(request.headers.get("authorization"))
     return Response(
         orjson.dumps({"key_id": key_id}), media_type="application/json", headers=HEADERS
     )

@@ -41,12 +41,14 @@ from ltxserve.inputs.fetch import (
 from ltxserve.inputs.media import FIELD_KIND, InputInfo, inspect
 from ltxserve.inputs.rules import check_input
 from ltxserve.jobs.contract.requests import URI_FIELDS
-from ltxserve.jobs.store.sql import JobStore, now_ms
-from ltxserve.jobs.store.uploads import STORAGE_PREFIX, get_upload
-from ltxserve.jobs.store.uploads import blob_key as upload_blob_key
+from ltxserve.jobs.store.base import STORAGE_PREFIX, Upload, upload_blob_key
 from ltxserve.storage.base import BlobNotFound, BlobStore
 
 DATA_URI_LIMITS = {"image": 7 * MiB, "audio": 15 * MiB, "video": 15 * MiB}  # encoded length
+
+UploadLookup = Callable[[str, str], Upload | None]
+"""(api_key_id, upload_id) -> the upload if that key may use it now, else None:
+``JobManager.uploads.usable``. Inputs never query the store themselves."""
 
 
 class Keepalive:
@@ -88,7 +90,7 @@ def _upload_copy(
     dest: Path,
     *,
     blobs: BlobStore,
-    store: JobStore | None,
+    uploads: UploadLookup | None,
     api_key_id: str,
     max_bytes: int,
 ) -> Path:
@@ -105,9 +107,9 @@ def _upload_copy(
     gone = InvalidRequestError(f"{field}: upload {uri} not found or expired")
     key = upload_blob_key(upload_id)
     up = None
-    if store is not None:
-        up = get_upload(store, upload_id)
-        if up is None or up.api_key_id != api_key_id or up.expires_at <= now_ms():
+    if uploads is not None:
+        up = uploads(api_key_id, upload_id)
+        if up is None:
             raise gone
     try:
         size = blobs.size(key)
@@ -143,7 +145,7 @@ def resolve_one(
     settings: Settings,
     blobs: BlobStore,
     api_key_id: str,
-    store: JobStore | None = None,
+    uploads: UploadLookup | None = None,
     keepalive: Keepalive | None = None,
 ) -> Path:
     """Make one input the local file ``dest`` (the worker's copy); not yet checked."""
@@ -155,7 +157,7 @@ def resolve_one(
             uri,
             dest,
             blobs=blobs,
-            store=store,
+            uploads=uploads,
             api_key_id=api_key_id,
             max_bytes=settings.upload_max_bytes,
         )
@@ -185,7 +187,7 @@ def resolve_inputs(
     blobs: BlobStore,
     api_key_id: str,
     endpoint: str | None = None,
-    store: JobStore | None = None,
+    uploads: UploadLookup | None = None,
     keepalive: Callable[[], bool] | None = None,
 ) -> dict[str, Path]:
     """Worker side: fetch or decode every input, identify it, and hold it to the endpoint's rules.
@@ -208,7 +210,7 @@ def resolve_inputs(
             settings=settings,
             blobs=blobs,
             api_key_id=api_key_id,
-            store=store,
+            uploads=uploads,
             keepalive=beat,
         )
         info = inspect(field, path)
@@ -225,7 +227,7 @@ def check_submit_inputs(
     *,
     settings: Settings,
     blobs: BlobStore,
-    store: JobStore | None,
+    uploads: UploadLookup | None,
     api_key_id: str,
 ) -> dict[str, InputInfo]:
     """API side (blocking; run it in a thread): check the inputs that need no fetch.
@@ -253,7 +255,7 @@ def check_submit_inputs(
                     uri,
                     Path(tmp) / field,
                     blobs=blobs,
-                    store=store,
+                    uploads=uploads,
                     api_key_id=api_key_id,
                     max_bytes=settings.upload_max_bytes,
                 )

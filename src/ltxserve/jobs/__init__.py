@@ -4,6 +4,7 @@
 - ``store``: tables, SQL, migrations, dialect differences;
 - ``lifecycle``: states, the manager, the doorbell.
 
-Layers: api -> manager (JobManager) -> store (JobStore, SQLAlchemy). Only the
-store writes a job's status, and only through ``states.check_transition``.
+Layers: api, worker, inputs -> JobManager (the one gateway) -> JobStore (a Protocol:
+SQL or in-memory). Only a store writes a job's status, and only through
+``states.check_transition``.
 """

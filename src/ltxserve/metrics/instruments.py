@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-from ltxserve.jobs.store.sql import Job, now_ms
+from ltxserve.jobs.store.base import Job, now_ms
 
 # Generation takes seconds to many minutes; queue waits from milliseconds to hours.
 JOB_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)

@@ -12,7 +12,8 @@ overhead on a short job.
     PostgreSQL:            ``NOTIFY ltxserve_jobs`` / ``LISTEN ltxserve_jobs``, which
                            reaches workers on every machine that shares the database.
 
-Any failure to set a doorbell up leaves plain polling (logged once); no error here
+Which one a deployment gets is the store's choice (``JobStore.doorbell``). Any
+failure to set a doorbell up leaves plain polling (logged once); no error here
 ever reaches a request or a job.
 """
 
@@ -149,15 +150,3 @@ class PgDoorbell:
                 self._conn.close()
             finally:
                 self._conn = None
-
-
-def open_doorbell(engine: Engine, data_dir: Path) -> Doorbell:
-    """The doorbell that fits the job store behind ``engine``."""
-    try:
-        if engine.dialect.name == "postgresql":
-            return PgDoorbell(engine)
-        if engine.dialect.name == "sqlite":
-            return FifoDoorbell(data_dir / "run" / "doorbell")
-    except (OSError, AttributeError) as exc:  # AttributeError: no os.mkfifo (not POSIX)
-        log.warning("doorbell unavailable (%s); idle workers poll", exc)
-    return Silent()

@@ -1,27 +1,48 @@
-"""JobManager: what the API asks of the job layer (submit, look up, sweep).
+"""JobManager: the one way in to the jobs, for the API and the worker alike.
 
-It owns the rules that are not storage: ownership and endpoint checks, retention
-visibility (a job past retention is gone even before the sweeper deletes it),
-and which files belong to a job.
+The API submits, looks up, abandons (v1) and sweeps; the worker claims, beats,
+finishes with its output files, fails and releases; both reach uploads through
+``manager.uploads``. Neither touches the store or builds a blob key itself.
+
+The manager owns the rules that are not storage: ownership and endpoint checks,
+retention visibility (a job past retention is gone even before the sweeper
+deletes it), admission (run by the store inside the submit's insert
+transaction, see admission.py), the lease and retention settings, and where a
+job's files live in the blob store (``jobs/<id>/...``).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from ltxserve.config import Settings
 from ltxserve.errors import NotFoundError
 from ltxserve.jobs.contract.catalog import Catalog
 from ltxserve.jobs.contract.requests import validate
+from ltxserve.jobs.lifecycle.admission import admission_from_settings
 from ltxserve.jobs.lifecycle.doorbell import Doorbell, Silent
-from ltxserve.jobs.lifecycle.payloads import job_prefix, offload
-from ltxserve.jobs.store.sql import Job, JobStore, JobView, now_ms
-from ltxserve.jobs.store.uploads import sweep_uploads
-from ltxserve.storage.base import BlobStore
+from ltxserve.jobs.lifecycle.payloads import job_prefix, offload, restore
+from ltxserve.jobs.lifecycle.states import JobStatus
+from ltxserve.jobs.lifecycle.uploads import Uploads
+from ltxserve.jobs.store.base import Admission, Job, JobStore, JobView, now_ms
+from ltxserve.storage.base import BlobStore, StorageError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One file a finished job produced, and what to record next to it in the result
+    (engine, duration, metadata: plain JSON)."""
+
+    path: Path
+    content_type: str
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 class JobManager:
@@ -30,28 +51,49 @@ class JobManager:
         settings: Settings,
         store: JobStore,
         blobs: BlobStore,
-        catalog: Catalog,
+        catalog: Catalog | None = None,
         doorbell: Doorbell | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.blobs = blobs
-        self.catalog = catalog
+        self._catalog = catalog
         self.doorbell = doorbell or Silent()
+        self.admission = admission if admission is not None else admission_from_settings(settings)
+        self.uploads = Uploads(settings, store, blobs)
+
+    @property
+    def catalog(self) -> Catalog:
+        """The model table; loaded on first use (a worker never validates)."""
+        if self._catalog is None:
+            self._catalog = Catalog.load(self.settings.models_file)
+        return self._catalog
 
     @property
     def retention_ms(self) -> int:
         return int(self.settings.retention_seconds * 1000)
 
+    @property
+    def inline_reads(self) -> bool:
+        """True when a lookup is cheap enough to run on the event loop (store.inline_reads)."""
+        return self.store.inline_reads
+
+    # -- the API --------------------------------------------------------------
     def validate(self, endpoint: str, body: Any) -> dict[str, Any]:
         return validate(endpoint, body, self.catalog)
 
     def submit(self, api_key_id: str, endpoint: str, request: dict[str, Any]) -> Job:
-        """Store a validated request as a pending job (large data URIs as blobs) and ring."""
+        """Store a validated request as a pending job (large data URIs as blobs) and ring.
+
+        The admission policy runs inside the insert's transaction; a refusal (a
+        domain error) leaves no job and no blob behind."""
         job_id = str(uuid.uuid4())
         stored = offload(job_id, request, self.blobs, self.settings.data_dir / "tmp")
         try:
-            job = self.store.create_job(api_key_id, endpoint, stored, job_id=job_id)
+            job = self.store.create_job(
+                api_key_id, endpoint, stored, job_id=job_id, admit=self.admission
+            )
         except BaseException:
             if stored is not request:
                 self.blobs.delete_prefix(job_prefix(job_id))
@@ -72,6 +114,78 @@ class JobManager:
             raise NotFoundError(f"Job {job_id} not found")
         return job
 
+    def job(self, job_id: str) -> Job | None:
+        """The whole job (v1 waits on one it has just submitted)."""
+        return self.store.get(job_id)
+
+    def abandon(self, job_id: str, message: str) -> bool:
+        """Fail a job whoever holds it (v1: the client left or the wait timed out); the
+        worker notices at its next heartbeat. False if it had already finished."""
+        return self.store.finish(
+            job_id, None, JobStatus.FAILED, self.retention_ms, error=("api_error", message)
+        )
+
+    # -- the worker -----------------------------------------------------------
+    def claim(self, owner: str) -> Job | None:
+        """The oldest runnable job, leased to ``owner`` (StoreBusyError: look again later)."""
+        s = self.settings
+        return self.store.claim(
+            owner, s.lease_seconds, s.max_attempts, retention_ms=self.retention_ms
+        )
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block up to ``timeout`` for a submission's ring; True when one came (a hint:
+        the caller claims either way)."""
+        return self.doorbell.wait(timeout)
+
+    def heartbeat(self, job: Job, owner: str, progress: float | None = None) -> bool:
+        """Renew the lease (and write progress); False when the job is no longer ours."""
+        return self.store.heartbeat(job.id, owner, self.settings.lease_seconds, progress)
+
+    def restore(self, job: Job) -> Job:
+        """The job with its request as submitted (large data URIs back from their blobs)."""
+        return replace(job, request=restore(job.id, job.request, self.blobs))
+
+    def finish(self, job: Job, owner: str, outputs: Mapping[str, Output]) -> bool:
+        """Store each output under the job's prefix and complete the job; False (result
+        dropped) when the job is no longer ours."""
+        result: dict[str, Any] = {}
+        try:
+            for label, out in outputs.items():
+                key = f"{job_prefix(job.id)}/{out.path.name}"
+                size = self.blobs.put_file(key, out.path)
+                result[label] = {"key": key, "content_type": out.content_type, "size": size}
+                result[label].update(out.info)
+        except StorageError:
+            self._discard([r["key"] for r in result.values()])
+            raise
+        return self.store.finish(
+            job.id, owner, JobStatus.COMPLETED, self.retention_ms, result=result
+        )
+
+    def _discard(self, keys: list[str]) -> None:
+        """Best effort: outputs stored before one failed go now (else at retention).
+
+        Straight to the store a retrying wrapper holds (``inner``): this cleanup must not
+        wait out another retry window before the job's failure is recorded."""
+        blobs = getattr(self.blobs, "inner", self.blobs)
+        for key in keys:
+            try:
+                blobs.delete_prefix(key)
+            except StorageError:
+                pass
+
+    def fail(self, job: Job, owner: str, type_: str, message: str) -> bool:
+        """Fail the job with a documented error type; False if it is no longer ours."""
+        return self.store.finish(
+            job.id, owner, JobStatus.FAILED, self.retention_ms, error=(type_, message)
+        )
+
+    def release(self, job: Job, owner: str) -> bool:
+        """Give the job back to the queue for another attempt."""
+        return self.store.release(job.id, owner)
+
+    # -- housekeeping -----------------------------------------------------------
     def sweep(self) -> dict[str, int]:
         """One pass of housekeeping; idempotent, so any number of processes may run it."""
         failed = self.store.fail_exhausted(self.settings.max_attempts, self.retention_ms)
@@ -80,12 +194,27 @@ class JobManager:
             for job_id in ids:
                 self.blobs.delete_prefix(job_prefix(job_id))
             deleted += self.store.delete_jobs(ids)
-        sweep_uploads(
-            self.store,
-            self.blobs,
-            self.settings.data_dir / "tmp" / "uploads",
-            self.settings.upload_url_seconds + 3600,
-        )
+        self.uploads.sweep()
         if failed or deleted:
             log.info("sweep: failed %d lost jobs, deleted %d expired jobs", failed, deleted)
         return {"failed": failed, "deleted": deleted}
+
+    def close(self) -> None:
+        self.doorbell.close()
+
+
+def open_manager(
+    settings: Settings, *, catalog: Catalog | None = None, blobs: BlobStore | None = None
+) -> JobManager:
+    """The manager of a deployment: its database (migrated), blob store and doorbell."""
+    from ltxserve.jobs.store.db import open_store
+    from ltxserve.storage import open_blobs
+
+    store = open_store(settings)
+    return JobManager(
+        settings,
+        store,
+        blobs or open_blobs(settings),
+        catalog,
+        store.doorbell(settings.data_dir),
+    )

@@ -1,4 +1,4 @@
-"""JobStore: every read and write of jobs and keys, dialect-neutral SQLAlchemy Core.
+"""SqlJobStore: every read and write of jobs, uploads and keys, dialect-neutral SQLAlchemy Core.
 
 SQLite (WAL, ``BEGIN IMMEDIATE`` for claims) on one machine; PostgreSQL
 (``FOR UPDATE SKIP LOCKED``) for many. Status changes go through
@@ -8,13 +8,13 @@ racing on one job cannot both win.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,6 +24,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     or_,
     select,
@@ -33,55 +34,21 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from ltxserve.errors import StoreBusyError
-from ltxserve.jobs.lifecycle.states import TERMINAL, JobStatus, check_transition
-from ltxserve.jobs.store.tables import api_keys, jobs
+from ltxserve.jobs.lifecycle.doorbell import Doorbell, FifoDoorbell, PgDoorbell, Silent
+from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
+from ltxserve.jobs.store.base import (
+    LOST_MESSAGE,
+    Admission,
+    Job,
+    JobView,
+    Upload,
+    now_ms,
+    valid_upload_id,
+)
+from ltxserve.jobs.store.base import JobStore as BaseJobStore
+from ltxserve.jobs.store.tables import api_keys, jobs, uploads
 
 log = logging.getLogger(__name__)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-@dataclass(frozen=True)
-class Job:
-    id: str
-    api_key_id: str
-    endpoint: str
-    status: JobStatus
-    request: dict[str, Any]
-    created_at: int
-    started_at: int | None
-    completed_at: int | None
-    expires_at: int | None
-    result: dict[str, Any] | None
-    error_type: str | None
-    error_message: str | None
-    progress: float | None
-    attempts: int
-    lease_owner: str | None
-    lease_expires_at: int | None
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL
-
-
-@dataclass(frozen=True)
-class JobView:
-    """What a status poll needs of a job: no request (it can be large), no lease."""
-
-    id: str
-    api_key_id: str
-    endpoint: str
-    status: JobStatus
-    created_at: int
-    completed_at: int | None
-    expires_at: int | None
-    result: dict[str, Any] | None
-    error_type: str | None
-    error_message: str | None
-    progress: float | None
 
 
 def _job(row: Any) -> Job:
@@ -103,7 +70,7 @@ def make_engine(url: str, timeout: float = DEFAULT_DB_TIMEOUT) -> Engine:
     if url.startswith("sqlite"):
         # Connections are cheap and checked out only for one statement or one
         # write transaction, so the pool need not be small; writers queue on the
-        # store's own lock (JobStore._write), not on the pool.
+        # store's own lock (SqlJobStore._write), not on the pool.
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": timeout},
@@ -230,10 +197,16 @@ class _FastQuery:
         return values
 
 
-class JobStore:
+class SqlJobStore:
+    """The JobStore Protocol (base.py) over SQLAlchemy Core: SQLite or PostgreSQL."""
+
     def __init__(self, engine: Engine, timeout: float = DEFAULT_DB_TIMEOUT) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
+        # SQLite on local disk answers a primary-key lookup in microseconds: cheaper to
+        # run inline than to hop to a thread pool. A networked database must not
+        # block an event loop.
+        self.inline_reads = self.is_sqlite
         self.timeout = timeout
         # SQLite has one writer at a time anyway; queueing this process's writers on a
         # lock (FIFO-ish, bounded wait) instead of on SQLite's busy handler (sleep and
@@ -242,6 +215,17 @@ class JobStore:
         self._get_job = _FastQuery(engine, _GET_JOB, ("request", "result"))
         self._get_view = _FastQuery(engine, _GET_VIEW, ("result",))
         self._key_by_hash = _FastQuery(engine, _KEY_BY_HASH)
+
+    def doorbell(self, data_dir: Path) -> Doorbell:
+        """FIFO in the data dir on SQLite (one machine), LISTEN/NOTIFY on PostgreSQL
+        (every machine on the database); plain polling if it cannot be set up."""
+        try:
+            if not self.is_sqlite:
+                return PgDoorbell(self.engine)
+            return FifoDoorbell(data_dir / "run" / "doorbell")
+        except (OSError, AttributeError) as exc:  # AttributeError: no os.mkfifo (not POSIX)
+            log.warning("doorbell unavailable (%s); idle workers poll", exc)
+        return Silent()
 
     def _write(self) -> _WriteTx:
         return _WriteTx(self)
@@ -290,8 +274,15 @@ class JobStore:
 
     # -- jobs ---------------------------------------------------------------
     def create_job(
-        self, api_key_id: str, endpoint: str, request: dict[str, Any], job_id: str | None = None
+        self,
+        api_key_id: str,
+        endpoint: str,
+        request: dict[str, Any],
+        job_id: str | None = None,
+        *,
+        admit: Admission | None = None,
     ) -> Job:
+        """Insert a pending job; ``admit`` runs first in the same write transaction."""
         job_id = job_id or str(uuid.uuid4())
         created_at = now_ms()
         values = dict(
@@ -304,6 +295,8 @@ class JobStore:
             attempts=0,
         )
         with self._write() as conn:
+            if admit is not None:
+                admit(_AdmissionView(conn, self.is_sqlite), api_key_id, endpoint, request)
             conn.execute(insert(jobs).values(**values))
         # the row is exactly what was inserted: no second round trip to read it back
         return Job(
@@ -374,10 +367,7 @@ class JobStore:
                         JobStatus.FAILED,
                         now,
                         retention_ms=retention_ms,
-                        error=(
-                            "api_error",
-                            f"the job was lost by its worker {job.attempts} times and was given up",
-                        ),
+                        error=("api_error", LOST_MESSAGE.format(n=job.attempts)),
                     )
                     continue
                 check_transition(job.status, JobStatus.PROCESSING)
@@ -507,10 +497,7 @@ class JobStore:
                     JobStatus.FAILED,
                     now,
                     retention_ms=retention_ms,
-                    error=(
-                        "api_error",
-                        f"the job was lost by its worker {row.attempts} times and was given up",
-                    ),
+                    error=("api_error", LOST_MESSAGE.format(n=row.attempts)),
                 )
         return n
 
@@ -528,6 +515,90 @@ class JobStore:
             res = conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
         return int(res.rowcount)
 
+    # -- uploads ------------------------------------------------------------
+    def add_upload(self, upload: Upload) -> None:
+        with self._write() as conn:
+            conn.execute(insert(uploads).values(**upload.__dict__))
+
+    def get_upload(self, upload_id: str) -> Upload | None:
+        if not valid_upload_id(upload_id):
+            return None
+        with self.read() as conn:
+            row = conn.execute(select(uploads).where(uploads.c.id == upload_id)).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return Upload(**{k: m[k] for k in Upload.__dataclass_fields__})
+
+    def complete_upload(self, upload_id: str, size: int, content_type: str | None) -> bool:
+        now = now_ms()
+        with self._write() as conn:
+            res = conn.execute(
+                update(uploads)
+                .where(
+                    uploads.c.id == upload_id,
+                    uploads.c.completed_at.is_(None),
+                    uploads.c.url_expires_at > now,
+                )
+                .values(completed_at=now, size=size, content_type=(content_type or None))
+            )
+        return bool(res.rowcount)
+
+    def expired_upload_ids(self, limit: int = 500) -> list[str]:
+        with self.read() as conn:
+            rows = conn.execute(
+                select(uploads.c.id).where(uploads.c.expires_at < now_ms()).limit(limit)
+            ).all()
+        return [r.id for r in rows]
+
+    def delete_uploads(self, ids: list[str]) -> int:
+        if not ids:
+            return 0
+        with self._write() as conn:
+            res = conn.execute(delete(uploads).where(uploads.c.id.in_(ids)))
+        return int(res.rowcount)
+
+
+_KEEPS_PROTOCOL: type[BaseJobStore] = SqlJobStore  # mypy checks the class against base.JobStore
+JobStore = SqlJobStore
+"""The old name of SqlJobStore; ``base.JobStore`` is the Protocol both stores keep."""
+
+_UNFINISHED = (JobStatus.PENDING.value, JobStatus.PROCESSING.value)
+
+
+class _AdmissionView:
+    """Admission reads inside the submit's write transaction (``base.AdmissionView``).
+
+    SQLite: the transaction began with BEGIN IMMEDIATE, so it is the database's
+    only writer until it commits; nothing more is needed. PostgreSQL: each key is
+    serialised by a transaction-scoped advisory lock, taken before the first read
+    of that key and held until commit, so a second submit of the key waits for
+    the first one's insert (bounded by lock_timeout, then StoreBusyError).
+    """
+
+    def __init__(self, conn: Connection, sqlite: bool) -> None:
+        self.conn = conn
+        self.sqlite = sqlite
+        self.locked: set[str] = set()
+
+    def _lock(self, api_key_id: str) -> None:
+        if self.sqlite or api_key_id in self.locked:
+            return
+        digest = hashlib.sha256(f"ltxserve:key:{api_key_id}".encode()).digest()
+        self.conn.execute(
+            select(func.pg_advisory_xact_lock(int.from_bytes(digest[:8], "big", signed=True)))
+        )
+        self.locked.add(api_key_id)
+
+    def unfinished_jobs(self, api_key_id: str) -> int:
+        self._lock(api_key_id)
+        n = self.conn.execute(
+            select(func.count())
+            .select_from(jobs)
+            .where(jobs.c.api_key_id == api_key_id, jobs.c.status.in_(_UNFINISHED))
+        ).scalar_one()
+        return int(n)
+
 
 class _WriteTx:
     """A connection in a write transaction (BEGIN IMMEDIATE on SQLite), committed on success.
@@ -536,7 +607,7 @@ class _WriteTx:
     database, inside or on the way in, leaves as StoreBusyError.
     """
 
-    def __init__(self, store: JobStore) -> None:
+    def __init__(self, store: SqlJobStore) -> None:
         self.store = store
         self.conn: Connection | None = None
         self.locked = False

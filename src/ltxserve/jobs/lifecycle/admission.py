@@ -1,0 +1,63 @@
+"""Admission: the policies a submit must pass, checked inside the insert's transaction.
+
+``JobManager.submit`` hands the policy to ``JobStore.create_job``, which runs it
+in the same write transaction as the insert, on a view that serialises the
+submits of one key (``base.AdmissionView``). A check and the insert it allows
+are therefore one step: two API processes cannot both read "N-1 unfinished" and
+both insert. Limits, credits and idempotency belong here.
+
+None is active by default. ``LTXSERVE_MAX_UNFINISHED_PER_KEY`` (0: off) turns on
+the one policy there is: a key may have at most that many jobs pending or
+processing; one more answers 429 ``concurrency_limit_error`` with Retry-After.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ltxserve.config import Settings
+from ltxserve.errors import ConcurrencyLimitError
+from ltxserve.jobs.store.base import Admission, AdmissionView
+
+RETRY_AFTER_SECONDS = 1
+
+
+class MaxUnfinishedPerKey:
+    """At most ``limit`` jobs of one key pending or processing at a time."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def __call__(
+        self, view: AdmissionView, api_key_id: str, endpoint: str, request: dict[str, Any]
+    ) -> None:
+        if view.unfinished_jobs(api_key_id) >= self.limit:
+            raise ConcurrencyLimitError(
+                f"This key already has {self.limit} jobs pending or processing, the most "
+                "it may have at once; retry when one has finished",
+                retry_after=RETRY_AFTER_SECONDS,
+            )
+
+
+class AllOf:
+    """Several policies, checked in order; the first refusal wins."""
+
+    def __init__(self, policies: Sequence[Admission]) -> None:
+        self.policies = list(policies)
+
+    def __call__(
+        self, view: AdmissionView, api_key_id: str, endpoint: str, request: dict[str, Any]
+    ) -> None:
+        for policy in self.policies:
+            policy(view, api_key_id, endpoint, request)
+
+
+def admission_from_settings(settings: Settings) -> Admission | None:
+    """The policies the settings turn on, or None (the default: every submit admitted)."""
+    policies: list[Admission] = []
+    if settings.max_unfinished_per_key > 0:
+        policies.append(MaxUnfinishedPerKey(settings.max_unfinished_per_key))
+    if not policies:
+        return None
+    return policies[0] if len(policies) == 1 else AllOf(policies)

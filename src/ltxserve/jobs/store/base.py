@@ -1,0 +1,196 @@
+"""The store as a Protocol, and the records it hands out.
+
+Two implementations keep the same contract (tests/store/ runs one set of tests
+over both): ``sql.SqlJobStore`` (SQLite on one machine, PostgreSQL for many) and
+``memory.MemoryJobStore`` (one process; the fast unit tier for the manager and
+the worker). Whatever the implementation:
+
+- a status changes only through ``states.check_transition`` and a compare-and-set
+  (the old status and attempt count must still hold), so two callers racing on
+  one job cannot both win;
+- ``create_job`` runs the caller's ``Admission`` inside the same write
+  transaction as the insert, on a view that serialises submits of one key, so a
+  limit that reads the key's unfinished jobs holds under any number of API
+  processes.
+
+Times are integer milliseconds since the epoch (``now_ms``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ltxserve.jobs.lifecycle.doorbell import Doorbell
+from ltxserve.jobs.lifecycle.states import TERMINAL, JobStatus
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    api_key_id: str
+    endpoint: str
+    status: JobStatus
+    request: dict[str, Any]
+    created_at: int
+    started_at: int | None
+    completed_at: int | None
+    expires_at: int | None
+    result: dict[str, Any] | None
+    error_type: str | None
+    error_message: str | None
+    progress: float | None
+    attempts: int
+    lease_owner: str | None
+    lease_expires_at: int | None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+@dataclass(frozen=True)
+class JobView:
+    """What a status poll needs of a job: no request (it can be large), no lease."""
+
+    id: str
+    api_key_id: str
+    endpoint: str
+    status: JobStatus
+    created_at: int
+    completed_at: int | None
+    expires_at: int | None
+    result: dict[str, Any] | None
+    error_type: str | None
+    error_message: str | None
+    progress: float | None
+
+
+STORAGE_PREFIX = "ltx://uploads/"
+
+
+def upload_blob_key(upload_id: str) -> str:
+    return f"uploads/{upload_id}"
+
+
+def valid_upload_id(upload_id: str) -> bool:
+    return len(upload_id) == 32 and all(c in "0123456789abcdef" for c in upload_id)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """The row behind ``POST /v1/upload``: one PUT until ``url_expires_at``, then usable
+    as ``ltx://uploads/<id>`` by the same key until ``expires_at``."""
+
+    id: str
+    api_key_id: str
+    created_at: int
+    url_expires_at: int
+    expires_at: int
+    completed_at: int | None
+    size: int | None
+    content_type: str | None
+
+    @property
+    def storage_uri(self) -> str:
+        return f"{STORAGE_PREFIX}{self.id}"
+
+    @property
+    def blob_key(self) -> str:
+        return upload_blob_key(self.id)
+
+
+class AdmissionView(Protocol):
+    """What an admission check may read, inside the submit's write transaction.
+
+    Each read of a key's state first serialises this transaction against every
+    other submit that reads the same key (a row of its own on PostgreSQL, the
+    database's single writer on SQLite, a lock in memory), until the insert commits.
+    """
+
+    def unfinished_jobs(self, api_key_id: str) -> int:
+        """Jobs of this key that are pending or processing."""
+        ...
+
+
+class Admission(Protocol):
+    """A submit-time policy (limits, credits, idempotency): raise a domain error to
+    refuse the job; returning admits it. Runs in the insert's transaction."""
+
+    def __call__(
+        self, view: AdmissionView, api_key_id: str, endpoint: str, request: dict[str, Any]
+    ) -> None: ...
+
+
+class JobStore(Protocol):
+    """Every read and write of jobs, uploads and keys."""
+
+    @property
+    def inline_reads(self) -> bool:
+        """True when a primary-key read is cheap enough to run on an event loop
+        (local SQLite, memory); False for a networked database."""
+        ...
+
+    def doorbell(self, data_dir: Path) -> Doorbell:
+        """A doorbell that reaches the workers of this store (lifecycle/doorbell.py)."""
+        ...
+
+    # -- keys
+    def add_key(
+        self, key_id: str, name: str, key_hash: str, prefix: str, simulate: str | None = None
+    ) -> None: ...
+    def key_by_hash(self, key_hash: str) -> dict[str, Any] | None: ...
+    def list_keys(self) -> list[dict[str, Any]]: ...
+    def revoke_key(self, key_id_or_prefix: str) -> int: ...
+
+    # -- jobs
+    def create_job(
+        self,
+        api_key_id: str,
+        endpoint: str,
+        request: dict[str, Any],
+        job_id: str | None = None,
+        *,
+        admit: Admission | None = None,
+    ) -> Job: ...
+    def get(self, job_id: str) -> Job | None: ...
+    def view(self, job_id: str) -> JobView | None: ...
+    def claim(
+        self, owner: str, lease_seconds: float, max_attempts: int, *, retention_ms: int
+    ) -> Job | None: ...
+    def heartbeat(
+        self, job_id: str, owner: str, lease_seconds: float, progress: float | None = None
+    ) -> bool: ...
+    def finish(
+        self,
+        job_id: str,
+        owner: str | None,
+        status: JobStatus,
+        retention_ms: int,
+        *,
+        result: dict[str, Any] | None = None,
+        error: tuple[str, str] | None = None,
+    ) -> bool: ...
+    def release(self, job_id: str, owner: str) -> bool: ...
+    def fail_exhausted(self, max_attempts: int, retention_ms: int) -> int: ...
+    def expired_ids(self, limit: int = 500) -> list[str]: ...
+    def delete_jobs(self, ids: list[str]) -> int: ...
+
+    # -- uploads
+    def add_upload(self, upload: Upload) -> None: ...
+    def get_upload(self, upload_id: str) -> Upload | None: ...
+    def complete_upload(self, upload_id: str, size: int, content_type: str | None) -> bool:
+        """Mark the PUT as landed; False if another PUT got there first or the URL expired."""
+        ...
+
+    def expired_upload_ids(self, limit: int = 500) -> list[str]: ...
+    def delete_uploads(self, ids: list[str]) -> int: ...
+
+
+LOST_MESSAGE = "the job was lost by its worker {n} times and was given up"

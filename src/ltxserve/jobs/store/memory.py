@@ -1,0 +1,379 @@
+"""MemoryJobStore: the JobStore Protocol in one process's memory.
+
+The fast unit tier: the manager's and the worker's logic run against it in
+milliseconds, and tests/store/ runs the same contract tests over it as over
+SQLite and PostgreSQL. It keeps the SQL store's rules, not just its shapes:
+
+- every status change goes through ``states.check_transition`` and a
+  compare-and-set on (status, attempts), as the SQL UPDATE's WHERE clause does;
+- one lock makes each method one transaction, and ``create_job`` runs the
+  admission check and the insert under it;
+- rows are stored and handed out as JSON round-trips of what was written, so a
+  caller that mutates a request or result it got back changes nothing stored,
+  and a value the database could not hold fails here too.
+
+Nothing persists and nothing is shared between processes: not for serving.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ltxserve.jobs.lifecycle.doorbell import Doorbell
+from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
+from ltxserve.jobs.store.base import (
+    LOST_MESSAGE,
+    Admission,
+    Job,
+    JobStore,
+    JobView,
+    Upload,
+    now_ms,
+    valid_upload_id,
+)
+
+_UNFINISHED = frozenset({JobStatus.PENDING, JobStatus.PROCESSING})
+
+
+def _copy(value: Any) -> Any:
+    return None if value is None else orjson.loads(orjson.dumps(value))
+
+
+class DuplicateError(Exception):
+    """An insert whose primary or unique key is taken (the SQL store's IntegrityError)."""
+
+
+class _AdmissionView:
+    """Admission reads under the store's lock, which the insert still holds."""
+
+    def __init__(self, store: MemoryJobStore) -> None:
+        self.store = store
+
+    def unfinished_jobs(self, api_key_id: str) -> int:
+        return sum(
+            1
+            for j in self.store._jobs.values()
+            if j.api_key_id == api_key_id and j.status in _UNFINISHED
+        )
+
+
+class _Bell:
+    """A doorbell between the threads that share one MemoryJobStore."""
+
+    def __init__(self, listeners: set[threading.Event]) -> None:
+        self.listeners = listeners
+        self.event = threading.Event()
+        listeners.add(self.event)
+
+    def ring(self) -> None:
+        for event in list(self.listeners):
+            event.set()
+
+    def wait(self, timeout: float) -> bool:
+        rang = self.event.wait(max(0.0, timeout))
+        self.event.clear()
+        return rang
+
+    def close(self) -> None:
+        self.listeners.discard(self.event)
+
+
+class MemoryJobStore:
+    """The JobStore Protocol (base.py) over dicts and one lock."""
+
+    inline_reads = True
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._jobs: dict[str, Job] = {}  # insertion order = creation order
+        self._keys: dict[str, dict[str, Any]] = {}
+        self._uploads: dict[str, Upload] = {}
+        self._bells: set[threading.Event] = set()
+
+    def doorbell(self, data_dir: Path) -> Doorbell:
+        return _Bell(self._bells)
+
+    # -- keys ---------------------------------------------------------------
+    def add_key(
+        self, key_id: str, name: str, key_hash: str, prefix: str, simulate: str | None = None
+    ) -> None:
+        with self._lock:
+            if key_id in self._keys or any(k["key_hash"] == key_hash for k in self._keys.values()):
+                raise DuplicateError(f"key {key_id} or its hash exists")
+            self._keys[key_id] = {
+                "id": key_id,
+                "name": name,
+                "key_hash": key_hash,
+                "prefix": prefix,
+                "created_at": now_ms(),
+                "revoked_at": None,
+                "simulate": simulate,
+            }
+
+    def key_by_hash(self, key_hash: str) -> dict[str, Any] | None:
+        with self._lock:
+            for k in self._keys.values():
+                if k["key_hash"] == key_hash:
+                    return dict(k)
+        return None
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(k) for k in sorted(self._keys.values(), key=lambda k: k["created_at"])]
+
+    def revoke_key(self, key_id_or_prefix: str) -> int:
+        n = 0
+        with self._lock:
+            for k in self._keys.values():
+                if key_id_or_prefix in (k["id"], k["prefix"]) and k["revoked_at"] is None:
+                    k["revoked_at"] = now_ms()
+                    n += 1
+        return n
+
+    # -- jobs ---------------------------------------------------------------
+    def create_job(
+        self,
+        api_key_id: str,
+        endpoint: str,
+        request: dict[str, Any],
+        job_id: str | None = None,
+        *,
+        admit: Admission | None = None,
+    ) -> Job:
+        job = Job(
+            id=job_id or str(uuid.uuid4()),
+            api_key_id=api_key_id,
+            endpoint=endpoint,
+            status=JobStatus.PENDING,
+            request=_copy(request),
+            created_at=now_ms(),
+            started_at=None,
+            completed_at=None,
+            expires_at=None,
+            result=None,
+            error_type=None,
+            error_message=None,
+            progress=None,
+            attempts=0,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        with self._lock:
+            if admit is not None:
+                admit(_AdmissionView(self), api_key_id, endpoint, request)
+            if job.id in self._jobs:
+                raise DuplicateError(f"job {job.id} exists")
+            self._jobs[job.id] = job
+        return replace(job, request=request)
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            return None
+        return replace(job, request=_copy(job.request), result=_copy(job.result))
+
+    def view(self, job_id: str) -> JobView | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            return None
+        return JobView(
+            **{k: getattr(job, k) for k in JobView.__dataclass_fields__ if k != "result"},
+            result=_copy(job.result),
+        )
+
+    def _cas(self, job: Job, **values: Any) -> bool:
+        """Write ``values`` if the job still has the status and attempts it was read with."""
+        current = self._jobs.get(job.id)
+        if current is None or (current.status, current.attempts) != (job.status, job.attempts):
+            return False
+        self._jobs[job.id] = replace(current, **values)
+        return True
+
+    def _finish(
+        self,
+        job: Job,
+        status: JobStatus,
+        now: int,
+        *,
+        result: dict[str, Any] | None = None,
+        error: tuple[str, str] | None = None,
+        retention_ms: int | None = None,
+    ) -> bool:
+        check_transition(job.status, status)
+        values: dict[str, Any] = dict(
+            status=status,
+            completed_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+            result=_copy(result),
+        )
+        if retention_ms is not None:
+            values["expires_at"] = now + retention_ms
+        if error:
+            values["error_type"], values["error_message"] = error
+        if status == JobStatus.COMPLETED:
+            values["progress"] = 1.0
+        return self._cas(job, **values)
+
+    def claim(
+        self, owner: str, lease_seconds: float, max_attempts: int, *, retention_ms: int
+    ) -> Job | None:
+        with self._lock:
+            while True:
+                now = now_ms()
+                runnable = [
+                    j
+                    for j in self._jobs.values()
+                    if j.status == JobStatus.PENDING
+                    or (
+                        j.status == JobStatus.PROCESSING
+                        and j.lease_expires_at is not None
+                        and j.lease_expires_at < now
+                    )
+                ]
+                if not runnable:
+                    return None
+                job = min(runnable, key=lambda j: j.created_at)
+                if job.attempts >= max_attempts:
+                    self._finish(
+                        job,
+                        JobStatus.FAILED,
+                        now,
+                        retention_ms=retention_ms,
+                        error=("api_error", LOST_MESSAGE.format(n=job.attempts)),
+                    )
+                    continue
+                check_transition(job.status, JobStatus.PROCESSING)
+                self._cas(
+                    job,
+                    status=JobStatus.PROCESSING,
+                    lease_owner=owner,
+                    lease_expires_at=now + int(lease_seconds * 1000),
+                    attempts=job.attempts + 1,
+                    started_at=job.started_at or now,
+                )
+                return self.get(job.id)
+
+    def _owned(self, job_id: str, owner: str) -> Job | None:
+        job = self._jobs.get(job_id)
+        if job is None or job.lease_owner != owner or job.status != JobStatus.PROCESSING:
+            return None
+        return job
+
+    def heartbeat(
+        self, job_id: str, owner: str, lease_seconds: float, progress: float | None = None
+    ) -> bool:
+        with self._lock:
+            job = self._owned(job_id, owner)
+            if job is None:
+                return False
+            values: dict[str, Any] = {"lease_expires_at": now_ms() + int(lease_seconds * 1000)}
+            if progress is not None:
+                values["progress"] = progress
+            self._jobs[job_id] = replace(job, **values)
+            return True
+
+    def finish(
+        self,
+        job_id: str,
+        owner: str | None,
+        status: JobStatus,
+        retention_ms: int,
+        *,
+        result: dict[str, Any] | None = None,
+        error: tuple[str, str] | None = None,
+    ) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or (owner is not None and job.lease_owner != owner) or job.terminal:
+                return False
+            return self._finish(
+                job, status, now_ms(), result=result, error=error, retention_ms=retention_ms
+            )
+
+    def release(self, job_id: str, owner: str) -> bool:
+        with self._lock:
+            check_transition(JobStatus.PROCESSING, JobStatus.PENDING)
+            job = self._owned(job_id, owner)
+            if job is None:
+                return False
+            self._jobs[job_id] = replace(
+                job, status=JobStatus.PENDING, lease_owner=None, lease_expires_at=None
+            )
+            return True
+
+    def fail_exhausted(self, max_attempts: int, retention_ms: int) -> int:
+        now = now_ms()
+        n = 0
+        with self._lock:
+            for job in list(self._jobs.values()):
+                if (
+                    job.status == JobStatus.PROCESSING
+                    and job.lease_expires_at is not None
+                    and job.lease_expires_at < now
+                    and job.attempts >= max_attempts
+                ):
+                    n += self._finish(
+                        job,
+                        JobStatus.FAILED,
+                        now,
+                        retention_ms=retention_ms,
+                        error=("api_error", LOST_MESSAGE.format(n=job.attempts)),
+                    )
+        return n
+
+    def expired_ids(self, limit: int = 500) -> list[str]:
+        now = now_ms()
+        with self._lock:
+            ids = [
+                j.id for j in self._jobs.values() if j.expires_at is not None and j.expires_at < now
+            ]
+        return ids[:limit]
+
+    def delete_jobs(self, ids: list[str]) -> int:
+        with self._lock:
+            return sum(self._jobs.pop(i, None) is not None for i in ids)
+
+    # -- uploads ------------------------------------------------------------
+    def add_upload(self, upload: Upload) -> None:
+        with self._lock:
+            if upload.id in self._uploads:
+                raise DuplicateError(f"upload {upload.id} exists")
+            self._uploads[upload.id] = upload
+
+    def get_upload(self, upload_id: str) -> Upload | None:
+        if not valid_upload_id(upload_id):
+            return None
+        with self._lock:
+            return self._uploads.get(upload_id)
+
+    def complete_upload(self, upload_id: str, size: int, content_type: str | None) -> bool:
+        now = now_ms()
+        with self._lock:
+            up = self._uploads.get(upload_id)
+            if up is None or up.completed_at is not None or up.url_expires_at <= now:
+                return False
+            self._uploads[upload_id] = replace(
+                up, completed_at=now, size=size, content_type=content_type or None
+            )
+            return True
+
+    def expired_upload_ids(self, limit: int = 500) -> list[str]:
+        now = now_ms()
+        with self._lock:
+            return [u.id for u in self._uploads.values() if u.expires_at < now][:limit]
+
+    def delete_uploads(self, ids: list[str]) -> int:
+        with self._lock:
+            return sum(self._uploads.pop(i, None) is not None for i in ids)
+
+
+_KEEPS_PROTOCOL: type[JobStore] = MemoryJobStore  # mypy checks the class against base.JobStore
