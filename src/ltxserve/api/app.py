@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None, *, manager: JobManager | None =
     )
     app.state.deps = deps
     app.state.metrics_registry = metrics.metrics_registry(
-        deps.manager.store, settings.metrics_cache_seconds
+        deps.manager, settings.metrics_cache_seconds
     )
     declare_webhooks()
 

@@ -15,25 +15,17 @@ import logging
 from collections.abc import Callable
 
 from fastapi import APIRouter, Request
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ltxserve.api.errors import JSONBytes
 from ltxserve.errors import ServiceUnavailableError
-from ltxserve.jobs.store.base import JobStore
-from ltxserve.jobs.store.sql import SqlJobStore
+from ltxserve.jobs.lifecycle.manager import JobManager
 from ltxserve.storage.base import BlobStore
 
 router = APIRouter()
 log = logging.getLogger("ltxserve.api")
 READY_TIMEOUT = 5.0
-
-
-def _database(store: JobStore) -> None:
-    if isinstance(store, SqlJobStore):  # the in-memory store (tests) is always there
-        with store.read() as conn:
-            conn.execute(text("SELECT 1")).scalar_one()
 
 
 async def _check(name: str, fn: Callable[[], object]) -> str | None:
@@ -53,10 +45,10 @@ async def _check(name: str, fn: Callable[[], object]) -> str | None:
 @router.get("/readyz", include_in_schema=False)
 async def readyz(request: Request) -> Response:
     deps = request.app.state.deps
-    store: JobStore = deps.manager.store
+    manager: JobManager = deps.manager
     blobs: BlobStore = deps.blobs
     checks = await asyncio.gather(
-        _check("database", lambda: _database(store)), _check("storage", blobs.ping)
+        _check("database", manager.ping_store), _check("storage", blobs.ping)
     )
     problems = [p for p in checks if p is not None]
     if problems:

@@ -30,16 +30,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import CollectorRegistry
-from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ltxserve.jobs.contract.requests import ENDPOINTS
+from ltxserve.jobs.lifecycle.manager import JobManager
 from ltxserve.jobs.lifecycle.states import JobStatus
-from ltxserve.jobs.store.base import JobStore
-from ltxserve.jobs.store.sql import SqlJobStore
-from ltxserve.jobs.store.tables import jobs
 from ltxserve.metrics.instruments import HTTP_DURATION
 from ltxserve.metrics.multiproc import scrape_registry
 
@@ -47,7 +44,6 @@ router = APIRouter()
 log = logging.getLogger("ltxserve.api")
 
 
-IN_FLIGHT = (JobStatus.PENDING.value, JobStatus.PROCESSING.value)
 TERMINAL_EVERY = 12  # ended jobs are re-counted every 12th refresh (60 s by default)
 
 
@@ -61,25 +57,19 @@ class JobCounts:
     change slowly and are re-read every ``TERMINAL_EVERY * ttl``.
     """
 
-    def __init__(self, store: SqlJobStore, ttl: float) -> None:
-        self.store = store
+    def __init__(self, manager: JobManager, ttl: float) -> None:
+        self.manager = manager
         self.ttl = ttl
         self.lock = threading.Lock()  # concurrent scrapes share one query
         self.read_at = {True: float("-inf"), False: float("-inf")}  # by "in flight"
         self.counts: dict[bool, dict[tuple[str, str], int] | None] = {True: None, False: None}
 
     def _query(self, in_flight: bool) -> dict[tuple[str, str], int] | None:
-        states = jobs.c.status.in_(IN_FLIGHT)
-        stmt = select(jobs.c.status, jobs.c.endpoint, func.count()).where(
-            states if in_flight else ~states
-        )
         try:
-            with self.store.read() as conn:
-                rows = conn.execute(stmt.group_by(jobs.c.status, jobs.c.endpoint)).all()
+            return self.manager.count_jobs(in_flight)
         except Exception:  # noqa: BLE001 - the scrape still answers, with database_up 0
             log.warning("metrics: job counts unavailable", exc_info=True)
             return None
-        return {(str(status), str(endpoint)): int(n) for status, endpoint, n in rows}
 
     def get(self) -> dict[tuple[str, str], int] | None:
         with self.lock:
@@ -115,9 +105,8 @@ class JobCounts:
         yield depth
 
 
-def metrics_registry(store: JobStore, ttl: float) -> CollectorRegistry:
-    """Job counts come from SQL stores (the in-memory one of tests has none to give)."""
-    return scrape_registry(*([JobCounts(store, ttl)] if isinstance(store, SqlJobStore) else []))
+def metrics_registry(manager: JobManager, ttl: float) -> CollectorRegistry:
+    return scrape_registry(JobCounts(manager, ttl))
 
 
 @router.get("/metrics", include_in_schema=False)
