@@ -84,14 +84,22 @@ def _open_store(data_dir: Path | None, who: str) -> JobStore:
 
 
 def _logging(level: str | None, settings: Settings, default: str) -> str:
-    """Configure logging; returns the level name, which workers of `serve` inherit."""
+    """Configure logging; returns the level name, which workers of `serve` inherit
+    (with the format, text or json: docs/operations.md)."""
+    from ltxserve import logs
+
     name = (level or settings.log_level or default).upper()
     if not isinstance(logging.getLevelName(name), int):
         raise ConfigError(
             f"unknown log level {name.lower()!r}; use debug, info, warning or error",
             setting="--log-level / LTXSERVE_LOG_LEVEL",
         )
-    logging.basicConfig(level=name, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        fmt = logs.check_format(settings.log_format)
+    except ValueError as exc:
+        raise ConfigError(str(exc), setting="LTXSERVE_LOG_FORMAT") from exc
+    os.environ["LTXSERVE_LOG_FORMAT"] = fmt  # workers and runners log the same way
+    logs.configure(name, fmt)
     return name.lower()
 
 
@@ -148,6 +156,9 @@ def serve(
             settings.engine = check_engine(settings.engine, settings)  # the API reports it
     except ConfigError as exc:
         _config_exit(exc, "serve")
+    from ltxserve.metrics.multiproc import use_dir
+
+    use_dir(settings.data_dir, clean=True)  # before any metric exists; workers inherit it
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGINT, _exit_on_signal)
     _serve(settings, host, port, n_workers, level)
@@ -199,8 +210,11 @@ def _serve(settings: Settings, host: str, port: int, n_workers: int, level: str)
             host=host,
             port=port,
             log_level=level,
+            log_config=None,  # uvicorn's records go through ours (ltxserve.logs: text or json)
             access_log=False,
             http=header_deadline_protocol(settings.header_timeout_seconds),
+            # SIGTERM: stop accepting, let in-flight requests finish (docs/operations.md)
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         )
     except SystemExit as exc:  # SIGTERM/SIGINT, by way of _exit_on_signal
         code = exc.code
@@ -220,13 +234,22 @@ def worker(
     data_dir: DataDir = None,
     engine: Annotated[str, typer.Option(help="auto | preview | minimal | ltx.")] = "auto",
     log_level: LogLevel = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve this worker's Prometheus metrics on this port, for a worker on a "
+            "machine without an API process. Default: $LTXSERVE_WORKER_METRICS_PORT, else off "
+            "(the API of the same machine reports them).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run one worker: claim jobs from the store and generate them.
 
     A setting that cannot work stops it at once with one line (exit status 78).
     """
     from ltxserve.engines import check_engine
-    from ltxserve.worker import RunnerStartFailed, run_worker
+    from ltxserve.metrics.multiproc import use_dir
 
     try:
         settings = _settings(data_dir)
@@ -235,8 +258,11 @@ def worker(
         name = check_engine(engine if engine != "auto" else settings.engine, settings)
     except ConfigError as exc:
         _config_exit(exc, "worker")
+    use_dir(settings.data_dir)  # before ltxserve.worker makes its metrics
+    from ltxserve.worker import RunnerStartFailed, run_worker
+
     try:
-        run_worker(settings, name)
+        run_worker(settings, name, metrics_port or settings.worker_metrics_port)
     except ConfigError as exc:  # LTXSERVE_MIGRATE=never and a schema behind the code
         _config_exit(exc, "worker")
     except RunnerStartFailed as exc:

@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     preview_threads: int = Field(default=2, ge=1)  # x264 slice threads (docs/preview-engine.md)
     workers: int = 1  # worker processes `serve` supervises
     log_level: str | None = None  # default: warning for `serve` and its workers, info for `worker`
+    log_format: str = "text"  # text | json: one JSON object per line (docs/operations.md)
+    # Operations (docs/operations.md)
+    shutdown_grace_seconds: int = 30  # SIGTERM: how long in-flight requests get to finish
+    metrics_cache_seconds: float = 5.0  # /metrics: in-flight job counts at most this often
+    worker_metrics_port: int | None = None  # `ltxserve worker`: serve its own /metrics on this port
 
     # Inputs and uploads (docs/inputs.md)
     upload_max_bytes: int = 100 * 1024 * 1024  # one PUT to an upload URL

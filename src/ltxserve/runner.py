@@ -116,9 +116,11 @@ def runner_main(conn: Connection, engine_name: str, settings: Settings) -> None:
     """Entry point of the child process; the engine is built with the worker's settings."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when we stop
-    logging.basicConfig(
-        level=os.environ.get("LTXSERVE_LOG_LEVEL", "info").upper(),
-        format="%(asctime)s runner %(levelname)s %(message)s",
+    from ltxserve import logs
+
+    logs.configure(  # the worker's level and format (LTXSERVE_LOG_FORMAT) via the environment
+        os.environ.get("LTXSERVE_LOG_LEVEL", "info"),
+        text_format="%(asctime)s runner %(levelname)s %(message)s%(context)s",
     )
     from ltxserve.engines import get_engine
     from ltxserve.engines.dispatch import run_job
@@ -143,6 +145,7 @@ def runner_main(conn: Connection, engine_name: str, settings: Settings) -> None:
             continue
         if not isinstance(msg, RunJob):
             return
+        logs.job_id_var.set(msg.job_id)  # the engine's log records name the job
         last = [-1.0]
 
         def progress(fraction: float, job_id: str = msg.job_id, last: list[float] = last) -> None:

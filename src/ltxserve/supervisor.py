@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ltxserve.config import EX_CONFIG
+from ltxserve.metrics.multiproc import mark_dead
 
 log = logging.getLogger("ltxserve.supervisor")
 
@@ -104,6 +105,7 @@ class Supervisor(threading.Thread):
         """Note a dead worker's exit; False when it was a configuration error."""
         assert slot.proc is not None
         code = slot.proc.returncode
+        mark_dead(slot.proc.pid)  # its live metric gauges go (docs/operations.md)
         if code == EX_CONFIG:
             return False
         if now - slot.started < self.healthy_after:

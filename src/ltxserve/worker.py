@@ -29,7 +29,10 @@ from typing import Any
 from ltxserve.config import Settings
 from ltxserve.errors import LtxError, StoreBusyError
 from ltxserve.jobs.lifecycle.manager import JobManager, Output, open_manager
+from ltxserve.jobs.lifecycle.states import JobStatus
 from ltxserve.jobs.store.base import Job
+from ltxserve.logs import job_id_var, key_id_var
+from ltxserve.metrics.instruments import observe_job
 from ltxserve.runner import (
     Done,
     Failed,
@@ -154,6 +157,7 @@ class Worker:
         self.runner = Runner(engine_name if engine_name != "auto" else settings.engine, settings)
         self.stopping = Flag()  # set from signal handlers: see Flag
         self.abort = Flag()
+        self.claimed_at = time.monotonic()  # of the job at hand (job duration metric)
 
     # -- lifecycle ----------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -198,7 +202,9 @@ class Worker:
 
     # -- one job --------------------------------------------------------------
     def process(self, job: Job) -> None:
+        ids = job_id_var.set(job.id), key_id_var.set(job.api_key_id)  # on every log record
         log.info("job %s (%s) claimed, attempt %d", job.id, job.endpoint, job.attempts)
+        self.claimed_at = time.monotonic()
         # The job's local cache: its inputs (copies from the blob store, fetches) and the
         # engine's outputs until they are stored; removed when the job ends, and by the
         # next start of a worker if this one is killed (clean_workdirs).
@@ -230,6 +236,8 @@ class Worker:
             if retrying is not None:
                 retrying.on_wait = None
             shutil.rmtree(workdir, ignore_errors=True)
+            job_id_var.reset(ids[0])
+            key_id_var.reset(ids[1])
 
     def _resolve_inputs(self, job: Job, workdir: Path) -> dict[str, str]:
         from ltxserve.inputs import resolve_inputs
@@ -342,12 +350,14 @@ class Worker:
             self._finish_failed(job, "api_error", f"the result could not be stored: {exc}")
             return
         if done:
+            self._observe(job, JobStatus.COMPLETED)
             log.info("job %s completed", job.id)
         else:
             log.warning("job %s: finished after losing its lease; result dropped", job.id)
 
     def _finish_failed(self, job: Job, type_: str, message: str) -> None:
         if self._stored(lambda: self.manager.fail(job, self.owner, type_, message)):
+            self._observe(job, JobStatus.FAILED)
             log.info("job %s failed: %s: %s", job.id, type_, message)
 
     def _stored(self, write: Callable[[], bool]) -> bool:
@@ -368,6 +378,10 @@ class Worker:
                 log.warning("job store unavailable; retrying in %.1f s", pause)
                 time.sleep(pause)
                 pause = min(pause * 2, 5.0)
+
+    def _observe(self, job: Job, status: JobStatus) -> None:
+        """Job duration and queue wait for /metrics (docs/operations.md)."""
+        observe_job(job, self.runner.engine, status.value, time.monotonic() - self.claimed_at)
 
 
 def clean_workdirs(root: Path) -> None:
@@ -405,7 +419,16 @@ def video_seconds(path: Path) -> float | None:
     return None if video is None or not video.fps else round(float(video.frames / video.fps), 3)
 
 
-def run_worker(settings: Settings, engine_name: str = "auto") -> None:
+def run_worker(
+    settings: Settings, engine_name: str = "auto", metrics_port: int | None = None
+) -> None:
+    if metrics_port is not None:  # a worker on a machine of its own (docs/operations.md)
+        from prometheus_client import start_http_server
+
+        from ltxserve.metrics.multiproc import scrape_registry
+
+        start_http_server(metrics_port, registry=scrape_registry())
+        log.info("worker metrics on port %d", metrics_port)
     worker = Worker(settings, engine_name)
     worker.install_signal_handlers()
     worker.run()

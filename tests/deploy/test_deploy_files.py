@@ -197,8 +197,9 @@ def test_manifests_refer_to_what_exists() -> None:
     (container,) = pod_spec(api)["containers"]
     ports = {p["name"] for p in container["ports"]}
     assert service["spec"]["ports"][0]["targetPort"] in ports
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"]["path"] == "/healthz"  # /readyz: not yet served
+    paths = {"readinessProbe": "/readyz", "livenessProbe": "/healthz"}  # docs/operations.md
+    for probe, path in paths.items():
+        assert container[probe]["httpGet"]["path"] == path
         assert container[probe]["httpGet"]["port"] in ports
 
     assert "LTXSERVE_SECRET" in secret["stringData"]

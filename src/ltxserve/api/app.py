@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ltxserve import __version__
-from ltxserve.api import docs, files, routes, uploads, v1
+from ltxserve.api import docs, files, health, metrics, routes, uploads, v1
 from ltxserve.api.cors import Cors
 from ltxserve.api.deps import ApiDeps, KeyResolver
 from ltxserve.api.errors import (
@@ -40,6 +40,7 @@ from ltxserve.errors import (
 from ltxserve.jobs.contract.catalog import Catalog
 from ltxserve.jobs.lifecycle.manager import JobManager, open_manager
 from ltxserve.keys import KeyChecker
+from ltxserve.metrics.instruments import declare_webhooks
 from ltxserve.storage.base import StorageError
 
 log = logging.getLogger("ltxserve.api")
@@ -99,6 +100,10 @@ def create_app(settings: Settings | None = None, *, manager: JobManager | None =
         redoc_url=None,
     )
     app.state.deps = deps
+    app.state.metrics_registry = metrics.metrics_registry(
+        deps.manager, settings.metrics_cache_seconds
+    )
+    declare_webhooks()
 
     @app.exception_handler(LtxError)
     async def _ltx_error(_request: Request, exc: LtxError) -> Response:
@@ -138,7 +143,10 @@ def create_app(settings: Settings | None = None, *, manager: JobManager | None =
     app.include_router(v1.router)
     app.include_router(web_router)
     app.include_router(docs.router)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(metrics.HttpMetrics)  # outside RequestContext: its 413/500 count too
     if settings.cors_origins:  # outside RequestContext: its own 413/500 answers get CORS too
         app.add_middleware(Cors, origins=settings.cors_origins)
     return app

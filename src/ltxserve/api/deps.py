@@ -24,6 +24,7 @@ from ltxserve.config import Settings
 from ltxserve.jobs.contract.catalog import Catalog
 from ltxserve.jobs.lifecycle.manager import JobManager
 from ltxserve.keys import KeyChecker, KeyInfo
+from ltxserve.logs import key_id_var
 from ltxserve.storage.base import BlobStore
 
 T = TypeVar("T")
@@ -48,10 +49,14 @@ class KeyResolver:
         self.manager = manager
 
     async def key_id(self, authorization: str | None) -> str:
-        return await run_store(self.manager, self.checker.check, authorization)
+        key_id = await run_store(self.manager, self.checker.check, authorization)
+        key_id_var.set(key_id)  # in the request's task, not the pool thread: logs see it
+        return key_id
 
     async def info(self, authorization: str | None) -> KeyInfo:
-        return await run_store(self.manager, self.checker.info, authorization)
+        info = await run_store(self.manager, self.checker.info, authorization)
+        key_id_var.set(info.key_id)
+        return info
 
 
 @dataclass(frozen=True)

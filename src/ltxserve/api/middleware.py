@@ -1,16 +1,18 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task per request).
 
-RequestContext, outermost of ours: gives every response an ``x-request-id``,
-enforces the body size limit while the body streams, and turns any exception
-that escaped the app into a 500 api_error envelope while logging the traceback
-with the request id. The client never sees a traceback. A client that hung up
+RequestContext: gives every response an ``x-request-id`` (the client's own when
+it sent a well-formed one, so its logs and ours share the id; a fresh one
+otherwise), puts it in the logging context (ltxserve.logs), enforces the body
+size limit while the body streams, and turns any exception that escaped the app
+into a 500 api_error envelope while logging the traceback with the request id.
+The client never sees a traceback. A client that hung up
 mid-request is logged as such, without a traceback and without an answer.
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -19,16 +21,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ltxserve.api.errors import envelope, status_of
 from ltxserve.errors import ApiError, LtxError, RequestTooLargeError
+from ltxserve.logs import key_id_var, request_id_var
 from ltxserve.wire_numbers import parse_uint
 
-request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 log = logging.getLogger("ltxserve.api")
+# A client's X-Request-Id is taken as is only when it cannot forge a log line or
+# bloat one: up to 128 of these characters (a UUID, a trace id, a ULID...).
+CLIENT_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 
-class RequestIdFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        return True
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and CLIENT_REQUEST_ID.fullmatch(value):
+            return str(value.decode())
+    return uuid.uuid4().hex
 
 
 def _unlimited(scope: Scope) -> bool:
@@ -45,8 +51,9 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = uuid.uuid4().hex
+        rid = _request_id(scope)
         request_id_var.set(rid)
+        key_id_var.set(None)  # set once the request's key is checked
         scope.setdefault("state", {})["request_id"] = rid
         rid_header = (b"x-request-id", rid.encode())
         started = False

@@ -87,6 +87,42 @@ EXTENSION_PATHS: dict[str, dict[str, Any]] = {
             },
         )
     },
+    "/readyz": {
+        "get": _op(
+            "Readiness",
+            "Answers 200 when this API process reaches its database (a trivial query) and its "
+            "blob store (a trivial check), each within 5 s; else 503 `service_unavailable` "
+            "naming what is unreachable (the server log says why). No API key. For load "
+            "balancers and readiness probes (docs/operations.md).",
+            {
+                "200": _ok(
+                    "Ready",
+                    "application/json",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "status": {"const": "ready"},
+                            "checks": {
+                                "type": "object",
+                                "additionalProperties": {"type": "string"},
+                            },
+                        },
+                    },
+                ),
+                "503": _error("Database or storage unreachable (service_unavailable)"),
+            },
+        )
+    },
+    "/metrics": {
+        "get": _op(
+            "Prometheus metrics",
+            "Prometheus text exposition format: jobs by state and endpoint and queue depth "
+            "(read from the database), job duration and queue wait per endpoint and engine, "
+            "HTTP latency by route, webhook deliveries, summed over this machine's ltxserve "
+            "processes. No API key; keep it on the operator's network (docs/operations.md).",
+            {"200": _ok("The metrics", "text/plain", {"type": "string"})},
+        )
+    },
     "/files/{key}": {
         "get": _op(
             "Download a result",

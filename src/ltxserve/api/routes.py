@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -18,8 +19,10 @@ from ltxserve.errors import InvalidRequestError, NotFoundError
 from ltxserve.jobs.contract.requests import ENDPOINTS
 from ltxserve.jobs.lifecycle.manager import JobManager
 from ltxserve.jobs.store.base import Job
+from ltxserve.logs import job_id_var
 
 router = APIRouter()
+log = logging.getLogger("ltxserve.api")
 
 
 async def read_json(request: Request) -> Any:
@@ -56,6 +59,8 @@ async def create_job(
         validated["_simulate"] = part  # played by the runner, for every engine
     await check_inputs(manager, key_id, endpoint, validated)
     job: Job = await run_in_threadpool(manager.submit, key_id, endpoint, validated)
+    job_id_var.set(job.id)  # this request's later log records name the job
+    log.info("job %s (%s) submitted", job.id, endpoint)
     return job
 
 

@@ -57,6 +57,11 @@ class BlobStore(Protocol):
         """Delete the blob ``prefix`` and every blob under ``prefix/``; return how many."""
         ...
 
+    def ping(self) -> None:
+        """Cheap reachability check for /readyz: raise StorageError when the store
+        cannot be used (directory gone or read-only, bucket unreachable)."""
+        ...
+
 
 def check_key(key: str) -> str:
     parts = key.split("/")

@@ -76,3 +76,7 @@ class LocalBlobStore:
         count = sum(1 for p in path.rglob("*") if p.is_file())
         shutil.rmtree(path, ignore_errors=True)
         return count
+
+    def ping(self) -> None:
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageError(f"blob directory {self.root} is missing or not writable")

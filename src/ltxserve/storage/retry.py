@@ -75,3 +75,6 @@ class RetryingBlobs:
 
     def upload_url(self, key: str, expires: int, base_url: str = "") -> str:
         return self.inner.upload_url(key, expires, base_url)
+
+    def ping(self) -> None:
+        self.inner.ping()  # not retried: a readiness check must answer now

@@ -171,3 +171,7 @@ class S3BlobStore:
                     count += len(batch)
                     batch = []
         return count
+
+    def ping(self) -> None:
+        with self._errors("head bucket", self.bucket):
+            self.client.head_bucket(Bucket=self.bucket)

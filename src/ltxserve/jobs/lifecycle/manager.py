@@ -175,6 +175,14 @@ class JobManager:
             except StorageError:
                 pass
 
+    def ping_store(self) -> None:
+        """A trivial round trip to the job store (/readyz)."""
+        self.store.ping()
+
+    def count_jobs(self, in_flight: bool) -> dict[tuple[str, str], int]:
+        """(status, endpoint) -> jobs (/metrics; JobStore.count_jobs)."""
+        return self.store.count_jobs(in_flight)
+
     def fail(self, job: Job, owner: str, type_: str, message: str) -> bool:
         """Fail the job with a documented error type; False if it is no longer ours."""
         return self.store.finish(

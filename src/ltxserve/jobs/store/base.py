@@ -149,6 +149,16 @@ class JobStore(Protocol):
     def list_keys(self) -> list[dict[str, Any]]: ...
     def revoke_key(self, key_id_or_prefix: str) -> int: ...
 
+    # -- operations (docs/operations.md)
+    def ping(self) -> None:
+        """A trivial round trip (/readyz); raises when the store cannot answer."""
+        ...
+
+    def count_jobs(self, in_flight: bool) -> dict[tuple[str, str], int]:
+        """(status, endpoint) -> jobs, for /metrics: the pending and processing ones
+        (``in_flight``, as many rows as the backlog) or the ended, retained ones."""
+        ...
+
     # -- jobs
     def create_job(
         self,

@@ -99,6 +99,18 @@ class MemoryJobStore:
     def doorbell(self, data_dir: Path) -> Doorbell:
         return _Bell(self._bells)
 
+    def ping(self) -> None:
+        """Always there."""
+
+    def count_jobs(self, in_flight: bool) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        with self._lock:
+            for job in self._jobs.values():
+                if (job.status in (JobStatus.PENDING, JobStatus.PROCESSING)) == in_flight:
+                    key = (job.status.value, job.endpoint)
+                    counts[key] = counts.get(key, 0) + 1
+        return counts
+
     # -- keys ---------------------------------------------------------------
     def add_key(
         self, key_id: str, name: str, key_hash: str, prefix: str, simulate: str | None = None

@@ -244,6 +244,22 @@ class SqlJobStore:
         with busy_as_503(self.is_sqlite), self.engine.connect() as conn:
             yield conn
 
+    # -- operations (docs/operations.md) ---------------------------------------
+    def ping(self) -> None:
+        with self.read() as conn:
+            conn.execute(select(1)).scalar_one()
+
+    def count_jobs(self, in_flight: bool) -> dict[tuple[str, str], int]:
+        states = jobs.c.status.in_([JobStatus.PENDING.value, JobStatus.PROCESSING.value])
+        stmt = (
+            select(jobs.c.status, jobs.c.endpoint, func.count())
+            .where(states if in_flight else ~states)
+            .group_by(jobs.c.status, jobs.c.endpoint)
+        )
+        with self.read() as conn:
+            rows = conn.execute(stmt).all()
+        return {(str(status), str(endpoint)): int(n) for status, endpoint, n in rows}
+
     # -- keys ---------------------------------------------------------------
     def add_key(
         self, key_id: str, name: str, key_hash: str, prefix: str, simulate: str | None = None
