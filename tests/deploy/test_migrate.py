@@ -30,7 +30,9 @@ NEVER = {"LTXSERVE_MIGRATE": "never"}
 def run(
     args: list[str], db_url: str, data_dir: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    full = {**FAST_ENV, "LTXSERVE_DATABASE_URL": db_url, **(env or {})}
+    # every process of a deploy shares the secret (refused without it on PostgreSQL)
+    full = {**FAST_ENV, "LTXSERVE_SECRET": "deploy-test", "LTXSERVE_DATABASE_URL": db_url}
+    full.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "ltxserve.cli", *args, "--data-dir", str(data_dir)],
         env={**_base_env(), **full},
