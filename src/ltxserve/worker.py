@@ -345,10 +345,12 @@ class Worker:
                 info["metadata"] = msg.metadata
             outputs[label] = Output(Path(path), content_type, info)
         try:
-            done = self._stored(lambda: self.manager.finish(job, self.owner, outputs))
+            result = self.manager.store_outputs(job, outputs)
         except StorageError as exc:  # after storage_retry_seconds of retries
             self._finish_failed(job, "api_error", f"the result could not be stored: {exc}")
             return
+        # only the database write is waited out (the blob store has taken the files)
+        done = self._stored(lambda: self.manager.complete(job, self.owner, result))
         if done:
             self._observe(job, JobStatus.COMPLETED)
             log.info("job %s completed", job.id)

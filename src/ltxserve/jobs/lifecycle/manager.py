@@ -149,6 +149,12 @@ class JobManager:
     def finish(self, job: Job, owner: str, outputs: Mapping[str, Output]) -> bool:
         """Store each output under the job's prefix and complete the job; False (result
         dropped) when the job is no longer ours."""
+        return self.complete(job, owner, self.store_outputs(job, outputs))
+
+    def store_outputs(self, job: Job, outputs: Mapping[str, Output]) -> dict[str, Any]:
+        """Put each output under the job's prefix (the blob store takes the file); the
+        result to record with ``complete``. Kept apart from ``complete`` so a worker can
+        retry the database write alone while the store is away: the files are gone."""
         result: dict[str, Any] = {}
         try:
             for label, out in outputs.items():
@@ -159,6 +165,10 @@ class JobManager:
         except StorageError:
             self._discard([r["key"] for r in result.values()])
             raise
+        return result
+
+    def complete(self, job: Job, owner: str, result: dict[str, Any]) -> bool:
+        """Record the stored result; False (result dropped) when the job is no longer ours."""
         return self.store.finish(
             job.id, owner, JobStatus.COMPLETED, self.retention_ms, result=result
         )
