@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     # Admission (jobs/lifecycle/admission.py): at most this many jobs pending or
     # processing per API key, checked in the submit's transaction; 0 = no limit.
     max_unfinished_per_key: int = Field(default=0, ge=0)
+    # Credits (docs/credits.md; lane "credits"): off by default. On, each submit holds its
+    # estimated cost against the key's balance (402 insufficient_funds_error when short),
+    # charged when the job completes, released when it fails or is cancelled.
+    credits: bool = False
+    credits_prices_file: Path | None = None  # default: the bundled data/prices.json
 
     max_body_bytes: int = 32 * 1024 * 1024
     header_timeout_seconds: float = 15.0  # a request's headers must arrive within this (408)

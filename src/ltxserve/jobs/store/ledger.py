@@ -1,0 +1,151 @@
+"""Credits in SQL: a balance per key and the ledger of every movement (docs/credits.md).
+
+Functions on a SQLAlchemy ``Connection`` that the caller has in a write
+transaction, so each movement commits (or not) with what caused it:
+
+- ``hold`` runs inside the submit's insert transaction (``AdmissionView``): a
+  conditional UPDATE (``balance >= amount``) moves credits from balance to held,
+  so two submits of one key, in any number of API processes, cannot both spend
+  the same credits: the second waits on the row lock (PostgreSQL) or the write
+  lock (SQLite) and then sees the lowered balance.
+- ``settle`` runs in the transaction that ends the job, right after its
+  compare-and-set succeeded (``SqlJobStore._finish``), so a job that ends once is
+  settled once, whoever ends it (worker, reaper, v1 abandon, cancel); a worker
+  killed mid-job ends nothing and settles nothing. The ledger's partial unique
+  indexes refuse a second hold or settlement of one job in any case.
+
+Amounts are whole credits. The store knows no price: the caller says how much.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from ltxserve.jobs.lifecycle.states import JobStatus
+from ltxserve.jobs.store.base import Credits, LedgerEntry, now_ms
+from ltxserve.jobs.store.tables import credit_balances, credit_ledger
+
+TOP_UP, HOLD, CHARGE, RELEASE = "top_up", "hold", "charge", "release"
+
+
+def _entry(
+    conn: Connection,
+    api_key_id: str,
+    kind: str,
+    amount: int,
+    balance: int,
+    job_id: str | None = None,
+    note: str | None = None,
+) -> None:
+    conn.execute(
+        insert(credit_ledger).values(
+            api_key_id=api_key_id,
+            kind=kind,
+            amount=amount,
+            balance=balance,
+            job_id=job_id,
+            note=note,
+            created_at=now_ms(),
+        )
+    )
+
+
+def hold(conn: Connection, api_key_id: str, job_id: str, amount: int) -> bool:
+    """Set ``amount`` aside for ``job_id``; False (nothing written) when it does not fit."""
+    row = conn.execute(
+        update(credit_balances)
+        .where(credit_balances.c.api_key_id == api_key_id, credit_balances.c.balance >= amount)
+        .values(
+            balance=credit_balances.c.balance - amount,
+            held=credit_balances.c.held + amount,
+            updated_at=now_ms(),
+        )
+        .returning(credit_balances.c.balance)
+    ).first()
+    if row is None:
+        return False
+    _entry(conn, api_key_id, HOLD, amount, int(row.balance), job_id)
+    return True
+
+
+def settle(conn: Connection, job_id: str, status: JobStatus) -> None:
+    """Charge the job's hold (completed) or give it back (failed, cancelled).
+
+    Called once per job, by the transaction whose compare-and-set ended it; a job
+    submitted with credits off has no hold, and nothing happens.
+    """
+    rows = conn.execute(
+        select(credit_ledger.c.kind, credit_ledger.c.api_key_id, credit_ledger.c.amount).where(
+            credit_ledger.c.job_id == job_id
+        )
+    ).all()
+    held = next((r for r in rows if r.kind == HOLD), None)
+    if held is None or any(r.kind in (CHARGE, RELEASE) for r in rows):
+        return
+    amount, key = int(held.amount), str(held.api_key_id)
+    kind = CHARGE if status == JobStatus.COMPLETED else RELEASE
+    back = amount if kind == RELEASE else 0
+    row = conn.execute(
+        update(credit_balances)
+        .where(credit_balances.c.api_key_id == key)
+        .values(
+            balance=credit_balances.c.balance + back,
+            held=credit_balances.c.held - amount,
+            updated_at=now_ms(),
+        )
+        .returning(credit_balances.c.balance)
+    ).one()
+    _entry(conn, key, kind, amount, int(row.balance), job_id)
+
+
+def top_up(conn: Connection, api_key_id: str, amount: int, note: str | None) -> Credits:
+    """Add to (or, negative, take from) the key's balance; ValueError below zero."""
+    now = now_ms()
+    row = conn.execute(
+        select(credit_balances.c.balance, credit_balances.c.held)
+        .where(credit_balances.c.api_key_id == api_key_id)
+        .with_for_update()
+    ).first()
+    balance, held = (int(row.balance), int(row.held)) if row else (0, 0)
+    if balance + amount < 0:
+        raise ValueError(f"the balance is {balance}; it cannot go below 0")
+    if row is None:
+        conn.execute(
+            insert(credit_balances).values(
+                api_key_id=api_key_id, balance=amount, held=0, updated_at=now
+            )
+        )
+    else:
+        conn.execute(
+            update(credit_balances)
+            .where(credit_balances.c.api_key_id == api_key_id)
+            .values(balance=credit_balances.c.balance + amount, updated_at=now)
+        )
+    _entry(conn, api_key_id, TOP_UP, amount, balance + amount, note=note)
+    return Credits(balance + amount, held)
+
+
+def credits(conn: Connection, api_key_id: str) -> Credits:
+    row = conn.execute(
+        select(credit_balances.c.balance, credit_balances.c.held).where(
+            credit_balances.c.api_key_id == api_key_id
+        )
+    ).first()
+    return Credits(int(row.balance), int(row.held)) if row else Credits(0, 0)
+
+
+def history(
+    conn: Connection, api_key_id: str, limit: int, before: int | None = None
+) -> list[LedgerEntry]:
+    stmt = select(credit_ledger).where(credit_ledger.c.api_key_id == api_key_id)
+    if before is not None:
+        stmt = stmt.where(credit_ledger.c.id < before)
+    rows = conn.execute(stmt.order_by(credit_ledger.c.id.desc()).limit(limit)).all()
+    return [_ledger_entry(r._mapping) for r in rows]
+
+
+def _ledger_entry(m: Any) -> LedgerEntry:
+    return LedgerEntry(**{k: m[k] for k in LedgerEntry.__dataclass_fields__})
