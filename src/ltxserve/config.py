@@ -169,7 +169,8 @@ class Settings(BaseSettings):
         With PostgreSQL the processes are meant to run on several machines; without
         ``LTXSERVE_SECRET`` each data dir would make a signing key of its own, and a
         URL signed by one API process would be refused by the next. The storage URL
-        must have its form (``s3://bucket/prefix``) before anything starts.
+        must have its form (``s3://bucket/prefix``), and with credits on the price
+        table must load (docs/credits.md), before anything starts.
         """
         if self.db_url.startswith("postgresql") and not self.secret:
             raise ConfigError(
@@ -179,6 +180,10 @@ class Settings(BaseSettings):
                 setting="LTXSERVE_SECRET",
                 doc="docs/architecture.md#scale-out",
             )
+        if self.credits:  # a price table that cannot be read stops every process at start
+            from ltxserve.jobs.lifecycle.pricing import PriceTable
+
+            PriceTable.load(self.credits_prices_file)
         if self.storage_url:
             from ltxserve.storage.base import StorageError
             from ltxserve.storage.s3 import parse_storage_url
