@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from ltxserve.jobs.lifecycle.states import JobStatus
@@ -29,6 +29,11 @@ from ltxserve.jobs.store.base import Credits, LedgerEntry, now_ms
 from ltxserve.jobs.store.tables import credit_balances, credit_ledger
 
 TOP_UP, HOLD, CHARGE, RELEASE = "top_up", "hold", "charge", "release"
+# The partial unique indexes' own predicates, as literals: a planner uses a partial
+# index only when the query's WHERE implies the index's, which a bound parameter
+# cannot show (SQLite, and PostgreSQL's generic plans).
+_IS_HOLD = text("kind = 'hold'")
+_IS_SETTLEMENT = text("kind IN ('charge', 'release')")
 
 
 def _entry(
@@ -77,13 +82,17 @@ def settle(conn: Connection, job_id: str, status: JobStatus) -> None:
     Called once per job, by the transaction whose compare-and-set ended it; a job
     submitted with credits off has no hold, and nothing happens.
     """
-    rows = conn.execute(
-        select(credit_ledger.c.kind, credit_ledger.c.api_key_id, credit_ledger.c.amount).where(
-            credit_ledger.c.job_id == job_id
+    held = conn.execute(
+        select(credit_ledger.c.api_key_id, credit_ledger.c.amount).where(
+            credit_ledger.c.job_id == job_id, _IS_HOLD
         )
-    ).all()
-    held = next((r for r in rows if r.kind == HOLD), None)
-    if held is None or any(r.kind in (CHARGE, RELEASE) for r in rows):
+    ).first()
+    if held is None:  # every job when credits are off: one probe of an index
+        return
+    settled = conn.execute(
+        select(credit_ledger.c.id).where(credit_ledger.c.job_id == job_id, _IS_SETTLEMENT)
+    ).first()
+    if settled is not None:
         return
     amount, key = int(held.amount), str(held.api_key_id)
     kind = CHARGE if status == JobStatus.COMPLETED else RELEASE
