@@ -168,3 +168,23 @@ def test_ledger_refuses_a_second_settlement(store: JobStore) -> None:
 
     with pytest.raises(sa_exc.IntegrityError), store.engine.begin() as conn:
         ledger._entry(conn, KEY, ledger.RELEASE, 10, 10, job.id)
+
+
+def test_concurrent_first_top_ups_all_land(store: JobStore) -> None:
+    """Four operators top a new key up at once: no duplicate-row error, every credit
+    counted."""
+    errors: list[BaseException] = []
+
+    def top_up() -> None:
+        try:
+            store.top_up_credits("fresh", 10)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=top_up) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and store.credits("fresh") == Credits(40, 0)
+    assert sorted(e.balance for e in store.credit_history("fresh")) == [10, 20, 30, 40]

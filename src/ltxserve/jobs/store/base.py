@@ -117,10 +117,11 @@ class Credits:
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """One movement of a key's credits. ``amount`` is positive; ``kind`` says which way
-    (top_up: in, or out when the operator takes credits back; hold: balance -> held;
-    charge: held -> spent; release: held -> balance). ``balance`` is the key's balance
-    after it."""
+    """One movement of a key's credits; ``kind`` says which way: top_up (``amount``
+    added to the balance; negative when the operator takes credits back), hold
+    (balance -> held), charge (held -> spent), release (held -> balance); those three
+    carry the job's id and a positive amount. ``balance`` is the key's balance after
+    it."""
 
     id: int
     api_key_id: str

@@ -22,6 +22,8 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from ltxserve.jobs.lifecycle.states import JobStatus
@@ -131,26 +133,27 @@ def settle(conn: Connection, job_id: str, status: JobStatus) -> None:
 def top_up(conn: Connection, api_key_id: str, amount: int, note: str | None) -> Credits:
     """Add to (or, negative, take from) the key's balance; ValueError below zero."""
     now = now_ms()
+    # the key's row first, if it has none (two first top-ups at once: one inserts), then
+    # locked for the read-check-write
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(
+        dialect_insert(credit_balances)
+        .values(api_key_id=api_key_id, balance=0, held=0, updated_at=now)
+        .on_conflict_do_nothing()
+    )
     row = conn.execute(
         select(credit_balances.c.balance, credit_balances.c.held)
         .where(credit_balances.c.api_key_id == api_key_id)
         .with_for_update()
-    ).first()
-    balance, held = (int(row.balance), int(row.held)) if row else (0, 0)
+    ).one()
+    balance, held = int(row.balance), int(row.held)
     if balance + amount < 0:
         raise ValueError(f"the balance is {balance}; it cannot go below 0")
-    if row is None:
-        conn.execute(
-            insert(credit_balances).values(
-                api_key_id=api_key_id, balance=amount, held=0, updated_at=now
-            )
-        )
-    else:
-        conn.execute(
-            update(credit_balances)
-            .where(credit_balances.c.api_key_id == api_key_id)
-            .values(balance=credit_balances.c.balance + amount, updated_at=now)
-        )
+    conn.execute(
+        update(credit_balances)
+        .where(credit_balances.c.api_key_id == api_key_id)
+        .values(balance=credit_balances.c.balance + amount, updated_at=now)
+    )
     _entry(conn, api_key_id, TOP_UP, amount, balance + amount, note=note)
     return Credits(balance + amount, held)
 
