@@ -77,7 +77,7 @@ def test_402_charge_and_release(make_server: Callable[..., Server]) -> None:
     assert f"balance {10 - COST} credits, held 0" in shown
 
     # a job that fails gives its hold back, whole
-    failing = new_key(srv, "--simulate", "fail=api_error")
+    failing = new_key(srv, "--simulate", "processing=2,fail=api_error")  # held meanwhile
     srv.cli("keys", "top-up", failing, str(COST))
     with srv.client(failing) as c:
         job = c.post("/v2/text-to-video", json=T2V)
