@@ -78,7 +78,7 @@ uploads = Table(
     Index("ix_uploads_expires_at", "expires_at"),
 )
 
-# -- credits (docs/credits.md; migration 0005_credits) --------------------------------
+# -- credits (docs/credits.md; migration 0005) --------------------------------
 # A key's credits: ``balance`` is what it may still spend, ``held`` what its unfinished
 # jobs have set aside (a hold moves credits from one to the other). No row: 0 and 0.
 credit_balances = Table(

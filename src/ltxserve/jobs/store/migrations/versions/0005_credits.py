@@ -3,14 +3,14 @@
 The ledger's partial unique indexes let a job be held once and settled (charged
 or released) once, enforced by the database itself.
 
-Revision ID: 0005_credits
+Revision ID: 0005
 Revises: 0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_credits"
+revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
