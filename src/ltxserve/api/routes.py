@@ -20,6 +20,8 @@ from ltxserve.jobs.contract.requests import ENDPOINTS
 from ltxserve.jobs.lifecycle.manager import JobManager
 from ltxserve.jobs.store.base import Job
 from ltxserve.logs import job_id_var
+from ltxserve.webhooks.callback import NOTE as WEBHOOK_NOTE
+from ltxserve.webhooks.callback import note as webhook_note
 
 router = APIRouter()
 log = logging.getLogger("ltxserve.api")
@@ -57,6 +59,11 @@ async def create_job(
     part = sim.job_part() if sim else None
     if part is not None:
         validated["_simulate"] = part  # played by the runner, for every engine
+    hook = webhook_note(
+        manager.settings, body, key.webhook_url, base_url(request, manager.settings)
+    )
+    if hook is not None:
+        validated[WEBHOOK_NOTE] = hook  # callback_url or the key's default (docs/webhooks.md)
     await check_inputs(manager, key_id, endpoint, validated)
     job: Job = await run_in_threadpool(manager.submit, key_id, endpoint, validated)
     job_id_var.set(job.id)  # this request's later log records name the job
