@@ -5,6 +5,8 @@ at GET /v2/{endpoint}/{id}/webhooks; an SSRF-refused target is a failed delivery
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ import httpx
 import jsonschema
 import pytest
 
+from tests.core.test_operations import scrape, value
 from tests.store.conftest import pg_database
 from tests.support import Server, assert_error, openapi, wait_terminal
 from tests.webhooks.receiver import Receiver, signature_ok
@@ -121,6 +124,22 @@ def test_signed_event_retried_after_500s_then_delivered_once(
         assert [a["status_code"] for a in d["attempts"]] == [500, 500, 200]
         assert d["event"] == "job.completed" and d["url"] == receiver.url("/flaky")
         assert d["completed_at"] and d["next_attempt_at"] is None
+
+
+def test_metrics_count_every_attempt(srv: Server, receiver: Receiver) -> None:
+    """Two 500s and a 200 for one message: /metrics (parsed by the Prometheus client's
+    parser) counts two failed attempts and one delivered, on top of what it had."""
+    name = "ltxserve_webhook_deliveries_total"
+    before = scrape(srv.base_url)
+    with srv.client() as c:
+        r = c.post("/v2/text-to-video", json={**T2V, "callback_url": receiver.url("/flaky")})
+        job_id = r.json()["id"]
+        wait_terminal(c, "text-to-video", job_id)
+        wait_delivery(c, "text-to-video", job_id, "succeeded")
+    after = scrape(srv.base_url)
+    for outcome, more in (("delivered", 1), ("failed", 2)):
+        grew = value(after, name, outcome=outcome) - value(before, name, outcome=outcome)
+        assert grew == more, (outcome, grew)
 
 
 def test_key_default_url_carries_the_failed_event(srv: Server, receiver: Receiver) -> None:
@@ -279,3 +298,47 @@ def test_a_pending_delivery_survives_a_restart(
             b.stop()
     finally:
         receiver.stop()
+
+
+def test_keys_webhook_sets_clears_and_rotates(srv: Server, receiver: Receiver) -> None:
+    """`ltxserve keys webhook` on an existing key: the default applies to jobs submitted
+    from then on, --clear removes it, --rotate-secret replaces the secret, and a
+    refused URL or an unknown key changes nothing (exit 2 / 1, one line)."""
+    key = srv.cli("keys", "create", "--name", "later").splitlines()[-1]
+    key_id = next(ln.split("\t")[0] for ln in srv.cli("keys", "list").splitlines() if "later" in ln)
+    out = srv.cli("keys", "webhook", key_id, "--webhook-url", receiver.url("/ok"))
+    assert f"webhook_url: {receiver.url('/ok')}" in out
+    assert f"webhook={receiver.url('/ok')}" in srv.cli("keys", "list")
+    with srv.client(key) as c:
+        job_id = c.post("/v2/text-to-video", json=T2V).json()["id"]
+        wait_terminal(c, "text-to-video", job_id)
+        assert wait_delivery(c, "text-to-video", job_id, "succeeded")["url"] == receiver.url("/ok")
+    old = secret_of(srv, key_id)
+    assert srv.cli("keys", "webhook", key_id, "--rotate-secret").count(old) == 0
+    assert secret_of(srv, key_id).startswith("whsec_")
+    for args, code, words in [
+        (["--webhook-url", "ftp://example.com/"], 2, "--webhook-url is refused"),
+        (["--webhook-url", receiver.url(), "--clear"], 2, "not both"),
+    ]:
+        r = subprocess.run(
+            [sys.executable, "-m", "ltxserve.cli", "keys", "webhook", key_id, *args]
+            + ["--data-dir", str(srv.data_dir)],
+            env=srv.full_env(),
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == code and words in r.stderr, (r.returncode, r.stderr)
+    r = subprocess.run(
+        [sys.executable, "-m", "ltxserve.cli", "keys", "webhook", "zzzzzz"]
+        + ["--data-dir", str(srv.data_dir)],
+        env=srv.full_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1 and "matches no key" in r.stderr, r.stderr
+    assert "webhook_url: -" in srv.cli("keys", "webhook", key_id, "--clear")
+    with srv.client(key) as c:
+        job_id = c.post("/v2/text-to-video", json=T2V).json()["id"]
+        wait_terminal(c, "text-to-video", job_id)
+        time.sleep(1)
+        assert deliveries(c, "text-to-video", job_id) == []
