@@ -30,6 +30,7 @@ from ltxserve.jobs.lifecycle.deliveries import SUCCEEDED, Attempt
 from ltxserve.jobs.lifecycle.manager import JobManager
 from ltxserve.jobs.store.base import Delivery, now_ms
 from ltxserve.metrics.instruments import WEBHOOK_DELIVERIES
+from ltxserve.storage.base import StorageError
 from ltxserve.webhooks.message import render
 from ltxserve.webhooks.sender import post
 
@@ -88,6 +89,8 @@ class Dispatcher(threading.Thread):
                 payload = render(self.manager, d)
             except NotFoundError:
                 attempt = Attempt(now_ms(), 0, None, "the job is past its retention", final=True)
+            except StorageError as exc:  # presigning result URLs failed: try again later
+                attempt = Attempt(now_ms(), 0, None, f"the blob store failed: {exc}"[:300])
         secret = self.deliveries.secret(d.api_key_id)
         if attempt is None and secret is None:
             attempt = Attempt(now_ms(), 0, None, "the API key has no webhook secret", final=True)
@@ -101,7 +104,7 @@ class Dispatcher(threading.Thread):
                 policy=self.policy,
                 timeout=self.settings.webhook_timeout_seconds,
             )
-        result = self.deliveries.record(d, self.owner, attempt, payload or "")
+        result = self.deliveries.record(d, self.owner, attempt, payload)
         WEBHOOK_DELIVERIES.labels(outcome="delivered" if attempt.ok else "failed").inc()
         log.log(
             logging.INFO if result.state == SUCCEEDED else logging.WARNING,

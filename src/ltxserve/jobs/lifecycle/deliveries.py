@@ -50,7 +50,9 @@ class Backoff:
         return int((full / 2 + random.uniform(0, full / 2)) * 1000)
 
 
-def outcome(d: Delivery, attempt: Attempt, payload: str, backoff: Backoff) -> DeliveryOutcome:
+def outcome(
+    d: Delivery, attempt: Attempt, payload: str | None, backoff: Backoff
+) -> DeliveryOutcome:
     """The delivery after ``attempt``: succeeded, failed (given up) or due again."""
     log = [
         *d.log,
@@ -101,7 +103,9 @@ class Deliveries:
     def claim(self, owner: str, limit: int) -> list[Delivery]:
         return self.store.claim_deliveries(owner, limit, self.lease_seconds)
 
-    def record(self, d: Delivery, owner: str, attempt: Attempt, payload: str) -> DeliveryOutcome:
+    def record(
+        self, d: Delivery, owner: str, attempt: Attempt, payload: str | None
+    ) -> DeliveryOutcome:
         """Write the attempt; the outcome (written only while the lease is ours)."""
         result = outcome(d, attempt, payload, self.backoff)
         self.store.record_delivery(d.id, owner, result)

@@ -147,7 +147,7 @@ class DeliveryOutcome:
     log: list[dict[str, Any]]
     next_attempt_at: int | None
     completed_at: int | None
-    payload: str
+    payload: str | None  # None only while no attempt could render it
 
 
 class AdmissionView(Protocol):
