@@ -126,6 +126,15 @@ class Settings(BaseSettings):
     fetch_ca_file: Path | None = None  # extra CA bundle (PEM) trusted for HTTPS inputs
     sync_timeout_seconds: float = 300.0  # v1 synchronous endpoints: 504 after this
 
+    # Webhooks (docs/webhooks.md): the delivery loop runs in each API process; a target
+    # passes the same SSRF guard as inputs (allow_http, fetch_allow_hosts above)
+    webhook_concurrency: int = 8  # deliveries sent at once per API process; 0: no loop here
+    webhook_poll_interval: float = 1.0  # how often an idle loop looks for due deliveries
+    webhook_timeout_seconds: float = 10.0  # one attempt: connect, send, answer
+    webhook_retry_base_seconds: float = 5.0  # first retry after ~this, doubling (with jitter)
+    webhook_retry_max_seconds: float = 3600.0  # longest wait between two attempts
+    webhook_retry_window_seconds: float = 24 * 3600.0  # from the job's end; then given up
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:

@@ -18,7 +18,9 @@ from importlib import resources
 from typing import Any
 
 from ltxserve import __version__
+from ltxserve.api.webhooks import CALLBACK_URL, WEBHOOK_SCHEMAS
 from ltxserve.jobs.contract.catalog import Catalog
+from ltxserve.webhooks.callback import FIELD as CALLBACK_FIELD
 
 EXT = "x-ltxserve-extension"
 SIMULATE_HEADER = "X-Ltxserve-Simulate"
@@ -261,6 +263,27 @@ EXTENSION_PATHS: dict[str, dict[str, Any]] = {
             {"200": _ok("HTML page", "text/html")},
         )
     },
+    "/v2/{endpoint}/{job_id}/webhooks": {
+        "get": _op(
+            "Webhook deliveries of a job",
+            "The job's webhook messages (docs/webhooks.md) and every attempt to deliver them: "
+            "when, how long, the receiver's HTTP status or the error. Only for the key that "
+            "submitted the job, while the job is within retention (else 404).",
+            {
+                "200": _ok(
+                    "The deliveries, oldest first",
+                    "application/json",
+                    {"$ref": "#/components/schemas/WebhookDeliveries"},
+                ),
+                "401": _error("Missing or invalid key"),
+                "404": _error("No such job for this key (not_found_error)"),
+            },
+            parameters=[
+                _path_param("endpoint", "The job's endpoint, e.g. text-to-video"),
+                _path_param("job_id", "The job's id"),
+            ],
+        )
+    },
     "/docs/{asset}": {
         "get": _op(
             "API reference assets",
@@ -378,6 +401,11 @@ def build(catalog: Catalog, base_url: str) -> dict[str, Any]:
         op = item.get("post")
         if op and "requestBody" in op and (path.startswith("/v2/") or path.startswith("/v1/")):
             op.setdefault("parameters", []).append(SIMULATE_PARAMETER)
+    for name, schema in schemas.items():  # webhooks (docs/webhooks.md)
+        if name.endswith("Request") and "properties" in schema:
+            schema["properties"][CALLBACK_FIELD] = {EXT: True, **copy.deepcopy(CALLBACK_URL)}
+    for name, schema in WEBHOOK_SCHEMAS.items():
+        schemas[name] = {EXT: True, **copy.deepcopy(schema)}
     for path, item in EXTENSION_PATHS.items():
         doc["paths"][path] = {EXT: True, **copy.deepcopy(item)}
     doc.setdefault("tags", []).append(

@@ -25,6 +25,7 @@ from ltxserve.errors import NotFoundError
 from ltxserve.jobs.contract.catalog import Catalog
 from ltxserve.jobs.contract.requests import validate
 from ltxserve.jobs.lifecycle.admission import admission_from_settings
+from ltxserve.jobs.lifecycle.deliveries import Deliveries
 from ltxserve.jobs.lifecycle.doorbell import Doorbell, Silent
 from ltxserve.jobs.lifecycle.payloads import job_prefix, offload, restore
 from ltxserve.jobs.lifecycle.states import JobStatus
@@ -62,6 +63,7 @@ class JobManager:
         self.doorbell = doorbell or Silent()
         self.admission = admission if admission is not None else admission_from_settings(settings)
         self.uploads = Uploads(settings, store, blobs)
+        self.deliveries = Deliveries(settings, store)  # webhooks (docs/webhooks.md)
 
     @property
     def catalog(self) -> Catalog:

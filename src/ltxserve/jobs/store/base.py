@@ -133,6 +133,50 @@ class LedgerEntry:
     created_at: int
 
 
+WEBHOOK_NOTE = "_webhook"
+"""The server's note on a job whose end is to be sent as a webhook (docs/webhooks.md):
+``{"url": ..., "base_url": ...}``, set at submit, read by the store as the job ends."""
+
+WEBHOOK_EVENTS = {JobStatus.COMPLETED: "job.completed", JobStatus.FAILED: "job.failed"}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook message and its attempts (a ``webhook_deliveries`` row).
+
+    Enqueued by the store in the transaction that ends the job; ``payload`` is set
+    by the first attempt and sent unchanged by every later one. ``state`` is
+    pending (an attempt is due at ``next_attempt_at``), succeeded or failed (given
+    up). ``log`` holds the attempts: at, duration_ms, status_code, error."""
+
+    id: str
+    job_id: str
+    api_key_id: str
+    endpoint: str
+    event: str
+    url: str
+    base_url: str
+    payload: str | None
+    state: str
+    attempts: int
+    created_at: int
+    next_attempt_at: int | None
+    completed_at: int | None
+    log: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What one attempt leaves on its delivery (written only by the lease holder)."""
+
+    state: str
+    attempts: int
+    log: list[dict[str, Any]]
+    next_attempt_at: int | None
+    completed_at: int | None
+    payload: str | None  # None only while no attempt could render it
+
+
 class AdmissionView(Protocol):
     """What an admission check may read, inside the submit's write transaction.
 
@@ -181,6 +225,12 @@ class JobStore(Protocol):
     def key_by_hash(self, key_hash: str) -> dict[str, Any] | None: ...
     def list_keys(self) -> list[dict[str, Any]]: ...
     def revoke_key(self, key_id_or_prefix: str) -> int: ...
+    def set_key_webhook(
+        self, key_id: str, url: str | None, secret: str | None = None
+    ) -> dict[str, Any] | None:
+        """Set (None: clear) a key's default webhook URL and, when given, its signing
+        secret; the key's row afterwards, None for no such key."""
+        ...
 
     # -- operations (docs/operations.md)
     def ping(self) -> None:
@@ -224,6 +274,22 @@ class JobStore(Protocol):
     def fail_exhausted(self, max_attempts: int, retention_ms: int) -> int: ...
     def expired_ids(self, limit: int = 500) -> list[str]: ...
     def delete_jobs(self, ids: list[str]) -> int: ...
+
+    # -- webhook deliveries (docs/webhooks.md); enqueued as a job ends, by the store
+    def claim_deliveries(self, owner: str, limit: int, lease_seconds: float) -> list[Delivery]:
+        """Up to ``limit`` pending deliveries now due and not leased elsewhere, oldest
+        due first, leased to ``owner``."""
+        ...
+
+    def record_delivery(self, delivery_id: str, owner: str, outcome: DeliveryOutcome) -> bool:
+        """Write an attempt's outcome and drop the lease; False if the lease is lost."""
+        ...
+
+    def deliveries_of(self, job_id: str) -> list[Delivery]: ...
+    def webhook_secret(self, api_key_id: str) -> str | None: ...
+    def purge_deliveries(self, ended_before: int) -> int:
+        """Delete succeeded or failed deliveries that ended before ``ended_before``."""
+        ...
 
     # -- uploads
     def add_upload(self, upload: Upload) -> None: ...

@@ -31,6 +31,8 @@ from ltxserve.jobs.store.base import (
     LOST_MESSAGE,
     Admission,
     Credits,
+    Delivery,
+    DeliveryOutcome,
     Job,
     JobStore,
     JobView,
@@ -39,6 +41,7 @@ from ltxserve.jobs.store.base import (
     now_ms,
     valid_upload_id,
 )
+from ltxserve.jobs.store.deliveries import PENDING, new_delivery
 
 _UNFINISHED = frozenset({JobStatus.PENDING, JobStatus.PROCESSING})
 
@@ -150,6 +153,8 @@ class MemoryJobStore:
         self._jobs: dict[str, Job] = {}  # insertion order = creation order
         self._keys: dict[str, dict[str, Any]] = {}
         self._uploads: dict[str, Upload] = {}
+        self._deliveries: dict[str, Delivery] = {}  # insertion order = creation order
+        self._delivery_leases: dict[str, tuple[str, int]] = {}  # id -> (owner, expires)
         self._bells: set[threading.Event] = set()
         self._ledger = _Ledger()
 
@@ -183,6 +188,8 @@ class MemoryJobStore:
                 "created_at": now_ms(),
                 "revoked_at": None,
                 "simulate": simulate,
+                "webhook_url": None,
+                "webhook_secret": None,
             }
 
     def key_by_hash(self, key_hash: str) -> dict[str, Any] | None:
@@ -293,6 +300,10 @@ class MemoryJobStore:
         done = self._cas(job, **values)
         if done:  # as in SQL: the job's credits settle with its end, once
             self._ledger.settle(job.id, status)
+        if done:  # webhooks: the job's terminal message, under the same lock
+            d = new_delivery(job, status, now)
+            if d is not None:
+                self._deliveries[d.id] = d
         return done
 
     def claim(
@@ -413,6 +424,71 @@ class MemoryJobStore:
     def delete_jobs(self, ids: list[str]) -> int:
         with self._lock:
             return sum(self._jobs.pop(i, None) is not None for i in ids)
+
+    # -- webhook deliveries -----------------------------------------------------
+    def set_key_webhook(
+        self, key_id: str, url: str | None, secret: str | None = None
+    ) -> dict[str, Any] | None:
+        with self._lock:
+            k = self._keys.get(key_id)
+            if k is None:
+                return None
+            k["webhook_url"] = url
+            if secret is not None:
+                k["webhook_secret"] = secret
+            return dict(k)
+
+    def claim_deliveries(self, owner: str, limit: int, lease_seconds: float) -> list[Delivery]:
+        now = now_ms()
+        with self._lock:
+            due = [
+                d
+                for d in self._deliveries.values()
+                if d.state == PENDING
+                and d.next_attempt_at is not None
+                and d.next_attempt_at <= now
+                and self._delivery_leases.get(d.id, ("", 0))[1] < now
+            ]
+            due.sort(key=lambda d: d.next_attempt_at or 0)
+            for d in due[:limit]:
+                self._delivery_leases[d.id] = (owner, now + int(lease_seconds * 1000))
+            return [replace(d, log=_copy(d.log)) for d in due[:limit]]
+
+    def record_delivery(self, delivery_id: str, owner: str, outcome: DeliveryOutcome) -> bool:
+        with self._lock:
+            d = self._deliveries.get(delivery_id)
+            lease = self._delivery_leases.get(delivery_id)
+            if d is None or d.state != PENDING or lease is None or lease[0] != owner:
+                return False
+            del self._delivery_leases[delivery_id]
+            self._deliveries[delivery_id] = replace(
+                d, **{**outcome.__dict__, "log": _copy(outcome.log)}
+            )
+            return True
+
+    def deliveries_of(self, job_id: str) -> list[Delivery]:
+        with self._lock:
+            found = [d for d in self._deliveries.values() if d.job_id == job_id]
+        return [replace(d, log=_copy(d.log)) for d in found]
+
+    def webhook_secret(self, api_key_id: str) -> str | None:
+        with self._lock:
+            k = self._keys.get(api_key_id)
+            return str(k["webhook_secret"]) if k and k.get("webhook_secret") else None
+
+    def purge_deliveries(self, ended_before: int) -> int:
+        with self._lock:
+            gone = [
+                d.id
+                for d in self._deliveries.values()
+                if d.state != PENDING
+                and d.completed_at is not None
+                and d.completed_at < ended_before
+            ]
+            for i in gone:
+                del self._deliveries[i]
+                self._delivery_leases.pop(i, None)
+        return len(gone)
 
     # -- uploads ------------------------------------------------------------
     def add_upload(self, upload: Upload) -> None:

@@ -37,11 +37,13 @@ from sqlalchemy.engine import Connection
 from ltxserve.errors import StoreBusyError
 from ltxserve.jobs.lifecycle.doorbell import Doorbell, FifoDoorbell, PgDoorbell, Silent
 from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
-from ltxserve.jobs.store import ledger
+from ltxserve.jobs.store import deliveries, ledger
 from ltxserve.jobs.store.base import (
     LOST_MESSAGE,
     Admission,
     Credits,
+    Delivery,
+    DeliveryOutcome,
     Job,
     JobView,
     LedgerEntry,
@@ -477,6 +479,8 @@ class SqlJobStore:
         done = bool(res.rowcount)
         if done:  # the job ended here, once: its credits settle in the same transaction
             ledger.settle(conn, job.id, status)
+        if done:  # webhooks: the job's terminal message commits with its end
+            deliveries.enqueue(conn, job, status, now)
         return done
 
     def finish(
@@ -554,6 +558,33 @@ class SqlJobStore:
         with self._write() as conn:
             res = conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
         return int(res.rowcount)
+
+    # -- webhook deliveries (SQL in deliveries.py; docs/webhooks.md) ----------
+    def set_key_webhook(
+        self, key_id: str, url: str | None, secret: str | None = None
+    ) -> dict[str, Any] | None:
+        with self._write() as conn:
+            return deliveries.set_key_webhook(conn, key_id, url, secret)
+
+    def claim_deliveries(self, owner: str, limit: int, lease_seconds: float) -> list[Delivery]:
+        with self._write() as conn:
+            return deliveries.claim(conn, owner, limit, int(lease_seconds * 1000), now_ms())
+
+    def record_delivery(self, delivery_id: str, owner: str, outcome: DeliveryOutcome) -> bool:
+        with self._write() as conn:
+            return deliveries.record(conn, delivery_id, owner, outcome)
+
+    def deliveries_of(self, job_id: str) -> list[Delivery]:
+        with self.read() as conn:
+            return deliveries.of_job(conn, job_id)
+
+    def webhook_secret(self, api_key_id: str) -> str | None:
+        with self.read() as conn:
+            return deliveries.secret(conn, api_key_id)
+
+    def purge_deliveries(self, ended_before: int) -> int:
+        with self._write() as conn:
+            return deliveries.purge(conn, ended_before)
 
     # -- uploads ------------------------------------------------------------
     def add_upload(self, upload: Upload) -> None:

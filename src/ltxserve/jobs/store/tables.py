@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 
@@ -32,6 +33,8 @@ api_keys = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
     Column("simulate", Text, nullable=True),  # client-testing directives; NULL = off
+    Column("webhook_url", Text, nullable=True),  # default callback_url of the key's jobs
+    Column("webhook_secret", String(64), nullable=True),  # whsec_...: signs its webhooks
 )
 
 jobs = Table(
@@ -120,4 +123,31 @@ credit_ledger = Table(
         postgresql_where=text("kind IN ('charge', 'release')"),
         sqlite_where=text("kind IN ('charge', 'release')"),
     ),
+)
+
+
+# One row per webhook message (docs/webhooks.md): inserted in the transaction that
+# finishes the job (deliveries.py), claimed with a lease by an API process's delivery loop.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),  # msg_<hex>: the webhook-id header
+    Column("job_id", String(36), nullable=False),
+    Column("api_key_id", String(32), nullable=False),
+    Column("endpoint", String(40), nullable=False),
+    Column("event", String(40), nullable=False),  # job.completed | job.failed
+    Column("url", Text, nullable=False),
+    Column("base_url", Text, nullable=False),  # where result URLs in the event point
+    Column("payload", Text, nullable=True),  # the body, set at the first attempt, then kept
+    Column("state", String(16), nullable=False),  # pending | succeeded | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=True),
+    Column("completed_at", BigInteger, nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", BigInteger, nullable=True),
+    Column("log", JSON, nullable=True),  # the attempts: at, duration_ms, status_code, error
+    UniqueConstraint("job_id", "event", name="uq_webhook_deliveries_job_event"),
+    Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+    Index("ix_webhook_deliveries_job", "job_id"),
 )
