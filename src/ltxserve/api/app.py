@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ltxserve import __version__
-from ltxserve.api import docs, files, health, metrics, routes, uploads, v1
+from ltxserve.api import docs, events, files, health, metrics, routes, uploads, v1
 from ltxserve.api.cors import Cors
 from ltxserve.api.deps import ApiDeps, KeyResolver
 from ltxserve.api.errors import (
@@ -26,6 +26,7 @@ from ltxserve.api.errors import (
     http_exception_response,
     ltx_error_response,
 )
+from ltxserve.api.event_hub import EventHub
 from ltxserve.api.middleware import RequestContext
 from ltxserve.api.web import router as web_router
 from ltxserve.config import Settings
@@ -81,6 +82,7 @@ class Sweeper(threading.Thread):
 def create_app(settings: Settings | None = None, *, manager: JobManager | None = None) -> FastAPI:
     settings = settings or Settings()
     deps = make_deps(settings, manager)
+    hub = EventHub(deps.manager, settings.events_poll_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,6 +92,7 @@ def create_app(settings: Settings | None = None, *, manager: JobManager | None =
             yield
         finally:
             sweeper.stop_event.set()
+            hub.close()
 
     app = FastAPI(
         title="ltxserve",
@@ -100,6 +103,7 @@ def create_app(settings: Settings | None = None, *, manager: JobManager | None =
         redoc_url=None,
     )
     app.state.deps = deps
+    app.state.events = hub  # live event streams; closed first at shutdown (cli.py)
     app.state.metrics_registry = metrics.metrics_registry(
         deps.manager, settings.metrics_cache_seconds
     )
@@ -138,6 +142,7 @@ def create_app(settings: Settings | None = None, *, manager: JobManager | None =
         return JSONBytes({"status": "ok"})
 
     app.include_router(routes.router)
+    app.add_route("/v2/{endpoint}/{job_id}/events", events.get_events, methods=["GET"])
     app.include_router(files.router)
     app.include_router(uploads.router)
     app.include_router(v1.router)

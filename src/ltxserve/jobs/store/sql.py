@@ -35,8 +35,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from ltxserve.errors import StoreBusyError
+from ltxserve.jobs.lifecycle.changes import ChangeFeed
 from ltxserve.jobs.lifecycle.doorbell import Doorbell, FifoDoorbell, PgDoorbell, Silent
 from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
+from ltxserve.jobs.store import events
 from ltxserve.jobs.store.base import (
     LOST_MESSAGE,
     Admission,
@@ -235,6 +237,9 @@ class SqlJobStore:
             log.warning("doorbell unavailable (%s); idle workers poll", exc)
         return Silent()
 
+    def change_feed(self) -> ChangeFeed:
+        return events.change_feed(self.engine)
+
     def _write(self) -> _WriteTx:
         return _WriteTx(self)
 
@@ -357,6 +362,10 @@ class SqlJobStore:
         values["status"] = JobStatus(values["status"])
         return JobView(**values)
 
+    def versions(self, ids: list[str]) -> dict[str, int]:
+        with self.read() as conn:
+            return events.versions(conn, ids)
+
     def claim(
         self, owner: str, lease_seconds: float, max_attempts: int, *, retention_ms: int
     ) -> Job | None:
@@ -402,6 +411,7 @@ class SqlJobStore:
                     lease_expires_at=now + int(lease_seconds * 1000),
                     attempts=job.attempts + 1,
                     started_at=job.started_at or now,
+                    version=job.version + 1,  # the row is locked: exact
                 )
                 conn.execute(
                     update(jobs)
@@ -412,8 +422,10 @@ class SqlJobStore:
                         lease_expires_at=claimed.lease_expires_at,
                         attempts=claimed.attempts,
                         started_at=claimed.started_at,
+                        version=events.BUMP,
                     )
                 )
+                events.publish(conn, job.id)
             # the row is what this locked transaction wrote: no second round trip
             return claimed
 
@@ -424,6 +436,7 @@ class SqlJobStore:
         values: dict[str, Any] = {"lease_expires_at": now_ms() + int(lease_seconds * 1000)}
         if progress is not None:
             values["progress"] = progress
+            values["version"] = events.progress_bump(progress)
         with self._write() as conn:
             res = conn.execute(
                 update(jobs)
@@ -434,6 +447,8 @@ class SqlJobStore:
                 )
                 .values(**values)
             )
+            if res.rowcount and progress is not None:
+                events.publish(conn, job_id)
         return bool(res.rowcount)
 
     def _finish(
@@ -454,6 +469,7 @@ class SqlJobStore:
             lease_owner=None,
             lease_expires_at=None,
             result=result,
+            version=events.BUMP,
         )
         if retention_ms is not None:
             values["expires_at"] = now + retention_ms
@@ -470,6 +486,8 @@ class SqlJobStore:
             )
             .values(**values)
         )
+        if res.rowcount:
+            events.publish(conn, job.id)
         return bool(res.rowcount)
 
     def finish(
@@ -507,8 +525,15 @@ class SqlJobStore:
                     jobs.c.lease_owner == owner,
                     jobs.c.status == JobStatus.PROCESSING.value,
                 )
-                .values(status=JobStatus.PENDING.value, lease_owner=None, lease_expires_at=None)
+                .values(
+                    status=JobStatus.PENDING.value,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    version=events.BUMP,
+                )
             )
+            if res.rowcount:
+                events.publish(conn, job_id)
         return bool(res.rowcount)
 
     def fail_exhausted(self, max_attempts: int, retention_ms: int) -> int:
