@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, String, case, cast, func, select
+from sqlalchemy import Engine, String, Update, case, cast, func, select
 from sqlalchemy.engine import Connection, make_url
 
 from ltxserve.jobs.lifecycle.changes import CHANNEL, ChangeFeed, PgChangeFeed, PollFeed
@@ -28,12 +28,14 @@ def progress_bump(progress: float) -> Any:
     return case((jobs.c.progress.is_distinct_from(progress), BUMP), else_=jobs.c.version)
 
 
-def publish(conn: Connection, job_id: str) -> None:
-    """Tell every listening API process the job's new version (PostgreSQL; at commit)."""
+def publishing(conn: Connection, stmt: Update) -> Update:
+    """``stmt`` (an UPDATE of one job that bumps its version), made to tell every
+    listening API process the job's new version at commit (PostgreSQL): ``RETURNING
+    pg_notify(...)``, so the notification costs no round trip of its own."""
     if conn.dialect.name != "postgresql":
-        return
+        return stmt
     payload = jobs.c.id.concat(":").concat(cast(jobs.c.version, String))
-    conn.execute(select(func.pg_notify(CHANNEL, payload)).where(jobs.c.id == job_id))
+    return stmt.returning(func.pg_notify(CHANNEL, payload))
 
 
 def versions(conn: Connection, ids: list[str]) -> dict[str, int]:

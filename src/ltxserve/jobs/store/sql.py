@@ -414,18 +414,20 @@ class SqlJobStore:
                     version=job.version + 1,  # the row is locked: exact
                 )
                 conn.execute(
-                    update(jobs)
-                    .where(jobs.c.id == job.id)
-                    .values(
-                        status=claimed.status.value,
-                        lease_owner=claimed.lease_owner,
-                        lease_expires_at=claimed.lease_expires_at,
-                        attempts=claimed.attempts,
-                        started_at=claimed.started_at,
-                        version=events.BUMP,
+                    events.publishing(
+                        conn,
+                        update(jobs)
+                        .where(jobs.c.id == job.id)
+                        .values(
+                            status=claimed.status.value,
+                            lease_owner=claimed.lease_owner,
+                            lease_expires_at=claimed.lease_expires_at,
+                            attempts=claimed.attempts,
+                            started_at=claimed.started_at,
+                            version=events.BUMP,
+                        ),
                     )
                 )
-                events.publish(conn, job.id)
             # the row is what this locked transaction wrote: no second round trip
             return claimed
 
@@ -437,18 +439,17 @@ class SqlJobStore:
         if progress is not None:
             values["progress"] = progress
             values["version"] = events.progress_bump(progress)
-        with self._write() as conn:
-            res = conn.execute(
-                update(jobs)
-                .where(
-                    jobs.c.id == job_id,
-                    jobs.c.lease_owner == owner,
-                    jobs.c.status == JobStatus.PROCESSING.value,
-                )
-                .values(**values)
+        stmt = (
+            update(jobs)
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.lease_owner == owner,
+                jobs.c.status == JobStatus.PROCESSING.value,
             )
-            if res.rowcount and progress is not None:
-                events.publish(conn, job_id)
+            .values(**values)
+        )
+        with self._write() as conn:
+            res = conn.execute(stmt if progress is None else events.publishing(conn, stmt))
         return bool(res.rowcount)
 
     def _finish(
@@ -478,16 +479,17 @@ class SqlJobStore:
         if status == JobStatus.COMPLETED:
             values["progress"] = 1.0
         res = conn.execute(
-            update(jobs)
-            .where(
-                jobs.c.id == job.id,
-                jobs.c.status == job.status.value,
-                jobs.c.attempts == job.attempts,
+            events.publishing(
+                conn,
+                update(jobs)
+                .where(
+                    jobs.c.id == job.id,
+                    jobs.c.status == job.status.value,
+                    jobs.c.attempts == job.attempts,
+                )
+                .values(**values),
             )
-            .values(**values)
         )
-        if res.rowcount:
-            events.publish(conn, job.id)
         return bool(res.rowcount)
 
     def finish(
@@ -519,21 +521,22 @@ class SqlJobStore:
         with self._write() as conn:
             check_transition(JobStatus.PROCESSING, JobStatus.PENDING)
             res = conn.execute(
-                update(jobs)
-                .where(
-                    jobs.c.id == job_id,
-                    jobs.c.lease_owner == owner,
-                    jobs.c.status == JobStatus.PROCESSING.value,
-                )
-                .values(
-                    status=JobStatus.PENDING.value,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    version=events.BUMP,
+                events.publishing(
+                    conn,
+                    update(jobs)
+                    .where(
+                        jobs.c.id == job_id,
+                        jobs.c.lease_owner == owner,
+                        jobs.c.status == JobStatus.PROCESSING.value,
+                    )
+                    .values(
+                        status=JobStatus.PENDING.value,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        version=events.BUMP,
+                    ),
                 )
             )
-            if res.rowcount:
-                events.publish(conn, job_id)
         return bool(res.rowcount)
 
     def fail_exhausted(self, max_attempts: int, retention_ms: int) -> int:
