@@ -12,7 +12,7 @@ a client streaming from another API process.
    stream). ``--sqlite`` runs the same with one API process on SQLite (polled).
 
 Usage: LTXSERVE_TEST_PG_URL=postgresql+psycopg://... python bench/bench_events.py
-       [--streams 100] [--workers 2] [--writes 2000] [--sqlite]
+       [--streams 100] [--workers 2] [--writes 2000] [--sqlite] [--writes-only]
 """
 
 from __future__ import annotations
@@ -173,6 +173,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--writes", type=int, default=2000)
     ap.add_argument("--sqlite", action="store_true")
+    ap.add_argument("--writes-only", action="store_true", help="the write cost alone")
     args = ap.parse_args()
     if args.sqlite:
         fan_out({}, args.streams, args.workers, two=False)
@@ -181,6 +182,8 @@ def main() -> None:
     url = new_db(admin)
     try:
         write_cost(url, args.writes)
+        if args.writes_only:
+            return
         env: dict[str, Any] = {"LTXSERVE_DATABASE_URL": url, "LTXSERVE_SECRET": "bench"}
         fan_out(env, args.streams, args.workers, two=True)
     finally:
