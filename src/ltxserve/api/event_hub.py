@@ -89,8 +89,8 @@ class EventHub:
                     target=self._run, name="ltxserve-events", daemon=True
                 )
                 self._thread.start()
-        if self.closed:
-            sub.gone = True
+        if self.closed:  # shutting down: the stream sends what it has and ends
+            sub.offer(None)
         EVENT_STREAMS.inc()
         return sub
 

@@ -77,6 +77,8 @@ async def stream(
         try:
             await asyncio.wait_for(sub.event.wait(), keepalive)
         except TimeoutError:
+            if sub.gone:
+                return
             yield KEEPALIVE
             continue
         newer = sub.take()
