@@ -11,6 +11,7 @@ import pytest
 from ltxserve.client import AsyncClient, Client, CompletedJob, NotFoundError, ProcessingJob
 from tests.client.conftest import FAST, SMALL
 from tests.client.proxy import FaultProxy
+from tests.client.relay import Relay
 from tests.support import Server
 
 
@@ -70,3 +71,26 @@ def test_async_events_and_wait(server: Server) -> None:
                 await c.text_to_video.wait("0" * 36, timeout=10)
 
     asyncio.run(main())
+
+
+def test_a_broken_stream_resumes_with_last_event_id(server: Server) -> None:
+    """The connection is cut after the first progress event: ``events()`` reopens it
+    with ``Last-Event-ID`` and goes on to the end, with no status seen twice."""
+    relay = Relay(server.port)
+    try:
+        with Client(api_key=slow_key(server), base_url=relay.url, **FAST) as c:
+            job = c.text_to_video.submit(**SMALL)
+            seen = []
+            for status in c.text_to_video.events(job, timeout=60):
+                seen.append(status)
+                if len(relay.heads) == 2 and isinstance(status, ProcessingJob) and status.progress:
+                    relay.cut()  # heads: the submit, then this stream
+        assert isinstance(seen[-1], CompletedJob), seen
+        pairs = [(s.status, getattr(s, "progress", None)) for s in seen]
+        assert len(pairs) == len(set(pairs)), pairs  # nothing repeated across the break
+        streams = [h for h in relay.heads if b"/events " in h]
+        assert len(streams) >= 2, relay.heads
+        assert b"last-event-id:" not in streams[0].lower()
+        assert b"last-event-id:" in streams[1].lower(), streams[1]
+    finally:
+        relay.close()
