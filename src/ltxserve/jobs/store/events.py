@@ -3,10 +3,10 @@
 Every write that changes a job's status or progress bumps ``jobs.version`` in the
 same UPDATE (claim, release, finish; a heartbeat only when the progress moved), and
 on PostgreSQL publishes ``<id>:<version>`` on the job events channel in the same
-transaction (``publish``): the notification leaves at commit, with the write or
-not at all. The cost is one more statement in a transaction already open (measured
-in docs/architecture.md, "Live events"). SQLite has no cross-process channel; the
-API polls ``versions`` instead (jobs/lifecycle/changes.py).
+statement (``publishing``: ``UPDATE ... RETURNING pg_notify(...)``): the notification
+leaves at commit, with the write or not at all, and needs no round trip of its own
+(cost: bench/README.md, "Live events"). SQLite has no cross-process channel; the API
+polls ``versions`` instead (jobs/lifecycle/changes.py).
 """
 
 from __future__ import annotations
