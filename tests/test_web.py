@@ -562,7 +562,8 @@ def test_preview_engine_banner_key_check_and_progress_every_second(
     browser: Browser, make_server: Any
 ) -> None:
     """A preview server says so on the page and on each result; the key check uses its
-    own route (no red 404 in the console); a running job is polled every second."""
+    own route (no red 404 in the console); a running job's progress arrives live, on
+    its event stream (no status polls), and moves at least every second or so."""
     srv = make_server(engine="preview")
     t = Tab(browser, srv, viewport={"width": 1280, "height": 900})
     try:
@@ -582,23 +583,39 @@ def test_preview_engine_banner_key_check_and_progress_every_second(
         assert "accepts it" in (page.text_content("#key-status") or "")
         assert not failed and not console, (failed, console)
 
-        polls: list[float] = []
+        asked: list[str] = []
         page.on(
             "request",
-            lambda r: (
-                polls.append(time.monotonic() * 1000) if "/v2/text-to-video/" in r.url else None
-            ),
+            lambda r: asked.append(r.url.split("?")[0]) if "/v2/text-to-video/" in r.url else None,
         )
         page.select_option("#endpoint", "text-to-video")
         page.fill("#f-text-to-video-prompt", "a slow pan over a calm sea at dawn")
         for name, value in {**SMALL, "resolution": "1920x1080", "duration": "6"}.items():
             page.select_option(f"#f-text-to-video-{name}", value)
         page.click("#submit-job")
+        page.wait_for_selector("#job-list li.job")
+        moves: list[tuple[float, float]] = []  # (ms, progress) at each change on the card
+        deadline = time.monotonic() + JOB_TIMEOUT_MS / 1000
+        while time.monotonic() < deadline:
+            badge, value = page.evaluate(
+                "() => { const li = document.querySelector('#job-list li.job');"
+                " return [li.querySelector('.badge').textContent,"
+                " li.querySelector('progress').getAttribute('value')]; }"
+            )
+            if badge in ("completed", "failed"):
+                break
+            if badge == "processing" and value is not None:
+                if not moves or moves[-1][1] != float(value):
+                    moves.append((time.monotonic() * 1000, float(value)))
+            time.sleep(0.05)
         info = wait_completed_video(page)
         card = page.locator(f"li.job[data-job-id='{info['id']}']")
         assert card.locator(".engine-tag").text_content() == "preview engine"
-        gaps = [b - a for a, b in zip(polls, polls[1:], strict=False)]
-        assert len(polls) >= 3 and max(gaps) < 1600, polls  # 1 s, with slack for a busy host
+        gaps = [b[0] - a[0] for a, b in zip(moves, moves[1:], strict=False)]
+        assert len(moves) >= 3 and max(gaps) < 1600, moves  # 0.5 s writes; slack for load
+        status_url = f"{srv.base_url}/v2/text-to-video/{info['id']}"
+        assert asked.count(f"{status_url}/events") >= 1, asked
+        assert status_url not in asked, asked  # streamed, not polled
         t.shot("preview-banner")
     finally:
         t.close()

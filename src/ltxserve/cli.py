@@ -174,7 +174,7 @@ def _serve(settings: Settings, host: str, port: int, n_workers: int, level: str)
 
     from ltxserve import __version__
     from ltxserve.api.app import create_app
-    from ltxserve.api.protocol import header_deadline_protocol
+    from ltxserve.api.protocol import DrainingServer, header_deadline_protocol
     from ltxserve.jobs.store.db import open_store
     from ltxserve.keys import create_key
     from ltxserve.supervisor import Supervisor
@@ -210,8 +210,9 @@ def _serve(settings: Settings, host: str, port: int, n_workers: int, level: str)
         supervisor.start()
     code: int | str | None = 0
     try:
-        uvicorn.run(
-            create_app(settings),
+        api = create_app(settings)
+        config = uvicorn.Config(
+            api,
             host=host,
             port=port,
             log_level=level,
@@ -221,6 +222,10 @@ def _serve(settings: Settings, host: str, port: int, n_workers: int, level: str)
             # SIGTERM: stop accepting, let in-flight requests finish (docs/operations.md)
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         )
+        server = DrainingServer(config, before_drain=api.state.events.close)
+        server.run()
+        if not server.started:  # the port was taken: uvicorn logged why
+            code = 3
     except SystemExit as exc:  # SIGTERM/SIGINT, by way of _exit_on_signal
         code = exc.code
     finally:

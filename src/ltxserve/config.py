@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: int = 30  # SIGTERM: how long in-flight requests get to finish
     metrics_cache_seconds: float = 5.0  # /metrics: in-flight job counts at most this often
     worker_metrics_port: int | None = None  # `ltxserve worker`: serve its own /metrics on this port
+    # Live events (GET /v2/{endpoint}/{id}/events; docs/api.md "Live events"): how often an
+    # API process checks its streamed jobs (SQLite polls at this pace; PostgreSQL is told
+    # by LISTEN/NOTIFY and only paces its listener with it), and how often an idle stream
+    # gets a keep-alive comment so proxies do not cut it.
+    events_poll_seconds: float = Field(default=0.2, gt=0)
+    events_keepalive_seconds: float = Field(default=15.0, gt=0)
 
     # Inputs and uploads (docs/inputs.md)
     upload_max_bytes: int = 100 * 1024 * 1024  # one PUT to an upload URL

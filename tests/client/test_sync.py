@@ -77,7 +77,7 @@ def test_polling_is_sparse_and_every_poll_reaches_the_server(
     with Client(api_key=key.strip().splitlines()[-1], base_url=proxy.url, **FAST) as c:
         job = c.text_to_video.submit(**SMALL)
         started = time.monotonic()
-        c.text_to_video.wait(job, poll_interval=0.3, timeout=60, on_status=seen.append)
+        c.text_to_video.wait(job, poll_interval=0.3, timeout=60, on_status=seen.append, live=False)
         elapsed = time.monotonic() - started
     polls = proxy.requests("GET", f"/v2/text-to-video/{job.id}")
     gaps = [b.at - a.at for a, b in zip(polls, polls[1:], strict=False)]
@@ -93,7 +93,7 @@ def test_wait_follows_a_retry_after_hint_on_status_answers(
 ) -> None:
     job = client.text_to_video.submit(**SMALL)
     proxy.add_header(f"/v2/text-to-video/{job.id}", "Retry-After", "1")
-    client.text_to_video.wait(job, poll_interval=0.05, timeout=60)
+    client.text_to_video.wait(job, poll_interval=0.05, timeout=60, live=False)
     polls = proxy.requests("GET", f"/v2/text-to-video/{job.id}")
     gaps = [b.at - a.at for a, b in zip(polls, polls[1:], strict=False)]
     assert gaps and all(g >= 0.95 for g in gaps), gaps
@@ -169,7 +169,7 @@ def test_polling_is_adaptive_under_the_documented_ceiling(
     with Client(api_key=server.api_key, base_url=proxy.url) as c:
         job = c.text_to_video.submit(**SMALL)
         started = time.monotonic()
-        c.text_to_video.wait(job, timeout=60)
+        c.text_to_video.wait(job, timeout=60, live=False)
         elapsed = time.monotonic() - started
     polls = proxy.requests("GET", f"/v2/text-to-video/{job.id}")
     gaps = [b.at - a.at for a, b in zip(polls, polls[1:], strict=False)]

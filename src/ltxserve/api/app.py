@@ -18,7 +18,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ltxserve import __version__
-from ltxserve.api import credits, docs, files, health, metrics, routes, uploads, v1, webhooks
+from ltxserve.api import (
+    credits,
+    docs,
+    events,
+    files,
+    health,
+    metrics,
+    routes,
+    uploads,
+    v1,
+    webhooks,
+)
 from ltxserve.api.cors import Cors
 from ltxserve.api.deps import ApiDeps, KeyResolver
 from ltxserve.api.errors import (
@@ -26,6 +37,7 @@ from ltxserve.api.errors import (
     http_exception_response,
     ltx_error_response,
 )
+from ltxserve.api.event_hub import EventHub
 from ltxserve.api.middleware import RequestContext
 from ltxserve.api.web import router as web_router
 from ltxserve.config import Settings
@@ -82,6 +94,7 @@ class Sweeper(threading.Thread):
 def create_app(settings: Settings | None = None, *, manager: JobManager | None = None) -> FastAPI:
     settings = settings or Settings()
     deps = make_deps(settings, manager)
+    hub = EventHub(deps.manager, settings.events_poll_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -97,6 +110,7 @@ def create_app(settings: Settings | None = None, *, manager: JobManager | None =
             sweeper.stop_event.set()
             if hooks is not None:
                 hooks.stop()
+            hub.close()
 
     app = FastAPI(
         title="ltxserve",
@@ -107,6 +121,7 @@ def create_app(settings: Settings | None = None, *, manager: JobManager | None =
         redoc_url=None,
     )
     app.state.deps = deps
+    app.state.events = hub  # live event streams; closed first at shutdown (cli.py)
     app.state.metrics_registry = metrics.metrics_registry(
         deps.manager, settings.metrics_cache_seconds
     )
@@ -146,6 +161,7 @@ def create_app(settings: Settings | None = None, *, manager: JobManager | None =
 
     app.include_router(routes.router)
     app.include_router(webhooks.router)
+    app.add_route("/v2/{endpoint}/{job_id}/events", events.get_events, methods=["GET"])
     app.include_router(files.router)
     app.include_router(uploads.router)
     app.include_router(v1.router)

@@ -115,6 +115,40 @@ EXTENSION_PATHS: dict[str, dict[str, Any]] = {
             },
         )
     },
+    "/v2/{endpoint}/{job_id}/events": {
+        "get": _op(
+            "Live events of a job",
+            "The job's status as Server-Sent Events (`text/event-stream`): one `status` event "
+            "with the state at connect, one per change of status or progress, the terminal "
+            "status object last, then the stream ends. Each event's `data` is the object "
+            "`GET /v2/{endpoint}/{job_id}` answers; its `id` is the job's version, which grows "
+            "with every change, so a client reconnecting with `Last-Event-ID` is sent the "
+            "current state only if it moved, never a repeat. A comment line (`: keep-alive`) "
+            "is sent while nothing changes. Works across API processes (PostgreSQL "
+            "LISTEN/NOTIFY). Same key, endpoint and retention rules as the status poll. The "
+            "hosted API has no such route: clients fall back to polling on 404 (docs/api.md).",
+            {
+                "200": _ok(
+                    "The event stream",
+                    "text/event-stream",
+                    {"type": "string"},
+                ),
+                "401": _error("Missing or invalid key (authentication_error)"),
+                "404": _error("No such job for this key and endpoint (not_found_error)"),
+            },
+            parameters=[
+                _path_param("endpoint", "The endpoint the job was submitted to"),
+                _path_param("job_id", "The job's id"),
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "description": "The id of the last event received: only newer state is sent.",
+                    "schema": {"type": "string"},
+                },
+            ],
+        )
+    },
     "/metrics": {
         "get": _op(
             "Prometheus metrics",

@@ -15,9 +15,12 @@ The deadline is ``LTXSERVE_HEADER_TIMEOUT_SECONDS`` (default 15).
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ltxserve.api.errors import envelope, status_of
@@ -82,3 +85,21 @@ def header_deadline_protocol(seconds: float) -> type[HeaderDeadlineProtocol]:
     return type(
         "HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), {"header_timeout": float(seconds)}
     )
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, calling ``before_drain`` as shutdown begins.
+
+    uvicorn's drain waits for every in-flight response, and a live event stream
+    (api/events.py) would run until its job ends or the grace period cuts it. The
+    hook ends those streams at once (their clients reconnect elsewhere or poll),
+    so a SIGTERM waits only for the requests that finish by themselves.
+    """
+
+    def __init__(self, config: uvicorn.Config, before_drain: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.before_drain = before_drain
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.before_drain()
+        await super().shutdown(sockets)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -26,6 +27,13 @@ from ltxserve.client._base import (
     StatusCallback,
     local_file,
     parse_retry_after,
+)
+from ltxserve.client._events import (
+    NoEvents,
+    SseDecoder,
+    not_events,
+    stream_headers,
+    stream_timeout,
 )
 from ltxserve.client._exceptions import APIConnectionError, WaitTimeoutError, error_from_response
 from ltxserve.client.types import (
@@ -206,23 +214,87 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         poll_interval: float | None = None,
         timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         on_status: StatusCallback | None = None,
+        live: bool = True,
     ) -> TerminalJob:
-        """Poll until the job completes or fails; see ``Client.wait``."""
+        """Wait until the job completes or fails (live events, else polls); see
+        ``Client.wait``."""
         job_id = job_id.id if isinstance(job_id, SubmittedJob) else job_id
         ceiling = self.poll_interval if poll_interval is None else poll_interval
+        watch = self._watch(
+            endpoint, job_id, ceiling, timeout, watching=on_status is not None, live=live
+        )
+        async with aclosing(watch):
+            async for status in watch:
+                if on_status is not None:
+                    on_status(status)
+                if isinstance(status, CompletedJob | FailedJob):
+                    return status
+        raise AssertionError("a watch ends with a terminal status")  # pragma: no cover
+
+    def events(
+        self,
+        endpoint: EndpointName,
+        job_id: str | SubmittedJob,
+        *,
+        poll_interval: float | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[JobStatus]:
+        """Each new status of the job, the terminal one last, then the iterator ends.
+
+        Streamed from ``GET /v2/{endpoint}/{id}/events`` (Server-Sent Events, an
+        ltxserve extension) and reopened with ``Last-Event-ID`` if the stream breaks;
+        on a server without that route (the hosted API) the job is polled as ``wait``
+        polls. Raises ``WaitTimeoutError`` after ``timeout`` seconds (``None``: none).
+        """
+        job_id = job_id.id if isinstance(job_id, SubmittedJob) else job_id
+        ceiling = self.poll_interval if poll_interval is None else poll_interval
+        return self._watch(endpoint, job_id, ceiling, timeout, watching=True, live=True)
+
+    async def _watch(
+        self,
+        endpoint: EndpointName,
+        job_id: str,
+        ceiling: float,
+        timeout: float | None,
+        *,
+        watching: bool,
+        live: bool,
+    ) -> AsyncGenerator[JobStatus, None]:
         deadline = None if timeout is None else time.monotonic() + timeout
+        if live and self._events is not False:
+            try:
+                async for status in self._stream(endpoint, job_id, deadline, timeout):
+                    yield status
+                return
+            except NoEvents:
+                if self._events is None:
+                    self._events = False
+        async for status in self._poll(
+            endpoint, job_id, ceiling, deadline, timeout, watching=watching
+        ):
+            yield status
+
+    async def _poll(
+        self,
+        endpoint: EndpointName,
+        job_id: str,
+        ceiling: float,
+        deadline: float | None,
+        timeout: float | None,
+        *,
+        watching: bool,
+    ) -> AsyncGenerator[JobStatus, None]:
         polls = 0
         while True:
             polls += 1
             status, hint = await self._get(endpoint, job_id)
-            if on_status is not None:
-                on_status(status)
+            yield status
             if isinstance(status, CompletedJob | FailedJob):
-                return status
+                return
             delay = (
                 hint
                 if hint is not None
-                else self._poll_delay(polls, ceiling, status, watching=on_status is not None)
+                else self._poll_delay(polls, ceiling, status, watching=watching)
             )
             if deadline is not None:
                 remaining = deadline - time.monotonic()
@@ -232,6 +304,73 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
                     )
                 delay = min(delay, remaining)
             await asyncio.sleep(delay)
+
+    async def _stream(
+        self,
+        endpoint: EndpointName,
+        job_id: str,
+        deadline: float | None,
+        timeout: float | None,
+    ) -> AsyncGenerator[JobStatus, None]:
+        """The job's events, reopened after a break; NoEvents when the server has none."""
+        url = self._url(f"/v2/{endpoint}/{quote(job_id, safe='')}/events")
+        decoder = SseDecoder()
+        last: JobStatus | None = None
+        failures = 0
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise await self._timed_out(endpoint, job_id, last, timeout)
+            request = self._http.build_request(
+                "GET",
+                url,
+                headers=self._headers(url, stream_headers(decoder.last_id), auth=True),
+                timeout=stream_timeout(self.timeout, remaining),
+            )
+            try:
+                response = await self._http.send(request, stream=True)
+                try:
+                    if self._events is None and not_events(response):
+                        await response.aread()
+                        await self._get(endpoint, job_id)  # NotFoundError: no job, not no route
+                        raise NoEvents
+                    if not response.is_success:
+                        await response.aread()
+                        retry = self._retry_delay(response, failures)
+                        if retry is None:
+                            hint = parse_retry_after(response.headers.get("retry-after"))
+                            raise error_from_response(response, hint)
+                        delay = retry
+                    else:
+                        self._events = True
+                        async for line in response.aiter_lines():
+                            event = decoder.feed(line)
+                            if event is None or event.event != "status":
+                                continue
+                            failures = 0
+                            last = parse_status(event.json())
+                            yield last
+                            if isinstance(last, CompletedJob | FailedJob):
+                                return
+                        # ended before the job (the API process shut down): reopen
+                        if failures >= self.max_retries:
+                            raise NoEvents
+                        delay = self._backoff(failures) if failures else 0.0
+                finally:
+                    await response.aclose()
+            except httpx.TransportError as exc:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise await self._timed_out(endpoint, job_id, last, timeout) from None
+                delay = self._connection_retry_delay(exc, failures)
+                self._log_retry("GET", url, type(exc).__name__, delay, failures)
+            failures += 1
+            await asyncio.sleep(delay)
+
+    async def _timed_out(
+        self, endpoint: EndpointName, job_id: str, last: JobStatus | None, timeout: float | None
+    ) -> WaitTimeoutError:
+        job = last if last is not None else await self.get(endpoint, job_id)
+        return WaitTimeoutError(f"job {job_id} still {job.status} after {timeout}s", job=job)
 
     async def download(
         self,
@@ -349,10 +488,21 @@ class AsyncEndpoint(Generic[ReqT]):
         poll_interval: float | None = None,
         timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         on_status: StatusCallback | None = None,
+        live: bool = True,
     ) -> TerminalJob:
         return await self._client.wait(
-            self.name, job_id, poll_interval=poll_interval, timeout=timeout, on_status=on_status
+            self.name,
+            job_id,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            on_status=on_status,
+            live=live,
         )
+
+    def events(
+        self, job_id: str | SubmittedJob, *, timeout: float | None = None
+    ) -> AsyncIterator[JobStatus]:
+        return self._client.events(self.name, job_id, timeout=timeout)
 
     async def download(
         self,

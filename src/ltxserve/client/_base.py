@@ -166,6 +166,8 @@ class BaseClient(Generic[_HttpT]):
             **(default_headers or {}),
         }
         self._http: _HttpT = http_client if http_client is not None else self._new_http()
+        # live events (_events.py): None until the server has answered the events route
+        self._events: bool | None = None
         self._init_resources()
 
     def _new_http(self) -> _HttpT:

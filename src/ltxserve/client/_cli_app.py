@@ -101,8 +101,8 @@ Poll = Annotated[
     float,
     opt(
         "poll-interval",
-        "Longest wait between status polls, in seconds "
-        "(polls start 0.5 s apart and back off to this; every second "
+        "Longest wait between status polls, in seconds, on a server without live "
+        "events (polls start 0.5 s apart and back off to this; every second "
         "while the server reports progress)",
         panel=OUTPUT,
     ),
@@ -247,7 +247,13 @@ def status(
     endpoint: Endpoint,
     job_id: JobId,
     wait: Annotated[
-        bool, opt("wait", "Poll until the job completes or fails", panel=OUTPUT)
+        bool,
+        opt(
+            "wait",
+            "Wait until the job completes or fails: live events from an ltxserve "
+            "server, polling elsewhere",
+            panel=OUTPUT,
+        ),
     ] = False,
     poll_interval: Poll = 5.0,
     timeout: Timeout = 1800.0,

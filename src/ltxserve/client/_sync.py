@@ -8,7 +8,8 @@ file only the I/O differs.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -24,6 +25,13 @@ from ltxserve.client._base import (
     StatusCallback,
     local_file,
     parse_retry_after,
+)
+from ltxserve.client._events import (
+    NoEvents,
+    SseDecoder,
+    not_events,
+    stream_headers,
+    stream_timeout,
 )
 from ltxserve.client._exceptions import APIConnectionError, WaitTimeoutError, error_from_response
 from ltxserve.client.types import (
@@ -205,30 +213,92 @@ class Client(BaseClient[httpx.Client]):
         poll_interval: float | None = None,
         timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         on_status: StatusCallback | None = None,
+        live: bool = True,
     ) -> TerminalJob:
-        """Poll until the job completes or fails; a failed job is returned, not raised.
+        """Wait until the job completes or fails; a failed job is returned, not raised.
 
-        Polls adaptively: after 0.5 s, then half as long again each time, up to
-        ``poll_interval`` seconds (default 5, or ``LTX_POLL_INTERVAL``); every second
-        while an ``on_status`` caller watches a job that reports progress; and as the
-        server's ``Retry-After`` says when it sends one. Raises ``WaitTimeoutError``
+        Follows the job's live events when the server streams them (ltxserve; see
+        ``events``) and polls otherwise (the hosted API), or always with
+        ``live=False``. Polls adaptively: after 0.5 s, then half as long again each
+        time, up to ``poll_interval`` seconds (default 5, or ``LTX_POLL_INTERVAL``);
+        every second while an ``on_status`` caller watches a job that reports
+        progress; and as the server's ``Retry-After`` says when it sends one.
+        ``on_status`` is called with each status seen. Raises ``WaitTimeoutError``
         after ``timeout`` seconds (``None``: wait forever).
         """
         job_id = job_id.id if isinstance(job_id, SubmittedJob) else job_id
         ceiling = self.poll_interval if poll_interval is None else poll_interval
+        watch = self._watch(
+            endpoint, job_id, ceiling, timeout, watching=on_status is not None, live=live
+        )
+        with closing(watch):
+            for status in watch:
+                if on_status is not None:
+                    on_status(status)
+                if isinstance(status, CompletedJob | FailedJob):
+                    return status
+        raise AssertionError("a watch ends with a terminal status")  # pragma: no cover
+
+    def events(
+        self,
+        endpoint: EndpointName,
+        job_id: str | SubmittedJob,
+        *,
+        poll_interval: float | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[JobStatus]:
+        """Each new status of the job, the terminal one last, then the iterator ends.
+
+        Streamed from ``GET /v2/{endpoint}/{id}/events`` (Server-Sent Events, an
+        ltxserve extension) and reopened with ``Last-Event-ID`` if the stream breaks;
+        on a server without that route (the hosted API) the job is polled as ``wait``
+        polls. Raises ``WaitTimeoutError`` after ``timeout`` seconds (``None``: none).
+        """
+        job_id = job_id.id if isinstance(job_id, SubmittedJob) else job_id
+        ceiling = self.poll_interval if poll_interval is None else poll_interval
+        return self._watch(endpoint, job_id, ceiling, timeout, watching=True, live=True)
+
+    def _watch(
+        self,
+        endpoint: EndpointName,
+        job_id: str,
+        ceiling: float,
+        timeout: float | None,
+        *,
+        watching: bool,
+        live: bool,
+    ) -> Generator[JobStatus, None, None]:
         deadline = None if timeout is None else time.monotonic() + timeout
+        if live and self._events is not False:
+            try:
+                yield from self._stream(endpoint, job_id, deadline, timeout)
+                return
+            except NoEvents:
+                if self._events is None:
+                    self._events = False
+        yield from self._poll(endpoint, job_id, ceiling, deadline, timeout, watching=watching)
+
+    def _poll(
+        self,
+        endpoint: EndpointName,
+        job_id: str,
+        ceiling: float,
+        deadline: float | None,
+        timeout: float | None,
+        *,
+        watching: bool,
+    ) -> Generator[JobStatus, None, None]:
         polls = 0
         while True:
             polls += 1
             status, hint = self._get(endpoint, job_id)
-            if on_status is not None:
-                on_status(status)
+            yield status
             if isinstance(status, CompletedJob | FailedJob):
-                return status
+                return
             delay = (
                 hint
                 if hint is not None
-                else self._poll_delay(polls, ceiling, status, watching=on_status is not None)
+                else self._poll_delay(polls, ceiling, status, watching=watching)
             )
             if deadline is not None:
                 remaining = deadline - time.monotonic()
@@ -238,6 +308,73 @@ class Client(BaseClient[httpx.Client]):
                     )
                 delay = min(delay, remaining)
             time.sleep(delay)
+
+    def _stream(
+        self,
+        endpoint: EndpointName,
+        job_id: str,
+        deadline: float | None,
+        timeout: float | None,
+    ) -> Generator[JobStatus, None, None]:
+        """The job's events, reopened after a break; NoEvents when the server has none."""
+        url = self._url(f"/v2/{endpoint}/{quote(job_id, safe='')}/events")
+        decoder = SseDecoder()
+        last: JobStatus | None = None
+        failures = 0
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise self._timed_out(endpoint, job_id, last, timeout)
+            request = self._http.build_request(
+                "GET",
+                url,
+                headers=self._headers(url, stream_headers(decoder.last_id), auth=True),
+                timeout=stream_timeout(self.timeout, remaining),
+            )
+            try:
+                response = self._http.send(request, stream=True)
+                try:
+                    if self._events is None and not_events(response):
+                        response.read()
+                        self._get(endpoint, job_id)  # NotFoundError: no job, not no route
+                        raise NoEvents
+                    if not response.is_success:
+                        response.read()
+                        retry = self._retry_delay(response, failures)
+                        if retry is None:
+                            hint = parse_retry_after(response.headers.get("retry-after"))
+                            raise error_from_response(response, hint)
+                        delay = retry
+                    else:
+                        self._events = True
+                        for line in response.iter_lines():
+                            event = decoder.feed(line)
+                            if event is None or event.event != "status":
+                                continue
+                            failures = 0
+                            last = parse_status(event.json())
+                            yield last
+                            if isinstance(last, CompletedJob | FailedJob):
+                                return
+                        # ended before the job (the API process shut down): reopen
+                        if failures >= self.max_retries:
+                            raise NoEvents
+                        delay = self._backoff(failures) if failures else 0.0
+                finally:
+                    response.close()
+            except httpx.TransportError as exc:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise self._timed_out(endpoint, job_id, last, timeout) from None
+                delay = self._connection_retry_delay(exc, failures)
+                self._log_retry("GET", url, type(exc).__name__, delay, failures)
+            failures += 1
+            time.sleep(delay)
+
+    def _timed_out(
+        self, endpoint: EndpointName, job_id: str, last: JobStatus | None, timeout: float | None
+    ) -> WaitTimeoutError:
+        job = last if last is not None else self.get(endpoint, job_id)
+        return WaitTimeoutError(f"job {job_id} still {job.status} after {timeout}s", job=job)
 
     def download(
         self,
@@ -368,10 +505,21 @@ class Endpoint(Generic[ReqT]):
         poll_interval: float | None = None,
         timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         on_status: StatusCallback | None = None,
+        live: bool = True,
     ) -> TerminalJob:
         return self._client.wait(
-            self.name, job_id, poll_interval=poll_interval, timeout=timeout, on_status=on_status
+            self.name,
+            job_id,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            on_status=on_status,
+            live=live,
         )
+
+    def events(
+        self, job_id: str | SubmittedJob, *, timeout: float | None = None
+    ) -> Iterator[JobStatus]:
+        return self._client.events(self.name, job_id, timeout=timeout)
 
     def download(
         self,

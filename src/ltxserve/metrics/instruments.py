@@ -8,7 +8,7 @@ are the seven documented ones, engines a handful, routes are templates
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from ltxserve.jobs.store.base import Job, now_ms
 
@@ -60,3 +60,10 @@ def observe_job(job: Job, engine: str, status: str, seconds: float) -> None:
     started = job.started_at if job.started_at is not None else now_ms()
     QUEUE_WAIT.labels(**labels).observe(max(started - job.created_at, 0) / 1000)
     JOBS_FINISHED.labels(status=status, **labels).inc()
+
+
+EVENT_STREAMS = Gauge(
+    "ltxserve_event_streams",
+    "Live event streams (GET /v2/{endpoint}/{id}/events) open now",
+    multiprocess_mode="livesum",
+)

@@ -674,22 +674,74 @@ function renderJobs() {
   $("#clear-finished").disabled = !jobs.some((j) => TERMINAL.has(j.status));
 }
 
+// Live events (docs/api.md "Live events"): a running job's status objects arrive on one
+// streamed response, read with fetch() (EventSource cannot send the key). A server
+// without the route (404/405 while the job itself answers) is polled instead.
+let liveEvents = true;
+
+function applyStatus(job, body, state) {
+  const before = job.status;
+  Object.assign(job, { status: body.status, progress: body.progress,
+    completed_at: body.completed_at, result: body.result, error: body.error,
+    engine: body.engine });
+  job.refresh = false;
+  state.backoff = POLL_MS;
+  state.next = Date.now() + POLL_MS;
+  if (before !== job.status) {
+    const extra = job.status === "failed" && job.error ? `: ${job.error.message}` : "";
+    announce(`${job.endpoint} job ${shortId(job.id)} is ${job.status}${extra}.`);
+  }
+}
+
+// Follow the job's event stream to its end; false when the server has no stream for it.
+async function follow(job, state) {
+  let resp;
+  try {
+    resp = await fetch(`v2/${job.endpoint}/${job.id}/events`, { cache: "no-store",
+      headers: { Authorization: `Bearer ${apiKey}`, Accept: "text/event-stream" } });
+  } catch (e) {
+    throw new ApiError(0, "network_error", `Could not reach the server (${e.message}).`);
+  }
+  if (resp.status === 404 || resp.status === 405) return false;
+  if (!resp.ok || !resp.body) {
+    throw errorFromBody(resp.status, resp.statusText, await resp.text(),
+      resp.headers.get("Retry-After"));
+  }
+  const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return true;
+    buffer += value.replace(/\r\n?/g, "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const lines = buffer.slice(0, end).split("\n");
+      buffer = buffer.slice(end + 2);
+      const data = lines.filter((l) => l.startsWith("data:"))
+        .map((l) => l.slice(5).replace(/^ /, "")).join("\n");
+      if (!data) continue;
+      applyStatus(job, JSON.parse(data), state);
+      saveJobs();
+      renderJobs();
+    }
+  }
+}
+
 async function poll(job) {
   const state = pollState.get(job.id);
   state.inflight = true;
   try {
-    const body = await api("GET", `v2/${job.endpoint}/${job.id}`);
-    const before = job.status;
-    Object.assign(job, { status: body.status, progress: body.progress,
-      completed_at: body.completed_at, result: body.result, error: body.error,
-      engine: body.engine });
-    job.refresh = false;
-    state.backoff = POLL_MS;
-    state.next = Date.now() + POLL_MS;
-    if (before !== job.status) {
-      const extra = job.status === "failed" && job.error ? `: ${job.error.message}` : "";
-      announce(`${job.endpoint} job ${shortId(job.id)} is ${job.status}${extra}.`);
+    let noStream = false;
+    if (liveEvents && !TERMINAL.has(job.status) && !job.refresh) {
+      if (await follow(job, state)) {
+        state.next = Date.now();  // ended early (server restarting)? the next tick reopens
+        return;
+      }
+      noStream = true;
     }
+    const body = await api("GET", `v2/${job.endpoint}/${job.id}`);
+    if (noStream) liveEvents = false;  // the job is there, its stream is not: poll from now on
+    applyStatus(job, body, state);
   } catch (e) {
     if (e.status === 404) {
       job.refresh = false;

@@ -25,6 +25,7 @@ from ltxserve.errors import NotFoundError
 from ltxserve.jobs.contract.catalog import Catalog
 from ltxserve.jobs.contract.requests import validate
 from ltxserve.jobs.lifecycle.admission import admission_from_settings
+from ltxserve.jobs.lifecycle.changes import ChangeFeed
 from ltxserve.jobs.lifecycle.deliveries import Deliveries
 from ltxserve.jobs.lifecycle.doorbell import Doorbell, Silent
 from ltxserve.jobs.lifecycle.payloads import job_prefix, offload, restore
@@ -115,6 +116,22 @@ class JobManager:
         ):
             raise NotFoundError(f"Job {job_id} not found")
         return job
+
+    def peek(self, job_id: str) -> JobView | None:
+        """The job's status view with no key or endpoint check (live events: the stream
+        checked them when it opened; they never change)."""
+        view = self.store.view(job_id)
+        if view is None or (view.expires_at is not None and view.expires_at <= now_ms()):
+            return None
+        return view
+
+    def versions(self, job_ids: list[str]) -> dict[str, int]:
+        """job id -> version for the jobs that exist (live events poll these on SQLite)."""
+        return self.store.versions(job_ids)
+
+    def change_feed(self) -> ChangeFeed:
+        """One listener for job changes (lifecycle/changes.py); the API keeps one."""
+        return self.store.change_feed()
 
     def job(self, job_id: str) -> Job | None:
         """The whole job (v1 waits on one it has just submitted)."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ltxserve.jobs.lifecycle.changes import ChangeFeed
 from ltxserve.jobs.lifecycle.doorbell import Doorbell
 from ltxserve.jobs.lifecycle.states import TERMINAL, JobStatus
 
@@ -49,6 +50,7 @@ class Job:
     attempts: int
     lease_owner: str | None
     lease_expires_at: int | None
+    version: int = 0  # bumped by every status or progress change (live events' id)
 
     @property
     def terminal(self) -> bool:
@@ -70,6 +72,11 @@ class JobView:
     error_type: str | None
     error_message: str | None
     progress: float | None
+    version: int = 0  # bumped by every status or progress change (live events' id)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
 
 
 STORAGE_PREFIX = "ltx://uploads/"
@@ -218,6 +225,10 @@ class JobStore(Protocol):
         """A doorbell that reaches the workers of this store (lifecycle/doorbell.py)."""
         ...
 
+    def change_feed(self) -> ChangeFeed:
+        """How an API process hears of job changes (lifecycle/changes.py); one per process."""
+        ...
+
     # -- keys
     def add_key(
         self, key_id: str, name: str, key_hash: str, prefix: str, simulate: str | None = None
@@ -254,6 +265,10 @@ class JobStore(Protocol):
     ) -> Job: ...
     def get(self, job_id: str) -> Job | None: ...
     def view(self, job_id: str) -> JobView | None: ...
+    def versions(self, ids: list[str]) -> dict[str, int]:
+        """job id -> version (bumped by every status or progress change) of those that exist."""
+        ...
+
     def claim(
         self, owner: str, lease_seconds: float, max_attempts: int, *, retention_ms: int
     ) -> Job | None: ...

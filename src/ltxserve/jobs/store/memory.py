@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from ltxserve.jobs.lifecycle.changes import ChangeFeed, LocalFeed
 from ltxserve.jobs.lifecycle.doorbell import Doorbell
 from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
 from ltxserve.jobs.store.base import (
@@ -157,9 +158,20 @@ class MemoryJobStore:
         self._delivery_leases: dict[str, tuple[str, int]] = {}  # id -> (owner, expires)
         self._bells: set[threading.Event] = set()
         self._ledger = _Ledger()
+        self._feeds: set[LocalFeed] = set()
 
     def doorbell(self, data_dir: Path) -> Doorbell:
         return _Bell(self._bells)
+
+    def change_feed(self) -> ChangeFeed:
+        return LocalFeed(self._feeds)
+
+    def _changed(self, job: Job) -> None:
+        """Store ``job`` with its version bumped and tell the feeds (live events)."""
+        job = replace(job, version=job.version + 1)
+        self._jobs[job.id] = job
+        for feed in list(self._feeds):
+            feed.push(job.id, job.version)
 
     def ping(self) -> None:
         """Always there."""
@@ -265,12 +277,16 @@ class MemoryJobStore:
             result=_copy(job.result),
         )
 
+    def versions(self, ids: list[str]) -> dict[str, int]:
+        with self._lock:
+            return {i: self._jobs[i].version for i in ids if i in self._jobs}
+
     def _cas(self, job: Job, **values: Any) -> bool:
         """Write ``values`` if the job still has the status and attempts it was read with."""
         current = self._jobs.get(job.id)
         if current is None or (current.status, current.attempts) != (job.status, job.attempts):
             return False
-        self._jobs[job.id] = replace(current, **values)
+        self._changed(replace(current, **values))
         return True
 
     def _finish(
@@ -359,9 +375,12 @@ class MemoryJobStore:
             if job is None:
                 return False
             values: dict[str, Any] = {"lease_expires_at": now_ms() + int(lease_seconds * 1000)}
+            moved = progress is not None and progress != job.progress
             if progress is not None:
                 values["progress"] = progress
             self._jobs[job_id] = replace(job, **values)
+            if moved:
+                self._changed(self._jobs[job_id])
             return True
 
     def finish(
@@ -388,8 +407,8 @@ class MemoryJobStore:
             job = self._owned(job_id, owner)
             if job is None:
                 return False
-            self._jobs[job_id] = replace(
-                job, status=JobStatus.PENDING, lease_owner=None, lease_expires_at=None
+            self._changed(
+                replace(job, status=JobStatus.PENDING, lease_owner=None, lease_expires_at=None)
             )
             return True
 

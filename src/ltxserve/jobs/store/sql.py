@@ -35,9 +35,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from ltxserve.errors import StoreBusyError
+from ltxserve.jobs.lifecycle.changes import ChangeFeed
 from ltxserve.jobs.lifecycle.doorbell import Doorbell, FifoDoorbell, PgDoorbell, Silent
 from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
-from ltxserve.jobs.store import deliveries, ledger
+from ltxserve.jobs.store import deliveries, events, ledger
 from ltxserve.jobs.store.base import (
     LOST_MESSAGE,
     Admission,
@@ -240,6 +241,9 @@ class SqlJobStore:
             log.warning("doorbell unavailable (%s); idle workers poll", exc)
         return Silent()
 
+    def change_feed(self) -> ChangeFeed:
+        return events.change_feed(self.engine)
+
     def _write(self) -> _WriteTx:
         return _WriteTx(self)
 
@@ -363,6 +367,10 @@ class SqlJobStore:
         values["status"] = JobStatus(values["status"])
         return JobView(**values)
 
+    def versions(self, ids: list[str]) -> dict[str, int]:
+        with self.read() as conn:
+            return events.versions(conn, ids)
+
     def claim(
         self, owner: str, lease_seconds: float, max_attempts: int, *, retention_ms: int
     ) -> Job | None:
@@ -408,16 +416,21 @@ class SqlJobStore:
                     lease_expires_at=now + int(lease_seconds * 1000),
                     attempts=job.attempts + 1,
                     started_at=job.started_at or now,
+                    version=job.version + 1,  # the row is locked: exact
                 )
                 conn.execute(
-                    update(jobs)
-                    .where(jobs.c.id == job.id)
-                    .values(
-                        status=claimed.status.value,
-                        lease_owner=claimed.lease_owner,
-                        lease_expires_at=claimed.lease_expires_at,
-                        attempts=claimed.attempts,
-                        started_at=claimed.started_at,
+                    events.publishing(
+                        conn,
+                        update(jobs)
+                        .where(jobs.c.id == job.id)
+                        .values(
+                            status=claimed.status.value,
+                            lease_owner=claimed.lease_owner,
+                            lease_expires_at=claimed.lease_expires_at,
+                            attempts=claimed.attempts,
+                            started_at=claimed.started_at,
+                            version=events.BUMP,
+                        ),
                     )
                 )
             # the row is what this locked transaction wrote: no second round trip
@@ -430,16 +443,18 @@ class SqlJobStore:
         values: dict[str, Any] = {"lease_expires_at": now_ms() + int(lease_seconds * 1000)}
         if progress is not None:
             values["progress"] = progress
-        with self._write() as conn:
-            res = conn.execute(
-                update(jobs)
-                .where(
-                    jobs.c.id == job_id,
-                    jobs.c.lease_owner == owner,
-                    jobs.c.status == JobStatus.PROCESSING.value,
-                )
-                .values(**values)
+            values["version"] = events.progress_bump(progress)
+        stmt = (
+            update(jobs)
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.lease_owner == owner,
+                jobs.c.status == JobStatus.PROCESSING.value,
             )
+            .values(**values)
+        )
+        with self._write() as conn:
+            res = conn.execute(stmt if progress is None else events.publishing(conn, stmt))
         return bool(res.rowcount)
 
     def _finish(
@@ -460,6 +475,7 @@ class SqlJobStore:
             lease_owner=None,
             lease_expires_at=None,
             result=result,
+            version=events.BUMP,
         )
         if retention_ms is not None:
             values["expires_at"] = now + retention_ms
@@ -468,13 +484,16 @@ class SqlJobStore:
         if status == JobStatus.COMPLETED:
             values["progress"] = 1.0
         res = conn.execute(
-            update(jobs)
-            .where(
-                jobs.c.id == job.id,
-                jobs.c.status == job.status.value,
-                jobs.c.attempts == job.attempts,
+            events.publishing(
+                conn,
+                update(jobs)
+                .where(
+                    jobs.c.id == job.id,
+                    jobs.c.status == job.status.value,
+                    jobs.c.attempts == job.attempts,
+                )
+                .values(**values),
             )
-            .values(**values)
         )
         done = bool(res.rowcount)
         if done:  # the job ended here, once: its credits settle in the same transaction
@@ -512,13 +531,21 @@ class SqlJobStore:
         with self._write() as conn:
             check_transition(JobStatus.PROCESSING, JobStatus.PENDING)
             res = conn.execute(
-                update(jobs)
-                .where(
-                    jobs.c.id == job_id,
-                    jobs.c.lease_owner == owner,
-                    jobs.c.status == JobStatus.PROCESSING.value,
+                events.publishing(
+                    conn,
+                    update(jobs)
+                    .where(
+                        jobs.c.id == job_id,
+                        jobs.c.lease_owner == owner,
+                        jobs.c.status == JobStatus.PROCESSING.value,
+                    )
+                    .values(
+                        status=JobStatus.PENDING.value,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        version=events.BUMP,
+                    ),
                 )
-                .values(status=JobStatus.PENDING.value, lease_owner=None, lease_expires_at=None)
             )
         return bool(res.rowcount)
 

@@ -56,6 +56,8 @@ jobs = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("lease_owner", String(64), nullable=True),
     Column("lease_expires_at", BigInteger, nullable=True),
+    # bumped by every status or progress change: the live events' id (migration 0007)
+    Column("version", Integer, nullable=False, server_default="0"),
     Index("ix_jobs_queue", "status", "created_at"),
     # the claim's index on PostgreSQL: the live queue only, in age order (migration 0004)
     Index(
