@@ -18,6 +18,7 @@ import pytest
 
 from tests.core.test_lifecycle import LONG, runner_pids, stored_job, wait_status
 from tests.core.test_submit import T2V
+from tests.store.conftest import pg_database
 from tests.support import Server, assert_error, assert_schema, wait_terminal
 
 CANCELLED = "cancelled_error"
@@ -168,7 +169,7 @@ def test_cancel_answers_for_ended_and_foreign_jobs(preview: Server) -> None:
         assert set(r.headers["allow"].split(", ")) >= {"GET", "DELETE"}
 
 
-def test_cancel_during_a_v1_wait_fails_nothing_else(
+def test_a_job_failed_otherwise_cannot_be_cancelled(
     make_server: Callable[..., Server],
 ) -> None:
     """A job failed by the API otherwise (a v1 timeout) is not 'cancelled': 409."""
@@ -182,6 +183,35 @@ def test_cancel_during_a_v1_wait_fails_nothing_else(
         assert_error(
             c.delete(f"/v2/text-to-video/{row.id}"), 409, "invalid_request_error", "api_error"
         )
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    yield from pg_database()
+
+
+def test_cancel_through_another_api_process_on_postgresql(
+    make_server: Callable[..., Server], pg_url: str
+) -> None:
+    """The scale-out layout: the job is submitted, polled and cancelled through an API
+    process that is not the one whose `serve` runs the worker; only PostgreSQL joins
+    them."""
+    shared = {"LTXSERVE_DATABASE_URL": pg_url, "LTXSERVE_SECRET": "shared-test-secret"}
+    a = make_server(env=shared, engine="preview")
+    b = make_server(env=shared, workers=0)
+    with b.client(a.api_key) as c:
+        freed, body = cancel_running(a, c, "text-to-video", LONG)
+        assert freed < 15, freed
+        # and a pending one, queued behind a running job, never starts
+        running = c.post("/v2/text-to-video", json=LONG).json()
+        wait_status(c, "text-to-video", running["id"], "processing")
+        queued = c.post("/v2/text-to-video", json=T2V).json()
+        assert c.delete(f"/v2/text-to-video/{queued['id']}").json()["error"]["type"] == CANCELLED
+        assert c.delete(f"/v2/text-to-video/{running['id']}").status_code == 200
+        nxt = c.post("/v2/text-to-video", json=T2V).json()
+        assert wait_terminal(c, "text-to-video", nxt["id"])["status"] == "completed"
+        assert c.get(f"/v2/text-to-video/{queued['id']}").json()["error"]["type"] == CANCELLED
+    assert f"job {queued['id']} (text-to-video) claimed" not in a.log()
 
 
 def _job_ids(srv: Server) -> list[str]:
