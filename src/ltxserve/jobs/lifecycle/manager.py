@@ -29,7 +29,7 @@ from ltxserve.jobs.lifecycle.doorbell import Doorbell, Silent
 from ltxserve.jobs.lifecycle.payloads import job_prefix, offload, restore
 from ltxserve.jobs.lifecycle.states import TERMINAL, JobStatus
 from ltxserve.jobs.lifecycle.uploads import Uploads
-from ltxserve.jobs.store.base import Admission, Job, JobStore, JobView, now_ms
+from ltxserve.jobs.store.base import Admission, Credits, Job, JobStore, JobView, now_ms
 from ltxserve.storage.base import BlobStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -217,6 +217,10 @@ class JobManager:
                 blobs.delete_prefix(key)
             except StorageError:
                 pass
+
+    def credits(self, api_key_id: str) -> Credits:
+        """The key's balance and held credits (docs/credits.md)."""
+        return self.store.credits(api_key_id)
 
     def ping_store(self) -> None:
         """A trivial round trip to the job store (/readyz)."""
