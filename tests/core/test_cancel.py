@@ -185,6 +185,28 @@ def test_a_job_failed_otherwise_cannot_be_cancelled(
         )
 
 
+def test_cancel_releases_held_credits(make_server: Callable[..., Server]) -> None:
+    """Credits on (docs/credits.md): the holds of a cancelled running job and of a
+    cancelled pending one come back whole, once, and nothing is charged."""
+    from tests.store.test_credits_http import credits, history
+
+    srv = make_server(env={"LTXSERVE_CREDITS": "true"}, engine="preview")
+    srv.cli("keys", "top-up", srv.api_key, "1000")
+    with srv.client() as c:
+        running = c.post("/v2/text-to-video", json=LONG).json()
+        wait_progress(c, "text-to-video", running["id"])
+        queued = c.post("/v2/text-to-video", json=T2V).json()
+        held = credits(c)["held"]
+        assert isinstance(held, int) and held > 0
+        for job in (queued, running):
+            assert c.delete(f"/v2/text-to-video/{job['id']}").json()["error"]["type"] == CANCELLED
+            # again: idempotent, and no second release
+            assert c.delete(f"/v2/text-to-video/{job['id']}").status_code == 200
+        assert credits(c) == {"enabled": True, "balance": 1000, "held": 0}
+    kinds = [r[2] for r in history(srv, srv.api_key)]
+    assert sorted(kinds) == ["hold", "hold", "release", "release", "top_up"], kinds
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     yield from pg_database()
