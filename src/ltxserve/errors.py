@@ -12,6 +12,7 @@ hosted contract has no type for (the one table is ``ltxserve.api.errors.STATUS``
     |   +-- MethodNotAllowedError                             405  with Allow
     |   +-- RequestTimeoutError                               408  headers too slow
     |   +-- UploadUsedError                                   409  second PUT to an upload URL
+    |   +-- JobEndedError                                     409  DELETE of a job that ended
     |   +-- ClientClosedError                                 499  the client hung up
     +-- AuthenticationError         authentication_error      401
     |   +-- SignatureError                                    403  signed URL bad or expired
@@ -25,6 +26,11 @@ hosted contract has no type for (the one table is ``ltxserve.api.errors.STATUS``
     |   +-- SyncTimeoutError                                  504  a v1 wait ran out
     +-- ServiceUnavailableError     service_unavailable       503
         +-- StoreBusyError                                    503  store saturated; Retry-After
+
+One type is never an HTTP answer: ``cancelled_error`` (``CANCELLED_ERROR``) appears
+only as the ``error.type`` of a status object, for a job ended by ``DELETE
+/v2/{endpoint}/{id}`` (docs/api.md, "Cancel"). Nothing raises it, so it has no class
+here and no row in the contract's error table.
 
 ``ConcurrencyLimitError`` is a kind of ``RateLimitError`` (both 429, both with
 Retry-After), as in the SDK's tree (``ltxserve.client``): a handler for the
@@ -72,6 +78,10 @@ class RequestTimeoutError(InvalidRequestError):
 
 class UploadUsedError(InvalidRequestError):
     """A file was already uploaded to this upload URL: one PUT per URL."""
+
+
+class JobEndedError(InvalidRequestError):
+    """A cancel of a job that had already completed, or failed other than by a cancel."""
 
 
 class MethodNotAllowedError(InvalidRequestError):
@@ -142,6 +152,9 @@ class StoreBusyError(ServiceUnavailableError):
     ) -> None:
         super().__init__(message, retry_after=retry_after)
 
+
+CANCELLED_ERROR = "cancelled_error"
+"""The ``error.type`` of a cancelled job's status object; never an HTTP answer."""
 
 ERROR_TYPES: dict[str, type[LtxError]] = {
     cls.type: cls

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ltxserve.config import Settings
-from ltxserve.errors import LtxError, StoreBusyError
+from ltxserve.errors import CANCELLED_ERROR, LtxError, StoreBusyError
 from ltxserve.jobs.lifecycle.manager import JobManager, Output, open_manager
 from ltxserve.jobs.lifecycle.states import JobStatus
 from ltxserve.jobs.store.base import Job
@@ -255,6 +255,13 @@ class Worker:
         return {k: str(v) for k, v in paths.items()}
 
     def _run(self, job: Job, inputs: dict[str, str], out_dir: Path) -> None:
+        # Inputs that took a while (fetches, large copies) leave time for a cancel: look
+        # before the engine starts (one lease renewal) rather than at its first report.
+        if time.monotonic() - self.claimed_at > self.settings.progress_seconds and not self._beat(
+            job, None
+        ):
+            log.info("job %s: lost before it started (%s); not running it", job.id, self._lost(job))
+            return
         try:
             self.runner.send(RunJob(job.id, job.endpoint, job.request, inputs, str(out_dir)))
             progress: float | None = None
@@ -283,7 +290,8 @@ class Worker:
                     next_progress = now + self.settings.progress_seconds
                     written = progress
                     if not self._beat(job, progress):
-                        log.warning("job %s: lease lost; abandoning it", job.id)
+                        why = self._lost(job)
+                        log.warning("job %s: lease lost; abandoning it (%s)", job.id, why)
                         self._stop_job(job)
                         return
         except RunnerCrashed as exc:
@@ -304,6 +312,19 @@ class Worker:
         except StoreBusyError:
             log.warning("job %s: store busy; lease renewal deferred", job.id)
             return True
+
+    def _lost(self, job: Job) -> str:
+        """Why a lease renewal found the job no longer ours, for the log: a cancel
+        (DELETE), another end by the API (v1 abandon), or a lease taken over."""
+        try:
+            now = self.manager.job(job.id)
+        except StoreBusyError:
+            now = None
+        if now is not None and now.error_type == CANCELLED_ERROR:
+            return "cancelled"
+        if now is not None and now.terminal:
+            return f"{now.status} elsewhere"
+        return "taken over"
 
     def _stop_job(self, job: Job) -> None:
         """Have the runner drop ``job``; restart the runner only if it will not.

@@ -60,6 +60,9 @@ def test_cors_for_allowed_origins(make_server: Callable[..., Server]) -> None:
             ]
             == "http://localhost:3000"
         )
+        # a page may cancel a job (DELETE, docs/api.md "Cancel")
+        r = preflight(c, "/v2/text-to-video/abc", APP, "DELETE")
+        assert "DELETE" in r.headers["access-control-allow-methods"]
         # Another origin: refused, in the envelope, without the headers a browser needs.
         r = preflight(c, "/v2/text-to-video", OTHER)
         assert_error(r, 400, "invalid_request_error", "Disallowed CORS origin")

@@ -82,6 +82,7 @@ def test_refinements_answer_their_own_status_with_the_parent_type() -> None:
     expected = {
         server.SignatureError: (403, "authentication_error"),
         server.UploadUsedError: (409, "invalid_request_error"),
+        server.JobEndedError: (409, "invalid_request_error"),
         server.ClientClosedError: (499, "invalid_request_error"),
         server.SyncTimeoutError: (504, "api_error"),
         server.MethodNotAllowedError: (405, "invalid_request_error"),

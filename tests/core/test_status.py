@@ -16,7 +16,8 @@ def test_completed_job_has_a_signed_playable_result(server: Server) -> None:
         job = c.post("/v2/text-to-video", json={**T2V, "fps": 25}).json()
         body = wait_terminal(c, "text-to-video", job["id"])
     assert body["status"] == "completed", body
-    # the documented fields, plus the additive "engine" and "duration" (docs/api.md)
+    # the documented fields, plus the additive "engine", "duration", "progress" and
+    # "expires_at" (docs/api.md)
     assert set(body) == {
         "status",
         "id",
@@ -25,7 +26,10 @@ def test_completed_job_has_a_signed_playable_result(server: Server) -> None:
         "result",
         "engine",
         "duration",
+        "progress",
+        "expires_at",
     }
+    assert body["progress"] == 1 and body["expires_at"] > body["completed_at"]
     assert body["duration"] == 2
     assert body["completed_at"] >= body["created_at"]
     url = body["result"]["video_url"]
@@ -74,7 +78,8 @@ def test_failed_job_shape(server: Server) -> None:
         ).json()
         body = wait_terminal(c, "retake", job["id"])
     assert body["status"] == "failed"
-    assert set(body) == {"status", "id", "created_at", "completed_at", "error"}
+    # failed before any progress: no "progress"; "expires_at" is an additive field
+    assert set(body) == {"status", "id", "created_at", "completed_at", "error", "expires_at"}
     assert body["error"]["type"] == "invalid_request_error"
     assert "video_uri" in body["error"]["message"]
 

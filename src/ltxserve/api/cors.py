@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ltxserve.api.errors import ltx_error_response
 from ltxserve.errors import InvalidRequestError
 
-METHODS = ("GET", "HEAD", "POST", "PUT")
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE")  # DELETE: cancel (docs/api.md)
 # Non-safelisted response headers a client needs: request ids for support, Retry-After
 # for its backoff, range answers for media players.
 EXPOSE = ("x-request-id", "retry-after", "content-range", "accept-ranges")

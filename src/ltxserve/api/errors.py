@@ -4,7 +4,7 @@
 the nearest class in its MRO that the table names, so a subclass without an entry
 answers as its parent does. The documented types (``ERROR_TYPES``) answer the
 contract's status; the few subclasses with a status of their own (403 signature,
-409 upload used, 499 client closed, 504 sync timeout, ...) keep their parent's
+409 upload used or job ended, 499 client closed, 504 sync timeout, ...) keep their parent's
 wire ``type``. Routes raise these errors; code that must answer before routing
 (the middleware, the header deadline) builds the answer from the same table.
 """
@@ -25,6 +25,7 @@ from ltxserve.errors import (
     ContentFilteredError,
     InsufficientFundsError,
     InvalidRequestError,
+    JobEndedError,
     LtxError,
     MethodNotAllowedError,
     NotFoundError,
@@ -43,6 +44,7 @@ STATUS: dict[type[LtxError], int] = {
     MethodNotAllowedError: 405,
     RequestTimeoutError: 408,
     UploadUsedError: 409,
+    JobEndedError: 409,
     ClientClosedError: 499,
     AuthenticationError: 401,
     SignatureError: 403,

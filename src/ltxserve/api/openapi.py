@@ -76,6 +76,48 @@ def _path_param(name: str, description: str) -> dict[str, Any]:
 
 
 EXTENSION_PATHS: dict[str, dict[str, Any]] = {
+    # A new operation on a documented path: only the operation is added (and marked).
+    "/v2/{endpoint}/{id}": {
+        "delete": _op(
+            "Cancel a job",
+            "Ends a pending or processing job of this API key as `failed` with error type "
+            "`cancelled_error` and answers its status object. A pending job never starts; a "
+            "running one is stopped at the engine's next progress report (the worker keeps its "
+            "model loaded). Cancelling a cancelled job answers the same object again; a job "
+            "that completed, or failed for another reason, answers 409 "
+            "`invalid_request_error`. Same 404 rules as the status poll (unknown id, another "
+            "key's job, another endpoint, past retention).",
+            {
+                "200": {
+                    "description": "The cancelled job's status object",
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/V2JobStatusResponse"}
+                        }
+                    },
+                },
+                "401": _error("Authentication failed (authentication_error)"),
+                "404": _error("No such job for this key and endpoint (not_found_error)"),
+                "409": _error("The job already completed or failed (invalid_request_error)"),
+                "503": _error("Database unavailable (service_unavailable)"),
+            },
+            operationId="cancel-job",
+            parameters=[
+                _path_param("id", "Job ID returned from the submit endpoint."),
+                {
+                    **_path_param("endpoint", "The endpoint the job was submitted to."),
+                    "schema": {"$ref": "#/components/schemas/V2EndpointIdGetParametersEndpoint"},
+                },
+                {
+                    "name": "Authorization",
+                    "in": "header",
+                    "required": True,
+                    "description": "API key authentication",
+                    "schema": {"type": "string"},
+                },
+            ],
+        )
+    },
     "/healthz": {
         "get": _op(
             "Liveness",
@@ -341,6 +383,14 @@ SIMULATE_PARAMETER: dict[str, Any] = {
     "example": "processing=3, fail=content_filtered_error",
 }
 
+PROGRESS_TEXT = {
+    "V2JobPendingStatus": "Always 0.",
+    "V2JobProcessingStatus": "Fraction done, when the engine reports it.",
+    "V2JobCompletedStatus": "Always 1.",
+    "V2JobFailedStatus": "The fraction reached before the job failed (a cancelled job: "
+    "where it stopped), when the engine had reported any.",
+}
+
 
 def _widen(prop: dict[str, Any], branch: dict[str, Any]) -> dict[str, Any]:
     """A contract property that also takes ``branch`` (marked as the extension)."""
@@ -408,15 +458,22 @@ def build(catalog: Catalog, base_url: str) -> dict[str, Any]:
     variants = schemas["V2JobStatusResponse"]["oneOf"]
     for variant in variants:
         status = variant["properties"]["status"]["$ref"].rsplit("/", 1)[1]
-        if status == "V2JobProcessingStatus":
-            variant["properties"]["progress"] = {
+        variant["properties"]["progress"] = {
+            EXT: True,
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "description": PROGRESS_TEXT[status],
+        }
+        if status in ("V2JobCompletedStatus", "V2JobFailedStatus"):
+            variant["properties"]["expires_at"] = {
                 EXT: True,
-                "type": "number",
-                "minimum": 0,
-                "maximum": 1,
-                "description": "Fraction done, when the engine reports it.",
+                "type": "string",
+                "format": "date-time",
+                "description": "When this status object and any result URLs stop being "
+                "served (the job's retention ends; afterwards the poll answers 404).",
             }
-        elif status == "V2JobCompletedStatus":
+        if status == "V2JobCompletedStatus":
             variant["properties"]["engine"] = {
                 EXT: True,
                 "type": "string",
@@ -441,7 +498,10 @@ def build(catalog: Catalog, base_url: str) -> dict[str, Any]:
     for name, schema in WEBHOOK_SCHEMAS.items():
         schemas[name] = {EXT: True, **copy.deepcopy(schema)}
     for path, item in EXTENSION_PATHS.items():
-        doc["paths"][path] = {EXT: True, **copy.deepcopy(item)}
+        if path in doc["paths"]:  # operations added to a documented path, each marked
+            doc["paths"][path].update(copy.deepcopy(item))
+        else:
+            doc["paths"][path] = {EXT: True, **copy.deepcopy(item)}
     doc.setdefault("tags", []).append(
         {"name": "ltxserve", EXT: True, "description": "Additions of this server"}
     )

@@ -1,4 +1,5 @@
-"""The documented v2 operations: seven submits and the status poll."""
+"""The documented v2 operations (seven submits and the status poll) and the cancel
+extension (``DELETE`` on a job's status path, docs/api.md "Cancel")."""
 
 from __future__ import annotations
 
@@ -101,7 +102,28 @@ async def get_status(request: Request) -> Response:
     return JSONBytes(status_body(job, base_url(request, deps.settings), deps.blobs))
 
 
-router.add_route("/v2/{endpoint}/{job_id}", get_status, methods=["GET"])
+async def cancel_job(request: Request) -> Response:
+    """``DELETE /v2/{endpoint}/{id}``: the same key, endpoint and retention rules as the
+    poll; answers the ended job's status object (``JobManager.cancel``)."""
+    deps = api_deps(request)
+    endpoint, job_id = request.path_params["endpoint"], request.path_params["job_id"]
+    key_id = await deps.keys.key_id(request.headers.get("authorization"))
+    if endpoint not in ENDPOINTS:
+        raise NotFoundError(f"Job {job_id} not found")
+    job_id_var.set(job_id)
+    # a write: always off the event loop (SQLite's write lock may be held)
+    job = await run_in_threadpool(deps.manager.cancel, key_id, endpoint, job_id)
+    return JSONBytes(status_body(job, base_url(request, deps.settings), deps.blobs))
+
+
+async def job_item(request: Request) -> Response:
+    """One route for the job's path, so a wrong method's 405 lists both (``Allow``)."""
+    if request.method == "DELETE":
+        return await cancel_job(request)
+    return await get_status(request)
+
+
+router.add_route("/v2/{endpoint}/{job_id}", job_item, methods=["GET", "DELETE"])
 
 for _endpoint in ENDPOINTS:
     router.add_api_route(

@@ -22,14 +22,18 @@ def file_url(base_url: str, blobs: BlobStore, blob_key: str, expires_ms: int) ->
 
 
 def status_body(job: JobView, base_url: str, blobs: BlobStore) -> dict[str, Any]:
+    """The status object: the contract's fields, plus the additive ``progress`` and
+    ``expires_at`` (docs/api.md, "Additive extensions")."""
     body: dict[str, Any] = {
         "status": job.status.value,
         "id": job.id,
         "created_at": iso_ms(job.created_at),
     }
-    if job.status == JobStatus.PROCESSING:
+    if job.status == JobStatus.PENDING:
+        body["progress"] = 0  # a re-queued job's old progress is not this attempt's
+    elif job.status == JobStatus.PROCESSING:
         if job.progress is not None:
-            body["progress"] = round(job.progress, 4)  # additive extension (docs/api.md)
+            body["progress"] = round(job.progress, 4)  # when the engine reports it
     elif job.status == JobStatus.COMPLETED:
         assert job.completed_at is not None and job.expires_at is not None
         body["completed_at"] = iso_ms(job.completed_at)
@@ -37,6 +41,8 @@ def status_body(job: JobView, base_url: str, blobs: BlobStore) -> dict[str, Any]
             label: file_url(base_url, blobs, out["key"], job.expires_at)
             for label, out in (job.result or {}).items()
         }
+        body["progress"] = 1
+        body["expires_at"] = iso_ms(job.expires_at)
         engine = result_engine(job.result)
         if engine is not None:
             body["engine"] = engine  # additive extension (docs/api.md, "Engine labelling")
@@ -50,6 +56,10 @@ def status_body(job: JobView, base_url: str, blobs: BlobStore) -> dict[str, Any]
             "type": job.error_type or "api_error",
             "message": job.error_message or "generation failed",
         }
+        if job.progress is not None:  # how far it got (a cancelled job: where it stopped)
+            body["progress"] = round(job.progress, 4)
+        if job.expires_at is not None:
+            body["expires_at"] = iso_ms(job.expires_at)
     return body
 
 

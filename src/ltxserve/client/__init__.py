@@ -11,7 +11,7 @@
 ``Client`` blocks and ``AsyncClient`` awaits. Both offer the same methods, and both
 follow one policy, kept in ``_base``: retries, backoff, Retry-After, and where the
 key is sent. Every endpoint (``client.text_to_video``, ``client.retake``, ...)
-offers ``submit``, ``get``, ``wait``, ``download`` and ``generate``. The client
+offers ``submit``, ``get``, ``wait``, ``cancel``, ``download`` and ``generate``. The client
 itself offers ``upload``, and any ``*_uri`` field also accepts a local file. The
 exception tree is drawn in ``ltxserve.client._exceptions``. docs/sdk.md is the
 reference.
@@ -35,6 +35,7 @@ from ltxserve.client._exceptions import (
     InsufficientFundsError,
     InternalServerError,
     InvalidRequestError,
+    JobCancelledError,
     LtxError,
     NotFoundError,
     RateLimitError,
@@ -102,6 +103,7 @@ __all__ = [
     "WaitTimeoutError",
     "APIError",
     "InvalidRequestError",
+    "JobCancelledError",
     "AuthenticationError",
     "InsufficientFundsError",
     "NotFoundError",

@@ -206,6 +206,17 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         """GET /v2/{endpoint}/{id}: the job's current status object."""
         return (await self._get(endpoint, job_id))[0]
 
+    async def cancel(self, endpoint: EndpointName, job_id: str | SubmittedJob) -> JobStatus:
+        """DELETE /v2/{endpoint}/{id} (ltxserve's extension; the hosted API has no cancel).
+
+        Returns the ended job: a ``FailedJob`` whose ``cancelled`` is true. Cancelling
+        a cancelled job returns it again, so the call is retried like a GET. A job that
+        already completed, or failed otherwise, raises ``InvalidRequestError`` (409).
+        """
+        job_id = job_id.id if isinstance(job_id, SubmittedJob) else job_id
+        response = await self._send("DELETE", f"/v2/{endpoint}/{quote(job_id, safe='')}")
+        return parse_status(response.json())
+
     async def wait(
         self,
         endpoint: EndpointName,
@@ -480,6 +491,9 @@ class AsyncEndpoint(Generic[ReqT]):
 
     async def get(self, job_id: str | SubmittedJob) -> JobStatus:
         return await self._client.get(self.name, job_id if isinstance(job_id, str) else job_id.id)
+
+    async def cancel(self, job_id: str | SubmittedJob) -> JobStatus:
+        return await self._client.cancel(self.name, job_id)
 
     async def wait(
         self,

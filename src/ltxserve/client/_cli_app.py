@@ -280,6 +280,23 @@ def status(
 
 
 @app.command(rich_help_panel="Jobs", cls=Command)
+def cancel(
+    endpoint: Endpoint,
+    job_id: JobId,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    max_retries: Retries = 3,
+    json_out: Json = False,
+) -> None:
+    """Cancel a pending or running job (an ltxserve extension) and show it, now failed
+    with cancelled_error. A job that already ended exits 3 (409)."""
+    conn = Conn(base_url, api_key, max_retries, json_out)
+    with reporting(conn.json) as ui, conn.client() as client:
+        job = client.cancel(endpoint, job_id)
+        ui.result({"endpoint": endpoint, "job": job.to_dict()}, describe(job))
+
+
+@app.command(rich_help_panel="Jobs", cls=Command)
 def download(
     endpoint: Endpoint,
     job_id: JobId,

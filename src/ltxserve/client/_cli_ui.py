@@ -21,6 +21,7 @@ Exit codes (also in docs/sdk.md):
     9   api_error (500), service_unavailable (503), other HTTP errors, after retries
     10  no answer from the server (connection error or timeout), after retries
     11  --timeout passed while the job was still pending or processing
+    12  the job was cancelled (cancelled_error; ltxserve's cancel extension)
     69  the ``cli`` extra is not installed (ltxserve.entry_points, before this module)
     130 interrupted (Ctrl-C); a submitted job keeps running on the server
 
@@ -48,6 +49,7 @@ from ltxserve.client._exceptions import (
     ContentFilteredError,
     InsufficientFundsError,
     InvalidRequestError,
+    JobCancelledError,
     NotFoundError,
     RateLimitError,
     RequestTooLargeError,
@@ -66,6 +68,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (NotFoundError, 6),
     (ContentFilteredError, 7),
     (RateLimitError, 8),
+    (JobCancelledError, 12),
     (APIError, 9),
     (APIConnectionError, 10),
     (WaitTimeoutError, 11),

@@ -22,6 +22,12 @@ the client does too.
         |   +-- ConcurrencyLimitError  429    concurrency_limit_error
         +-- InternalServerError        500    api_error
         +-- ServiceUnavailableError    503    service_unavailable
+        +-- JobCancelledError                 cancelled_error (a failed job's error only)
+
+``JobCancelledError`` is ltxserve's: a job ended by ``cancel`` (``DELETE
+/v2/{endpoint}/{id}``, an extension) fails with ``cancelled_error``, a type that only
+a status object carries, never an HTTP answer, so it is outside the types the two
+trees share (``JOB_ERRORS_BY_TYPE``).
 
 The ``APIError`` branch has the server's shape (``ltxserve.errors``, not imported
 here: the client stands alone): one class per documented type, and
@@ -166,6 +172,16 @@ ERRORS_BY_TYPE: dict[str, type[APIError]] = {
     )
 }
 
+
+class JobCancelledError(APIError):
+    """The job was cancelled (``cancel``, ltxserve's ``DELETE`` extension)."""
+
+    type = "cancelled_error"
+
+
+JOB_ERRORS_BY_TYPE: dict[str, type[APIError]] = {JobCancelledError.type: JobCancelledError}
+"""Types that only a failed job's ``error`` carries (no HTTP answer has them)."""
+
 ERRORS_BY_STATUS: dict[int, type[APIError]] = {
     400: InvalidRequestError,
     401: AuthenticationError,
@@ -183,6 +199,8 @@ def error_class(error_type: str | None, status_code: int | None) -> type[APIErro
     """Pick the class for an error: by wire type, then by status, else ``APIError``."""
     if error_type and error_type in ERRORS_BY_TYPE:
         return ERRORS_BY_TYPE[error_type]
+    if error_type and status_code is None and error_type in JOB_ERRORS_BY_TYPE:
+        return JOB_ERRORS_BY_TYPE[error_type]
     if status_code is not None and status_code in ERRORS_BY_STATUS:
         return ERRORS_BY_STATUS[status_code]
     return APIError

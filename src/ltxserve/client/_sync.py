@@ -205,6 +205,17 @@ class Client(BaseClient[httpx.Client]):
         """GET /v2/{endpoint}/{id}: the job's current status object."""
         return self._get(endpoint, job_id)[0]
 
+    def cancel(self, endpoint: EndpointName, job_id: str | SubmittedJob) -> JobStatus:
+        """DELETE /v2/{endpoint}/{id} (ltxserve's extension; the hosted API has no cancel).
+
+        Returns the ended job: a ``FailedJob`` whose ``cancelled`` is true. Cancelling
+        a cancelled job returns it again, so the call is retried like a GET. A job that
+        already completed, or failed otherwise, raises ``InvalidRequestError`` (409).
+        """
+        job_id = job_id.id if isinstance(job_id, SubmittedJob) else job_id
+        response = self._send("DELETE", f"/v2/{endpoint}/{quote(job_id, safe='')}")
+        return parse_status(response.json())
+
     def wait(
         self,
         endpoint: EndpointName,
@@ -497,6 +508,9 @@ class Endpoint(Generic[ReqT]):
 
     def get(self, job_id: str | SubmittedJob) -> JobStatus:
         return self._client.get(self.name, job_id if isinstance(job_id, str) else job_id.id)
+
+    def cancel(self, job_id: str | SubmittedJob) -> JobStatus:
+        return self._client.cancel(self.name, job_id)
 
     def wait(
         self,

@@ -12,7 +12,7 @@ documented defaults. The defaults written here are those same values, for
 reference.
 
 Job objects allow extra properties: the hosted schema does not forbid them, and
-ltxserve adds ``progress`` to processing jobs.
+ltxserve adds ``progress`` (every state) and ``expires_at`` (ended jobs).
 """
 
 from __future__ import annotations
@@ -197,7 +197,15 @@ class JobError(BaseModel):
 class _JobBase(_WireModel):
     id: str
     created_at: datetime
+    progress: float | None = None
+    """ltxserve's extension: fraction done in [0, 1] (0 while pending, 1 once completed,
+    where it got to on a failed job). The hosted API omits it."""
     terminal: ClassVar[bool] = False
+
+    @field_validator("progress")
+    @classmethod
+    def _clamp(cls, value: float | None) -> float | None:
+        return None if value is None else min(1.0, max(0.0, value))
 
     def raise_for_status(self) -> Self:
         """Return the job unchanged; only a failed job raises."""
@@ -210,13 +218,6 @@ class PendingJob(_JobBase):
 
 class ProcessingJob(_JobBase):
     status: Literal["processing"]
-    progress: float | None = None
-    """ltxserve's extension: fraction done in [0, 1]. The hosted API omits it."""
-
-    @field_validator("progress")
-    @classmethod
-    def _clamp(cls, value: float | None) -> float | None:
-        return None if value is None else min(1.0, max(0.0, value))
 
 
 class CompletedJob(_JobBase):
@@ -226,6 +227,8 @@ class CompletedJob(_JobBase):
     engine: str | None = None
     """ltxserve's extension: the engine that made the result (``preview`` is not a
     generative model; docs/preview-engine.md). The hosted API omits it."""
+    expires_at: datetime | None = None
+    """ltxserve's extension: when the status and result URLs stop being served."""
     terminal = True
 
     def output_url(self, label: str | None = None) -> str:
@@ -244,7 +247,14 @@ class FailedJob(_JobBase):
     status: Literal["failed"]
     completed_at: datetime
     error: JobError
+    expires_at: datetime | None = None
+    """ltxserve's extension: when the status stops being served."""
     terminal = True
+
+    @property
+    def cancelled(self) -> bool:
+        """True when the job was cancelled (``error.type`` ``cancelled_error``)."""
+        return self.error.type == "cancelled_error"
 
     def raise_for_status(self) -> NoReturn:
         """Raise the exception class of ``error.type``, carrying this job."""

@@ -626,7 +626,9 @@ function updateCard(card, job) {
   card.statusBadge.className = `badge badge-${status}`;
   card.age.textContent = formatAge(Date.now() - Date.parse(job.created_at));
   card.age.title = job.created_at;
-  const p = job.status === "completed" ? 1 : typeof job.progress === "number" ? job.progress : null;
+  // progress counts only while processing: a pending job's 0 still reads "queued"
+  const p = job.status === "completed" ? 1
+    : job.status === "processing" && typeof job.progress === "number" ? job.progress : null;
   card.progress.hidden = TERMINAL.has(job.status) && job.status !== "completed";
   if (p === null) {
     card.progress.removeAttribute("value");  // indeterminate

@@ -1,6 +1,6 @@
 """JobManager: the one way in to the jobs, for the API and the worker alike.
 
-The API submits, looks up, abandons (v1) and sweeps; the worker claims, beats,
+The API submits, looks up, cancels, abandons (v1) and sweeps; the worker claims, beats,
 finishes with its output files, fails and releases; both reach uploads through
 ``manager.uploads``. Neither touches the store or builds a blob key itself.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ltxserve.config import Settings
-from ltxserve.errors import NotFoundError
+from ltxserve.errors import CANCELLED_ERROR, JobEndedError, NotFoundError, StoreBusyError
 from ltxserve.jobs.contract.catalog import Catalog
 from ltxserve.jobs.contract.requests import validate
 from ltxserve.jobs.lifecycle.admission import admission_from_settings
@@ -29,12 +29,14 @@ from ltxserve.jobs.lifecycle.changes import ChangeFeed
 from ltxserve.jobs.lifecycle.deliveries import Deliveries
 from ltxserve.jobs.lifecycle.doorbell import Doorbell, Silent
 from ltxserve.jobs.lifecycle.payloads import job_prefix, offload, restore
-from ltxserve.jobs.lifecycle.states import JobStatus
+from ltxserve.jobs.lifecycle.states import TERMINAL, JobStatus
 from ltxserve.jobs.lifecycle.uploads import Uploads
 from ltxserve.jobs.store.base import Admission, Credits, Job, JobStore, JobView, now_ms
 from ltxserve.storage.base import BlobStore, StorageError
 
 log = logging.getLogger(__name__)
+
+CANCELLED_MESSAGE = "The job was cancelled"
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,37 @@ class JobManager:
         return self.store.finish(
             job_id, None, JobStatus.FAILED, self.retention_ms, error=("api_error", message)
         )
+
+    def cancel(self, api_key_id: str, endpoint: str, job_id: str) -> JobView:
+        """Cancel a job of this key (``DELETE /v2/{endpoint}/{id}``): the ended job's view.
+
+        A pending or processing job is failed with ``cancelled_error`` through the
+        store's one terminal path (``finish``: whatever must commit with an end, such
+        as releasing held credits, does), whoever holds it. A pending job is then
+        never claimed; the worker running a processing one learns at its next
+        progress write or heartbeat (it is no longer its own) and stops the runner at
+        the engine's next progress report. A job already cancelled answers the same
+        view (a retried DELETE is harmless); one that completed or failed otherwise
+        raises ``JobEndedError`` (409). Same visibility rules as ``get`` (404).
+        """
+        view = self.get(api_key_id, endpoint, job_id)
+        # finish() loses only to another end or to a claim/release racing it (the CAS
+        # on status and attempts), so a few rounds always settle it
+        for _ in range(10):
+            if view.status in TERMINAL:
+                break
+            error = (CANCELLED_ERROR, CANCELLED_MESSAGE)
+            if self.store.finish(job_id, None, JobStatus.FAILED, self.retention_ms, error=error):
+                log.info("job %s cancelled while %s", job_id, view.status)
+            view = self.get(api_key_id, endpoint, job_id)
+        else:
+            raise StoreBusyError("the job kept changing while being cancelled; retry")
+        if view.status == JobStatus.FAILED and view.error_type == CANCELLED_ERROR:
+            return view
+        detail = "completed"
+        if view.status == JobStatus.FAILED:
+            detail = f"failed ({view.error_type})"
+        raise JobEndedError(f"Job {job_id} has already {detail}; it cannot be cancelled")
 
     # -- the worker -----------------------------------------------------------
     def claim(self, owner: str) -> Job | None:
