@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     # Admission (jobs/lifecycle/admission.py): at most this many jobs pending or
     # processing per API key, checked in the submit's transaction; 0 = no limit.
     max_unfinished_per_key: int = Field(default=0, ge=0)
+    # Listing and idempotency (docs/api.md, "Listing jobs" and "Idempotency"): how long an
+    # Idempotency-Key names the job it made; expired keys go with the sweeper.
+    idempotency_seconds: float = Field(default=24 * 3600.0, gt=0)
 
     max_body_bytes: int = 32 * 1024 * 1024
     header_timeout_seconds: float = 15.0  # a request's headers must arrive within this (408)

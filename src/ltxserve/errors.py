@@ -12,6 +12,7 @@ hosted contract has no type for (the one table is ``ltxserve.api.errors.STATUS``
     |   +-- MethodNotAllowedError                             405  with Allow
     |   +-- RequestTimeoutError                               408  headers too slow
     |   +-- UploadUsedError                                   409  second PUT to an upload URL
+    |   +-- IdempotencyConflictError                          409  Idempotency-Key, other body
     |   +-- ClientClosedError                                 499  the client hung up
     +-- AuthenticationError         authentication_error      401
     |   +-- SignatureError                                    403  signed URL bad or expired
@@ -72,6 +73,11 @@ class RequestTimeoutError(InvalidRequestError):
 
 class UploadUsedError(InvalidRequestError):
     """A file was already uploaded to this upload URL: one PUT per URL."""
+
+
+class IdempotencyConflictError(InvalidRequestError):
+    """An ``Idempotency-Key`` this API key already used, with another request: the
+    job it made stands, and this request makes none (docs/api.md, "Idempotency")."""
 
 
 class MethodNotAllowedError(InvalidRequestError):

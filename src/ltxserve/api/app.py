@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ltxserve import __version__
-from ltxserve.api import docs, files, health, metrics, routes, uploads, v1
+from ltxserve.api import docs, files, health, listing, metrics, routes, uploads, v1
 from ltxserve.api.cors import Cors
 from ltxserve.api.deps import ApiDeps, KeyResolver
 from ltxserve.api.errors import (
@@ -138,6 +138,7 @@ def create_app(settings: Settings | None = None, *, manager: JobManager | None =
         return JSONBytes({"status": "ok"})
 
     app.include_router(routes.router)
+    app.include_router(listing.router)
     app.include_router(files.router)
     app.include_router(uploads.router)
     app.include_router(v1.router)
