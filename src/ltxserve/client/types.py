@@ -197,6 +197,9 @@ class JobError(BaseModel):
 class _JobBase(_WireModel):
     id: str
     created_at: datetime
+    endpoint: str | None = None
+    """ltxserve's extension, on jobs from a listing (``client.jobs``): the operation
+    that made the job. A status poll's answer has none."""
     terminal: ClassVar[bool] = False
 
     def raise_for_status(self) -> Self:
@@ -275,6 +278,27 @@ def parse_wire(model: type[_W], data: Any) -> _W:
     if isinstance(data, dict):
         obj._raw = dict(data)
     return obj
+
+
+class JobPage(_WireModel):
+    """One page of ``GET /v2/jobs`` (ltxserve's extension): the key's jobs, newest first.
+
+    ``client.jobs.pages()`` and ``client.jobs.iter()`` follow ``next_cursor`` for you."""
+
+    data: list[JobStatus]
+    has_more: bool
+    next_cursor: str | None = None
+
+
+def parse_page(data: dict[str, Any]) -> JobPage:
+    """A listing page, each job parsed as ``parse_status`` does (its raw JSON kept)."""
+    page = JobPage(
+        data=[parse_status(item) for item in data.get("data", [])],
+        has_more=bool(data.get("has_more")),
+        next_cursor=data.get("next_cursor"),
+    )
+    page._raw = dict(data)
+    return page
 
 
 class Generation(BaseModel):
