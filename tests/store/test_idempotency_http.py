@@ -11,12 +11,18 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from tests.core.test_submit import T2V
 from tests.store.conftest import pg_database
 from tests.support import Server, assert_error
 
 KEY = "Idempotency-Key"
+SLOW_INSERT = """
+CREATE FUNCTION slow_insert() RETURNS trigger AS $$
+BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END $$ LANGUAGE plpgsql;
+CREATE TRIGGER slow_insert BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION slow_insert();
+"""
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -115,6 +121,14 @@ def test_concurrent_duplicates_through_two_api_processes_make_one_job(
 ) -> None:
     first = make_server(env=shared_env, workers=0)
     second = make_server(env=shared_env, workers=0, data_dir=first.data_dir)
+    if "LTXSERVE_DATABASE_URL" in shared_env:
+        # Each job insert now takes 0.3 s inside its transaction, so the duplicates
+        # surely meet there: a lookup made outside the insert's transaction (or
+        # without waiting on the first one's uncommitted key) would make several jobs.
+        engine = create_engine(shared_env["LTXSERVE_DATABASE_URL"])
+        with engine.begin() as conn:
+            conn.execute(text(SLOW_INSERT))
+        engine.dispose()
     answers = asyncio.run(_burst([first, second], first.api_key, 16))
     assert [r.status_code for r in answers] == [202] * 16, [r.text for r in answers]
     assert len({r.content for r in answers}) == 1  # one id, one created_at
