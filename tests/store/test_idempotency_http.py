@@ -171,3 +171,23 @@ def test_a_v1_retry_with_its_key_gets_the_same_video(make_server: Callable[..., 
             409,
             "invalid_request_error",
         )
+
+
+def test_a_v1_client_that_drops_and_retries_with_its_key_gets_the_same_job(
+    make_server: Callable[..., Server],
+) -> None:
+    """Without a key a v1 disconnect fails the job (tests/inputs/test_v1.py); with one the
+    job goes on, and the retry waits for it and answers its video."""
+    srv = make_server()
+    sim_key = srv.cli("keys", "create", "--name", "sim", "--simulate", "allow").split()[-1]
+    slow = {KEY: "sync-drop", "X-Ltxserve-Simulate": "processing=3"}
+    with srv.client(sim_key) as c:
+        with pytest.raises(httpx.ReadTimeout):
+            c.post("/v1/text-to-video", json=T2V, headers=slow, timeout=httpx.Timeout(30, read=1))
+        time.sleep(0.5)  # the server has seen the disconnect by now
+        (job,) = c.get("/v2/jobs").json()["data"]
+        assert job["status"] in ("pending", "processing"), job  # not failed
+        again = c.post("/v1/text-to-video", json=T2V, headers=slow, timeout=60)
+        assert again.status_code == 200 and again.headers["content-type"] == "video/mp4"
+        (done,) = c.get("/v2/jobs").json()["data"]
+        assert done["id"] == job["id"] and done["status"] == "completed"
