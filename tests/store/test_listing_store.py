@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from ltxserve.errors import ConcurrencyLimitError, IdempotencyConflictError
 from ltxserve.jobs.lifecycle.states import JobStatus
@@ -19,6 +20,7 @@ from ltxserve.jobs.store.base import (
     ListQuery,
     now_ms,
 )
+from ltxserve.jobs.store.sql import SqlJobStore
 
 RET = 60_000
 
@@ -167,3 +169,24 @@ def test_concurrent_duplicates_make_one_job(store: JobStore) -> None:
     assert errors == []
     assert len(made) == n and len(set(made)) == 1
     assert _page(store) == [made[0]]
+
+
+def test_a_new_key_costs_one_statement(sql_store: SqlJobStore) -> None:
+    """The key's lookup and record are one INSERT ... ON CONFLICT DO NOTHING RETURNING:
+    a submit with a new key sends one statement more than one without (no fallback
+    read, which a driver's rowcount of -1 once caused on PostgreSQL)."""
+    seen: list[str] = []
+
+    def grab(_conn: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+        if not statement.lstrip().upper().startswith(("BEGIN", "SELECT PG_ADVISORY")):
+            seen.append(statement.split()[0].upper() + " " + statement.split()[2])
+
+    event.listen(sql_store.engine, "before_cursor_execute", grab)
+    try:
+        sql_store.create_job("k1", "text-to-video", {}, job_id="one", idempotency=_claim())
+        assert seen == ["INSERT idempotency_keys", "INSERT jobs"]
+        seen.clear()
+        sql_store.create_job("k1", "text-to-video", {}, job_id="two", idempotency=_claim())
+        assert seen[0] == "INSERT idempotency_keys" and "INSERT jobs" not in seen  # a replay
+    finally:
+        event.remove(sql_store.engine, "before_cursor_execute", grab)

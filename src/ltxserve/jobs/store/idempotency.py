@@ -2,7 +2,7 @@
 
 ``claim`` runs first in ``SqlJobStore.create_job``'s write transaction, before
 admission and the insert. It inserts the key's row with ``ON CONFLICT DO
-NOTHING`` on the primary key (api_key_id, key):
+NOTHING RETURNING`` on the primary key (api_key_id, key), one round trip:
 
 - the row went in: the key is new; the job is inserted next and both commit
   together (or neither: a refusal by admission rolls the key back too);
@@ -42,10 +42,14 @@ def claim(conn: Connection, claim: IdempotencyClaim, job_id: str) -> Job | None:
         expires_at=claim.expires_at,
     )
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT here
     inserted = conn.execute(
-        dialect.insert(idempotency_keys).values(**values).on_conflict_do_nothing()
-    )
-    if inserted.rowcount == 1:
+        dialect.insert(idempotency_keys)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(idempotency_keys.c.job_id)
+    ).first()
+    if inserted is not None:
         return None
     where = (
         idempotency_keys.c.api_key_id == claim.api_key_id,
