@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from ltxserve.cli_credits import add_credit_commands
 from ltxserve.cli_flags import Command, Group
 from ltxserve.config import EX_CONFIG, ConfigError, Settings, default_data_dir
 
@@ -23,7 +24,11 @@ app = typer.Typer(
     add_completion=False,
     cls=Group,
 )
-keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True, cls=Group)
+keys_app = typer.Typer(
+    help="Create, list and revoke API keys; their credits (top-up, show, history).",
+    no_args_is_help=True,
+    cls=Group,
+)
 app.add_typer(keys_app, name="keys")
 
 DataDir = Annotated[
@@ -396,6 +401,9 @@ def keys_revoke(
         raise typer.Exit(1) from None
     store.revoke_key(str(key["id"]))
     typer.echo(f"revoked key {key['id']} ({key['prefix']}...)")
+
+
+add_credit_commands(keys_app, _open_store)  # top-up, show, history (cli_credits.py)
 
 
 def main() -> None:

@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     # Listing and idempotency (docs/api.md, "Listing jobs" and "Idempotency"): how long an
     # Idempotency-Key names the job it made; expired keys go with the sweeper.
     idempotency_seconds: float = Field(default=24 * 3600.0, gt=0)
+    # Credits (docs/credits.md; lane "credits"): off by default. On, each submit holds its
+    # estimated cost against the key's balance (402 insufficient_funds_error when short),
+    # charged when the job completes, released when it fails or is cancelled.
+    credits: bool = False
+    credits_prices_file: Path | None = None  # default: the bundled data/prices.json
 
     max_body_bytes: int = 32 * 1024 * 1024
     header_timeout_seconds: float = 15.0  # a request's headers must arrive within this (408)
@@ -167,7 +172,8 @@ class Settings(BaseSettings):
         With PostgreSQL the processes are meant to run on several machines; without
         ``LTXSERVE_SECRET`` each data dir would make a signing key of its own, and a
         URL signed by one API process would be refused by the next. The storage URL
-        must have its form (``s3://bucket/prefix``) before anything starts.
+        must have its form (``s3://bucket/prefix``), and with credits on the price
+        table must load (docs/credits.md), before anything starts.
         """
         if self.db_url.startswith("postgresql") and not self.secret:
             raise ConfigError(
@@ -177,6 +183,10 @@ class Settings(BaseSettings):
                 setting="LTXSERVE_SECRET",
                 doc="docs/architecture.md#scale-out",
             )
+        if self.credits:  # a price table that cannot be read stops every process at start
+            from ltxserve.jobs.lifecycle.pricing import PriceTable
+
+            PriceTable.load(self.credits_prices_file)
         if self.storage_url:
             from ltxserve.storage.base import StorageError
             from ltxserve.storage.s3 import parse_storage_url

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ltxserve import __version__
-from ltxserve.api import docs, files, health, listing, metrics, routes, uploads, v1
+from ltxserve.api import credits, docs, files, health, listing, metrics, routes, uploads, v1
 from ltxserve.api.cors import Cors
 from ltxserve.api.deps import ApiDeps, KeyResolver
 from ltxserve.api.errors import (
@@ -146,6 +146,7 @@ def create_app(settings: Settings | None = None, *, manager: JobManager | None =
     app.include_router(docs.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(credits.router)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(metrics.HttpMetrics)  # outside RequestContext: its 413/500 count too
     if settings.cors_origins:  # outside RequestContext: its own 413/500 answers get CORS too

@@ -313,6 +313,33 @@ EXTENSION_PATHS: dict[str, dict[str, Any]] = {
             parameters=[_path_param("name", "File name")],
         )
     },
+    "/v2/credits": {
+        "get": _op(
+            "Credits of the calling key",
+            "The key's `balance` (credits it may still spend) and `held` (set aside by its "
+            "pending and processing jobs), whole credits; `enabled` says whether this server "
+            "holds submits to the balance (`LTXSERVE_CREDITS`). With credits on, a submit "
+            "holds its estimated cost and answers 402 `insufficient_funds_error` when it "
+            "does not fit; the hold is charged on `completed`, released on `failed` "
+            "(docs/credits.md).",
+            {
+                "200": _ok(
+                    "The key's credits",
+                    "application/json",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "enabled": {"type": "boolean"},
+                            "balance": {"type": "integer"},
+                            "held": {"type": "integer"},
+                        },
+                        "required": ["enabled", "balance", "held"],
+                    },
+                ),
+                "401": _error("Missing or invalid key"),
+            },
+        )
+    },
     "/openapi.json": {
         "get": _op(
             "This document",

@@ -19,6 +19,7 @@ from ltxserve.errors import InvalidRequestError, NotFoundError
 from ltxserve.jobs.contract.requests import ENDPOINTS
 from ltxserve.jobs.lifecycle import idempotency
 from ltxserve.jobs.lifecycle.manager import IdempotencyKey, JobManager, Submission
+from ltxserve.jobs.lifecycle.pricing import input_note
 from ltxserve.logs import job_id_var
 
 router = APIRouter()
@@ -63,7 +64,9 @@ async def create_job(
     part = sim.job_part() if sim else None
     if part is not None:
         validated["_simulate"] = part  # played by the runner, for every engine
-    await check_inputs(manager, key_id, endpoint, validated)
+    infos = await check_inputs(manager, key_id, endpoint, validated)
+    if manager.settings.credits and (note := input_note(endpoint, infos)):
+        validated["_input"] = note  # the input's length prices the job (docs/credits.md)
     once = None
     if idem_key is not None:
         once = IdempotencyKey(idem_key, idempotency.request_hash(request.url.path, body))

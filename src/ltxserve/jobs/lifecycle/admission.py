@@ -6,9 +6,11 @@ submits of one key (``base.AdmissionView``). A check and the insert it allows
 are therefore one step: two API processes cannot both read "N-1 unfinished" and
 both insert. Limits, credits and idempotency belong here.
 
-None is active by default. ``LTXSERVE_MAX_UNFINISHED_PER_KEY`` (0: off) turns on
-the one policy there is: a key may have at most that many jobs pending or
-processing; one more answers 429 ``concurrency_limit_error`` with Retry-After.
+None is active by default. ``LTXSERVE_MAX_UNFINISHED_PER_KEY`` (0: off): a key
+may have at most that many jobs pending or processing; one more answers 429
+``concurrency_limit_error`` with Retry-After. ``LTXSERVE_CREDITS=true``: the
+job's estimated cost (pricing.py) is held against the key's balance; when it
+does not fit, 402 ``insufficient_funds_error`` (docs/credits.md).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ltxserve.config import Settings
-from ltxserve.errors import ConcurrencyLimitError
+from ltxserve.errors import ConcurrencyLimitError, InsufficientFundsError
+from ltxserve.jobs.lifecycle.pricing import PriceTable
 from ltxserve.jobs.store.base import Admission, AdmissionView
 
 RETRY_AFTER_SECONDS = 1
@@ -40,6 +43,25 @@ class MaxUnfinishedPerKey:
             )
 
 
+class CreditHold:
+    """Hold the job's estimated cost against the key's balance (docs/credits.md).
+
+    The hold is written in the insert's transaction, with the job's id, and settled
+    (charged on completed, else released) in the transaction that ends the job.
+    Checked last, so a job another policy refuses holds nothing.
+    """
+
+    def __init__(self, prices: PriceTable) -> None:
+        self.prices = prices
+
+    def __call__(
+        self, view: AdmissionView, api_key_id: str, endpoint: str, request: dict[str, Any]
+    ) -> None:
+        cost = self.prices.estimate(endpoint, request)
+        if not view.hold_credits(api_key_id, cost):
+            raise InsufficientFundsError(f"Insufficient funds. Required: {cost} credits")
+
+
 class AllOf:
     """Several policies, checked in order; the first refusal wins."""
 
@@ -58,6 +80,8 @@ def admission_from_settings(settings: Settings) -> Admission | None:
     policies: list[Admission] = []
     if settings.max_unfinished_per_key > 0:
         policies.append(MaxUnfinishedPerKey(settings.max_unfinished_per_key))
+    if settings.credits:  # last: it writes (a hold), the others only read
+        policies.append(CreditHold(PriceTable.load(settings.credits_prices_file)))
     if not policies:
         return None
     return policies[0] if len(policies) == 1 else AllOf(policies)

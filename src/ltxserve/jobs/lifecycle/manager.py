@@ -31,6 +31,7 @@ from ltxserve.jobs.lifecycle.states import JobStatus
 from ltxserve.jobs.lifecycle.uploads import Uploads
 from ltxserve.jobs.store.base import (
     Admission,
+    Credits,
     IdempotencyClaim,
     Job,
     JobStore,
@@ -270,6 +271,10 @@ class JobManager:
                 blobs.delete_prefix(key)
             except StorageError:
                 pass
+
+    def credits(self, api_key_id: str) -> Credits:
+        """The key's balance and held credits (docs/credits.md)."""
+        return self.store.credits(api_key_id)
 
     def ping_store(self) -> None:
         """A trivial round trip to the job store (/readyz)."""

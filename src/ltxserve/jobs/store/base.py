@@ -140,6 +140,33 @@ class Upload:
         return upload_blob_key(self.id)
 
 
+@dataclass(frozen=True)
+class Credits:
+    """A key's credits (docs/credits.md): what it may spend, and what its unfinished
+    jobs hold."""
+
+    balance: int
+    held: int
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One movement of a key's credits; ``kind`` says which way: top_up (``amount``
+    added to the balance; negative when the operator takes credits back), hold
+    (balance -> held), charge (held -> spent), release (held -> balance); those three
+    carry the job's id and a positive amount. ``balance`` is the key's balance after
+    it."""
+
+    id: int
+    api_key_id: str
+    kind: str
+    amount: int
+    balance: int
+    job_id: str | None
+    note: str | None
+    created_at: int
+
+
 class AdmissionView(Protocol):
     """What an admission check may read, inside the submit's write transaction.
 
@@ -150,6 +177,12 @@ class AdmissionView(Protocol):
 
     def unfinished_jobs(self, api_key_id: str) -> int:
         """Jobs of this key that are pending or processing."""
+        ...
+
+    def hold_credits(self, api_key_id: str, amount: int) -> bool:
+        """Move ``amount`` from the key's balance to held for the job being submitted
+        (recorded in the ledger with its id); False, and nothing written, when the
+        balance is short. The hold is charged or released when the job ends."""
         ...
 
 
@@ -252,6 +285,23 @@ class JobStore(Protocol):
 
     def expired_upload_ids(self, limit: int = 500) -> list[str]: ...
     def delete_uploads(self, ids: list[str]) -> int: ...
+
+    # -- credits (docs/credits.md): holds are taken by AdmissionView.hold_credits and
+    # settled in the transaction that ends the job (charge on completed, else release)
+    def top_up_credits(self, api_key_id: str, amount: int, note: str | None = None) -> Credits:
+        """Add ``amount`` (negative: take back, never below 0) to the key's balance;
+        ValueError when the balance would go negative."""
+        ...
+
+    def credits(self, api_key_id: str) -> Credits:
+        """The key's balance and held credits (0 and 0 for a key never topped up)."""
+        ...
+
+    def credit_history(
+        self, api_key_id: str, limit: int = 50, before: int | None = None
+    ) -> list[LedgerEntry]:
+        """The key's ledger, newest first; ``before``: entries older than that id."""
+        ...
 
 
 LOST_MESSAGE = "the job was lost by its worker {n} times and was given up"

@@ -31,10 +31,12 @@ from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
 from ltxserve.jobs.store.base import (
     LOST_MESSAGE,
     Admission,
+    Credits,
     IdempotencyClaim,
     Job,
     JobStore,
     JobView,
+    LedgerEntry,
     ListQuery,
     Upload,
     now_ms,
@@ -55,8 +57,9 @@ class DuplicateError(Exception):
 class _AdmissionView:
     """Admission reads under the store's lock, which the insert still holds."""
 
-    def __init__(self, store: MemoryJobStore) -> None:
+    def __init__(self, store: MemoryJobStore, job_id: str) -> None:
         self.store = store
+        self.job_id = job_id
 
     def unfinished_jobs(self, api_key_id: str) -> int:
         return sum(
@@ -64,6 +67,59 @@ class _AdmissionView:
             for j in self.store._jobs.values()
             if j.api_key_id == api_key_id and j.status in _UNFINISHED
         )
+
+    def hold_credits(self, api_key_id: str, amount: int) -> bool:
+        return self.store._ledger.hold(api_key_id, self.job_id, amount)
+
+
+class _Ledger:
+    """Credits in memory, as jobs/store/ledger.py keeps them in SQL; the store's lock
+    is held by every caller."""
+
+    def __init__(self) -> None:
+        self.balances: dict[str, Credits] = {}
+        self.entries: list[LedgerEntry] = []
+
+    def _add(
+        self, key: str, kind: str, amount: int, job_id: str | None = None, note: str | None = None
+    ) -> None:
+        if job_id is not None and any(
+            e.job_id == job_id and (e.kind == kind or {e.kind, kind} == {"charge", "release"})
+            for e in self.entries
+        ):  # the SQL ledger's partial unique indexes
+            raise DuplicateError(f"job {job_id} already has a {kind} entry")
+        balance = self.balances.get(key, Credits(0, 0)).balance
+        entry = LedgerEntry(
+            len(self.entries) + 1, key, kind, amount, balance, job_id, note, now_ms()
+        )
+        self.entries.append(entry)
+
+    def hold(self, key: str, job_id: str, amount: int) -> bool:
+        now = self.balances.get(key, Credits(0, 0))
+        if key not in self.balances or now.balance < amount:
+            return False
+        self.balances[key] = Credits(now.balance - amount, now.held + amount)
+        self._add(key, "hold", amount, job_id)
+        return True
+
+    def settle(self, job_id: str, status: JobStatus) -> None:
+        mine = [e for e in self.entries if e.job_id == job_id]
+        held = next((e for e in mine if e.kind == "hold"), None)
+        if held is None or any(e.kind in ("charge", "release") for e in mine):
+            return
+        now = self.balances[held.api_key_id]
+        charge = status == JobStatus.COMPLETED
+        back = 0 if charge else held.amount
+        self.balances[held.api_key_id] = Credits(now.balance + back, now.held - held.amount)
+        self._add(held.api_key_id, "charge" if charge else "release", held.amount, job_id)
+
+    def top_up(self, key: str, amount: int, note: str | None) -> Credits:
+        now = self.balances.get(key, Credits(0, 0))
+        if now.balance + amount < 0:
+            raise ValueError(f"the balance is {now.balance}; it cannot go below 0")
+        self.balances[key] = Credits(now.balance + amount, now.held)
+        self._add(key, "top_up", amount, note=note)
+        return self.balances[key]
 
 
 class _Bell:
@@ -100,6 +156,7 @@ class MemoryJobStore:
         # (api_key_id, key) -> the claim that made it and the job it names
         self._idempotency: dict[tuple[str, str], tuple[IdempotencyClaim, str]] = {}
         self._bells: set[threading.Event] = set()
+        self._ledger = _Ledger()
 
     def doorbell(self, data_dir: Path) -> Doorbell:
         return _Bell(self._bells)
@@ -187,10 +244,10 @@ class MemoryJobStore:
                 named = self._named(idempotency)
                 if named is not None:
                     return named
-            if admit is not None:
-                admit(_AdmissionView(self), api_key_id, endpoint, request)
-            if job.id in self._jobs:
+            if job.id in self._jobs:  # before admission, whose holds SQL would roll back
                 raise DuplicateError(f"job {job.id} exists")
+            if admit is not None:
+                admit(_AdmissionView(self, job.id), api_key_id, endpoint, request)
             self._jobs[job.id] = job
             if idempotency is not None:
                 self._idempotency[(api_key_id, idempotency.key)] = (idempotency, job.id)
@@ -280,7 +337,10 @@ class MemoryJobStore:
             values["error_type"], values["error_message"] = error
         if status == JobStatus.COMPLETED:
             values["progress"] = 1.0
-        return self._cas(job, **values)
+        done = self._cas(job, **values)
+        if done:  # as in SQL: the job's credits settle with its end, once
+            self._ledger.settle(job.id, status)
+        return done
 
     def claim(
         self, owner: str, lease_seconds: float, max_attempts: int, *, retention_ms: int
@@ -433,6 +493,26 @@ class MemoryJobStore:
     def delete_uploads(self, ids: list[str]) -> int:
         with self._lock:
             return sum(self._uploads.pop(i, None) is not None for i in ids)
+
+    # -- credits (docs/credits.md) ---------------------------------------------
+    def top_up_credits(self, api_key_id: str, amount: int, note: str | None = None) -> Credits:
+        with self._lock:
+            return self._ledger.top_up(api_key_id, amount, note)
+
+    def credits(self, api_key_id: str) -> Credits:
+        with self._lock:
+            return self._ledger.balances.get(api_key_id, Credits(0, 0))
+
+    def credit_history(
+        self, api_key_id: str, limit: int = 50, before: int | None = None
+    ) -> list[LedgerEntry]:
+        with self._lock:
+            mine = [
+                e
+                for e in reversed(self._ledger.entries)
+                if e.api_key_id == api_key_id and (before is None or e.id < before)
+            ]
+        return mine[:limit]
 
 
 _KEEPS_PROTOCOL: type[JobStore] = MemoryJobStore  # mypy checks the class against base.JobStore

@@ -38,13 +38,15 @@ from ltxserve.errors import StoreBusyError
 from ltxserve.jobs.lifecycle.doorbell import Doorbell, FifoDoorbell, PgDoorbell, Silent
 from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
 from ltxserve.jobs.store import idempotency as idempotency_sql
-from ltxserve.jobs.store import listing
+from ltxserve.jobs.store import ledger, listing
 from ltxserve.jobs.store.base import (
     LOST_MESSAGE,
     Admission,
+    Credits,
     IdempotencyClaim,
     Job,
     JobView,
+    LedgerEntry,
     ListQuery,
     Upload,
     now_ms,
@@ -330,7 +332,8 @@ class SqlJobStore:
                 if named is not None:
                     return named
             if admit is not None:
-                admit(_AdmissionView(conn, self.is_sqlite), api_key_id, endpoint, request)
+                view = _AdmissionView(conn, self.is_sqlite, job_id)
+                admit(view, api_key_id, endpoint, request)
             conn.execute(insert(jobs).values(**values))
         # the row is exactly what was inserted: no second round trip to read it back
         return Job(
@@ -488,7 +491,10 @@ class SqlJobStore:
             )
             .values(**values)
         )
-        return bool(res.rowcount)
+        done = bool(res.rowcount)
+        if done:  # the job ended here, once: its credits settle in the same transaction
+            ledger.settle(conn, job.id, status)
+        return done
 
     def finish(
         self,
@@ -609,6 +615,21 @@ class SqlJobStore:
             res = conn.execute(delete(uploads).where(uploads.c.id.in_(ids)))
         return int(res.rowcount)
 
+    # -- credits (jobs/store/ledger.py, docs/credits.md) ---------------------
+    def top_up_credits(self, api_key_id: str, amount: int, note: str | None = None) -> Credits:
+        with self._write() as conn:
+            return ledger.top_up(conn, api_key_id, amount, note)
+
+    def credits(self, api_key_id: str) -> Credits:
+        with self.read() as conn:
+            return ledger.credits(conn, api_key_id)
+
+    def credit_history(
+        self, api_key_id: str, limit: int = 50, before: int | None = None
+    ) -> list[LedgerEntry]:
+        with self.read() as conn:
+            return ledger.history(conn, api_key_id, limit, before)
+
 
 _KEEPS_PROTOCOL: type[BaseJobStore] = SqlJobStore  # mypy checks the class against base.JobStore
 JobStore = SqlJobStore
@@ -627,9 +648,10 @@ class _AdmissionView:
     the first one's insert (bounded by lock_timeout, then StoreBusyError).
     """
 
-    def __init__(self, conn: Connection, sqlite: bool) -> None:
+    def __init__(self, conn: Connection, sqlite: bool, job_id: str) -> None:
         self.conn = conn
         self.sqlite = sqlite
+        self.job_id = job_id  # the job being admitted
         self.locked: set[str] = set()
 
     def _lock(self, api_key_id: str) -> None:
@@ -649,6 +671,10 @@ class _AdmissionView:
             .where(jobs.c.api_key_id == api_key_id, jobs.c.status.in_(_UNFINISHED))
         ).scalar_one()
         return int(n)
+
+    def hold_credits(self, api_key_id: str, amount: int) -> bool:
+        # a conditional UPDATE of the key's balance row: atomic on its own
+        return ledger.hold(self.conn, api_key_id, self.job_id, amount)
 
 
 class _WriteTx:

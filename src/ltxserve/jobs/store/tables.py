@@ -62,11 +62,11 @@ jobs = Table(
         sqlite_where=text("status IN ('pending', 'processing')"),
     ),
     Index("ix_jobs_expires_at", "expires_at"),
-    # GET /v2/jobs: one key's jobs newest first, keyset on (created_at, id) (0005_listing)
+    # GET /v2/jobs: one key's jobs newest first, keyset on (created_at, id) (migration 0006)
     Index("ix_jobs_key_created", "api_key_id", "created_at", "id"),
 )
 
-# Idempotency-Key of a submit -> the job it made, per API key (0005_listing)
+# Idempotency-Key of a submit -> the job it made, per API key (migration 0006)
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
@@ -91,4 +91,48 @@ uploads = Table(
     Column("size", BigInteger, nullable=True),
     Column("content_type", String(200), nullable=True),
     Index("ix_uploads_expires_at", "expires_at"),
+)
+
+# -- credits (docs/credits.md; migration 0005) --------------------------------
+# A key's credits: ``balance`` is what it may still spend, ``held`` what its unfinished
+# jobs have set aside (a hold moves credits from one to the other). No row: 0 and 0.
+credit_balances = Table(
+    "credit_balances",
+    metadata,
+    Column("api_key_id", String(32), primary_key=True),
+    Column("balance", BigInteger, nullable=False, server_default="0"),
+    Column("held", BigInteger, nullable=False, server_default="0"),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Every movement of credits, kept after its job's row is gone (no foreign key). Amounts
+# are positive; ``kind`` gives the direction; ``balance`` is the key's balance after it.
+# The partial unique indexes are the ledger's own guard that a job is held at most once
+# and settled (charged or released) at most once, whatever the code above it does.
+credit_ledger = Table(
+    "credit_ledger",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("api_key_id", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),  # top_up | hold | charge | release
+    Column("amount", BigInteger, nullable=False),
+    Column("balance", BigInteger, nullable=False),
+    Column("job_id", String(36), nullable=True),
+    Column("note", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_credit_ledger_key", "api_key_id", "id"),
+    Index(
+        "uq_credit_ledger_hold",
+        "job_id",
+        unique=True,
+        postgresql_where=text("kind = 'hold'"),
+        sqlite_where=text("kind = 'hold'"),
+    ),
+    Index(
+        "uq_credit_ledger_settle",
+        "job_id",
+        unique=True,
+        postgresql_where=text("kind IN ('charge', 'release')"),
+        sqlite_where=text("kind IN ('charge', 'release')"),
+    ),
 )

@@ -8,15 +8,15 @@ Idempotency-Key) to the job it made and the hash of its request, for 24 h
 (LTXSERVE_IDEMPOTENCY_SECONDS); its primary key is what makes two concurrent
 submits with one key make one job.
 
-Revision ID: 0005_listing
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_listing"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
