@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.core.test_submit import T2V
 from tests.support import ROOT, Server
 
 try:
@@ -103,6 +104,9 @@ class Tab:
 
     def __init__(self, browser: Browser, server: Server, **context: Any) -> None:
         self.server = server
+        # a key of its own: the page lists the key's jobs from the server (GET /v2/jobs),
+        # and the session server's key has every other test's jobs
+        self.key = server.cli("keys", "create", "--name", "web").split()[-1]
         self.context = browser.new_context(**context)
         self.page: Page = self.context.new_page()
         self.page.set_default_timeout(30_000)
@@ -116,7 +120,7 @@ class Tab:
 
     def save_key(self, key: str | None = None) -> None:
         p = self.page
-        p.fill("#api-key", key or self.server.api_key)
+        p.fill("#api-key", key or self.key)
         p.click("#save-key")
         # Arrow functions, not bare expressions: the page's CSP forbids eval.
         p.wait_for_function(
@@ -216,14 +220,37 @@ def test_submit_watch_and_play(tab: Any, server: Server) -> None:
     assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
     t.shot("desktop-completed")
 
-    # Job ids survive a reload (the API has no listing): the result is back and plays.
+    # Job ids survive a reload: the result is back and plays.
     stored = page.evaluate("JSON.parse(localStorage.getItem('ltxserve.playground.jobs'))")
     assert [j["id"] for j in stored] == [info["id"]]
     page.reload()
     page.wait_for_selector("body[data-ready='true']")
     again = wait_completed_video(page, info["id"])
     assert abs(again["duration"] - 2.0) < 0.15
-    assert page.input_value("#api-key") == server.api_key  # key entered once
+    assert page.input_value("#api-key") == t.key  # key entered once
+
+
+def test_jobs_of_the_key_from_elsewhere_are_listed(tab: Any, server: Server) -> None:
+    """Jobs the key submitted outside this browser (SDK, CLI, another browser) join the
+    list from GET /v2/jobs when the key is saved and on reload; other keys' never do."""
+    t = tab(viewport={"width": 1280, "height": 900})
+    page = t.open()
+    with server.client(t.key) as c:
+        elsewhere = c.post("/v2/text-to-video", json=T2V).json()["id"]
+    with server.client() as c:
+        theirs = c.post("/v2/text-to-video", json=T2V).json()["id"]
+    t.save_key()
+    page.wait_for_selector(f"li.job[data-job-id='{elsewhere}']")
+    card = page.locator(f"li.job[data-job-id='{elsewhere}']")
+    assert card.locator(".job-endpoint").text_content() == "text-to-video"
+    assert page.locator(f"li.job[data-job-id='{theirs}']").count() == 0
+    # and it is polled like any other
+    page.wait_for_selector(
+        f"li.job[data-job-id='{elsewhere}'][data-status='completed']", timeout=JOB_TIMEOUT_MS
+    )
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']")
+    assert page.locator("#job-list li.job").count() == 1
 
 
 def test_errors_are_shown_readably(tab: Any) -> None:
@@ -332,7 +359,7 @@ def test_keyboard_only_submission(tab: Any) -> None:
 
     # Focus order follows the page: skip link, key, then the form top to bottom.
     assert tab_to("api-key") == ["skip-link", "api-key"]
-    kb.type(server_key := t.server.api_key)
+    kb.type(server_key := t.key)
     kb.press("Enter")  # submits the key form
     page.wait_for_function(
         "() => document.querySelector('#key-status').textContent.includes('accepts')"
@@ -440,7 +467,7 @@ def test_file_picker_uses_the_upload_contract(tab: Any) -> None:
         "uri => document.querySelector('#f-image-to-video-image_uri').value === uri",
         arg=storage_uri,
     )
-    assert seen["slot"] == ("POST", f"Bearer {t.server.api_key}")
+    assert seen["slot"] == ("POST", f"Bearer {t.key}")
     # Bytes and required headers sent; the API key is not sent to the upload URL.
     assert seen["put"] == ("PUT", "image/png", "yes", len(png), None)
     assert "Uploaded frame.png" in (

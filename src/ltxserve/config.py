@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     # Admission (jobs/lifecycle/admission.py): at most this many jobs pending or
     # processing per API key, checked in the submit's transaction; 0 = no limit.
     max_unfinished_per_key: int = Field(default=0, ge=0)
+    # Listing and idempotency (docs/api.md, "Listing jobs" and "Idempotency"): how long an
+    # Idempotency-Key names the job it made; expired keys go with the sweeper.
+    idempotency_seconds: float = Field(default=24 * 3600.0, gt=0)
     # Credits (docs/credits.md; lane "credits"): off by default. On, each submit holds its
     # estimated cost against the key's balance (402 insufficient_funds_error when short),
     # charged when the job completes, released when it fails or is cancelled.

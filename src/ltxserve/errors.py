@@ -13,6 +13,7 @@ hosted contract has no type for (the one table is ``ltxserve.api.errors.STATUS``
     |   +-- RequestTimeoutError                               408  headers too slow
     |   +-- UploadUsedError                                   409  second PUT to an upload URL
     |   +-- JobEndedError                                     409  DELETE of a job that ended
+    |   +-- IdempotencyConflictError                          409  Idempotency-Key, other body
     |   +-- ClientClosedError                                 499  the client hung up
     +-- AuthenticationError         authentication_error      401
     |   +-- SignatureError                                    403  signed URL bad or expired
@@ -82,6 +83,11 @@ class UploadUsedError(InvalidRequestError):
 
 class JobEndedError(InvalidRequestError):
     """A cancel of a job that had already completed, or failed other than by a cancel."""
+
+
+class IdempotencyConflictError(InvalidRequestError):
+    """An ``Idempotency-Key`` this API key already used, with another request: the
+    job it made stands, and this request makes none (docs/api.md, "Idempotency")."""
 
 
 class MethodNotAllowedError(InvalidRequestError):

@@ -4,7 +4,8 @@ The SDK's retry rules are only worth something if they hold against real answers
 a real socket, so tests do not mock httpx. The proxy forwards every request to the
 real ltxserve server. Told to, it answers the next N matching requests itself:
 with an error envelope and an optional ``Retry-After`` (``fail``), or by closing
-the connection with no answer, a network error (``drop``). It can also add a
+the connection with no answer, a network error (``drop``; ``lose`` forwards the
+request first, so the server acts on it and only the answer is lost). It can also add a
 header to forwarded answers (``add_header``). Every request is logged with its
 arrival time, so tests can count attempts and measure the waits between them; the
 log entry is made when the answer is ready, and ``arrivals`` lists requests the
@@ -45,6 +46,7 @@ class Rule:
     retry_after: str | None = None
     method: str | None = None
     path_prefix: str = ""
+    forward: bool = False  # with status 0: forward, then lose the answer
 
     def matches(self, method: str, path: str) -> bool:
         return (
@@ -111,6 +113,12 @@ class FaultProxy:
         with self.lock:
             self.rules.append(Rule(times, 0, method=method, path_prefix=path_prefix))
 
+    def lose(self, times: int = 1, *, method: str | None = None, path_prefix: str = "") -> None:
+        """Forward the next ``times`` matching requests, then close the connection
+        without passing the answer on: the server did the work, the client never hears."""
+        with self.lock:
+            self.rules.append(Rule(times, 0, method=method, path_prefix=path_prefix, forward=True))
+
     def add_header(self, path_prefix: str, name: str, value: str) -> None:
         """Add a header to every forwarded answer under ``path_prefix``."""
         with self.lock:
@@ -173,12 +181,12 @@ class FaultProxy:
                 body = self._read_body()
                 headers = {k: v for k, v in self.headers.items()}
                 rule = proxy._take_rule(self.command, self.path)
-                if rule is not None and rule.status == 0:
+                if rule is not None and rule.status == 0 and not rule.forward:
                     proxy._record(Seen(self.command, self.path, 0, now, body, headers))
                     self.close_connection = True
                     self.connection.close()
                     return
-                if rule is not None:
+                if rule is not None and not rule.forward:
                     payload = json.dumps(
                         {
                             "type": "error",
@@ -206,6 +214,11 @@ class FaultProxy:
                     conn.request(self.command, self.path, body=body, headers=fwd)
                     upstream = conn.getresponse()
                     data = upstream.read()
+                    if rule is not None:  # lose: the work is done, the answer never arrives
+                        proxy._record(Seen(self.command, self.path, 0, now, body, headers))
+                        self.close_connection = True
+                        self.connection.close()
+                        return
                     self.send_response(upstream.status)
                     for k, v in upstream.getheaders():
                         if k.lower() not in HOP_BY_HOP:

@@ -24,6 +24,7 @@ from ltxserve.api import (
     events,
     files,
     health,
+    listing,
     metrics,
     routes,
     uploads,
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None, *, manager: JobManager | None =
     app.include_router(routes.router)
     app.include_router(webhooks.router)
     app.add_route("/v2/{endpoint}/{job_id}/events", events.get_events, methods=["GET"])
+    app.include_router(listing.router)
     app.include_router(files.router)
     app.include_router(uploads.router)
     app.include_router(v1.router)

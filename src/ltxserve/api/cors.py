@@ -22,8 +22,9 @@ from ltxserve.errors import InvalidRequestError
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE")  # DELETE: cancel (docs/api.md)
 # Non-safelisted response headers a client needs: request ids for support, Retry-After
-# for its backoff, range answers for media players.
-EXPOSE = ("x-request-id", "retry-after", "content-range", "accept-ranges")
+# for its backoff, range answers for media players, whether a submit was a replay of its
+# Idempotency-Key.
+EXPOSE = ("x-request-id", "retry-after", "content-range", "accept-ranges", "idempotent-replayed")
 
 
 class Cors:

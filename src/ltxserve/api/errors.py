@@ -4,9 +4,10 @@
 the nearest class in its MRO that the table names, so a subclass without an entry
 answers as its parent does. The documented types (``ERROR_TYPES``) answer the
 contract's status; the few subclasses with a status of their own (403 signature,
-409 upload used or job ended, 499 client closed, 504 sync timeout, ...) keep their parent's
-wire ``type``. Routes raise these errors; code that must answer before routing
-(the middleware, the header deadline) builds the answer from the same table.
+409 upload used, job ended or idempotency key reused, 499 client closed, 504 sync
+timeout, ...) keep their parent's wire ``type``. Routes raise these errors; code that
+must answer before routing (the middleware, the header deadline) builds the answer
+from the same table.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ltxserve.errors import (
     ClientClosedError,
     ConcurrencyLimitError,
     ContentFilteredError,
+    IdempotencyConflictError,
     InsufficientFundsError,
     InvalidRequestError,
     JobEndedError,
@@ -45,6 +47,7 @@ STATUS: dict[type[LtxError], int] = {
     RequestTimeoutError: 408,
     UploadUsedError: 409,
     JobEndedError: 409,
+    IdempotencyConflictError: 409,
     ClientClosedError: 499,
     AuthenticationError: 401,
     SignatureError: 403,

@@ -75,6 +75,41 @@ def _path_param(name: str, description: str) -> dict[str, Any]:
     }
 
 
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+_ENDPOINT_NAMES = [
+    "text-to-video",
+    "image-to-video",
+    "audio-to-video",
+    "retake",
+    "extend",
+    "video-to-video-hdr",
+    "video-to-video-reframe",
+]
+_LISTED_JOB: dict[str, Any] = {
+    "allOf": [
+        {"$ref": "#/components/schemas/V2JobStatusResponse"},
+        {
+            "type": "object",
+            "required": ["endpoint"],
+            "properties": {
+                "endpoint": {
+                    "type": "string",
+                    "description": "The operation that made the job (its path after /v2/).",
+                }
+            },
+        },
+    ]
+}
+
 EXTENSION_PATHS: dict[str, dict[str, Any]] = {
     # A new operation on a documented path: only the operation is added (and marked).
     "/v2/{endpoint}/{id}": {
@@ -115,6 +150,64 @@ EXTENSION_PATHS: dict[str, dict[str, Any]] = {
                     "description": "API key authentication",
                     "schema": {"type": "string"},
                 },
+            ],
+        )
+    },
+    "/v2/jobs": {
+        "get": _op(
+            "List jobs",
+            "The calling key's jobs, newest first, a page at a time (docs/api.md, \"Listing "
+            "jobs\"). Each item is the job's status object, as `GET /v2/{endpoint}/{id}` "
+            "answers it, plus its `endpoint`. Jobs of other keys and jobs past retention are "
+            "never listed. Pass `next_cursor` back as `cursor` (with the same filters) for the "
+            "next page; jobs submitted meanwhile never make a page repeat or skip a job.",
+            {
+                "200": _ok(
+                    "A page of jobs",
+                    "application/json",
+                    {
+                        "type": "object",
+                        "required": ["data", "has_more", "next_cursor"],
+                        "properties": {
+                            "data": {"type": "array", "items": _LISTED_JOB},
+                            "has_more": {"type": "boolean"},
+                            "next_cursor": {
+                                "type": ["string", "null"],
+                                "description": "Opaque; null on the last page.",
+                            },
+                        },
+                    },
+                ),
+                "400": _error("A malformed parameter or cursor (invalid_request_error)"),
+                "401": _error("Missing or invalid key (authentication_error)"),
+            },
+            parameters=[
+                _query(
+                    "endpoint",
+                    "Only jobs of these operations (repeat it, or separate with commas).",
+                    {"type": "string", "enum": _ENDPOINT_NAMES},
+                ),
+                _query(
+                    "status",
+                    "Only jobs in these states (repeat it, or separate with commas).",
+                    {"type": "string", "enum": ["pending", "processing", "completed", "failed"]},
+                ),
+                _query(
+                    "created_after",
+                    "Only jobs created after this time (ISO 8601; UTC without an offset).",
+                    {"type": "string", "format": "date-time"},
+                ),
+                _query(
+                    "created_before",
+                    "Only jobs created before this time (ISO 8601; UTC without an offset).",
+                    {"type": "string", "format": "date-time"},
+                ),
+                _query(
+                    "limit",
+                    "Jobs per page (default 20).",
+                    {"type": "integer", "minimum": 1, "maximum": 100},
+                ),
+                _query("cursor", "The previous page's `next_cursor`.", {"type": "string"}),
             ],
         )
     },
@@ -392,6 +485,27 @@ PROGRESS_TEXT = {
 }
 
 
+IDEMPOTENCY_PARAMETER: dict[str, Any] = {
+    EXT: True,
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": 'Makes a retried submit safe (docs/api.md, "Idempotency"): the same key '
+    "and the same request (path and JSON body) within 24 h answer the job the first one made "
+    "(same id, 202, with the response header `Idempotent-Replayed: true`) and make no "
+    "other; the same key with another request answers 409 `invalid_request_error`. Per API "
+    "key; 1 to 255 printable ASCII characters without spaces (else 400). Only an accepted "
+    "submit is remembered. On /v1, a retry with the key waits for the same job, which a "
+    "dropped connection does not fail.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "example": "5f0c1b8e-3d2a-4b6c-9e1f-7a8b9c0d1e2f",
+}
+IDEMPOTENCY_CONFLICT: dict[str, Any] = {
+    **_error("Idempotency-Key already used with another request (invalid_request_error)"),
+    EXT: True,
+}
+
+
 def _widen(prop: dict[str, Any], branch: dict[str, Any]) -> dict[str, Any]:
     """A contract property that also takes ``branch`` (marked as the extension)."""
     base = {k: v for k, v in prop.items() if k != "description"}
@@ -492,6 +606,8 @@ def build(catalog: Catalog, base_url: str) -> dict[str, Any]:
         op = item.get("post")
         if op and "requestBody" in op and (path.startswith("/v2/") or path.startswith("/v1/")):
             op.setdefault("parameters", []).append(SIMULATE_PARAMETER)
+            op["parameters"].append(IDEMPOTENCY_PARAMETER)
+            op["responses"]["409"] = IDEMPOTENCY_CONFLICT
     for name, schema in schemas.items():  # webhooks (docs/webhooks.md)
         if name.endswith("Request") and "properties" in schema:
             schema["properties"][CALLBACK_FIELD] = {EXT: True, **copy.deepcopy(CALLBACK_URL)}

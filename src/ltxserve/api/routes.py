@@ -18,9 +18,9 @@ from ltxserve.api.input_check import check_inputs
 from ltxserve.api.status import iso_ms, status_body
 from ltxserve.errors import InvalidRequestError, NotFoundError
 from ltxserve.jobs.contract.requests import ENDPOINTS
-from ltxserve.jobs.lifecycle.manager import JobManager
+from ltxserve.jobs.lifecycle import idempotency
+from ltxserve.jobs.lifecycle.manager import IdempotencyKey, JobManager, Submission
 from ltxserve.jobs.lifecycle.pricing import input_note
-from ltxserve.jobs.store.base import Job
 from ltxserve.logs import job_id_var
 from ltxserve.webhooks.callback import NOTE as WEBHOOK_NOTE
 from ltxserve.webhooks.callback import note as webhook_note
@@ -42,14 +42,20 @@ async def read_json(request: Request) -> Any:
         raise InvalidRequestError(f"request body is not valid JSON: {exc}") from None
 
 
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
 async def create_job(
     request: Request, endpoint: str, manager: JobManager, keys: KeyResolver
-) -> Job:
+) -> Submission:
     """Everything a submit does short of answering: shared by v2 and the v1 sync endpoints.
 
-    Admission (limits; jobs/lifecycle/admission.py) runs inside ``manager.submit``'s
-    insert transaction, not here, so two API processes cannot both admit past a limit."""
+    Admission (limits; jobs/lifecycle/admission.py) and the Idempotency-Key lookup
+    (jobs/lifecycle/idempotency.py) run inside ``manager.submit_once``'s insert
+    transaction, not here, so two API processes cannot both admit past a limit or
+    both make a job for one key."""
     key = await keys.info(request.headers.get("authorization"))
+    idem_key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
     key_id = key.key_id
     # client-testing mode (docs/simulate.md): only for keys that allow it
     sim = simulate.for_request(key.simulate, request.headers.get(simulate.HEADER))
@@ -69,17 +75,29 @@ async def create_job(
     infos = await check_inputs(manager, key_id, endpoint, validated)
     if manager.settings.credits and (note := input_note(endpoint, infos)):
         validated["_input"] = note  # the input's length prices the job (docs/credits.md)
-    job: Job = await run_in_threadpool(manager.submit, key_id, endpoint, validated)
-    job_id_var.set(job.id)  # this request's later log records name the job
-    log.info("job %s (%s) submitted", job.id, endpoint)
-    return job
+    once = None
+    if idem_key is not None:
+        once = IdempotencyKey(idem_key, idempotency.request_hash(request.url.path, body))
+    made: Submission = await run_in_threadpool(
+        manager.submit_once, key_id, endpoint, validated, once
+    )
+    job_id_var.set(made.job.id)  # this request's later log records name the job
+    if made.replayed:
+        log.info("job %s (%s) replayed for its Idempotency-Key", made.job.id, endpoint)
+    else:
+        log.info("job %s (%s) submitted", made.job.id, endpoint)
+    return made
 
 
 async def submit(
     request: Request, endpoint: str, manager: JobManager, keys: KeyResolver
 ) -> Response:
-    job = await create_job(request, endpoint, manager, keys)
-    return JSONBytes({"id": job.id, "created_at": iso_ms(job.created_at)}, status_code=202)
+    made = await create_job(request, endpoint, manager, keys)
+    job = made.job
+    response = JSONBytes({"id": job.id, "created_at": iso_ms(job.created_at)}, status_code=202)
+    if made.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return response
 
 
 def _make_submit(endpoint: str) -> Any:

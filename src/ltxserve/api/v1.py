@@ -13,7 +13,9 @@ video (``Content-Type: video/mp4``, ``Content-Length``, ``x-request-id``).
 - A client that disconnects while waiting gets its job failed at once (the answer,
   ``ClientClosedError``, is a 499 for the access log only); the worker
   holding it notices at its next heartbeat (``heartbeat_seconds``) and abandons it,
-  so nobody generates for a client that has gone.
+  so nobody generates for a client that has gone. Unless the request carried an
+  ``Idempotency-Key``: its job goes on, and a retry with the key waits for that
+  same job (and gets its video, or its error) instead of starting another.
 
 The job stays visible for retention like any other (no one knows its id), and its
 output is deleted with it.
@@ -32,6 +34,7 @@ from ltxserve.api.deps import Blobs, Config, KeyResolver, Keys, Manager, run_sto
 from ltxserve.api.routes import create_job
 from ltxserve.config import Settings
 from ltxserve.errors import ApiError, ClientClosedError, SyncTimeoutError, error_from_type
+from ltxserve.jobs.lifecycle import idempotency
 from ltxserve.jobs.lifecycle.manager import JobManager
 from ltxserve.jobs.lifecycle.states import JobStatus
 from ltxserve.jobs.store.base import Job
@@ -53,7 +56,10 @@ async def run_sync(
     keys: KeyResolver,
     blobs: BlobStore,
 ) -> Response:
-    job = await create_job(request, endpoint, manager, keys)
+    job = (await create_job(request, endpoint, manager, keys)).job
+    # With an Idempotency-Key the client means to come back: a retry with the key
+    # waits for this same job, so a dropped connection does not fail it.
+    keyed = idempotency.HEADER.lower() in request.headers
     timeout = float(settings.sync_timeout_seconds)
     deadline = time.monotonic() + timeout
     delay = POLL_MIN
@@ -63,9 +69,10 @@ async def run_sync(
         if current is None or current.terminal:
             break
         if await request.is_disconnected():
-            await anyio.to_thread.run_sync(
-                manager.abandon, job.id, "the client disconnected before the video was ready"
-            )
+            if not keyed:
+                await anyio.to_thread.run_sync(
+                    manager.abandon, job.id, "the client disconnected before the video was ready"
+                )
             raise ClientClosedError("The client disconnected before the video was ready")
         if time.monotonic() >= deadline:
             await anyio.to_thread.run_sync(

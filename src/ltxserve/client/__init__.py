@@ -11,13 +11,15 @@
 ``Client`` blocks and ``AsyncClient`` awaits. Both offer the same methods, and both
 follow one policy, kept in ``_base``: retries, backoff, Retry-After, and where the
 key is sent. Every endpoint (``client.text_to_video``, ``client.retake``, ...)
-offers ``submit``, ``get``, ``wait``, ``cancel``, ``download`` and ``generate``. The client
-itself offers ``upload``, and any ``*_uri`` field also accepts a local file. The
+offers ``submit``, ``get``, ``wait``, ``cancel``, ``download`` and ``generate``. The
+client itself offers ``upload``, and any ``*_uri`` field also accepts a local file;
+``client.jobs`` lists the key's jobs (an ltxserve extension). Every submit carries
+an ``Idempotency-Key``, so its retries never make a second job. The
 exception tree is drawn in ``ltxserve.client._exceptions``. docs/sdk.md is the
 reference.
 """
 
-from ltxserve.client._async import AsyncClient, AsyncEndpoint
+from ltxserve.client._async import AsyncClient, AsyncEndpoint, AsyncJobs
 from ltxserve.client._base import (
     DEFAULT_BASE_URL,
     DEFAULT_POLL_INTERVAL,
@@ -43,7 +45,7 @@ from ltxserve.client._exceptions import (
     ServiceUnavailableError,
     WaitTimeoutError,
 )
-from ltxserve.client._sync import Client, Endpoint
+from ltxserve.client._sync import Client, Endpoint, Jobs
 from ltxserve.client.types import (
     ENDPOINTS,
     AudioToVideoRequest,
@@ -54,6 +56,7 @@ from ltxserve.client.types import (
     Generation,
     ImageToVideoRequest,
     JobError,
+    JobPage,
     JobStatus,
     PendingJob,
     ProcessingJob,
@@ -75,6 +78,9 @@ __all__ = [
     "AsyncClient",
     "Endpoint",
     "AsyncEndpoint",
+    "Jobs",
+    "AsyncJobs",
+    "JobPage",
     "ProgressCallback",
     "StatusCallback",
     "TextToVideoRequest",

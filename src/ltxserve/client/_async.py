@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
 from ltxserve.client._base import (
     CHUNK_SIZE,
     DEFAULT_WAIT_TIMEOUT,
+    IDEMPOTENCY_HEADER,
     BaseClient,
     ProgressCallback,
     StatusCallback,
@@ -44,6 +46,7 @@ from ltxserve.client.types import (
     FailedJob,
     Generation,
     ImageToVideoRequest,
+    JobPage,
     JobStatus,
     RequestModel,
     RetakeRequest,
@@ -53,6 +56,7 @@ from ltxserve.client.types import (
     UploadTicket,
     VideoToVideoHdrRequest,
     VideoToVideoReframeRequest,
+    parse_page,
     parse_status,
     parse_wire,
 )
@@ -86,6 +90,7 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         self.extend = AsyncEndpoint(self, ExtendRequest)
         self.video_to_video_hdr = AsyncEndpoint(self, VideoToVideoHdrRequest)
         self.video_to_video_reframe = AsyncEndpoint(self, VideoToVideoReframeRequest)
+        self.jobs = AsyncJobs(self)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -182,11 +187,19 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
     # -- jobs ---------------------------------------------------------------------
 
     async def submit(
-        self, request: RequestModel, *, extra_body: dict[str, Any] | None = None
+        self,
+        request: RequestModel,
+        *,
+        extra_body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> SubmittedJob:
-        """POST /v2/{endpoint}; local files in ``*_uri`` fields are uploaded first."""
+        """POST /v2/{endpoint}; local files in ``*_uri`` fields are uploaded first.
+
+        Sent with an ``Idempotency-Key`` (``idempotency_key``, else a fresh one per
+        call), so the call's retries never make a second job."""
         body = self._body(request, await self._upload_local(request), extra_body)
-        response = await self._send("POST", f"/v2/{request.endpoint}", json=body)
+        headers = self._submit_headers(idempotency_key)
+        response = await self._send("POST", f"/v2/{request.endpoint}", json=body, headers=headers)
         return parse_wire(SubmittedJob, response.json())
 
     async def _upload_local(self, request: RequestModel) -> dict[str, str]:
@@ -433,9 +446,10 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         on_status: StatusCallback | None = None,
         on_progress: ProgressCallback | None = None,
         extra_body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> Generation:
         """Submit, wait, raise if the job failed, download. One call, one file."""
-        job = await self.submit(request, extra_body=extra_body)
+        job = await self.submit(request, extra_body=extra_body, idempotency_key=idempotency_key)
         final = await self.wait(
             request.endpoint,
             job.id,
@@ -455,6 +469,7 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         on_progress: ProgressCallback | None = None,
         extra_body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> Path:
         """POST /v1/{endpoint}: one request whose answer is the MP4; see ``Client``."""
         path = self._sync_target(request, output)
@@ -463,6 +478,7 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
             "POST",
             f"/v1/{request.endpoint}",
             json=body,
+            headers={IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None,
             stream=True,
             timeout=self._sync_timeout(timeout),
             resend=False,
@@ -484,10 +500,13 @@ class AsyncEndpoint(Generic[ReqT]):
         /,
         *,
         extra_body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
         **fields: Any,
     ) -> SubmittedJob:
         req = self._client._check_request(request, self.model, fields)
-        return await self._client.submit(req, extra_body=extra_body)
+        return await self._client.submit(
+            req, extra_body=extra_body, idempotency_key=idempotency_key
+        )
 
     async def get(self, job_id: str | SubmittedJob) -> JobStatus:
         return await self._client.get(self.name, job_id if isinstance(job_id, str) else job_id.id)
@@ -539,6 +558,7 @@ class AsyncEndpoint(Generic[ReqT]):
         on_status: StatusCallback | None = None,
         on_progress: ProgressCallback | None = None,
         extra_body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
         **fields: Any,
     ) -> Generation:
         req = self._client._check_request(request, self.model, fields)
@@ -550,6 +570,7 @@ class AsyncEndpoint(Generic[ReqT]):
             on_status=on_status,
             on_progress=on_progress,
             extra_body=extra_body,
+            idempotency_key=idempotency_key,
         )
 
     async def generate_sync(
@@ -561,9 +582,82 @@ class AsyncEndpoint(Generic[ReqT]):
         timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         on_progress: ProgressCallback | None = None,
         extra_body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
         **fields: Any,
     ) -> Path:
         req = self._client._check_request(request, self.model, fields)
         return await self._client.generate_sync(
-            req, output=output, timeout=timeout, on_progress=on_progress, extra_body=extra_body
+            req,
+            output=output,
+            timeout=timeout,
+            on_progress=on_progress,
+            extra_body=extra_body,
+            idempotency_key=idempotency_key,
         )
+
+
+class AsyncJobs:
+    """``client.jobs`` of ``AsyncClient``: ``await list(...)``, ``async for`` over
+    ``pages(...)`` or ``iter(...)``; see ``Jobs``."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def list(
+        self,
+        *,
+        endpoint: EndpointName | Sequence[EndpointName] | None = None,
+        status: str | Sequence[str] | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> JobPage:
+        params = self._client._list_params(
+            endpoint, status, created_after, created_before, limit, cursor
+        )
+        query = f"?{urlencode(params)}" if params else ""
+        return parse_page((await self._client._send("GET", f"/v2/jobs{query}")).json())
+
+    async def pages(
+        self,
+        *,
+        endpoint: EndpointName | Sequence[EndpointName] | None = None,
+        status: str | Sequence[str] | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[JobPage]:
+        cursor: str | None = None
+        while True:
+            page = await self.list(
+                endpoint=endpoint,
+                status=status,
+                created_after=created_after,
+                created_before=created_before,
+                limit=limit,
+                cursor=cursor,
+            )
+            yield page
+            if not page.has_more or not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    async def iter(
+        self,
+        *,
+        endpoint: EndpointName | Sequence[EndpointName] | None = None,
+        status: str | Sequence[str] | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[JobStatus]:
+        async for page in self.pages(
+            endpoint=endpoint,
+            status=status,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+        ):
+            for job in page.data:
+                yield job

@@ -26,7 +26,8 @@ import logging
 import os
 import random
 import re
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -67,6 +68,9 @@ SYNC_ENDPOINTS: frozenset[EndpointName] = frozenset(
 UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Network errors that mean the request never reached the server."""
 CHUNK_SIZE = 1 << 20
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+AUTO_KEY_PREFIX = "ltxserve-client-"
+"""Keys the client makes for a submit that has none of the caller's (see ``_submit_headers``)."""
 
 StatusCallback = Callable[[JobStatus], None]
 """Called with every status object ``wait`` fetches (for progress displays)."""
@@ -262,6 +266,55 @@ class BaseClient(Generic[_HttpT]):
         if watching and isinstance(status, ProcessingJob) and status.progress is not None:
             delay = min(delay, PROGRESS_POLL_DELAY)
         return float(delay)
+
+    # -- idempotency and listing --------------------------------------------------
+
+    @staticmethod
+    def _submit_headers(idempotency_key: str | None) -> dict[str, str]:
+        """The ``Idempotency-Key`` of one submit call: the caller's, else a fresh UUID.
+
+        The same header goes with every retry of the call, so a submit whose answer
+        was lost (a dropped connection, a 500 or 503 after the server stored the
+        job) is answered with the job it made instead of making a second one (as
+        openai-python does). A server without idempotency (the hosted API does not
+        document it) ignores the header; the retry policy is the same either way.
+        """
+        return {IDEMPOTENCY_HEADER: idempotency_key or f"{AUTO_KEY_PREFIX}{uuid.uuid4()}"}
+
+    @staticmethod
+    def _list_params(
+        endpoint: str | Sequence[str] | None,
+        status: str | Sequence[str] | None,
+        created_after: datetime | str | None,
+        created_before: datetime | str | None,
+        limit: int | None,
+        cursor: str | None,
+    ) -> dict[str, str | int]:
+        """Query parameters of GET /v2/jobs; naive datetimes are taken as UTC."""
+
+        def join(value: str | Sequence[str]) -> str:
+            return value if isinstance(value, str) else ",".join(value)
+
+        def when(value: datetime | str) -> str:
+            if isinstance(value, str):
+                return value
+            aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+            return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+        params: dict[str, str | int] = {}
+        if endpoint:
+            params["endpoint"] = join(endpoint)
+        if status:
+            params["status"] = join(status)
+        if created_after is not None:
+            params["created_after"] = when(created_after)
+        if created_before is not None:
+            params["created_before"] = when(created_before)
+        if limit is not None:
+            params["limit"] = limit
+        if cursor:
+            params["cursor"] = cursor
+        return params
 
     # -- bodies -------------------------------------------------------------------
 

@@ -8,18 +8,20 @@ file only the I/O differs.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
 from ltxserve.client._base import (
     CHUNK_SIZE,
     DEFAULT_WAIT_TIMEOUT,
+    IDEMPOTENCY_HEADER,
     BaseClient,
     ProgressCallback,
     StatusCallback,
@@ -42,6 +44,7 @@ from ltxserve.client.types import (
     FailedJob,
     Generation,
     ImageToVideoRequest,
+    JobPage,
     JobStatus,
     RequestModel,
     RetakeRequest,
@@ -51,6 +54,7 @@ from ltxserve.client.types import (
     UploadTicket,
     VideoToVideoHdrRequest,
     VideoToVideoReframeRequest,
+    parse_page,
     parse_status,
     parse_wire,
 )
@@ -83,6 +87,7 @@ class Client(BaseClient[httpx.Client]):
         self.extend = Endpoint(self, ExtendRequest)
         self.video_to_video_hdr = Endpoint(self, VideoToVideoHdrRequest)
         self.video_to_video_reframe = Endpoint(self, VideoToVideoReframeRequest)
+        self.jobs = Jobs(self)
 
     def close(self) -> None:
         self._http.close()
@@ -180,13 +185,20 @@ class Client(BaseClient[httpx.Client]):
     # -- jobs ---------------------------------------------------------------------
 
     def submit(
-        self, request: RequestModel, *, extra_body: dict[str, Any] | None = None
+        self,
+        request: RequestModel,
+        *,
+        extra_body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> SubmittedJob:
-        """POST /v2/{endpoint}; local files in ``*_uri`` fields are uploaded first."""
+        """POST /v2/{endpoint}; local files in ``*_uri`` fields are uploaded first.
+
+        Sent with an ``Idempotency-Key`` (``idempotency_key``, else a fresh one per
+        call), so the call's retries never make a second job."""
         body = self._body(request, self._upload_local(request), extra_body)
-        return parse_wire(
-            SubmittedJob, self._send("POST", f"/v2/{request.endpoint}", json=body).json()
-        )
+        headers = self._submit_headers(idempotency_key)
+        response = self._send("POST", f"/v2/{request.endpoint}", json=body, headers=headers)
+        return parse_wire(SubmittedJob, response.json())
 
     def _upload_local(self, request: RequestModel) -> dict[str, str]:
         """Upload every local file named in a ``*_uri`` field: field -> storage_uri."""
@@ -441,9 +453,10 @@ class Client(BaseClient[httpx.Client]):
         on_status: StatusCallback | None = None,
         on_progress: ProgressCallback | None = None,
         extra_body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> Generation:
         """Submit, wait, raise if the job failed, download. One call, one file."""
-        job = self.submit(request, extra_body=extra_body)
+        job = self.submit(request, extra_body=extra_body, idempotency_key=idempotency_key)
         done = self.wait(
             request.endpoint,
             job.id,
@@ -462,6 +475,7 @@ class Client(BaseClient[httpx.Client]):
         timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         on_progress: ProgressCallback | None = None,
         extra_body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> Path:
         """POST /v1/{endpoint}: one request whose answer is the MP4 itself.
 
@@ -469,7 +483,9 @@ class Client(BaseClient[httpx.Client]):
         generation, ``timeout`` seconds at most (``None``: no limit). The server
         answers 504 when its own limit comes first. Local files in ``*_uri`` fields
         are uploaded first. Network errors are retried only when the request was
-        never sent: a resent request would generate the video again.
+        never sent: a resent request would generate the video again. With
+        ``idempotency_key`` (an ltxserve server), calling again with the same key
+        after a dropped connection waits for that same generation.
         """
         path = self._sync_target(request, output)
         body = self._body(request, self._upload_local(request), extra_body)
@@ -477,6 +493,7 @@ class Client(BaseClient[httpx.Client]):
             "POST",
             f"/v1/{request.endpoint}",
             json=body,
+            headers={IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None,
             stream=True,
             timeout=self._sync_timeout(timeout),
             resend=False,
@@ -501,10 +518,11 @@ class Endpoint(Generic[ReqT]):
         /,
         *,
         extra_body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
         **fields: Any,
     ) -> SubmittedJob:
         req = self._client._check_request(request, self.model, fields)
-        return self._client.submit(req, extra_body=extra_body)
+        return self._client.submit(req, extra_body=extra_body, idempotency_key=idempotency_key)
 
     def get(self, job_id: str | SubmittedJob) -> JobStatus:
         return self._client.get(self.name, job_id if isinstance(job_id, str) else job_id.id)
@@ -556,6 +574,7 @@ class Endpoint(Generic[ReqT]):
         on_status: StatusCallback | None = None,
         on_progress: ProgressCallback | None = None,
         extra_body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
         **fields: Any,
     ) -> Generation:
         req = self._client._check_request(request, self.model, fields)
@@ -567,6 +586,7 @@ class Endpoint(Generic[ReqT]):
             on_status=on_status,
             on_progress=on_progress,
             extra_body=extra_body,
+            idempotency_key=idempotency_key,
         )
 
     def generate_sync(
@@ -578,9 +598,89 @@ class Endpoint(Generic[ReqT]):
         timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         on_progress: ProgressCallback | None = None,
         extra_body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
         **fields: Any,
     ) -> Path:
         req = self._client._check_request(request, self.model, fields)
         return self._client.generate_sync(
-            req, output=output, timeout=timeout, on_progress=on_progress, extra_body=extra_body
+            req,
+            output=output,
+            timeout=timeout,
+            on_progress=on_progress,
+            extra_body=extra_body,
+            idempotency_key=idempotency_key,
         )
+
+
+class Jobs:
+    """``client.jobs``: the key's jobs (``GET /v2/jobs``, ltxserve's extension).
+
+    Filters: ``endpoint`` and ``status`` (one or several), ``created_after`` and
+    ``created_before`` (datetimes, naive ones as UTC, or ISO 8601 strings).
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def list(
+        self,
+        *,
+        endpoint: EndpointName | Sequence[EndpointName] | None = None,
+        status: str | Sequence[str] | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """One page, newest first (``limit`` per page, server default 20, at most 100);
+        pass the page's ``next_cursor`` as ``cursor`` for the next one."""
+        params = self._client._list_params(
+            endpoint, status, created_after, created_before, limit, cursor
+        )
+        query = f"?{urlencode(params)}" if params else ""
+        return parse_page(self._client._send("GET", f"/v2/jobs{query}").json())
+
+    def pages(
+        self,
+        *,
+        endpoint: EndpointName | Sequence[EndpointName] | None = None,
+        status: str | Sequence[str] | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[JobPage]:
+        """Every page in turn, following ``next_cursor``; stable while jobs are added
+        (a job submitted meanwhile is newer than the pages still to come)."""
+        cursor: str | None = None
+        while True:
+            page = self.list(
+                endpoint=endpoint,
+                status=status,
+                created_after=created_after,
+                created_before=created_before,
+                limit=limit,
+                cursor=cursor,
+            )
+            yield page
+            if not page.has_more or not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def iter(
+        self,
+        *,
+        endpoint: EndpointName | Sequence[EndpointName] | None = None,
+        status: str | Sequence[str] | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[JobStatus]:
+        """Every matching job, newest first, a page at a time."""
+        for page in self.pages(
+            endpoint=endpoint,
+            status=status,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+        ):
+            yield from page.data

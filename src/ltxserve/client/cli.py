@@ -5,6 +5,7 @@
     ltx image-to-video --image-uri photo.png --prompt "slow push in" ...  # uploads photo.png
     ltx status text-to-video 3f2c...
     ltx upload clip.mp4
+    ltx jobs list --status processing --all          # the key's jobs (ltxserve servers)
 
 One subcommand per endpoint: it submits the job, waits, and downloads the result.
 ``--no-wait`` stops after the submit and prints the id. Any ``*-uri`` option also
@@ -23,7 +24,10 @@ so ``python -m ltxserve.client.cli`` and the ``ltx`` script load one single app.
 
 from __future__ import annotations
 
-from ltxserve.client import _cli_endpoints  # noqa: F401  (registers the endpoint commands)
+from ltxserve.client import (
+    _cli_endpoints,  # noqa: F401  (registers the endpoint commands)
+    _cli_jobs,  # noqa: F401  (registers `ltx jobs`)
+)
 from ltxserve.client._cli_app import app
 
 

@@ -200,6 +200,9 @@ class _JobBase(_WireModel):
     progress: float | None = None
     """ltxserve's extension: fraction done in [0, 1] (0 while pending, 1 once completed,
     where it got to on a failed job). The hosted API omits it."""
+    endpoint: str | None = None
+    """ltxserve's extension, on jobs from a listing (``client.jobs``): the operation
+    that made the job. A status poll's answer has none."""
     terminal: ClassVar[bool] = False
 
     @field_validator("progress")
@@ -285,6 +288,27 @@ def parse_wire(model: type[_W], data: Any) -> _W:
     if isinstance(data, dict):
         obj._raw = dict(data)
     return obj
+
+
+class JobPage(_WireModel):
+    """One page of ``GET /v2/jobs`` (ltxserve's extension): the key's jobs, newest first.
+
+    ``client.jobs.pages()`` and ``client.jobs.iter()`` follow ``next_cursor`` for you."""
+
+    data: list[JobStatus]
+    has_more: bool
+    next_cursor: str | None = None
+
+
+def parse_page(data: dict[str, Any]) -> JobPage:
+    """A listing page, each job parsed as ``parse_status`` does (its raw JSON kept)."""
+    page = JobPage(
+        data=[parse_status(item) for item in data.get("data", [])],
+        has_more=bool(data.get("has_more")),
+        next_cursor=data.get("next_cursor"),
+    )
+    page._raw = dict(data)
+    return page
 
 
 class Generation(BaseModel):

@@ -559,6 +559,31 @@ function addJob(job) {
   renderJobs();
 }
 
+// The server's own list of this key's jobs (GET /v2/jobs, an ltxserve extension):
+// jobs submitted from another browser, the SDK or the CLI join the list. A server
+// without it (404) leaves the list to this browser's memory.
+async function loadServerJobs() {
+  if (!apiKey) return;
+  let page;
+  try {
+    page = await api("GET", "v2/jobs?limit=50");
+  } catch { return; }
+  const known = new Set(jobs.map((j) => j.id));
+  let added = 0;
+  for (const item of page.data || []) {
+    if (known.has(item.id) || !ENDPOINTS[item.endpoint]) continue;
+    jobs.push({ id: item.id, endpoint: item.endpoint, created_at: item.created_at,
+      status: item.status, progress: item.progress, completed_at: item.completed_at,
+      result: item.result, error: item.error, engine: item.engine, listed: true });
+    added += 1;
+  }
+  if (!added) return;
+  jobs.sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at));
+  jobs = jobs.slice(0, MAX_JOBS);
+  saveJobs();
+  renderJobs();
+}
+
 function removeJob(id) {
   const index = jobs.findIndex((j) => j.id === id);
   jobs = jobs.filter((j) => j.id !== id);
@@ -813,6 +838,7 @@ function onSaveKey(event) {
   authBlocked = false;
   for (const job of jobs) if (job.status === "gone") job.refresh = true;
   checkKey();
+  loadServerJobs();
 }
 
 function onForgetKey() {
@@ -880,6 +906,7 @@ async function start() {
   // Refresh every remembered job once (result URLs, expiry), then poll the unfinished ones.
   for (const job of jobs) job.refresh = true;
   renderJobs();
+  await loadServerJobs();
   tick();
   setInterval(tick, TICK_MS);
   document.body.dataset.ready = "true";

@@ -31,12 +31,46 @@ from ltxserve.jobs.lifecycle.doorbell import Doorbell, Silent
 from ltxserve.jobs.lifecycle.payloads import job_prefix, offload, restore
 from ltxserve.jobs.lifecycle.states import TERMINAL, JobStatus
 from ltxserve.jobs.lifecycle.uploads import Uploads
-from ltxserve.jobs.store.base import Admission, Credits, Job, JobStore, JobView, now_ms
+from ltxserve.jobs.store.base import (
+    Admission,
+    Credits,
+    IdempotencyClaim,
+    Job,
+    JobStore,
+    JobView,
+    ListQuery,
+    now_ms,
+)
 from ltxserve.storage.base import BlobStore, StorageError
 
 log = logging.getLogger(__name__)
 
 CANCELLED_MESSAGE = "The job was cancelled"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What a submit made: the job, and whether it is one an Idempotency-Key had
+    already made (``replayed``: nothing was inserted)."""
+
+    job: Job
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """A submit's ``Idempotency-Key`` and the hash of its request (lifecycle/idempotency.py)."""
+
+    key: str
+    request_hash: str
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of a key's jobs, newest first; ``more``: older ones match too."""
+
+    jobs: list[JobView]
+    more: bool
 
 
 @dataclass(frozen=True)
@@ -93,18 +127,71 @@ class JobManager:
 
         The admission policy runs inside the insert's transaction; a refusal (a
         domain error) leaves no job and no blob behind."""
+        return self.submit_once(api_key_id, endpoint, request, None).job
+
+    def submit_once(
+        self,
+        api_key_id: str,
+        endpoint: str,
+        request: dict[str, Any],
+        idempotency: IdempotencyKey | None,
+    ) -> Submission:
+        """``submit``, under an Idempotency-Key when there is one: a live key of this
+        API key with the same request hash answers the job it made (``replayed``),
+        before admission, so a retry is never refused a job it already has; another
+        hash is IdempotencyConflictError. One step of the insert's transaction."""
         job_id = str(uuid.uuid4())
+        claim = None
+        if idempotency is not None:
+            now = now_ms()
+            claim = IdempotencyClaim(
+                api_key_id=api_key_id,
+                key=idempotency.key,
+                request_hash=idempotency.request_hash,
+                now=now,
+                expires_at=now + int(self.settings.idempotency_seconds * 1000),
+            )
         stored = offload(job_id, request, self.blobs, self.settings.data_dir / "tmp")
         try:
             job = self.store.create_job(
-                api_key_id, endpoint, stored, job_id=job_id, admit=self.admission
+                api_key_id, endpoint, stored, job_id=job_id, admit=self.admission, idempotency=claim
             )
         except BaseException:
             if stored is not request:
                 self.blobs.delete_prefix(job_prefix(job_id))
             raise
+        if job.id != job_id:  # the key's job: this request's offloaded blobs are not used
+            if stored is not request:
+                self.blobs.delete_prefix(job_prefix(job_id))
+            return Submission(job, replayed=True)
         self.doorbell.ring()
-        return job
+        return Submission(job)
+
+    def list_jobs(
+        self,
+        api_key_id: str,
+        *,
+        limit: int,
+        endpoints: tuple[str, ...] = (),
+        statuses: tuple[JobStatus, ...] = (),
+        created_after: int | None = None,
+        created_before: int | None = None,
+        after: tuple[int, str] | None = None,
+    ) -> JobPage:
+        """A page of the key's jobs newest first, past retention left out, ``after`` the
+        (created_at, id) of the previous page's last job (jobs/store/listing.py)."""
+        query = ListQuery(
+            api_key_id=api_key_id,
+            now=now_ms(),
+            limit=limit + 1,  # one more says whether there is a next page
+            endpoints=endpoints,
+            statuses=statuses,
+            created_after=created_after,
+            created_before=created_before,
+            after=after,
+        )
+        found = self.store.list_jobs(query)
+        return JobPage(found[:limit], more=len(found) > limit)
 
     def get(self, api_key_id: str, endpoint: str, job_id: str) -> JobView:
         """The job's status view, if this key may see it under this endpoint and it is
@@ -269,6 +356,7 @@ class JobManager:
                 self.blobs.delete_prefix(job_prefix(job_id))
             deleted += self.store.delete_jobs(ids)
         self.uploads.sweep()
+        self.store.delete_expired_idempotency_keys(now_ms())
         if failed or deleted:
             log.info("sweep: failed %d lost jobs, deleted %d expired jobs", failed, deleted)
         return {"failed": failed, "deleted": deleted}

@@ -79,6 +79,40 @@ class JobView:
         return self.status in TERMINAL
 
 
+@dataclass(frozen=True)
+class ListQuery:
+    """One page of ``GET /v2/jobs`` (jobs/store/listing.py): a key's jobs, newest first.
+
+    ``after`` is the keyset position (created_at, id) of the last job of the
+    previous page: the page holds the jobs strictly older in that order, so jobs
+    added meanwhile (newer) never shift it. Jobs whose retention ended (expires_at
+    at or before ``now``) are left out. Empty filters mean "any"."""
+
+    api_key_id: str
+    now: int
+    limit: int
+    endpoints: tuple[str, ...] = ()
+    statuses: tuple[JobStatus, ...] = ()
+    created_after: int | None = None  # exclusive, ms
+    created_before: int | None = None  # exclusive, ms
+    after: tuple[int, str] | None = None
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """An ``Idempotency-Key`` a submit carries (jobs/store/idempotency.py): the key
+    names ``job_id`` for this API key until ``expires_at`` unless one does already.
+
+    ``request_hash`` is the hash of the canonical request (endpoint and body): the
+    same key with another hash is refused (IdempotencyConflictError, 409)."""
+
+    api_key_id: str
+    key: str
+    request_hash: str
+    now: int
+    expires_at: int
+
+
 STORAGE_PREFIX = "ltx://uploads/"
 
 
@@ -262,7 +296,24 @@ class JobStore(Protocol):
         job_id: str | None = None,
         *,
         admit: Admission | None = None,
-    ) -> Job: ...
+        idempotency: IdempotencyClaim | None = None,
+    ) -> Job:
+        """Insert a pending job, ``admit`` first in the same write transaction.
+
+        With ``idempotency``, the key is looked up first in that transaction: a live
+        key naming a live job with the same hash returns that job (no admission, no
+        insert); with another hash it raises IdempotencyConflictError; else the key
+        is recorded for the new job, which commits with it."""
+        ...
+
+    def list_jobs(self, query: ListQuery) -> list[JobView]:
+        """Up to ``query.limit`` jobs of the key, newest first (ListQuery)."""
+        ...
+
+    def delete_expired_idempotency_keys(self, now: int) -> int:
+        """Forget the Idempotency-Keys whose time ran out (the sweeper)."""
+        ...
+
     def get(self, job_id: str) -> Job | None: ...
     def view(self, job_id: str) -> JobView | None: ...
     def versions(self, ids: list[str]) -> dict[str, int]:

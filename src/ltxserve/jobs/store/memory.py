@@ -27,6 +27,7 @@ import orjson
 
 from ltxserve.jobs.lifecycle.changes import ChangeFeed, LocalFeed
 from ltxserve.jobs.lifecycle.doorbell import Doorbell
+from ltxserve.jobs.lifecycle.idempotency import conflict
 from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
 from ltxserve.jobs.store.base import (
     LOST_MESSAGE,
@@ -34,10 +35,12 @@ from ltxserve.jobs.store.base import (
     Credits,
     Delivery,
     DeliveryOutcome,
+    IdempotencyClaim,
     Job,
     JobStore,
     JobView,
     LedgerEntry,
+    ListQuery,
     Upload,
     now_ms,
     valid_upload_id,
@@ -156,6 +159,8 @@ class MemoryJobStore:
         self._uploads: dict[str, Upload] = {}
         self._deliveries: dict[str, Delivery] = {}  # insertion order = creation order
         self._delivery_leases: dict[str, tuple[str, int]] = {}  # id -> (owner, expires)
+        # (api_key_id, key) -> the claim that made it and the job it names
+        self._idempotency: dict[tuple[str, str], tuple[IdempotencyClaim, str]] = {}
         self._bells: set[threading.Event] = set()
         self._ledger = _Ledger()
         self._feeds: set[LocalFeed] = set()
@@ -233,6 +238,7 @@ class MemoryJobStore:
         job_id: str | None = None,
         *,
         admit: Admission | None = None,
+        idempotency: IdempotencyClaim | None = None,
     ) -> Job:
         job = Job(
             id=job_id or str(uuid.uuid4()),
@@ -253,12 +259,53 @@ class MemoryJobStore:
             lease_expires_at=None,
         )
         with self._lock:
+            if idempotency is not None:
+                named = self._named(idempotency)
+                if named is not None:
+                    return named
             if job.id in self._jobs:  # before admission, whose holds SQL would roll back
                 raise DuplicateError(f"job {job.id} exists")
             if admit is not None:
                 admit(_AdmissionView(self, job.id), api_key_id, endpoint, request)
             self._jobs[job.id] = job
+            if idempotency is not None:
+                self._idempotency[(api_key_id, idempotency.key)] = (idempotency, job.id)
         return replace(job, request=request)
+
+    def _named(self, claim: IdempotencyClaim) -> Job | None:
+        """The live job a live key names (same hash), as idempotency.claim decides."""
+        entry = self._idempotency.get((claim.api_key_id, claim.key))
+        if entry is None or entry[0].expires_at <= claim.now:
+            return None
+        job = self._jobs.get(entry[1])
+        if job is None or (job.expires_at is not None and job.expires_at <= claim.now):
+            return None
+        if entry[0].request_hash != claim.request_hash:
+            raise conflict(claim.key)
+        return self.get(job.id)
+
+    def list_jobs(self, query: ListQuery) -> list[JobView]:
+        with self._lock:
+            found = [
+                j
+                for j in self._jobs.values()
+                if j.api_key_id == query.api_key_id
+                and (j.expires_at is None or j.expires_at > query.now)
+                and (not query.endpoints or j.endpoint in query.endpoints)
+                and (not query.statuses or j.status in query.statuses)
+                and (query.created_after is None or j.created_at > query.created_after)
+                and (query.created_before is None or j.created_at < query.created_before)
+                and (query.after is None or (j.created_at, j.id) < query.after)
+            ]
+        found.sort(key=lambda j: (j.created_at, j.id), reverse=True)
+        return [v for j in found[: query.limit] if (v := self.view(j.id)) is not None]
+
+    def delete_expired_idempotency_keys(self, now: int) -> int:
+        with self._lock:
+            gone = [k for k, (c, _) in self._idempotency.items() if c.expires_at <= now]
+            for k in gone:
+                del self._idempotency[k]
+        return len(gone)
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:

@@ -38,16 +38,19 @@ from ltxserve.errors import StoreBusyError
 from ltxserve.jobs.lifecycle.changes import ChangeFeed
 from ltxserve.jobs.lifecycle.doorbell import Doorbell, FifoDoorbell, PgDoorbell, Silent
 from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
-from ltxserve.jobs.store import deliveries, events, ledger
+from ltxserve.jobs.store import deliveries, events, ledger, listing
+from ltxserve.jobs.store import idempotency as idempotency_sql
 from ltxserve.jobs.store.base import (
     LOST_MESSAGE,
     Admission,
     Credits,
     Delivery,
     DeliveryOutcome,
+    IdempotencyClaim,
     Job,
     JobView,
     LedgerEntry,
+    ListQuery,
     Upload,
     now_ms,
     valid_upload_id,
@@ -314,8 +317,10 @@ class SqlJobStore:
         job_id: str | None = None,
         *,
         admit: Admission | None = None,
+        idempotency: IdempotencyClaim | None = None,
     ) -> Job:
-        """Insert a pending job; ``admit`` runs first in the same write transaction."""
+        """Insert a pending job; ``idempotency`` (idempotency.py), then ``admit`` run
+        first in the same write transaction."""
         job_id = job_id or str(uuid.uuid4())
         created_at = now_ms()
         values = dict(
@@ -328,6 +333,10 @@ class SqlJobStore:
             attempts=0,
         )
         with self._write() as conn:
+            if idempotency is not None:
+                named = idempotency_sql.claim(conn, idempotency, job_id)
+                if named is not None:
+                    return named
             if admit is not None:
                 view = _AdmissionView(conn, self.is_sqlite, job_id)
                 admit(view, api_key_id, endpoint, request)
@@ -351,6 +360,14 @@ class SqlJobStore:
             lease_owner=None,
             lease_expires_at=None,
         )
+
+    def list_jobs(self, query: ListQuery) -> list[JobView]:
+        with self.read() as conn:
+            return listing.list_jobs(conn, query)
+
+    def delete_expired_idempotency_keys(self, now: int) -> int:
+        with self._write() as conn:
+            return idempotency_sql.delete_expired(conn, now)
 
     def get(self, job_id: str) -> Job | None:
         values = self._get_job.one(job_id=job_id)

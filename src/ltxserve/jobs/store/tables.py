@@ -67,6 +67,21 @@ jobs = Table(
         sqlite_where=text("status IN ('pending', 'processing')"),
     ),
     Index("ix_jobs_expires_at", "expires_at"),
+    # GET /v2/jobs: one key's jobs newest first, keyset on (created_at, id) (migration 0008)
+    Index("ix_jobs_key_created", "api_key_id", "created_at", "id"),
+)
+
+# Idempotency-Key of a submit -> the job it made, per API key (migration 0008)
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("api_key_id", String(32), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),  # sha256 of endpoint + canonical body
+    Column("job_id", String(36), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_idempotency_keys_expires_at", "expires_at"),
 )
 
 uploads = Table(
