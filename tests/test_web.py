@@ -722,3 +722,26 @@ def test_api_reference_renders_offline(tab: Any, server: Server) -> None:
     assert not elsewhere, elsewhere
     assert not csp, csp
     t.shot("api-reference")
+
+
+def test_cancel_button_cancels_a_running_job(tab: Any, server: Server) -> None:
+    """The card of an unfinished job has a Cancel button: DELETE /v2/{endpoint}/{id}, and
+    the card (and the server) show the job failed with cancelled_error; a finished
+    job's card has none."""
+    t = tab(viewport={"width": 1280, "height": 900})
+    key = server.cli("keys", "create", "--name", "slow", "--simulate", "processing=60")
+    key = key.split()[-1]
+    page = t.open()
+    with server.client(key) as c:
+        job_id = c.post("/v2/text-to-video", json=T2V).json()["id"]
+    t.save_key(key)
+    sel = f"li.job[data-job-id='{job_id}']"
+    page.wait_for_selector(f"{sel}[data-status='processing']", timeout=JOB_TIMEOUT_MS)
+    card = page.locator(sel)
+    card.locator("button", has_text="Cancel").click()
+    page.wait_for_selector(f"{sel}[data-status='failed']")
+    assert "cancelled_error" in (card.locator(".job-error").text_content() or "")
+    assert card.locator("button", has_text="Cancel").is_hidden()
+    with server.client(key) as c:
+        body = c.get(f"/v2/text-to-video/{job_id}").json()
+    assert body["status"] == "failed" and body["error"]["type"] == "cancelled_error"

@@ -607,6 +607,9 @@ function buildCard(job) {
   const remove = el("button", { type: "button", class: "secondary small",
     "aria-label": `Remove ${job.endpoint} job ${shortId(job.id)} from the list`,
     onclick: () => removeJob(job.id) }, "Remove");
+  const cancel = el("button", { type: "button", class: "secondary small",
+    "aria-label": `Cancel ${job.endpoint} job ${shortId(job.id)}`,
+    onclick: () => cancelJob(job, cancel) }, "Cancel");
   const summary = job.summary || {};
   const li = el("li", { class: "job", "data-job-id": job.id },
     el("div", { class: "job-head" },
@@ -617,9 +620,9 @@ function buildCard(job) {
     summary.prompt ? el("p", { class: "job-prompt", text: summary.prompt }) : null,
     el("div", { class: "job-progress" }, progress, progressText),
     error, result,
-    el("div", { class: "job-actions" }, remove));
+    el("div", { class: "job-actions" }, cancel, remove));
   return { li, statusBadge, engine, age, progress, progressText, result, error, remove,
-    shown: "" };
+    cancel, shown: "" };
 }
 
 function resultLabel(label) {
@@ -644,7 +647,25 @@ function renderResult(card, job) {
   }
 }
 
+// Cancel (docs/api.md "Cancel", an ltxserve extension): DELETE answers the job's status
+// object, failed with cancelled_error; a job that ended meanwhile answers 409, and the
+// card then shows what the next poll says.
+async function cancelJob(job, button) {
+  button.disabled = true;
+  try {
+    const body = await api("DELETE", `v2/${job.endpoint}/${job.id}`);
+    applyStatus(job, body, pollState.get(job.id) || { next: 0, backoff: POLL_MS });
+    saveJobs();
+    renderJobs();
+  } catch (e) {
+    announce(`Could not cancel ${job.endpoint} job ${shortId(job.id)}: ${e.message}`);
+    job.refresh = true;
+    button.disabled = false;
+  }
+}
+
 function updateCard(card, job) {
+  card.cancel.hidden = TERMINAL.has(job.status) || job.status === "gone";
   const status = job.status === "gone" ? "expired" : job.status;
   card.li.dataset.status = status;
   card.statusBadge.textContent = status;
