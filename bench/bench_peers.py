@@ -57,6 +57,7 @@ from tests.support import Server, free_port  # noqa: E402
 
 T2V = {"prompt": "bench", "model": "ltx-2-3-fast", "duration": 2, "resolution": "1280x720"}
 PY = sys.executable
+SECRET = "bench-peers-shared-secret"
 
 
 def bench_env(**extra: str) -> dict[str, str]:
@@ -130,7 +131,11 @@ class Ltxserve(System):
         self.srv = Server(
             self.data,
             workers=0,
-            env={"LTXSERVE_DATABASE_URL": self.url, "LTXSERVE_LOG_LEVEL": "warning"},
+            env={
+                "LTXSERVE_DATABASE_URL": self.url,
+                "LTXSERVE_LOG_LEVEL": "warning",
+                "LTXSERVE_SECRET": SECRET,
+            },
         ).start()
         self.http = httpx.Client(
             base_url=self.srv.base_url, headers={"Authorization": f"Bearer {self.srv.api_key}"}
@@ -141,6 +146,7 @@ class Ltxserve(System):
         env = bench_env(
             LTXSERVE_DATA_DIR=str(self.data),
             LTXSERVE_DATABASE_URL=self.url,
+            LTXSERVE_SECRET=SECRET,  # PostgreSQL: every process signs with the same key
             LTXSERVE_LOG_LEVEL="info",  # `ltxserve worker`'s default
             BENCH_RECORD=str(record),
         )

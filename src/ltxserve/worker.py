@@ -18,7 +18,6 @@ import os
 import shutil
 import signal
 import socket
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -207,11 +206,10 @@ class Worker:
         self.claimed_at = time.monotonic()
         # The job's local cache: its inputs (copies from the blob store, fetches) and the
         # engine's outputs until they are stored; removed when the job ends, and by the
-        # next start of a worker if this one is killed (clean_workdirs).
-        self.settings.work_dir.mkdir(parents=True, exist_ok=True)
-        workdir = Path(
-            tempfile.mkdtemp(prefix=f"{os.getpid()}-{job.id[:8]}-", dir=self.settings.work_dir)
-        )
+        # next start of a worker if this one is killed (clean_workdirs). Made only when
+        # something goes in (an input; the engine's output directory): a job with
+        # neither costs no directory. The name is this claim's own (pid, job, attempt).
+        workdir = self.settings.work_dir / f"{os.getpid()}-{job.id}-{job.attempts}"
         retrying = self.manager.blobs if isinstance(self.manager.blobs, RetryingBlobs) else None
         if retrying is not None:  # renew the lease while a blob read or write is retried
             retrying.on_wait = lambda: self._beat(job, None)
@@ -229,13 +227,12 @@ class Worker:
             except StorageError as exc:  # after storage_retry_seconds of retries
                 self._finish_failed(job, "api_error", f"the job's inputs could not be read: {exc}")
                 return
-            out_dir = workdir / "out"
-            out_dir.mkdir()
-            self._run(job, inputs, out_dir)
+            self._run(job, inputs, workdir / "out")  # the runner makes it (engines.dispatch)
         finally:
             if retrying is not None:
                 retrying.on_wait = None
-            shutil.rmtree(workdir, ignore_errors=True)
+            if workdir.exists():
+                shutil.rmtree(workdir, ignore_errors=True)
             job_id_var.reset(ids[0])
             key_id_var.reset(ids[1])
 
