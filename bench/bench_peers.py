@@ -53,10 +53,11 @@ from sqlalchemy import create_engine, text
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-from tests.support import Server, free_port  # noqa: E402
+from tests.support import FAST_ENV, Server, free_port  # noqa: E402
 
 T2V = {"prompt": "bench", "model": "ltx-2-3-fast", "duration": 2, "resolution": "1280x720"}
 PY = sys.executable
+SECRET = "bench-peers-shared-secret"
 
 
 def bench_env(**extra: str) -> dict[str, str]:
@@ -119,19 +120,42 @@ def new_database(admin: Any, base_url: str, label: str) -> tuple[str, str]:
     return name, base_url.rsplit("/", 1)[0] + f"/{name}"
 
 
+def deployed_defaults() -> dict[str, str]:
+    """The settings tests.support's FAST_ENV shortens, back at their defaults (the key
+    cache, the sweep interval...): the bench measures ltxserve as deployed."""
+    from ltxserve.config import Settings
+
+    fields = Settings.model_fields
+    out = {}
+    for env_name in FAST_ENV:
+        name = env_name.removeprefix("LTXSERVE_").lower()
+        if name in fields and fields[name].default is not None:
+            out[env_name] = str(fields[name].default)
+    return out
+
+
 class Ltxserve(System):
     name = "ltxserve"
 
-    def __init__(self, tmp: Path, admin: Any, pg_url: str) -> None:
+    def __init__(self, tmp: Path, admin: Any, pg_url: str, src: str | None = None) -> None:
+        """``src``: another tree's ``src`` directory to run instead of this one's
+        (``--baseline-src``: before and after a change in the same interleaved run)."""
         super().__init__(tmp)
         self.admin = admin
+        self.src = src
+        if src:
+            self.name = "ltxserve@base"
         self.db, self.url = new_database(admin, pg_url, "ltx")
-        self.data = tmp / "ltx"
-        self.srv = Server(
-            self.data,
-            workers=0,
-            env={"LTXSERVE_DATABASE_URL": self.url, "LTXSERVE_LOG_LEVEL": "warning"},
-        ).start()
+        self.data = tmp / f"ltx-{uuid.uuid4().hex[:6]}"
+        env = {
+            **deployed_defaults(),
+            "LTXSERVE_DATABASE_URL": self.url,
+            "LTXSERVE_LOG_LEVEL": "warning",
+            "LTXSERVE_SECRET": SECRET,
+        }
+        if src:
+            env["PYTHONPATH"] = os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])
+        self.srv = Server(self.data, workers=0, env=env).start()
         self.http = httpx.Client(
             base_url=self.srv.base_url, headers={"Authorization": f"Bearer {self.srv.api_key}"}
         )
@@ -141,11 +165,14 @@ class Ltxserve(System):
         env = bench_env(
             LTXSERVE_DATA_DIR=str(self.data),
             LTXSERVE_DATABASE_URL=self.url,
+            LTXSERVE_SECRET=SECRET,  # PostgreSQL: every process signs with the same key
             LTXSERVE_LOG_LEVEL="info",  # `ltxserve worker`'s default
             BENCH_RECORD=str(record),
         )
-        for key in ("LTXSERVE_POLL_INTERVAL", "LTXSERVE_HEARTBEAT_SECONDS"):
+        for key in FAST_ENV.keys() - {"LTXSERVE_LOG_LEVEL"}:
             env.pop(key, None)  # the defaults, as deployed
+        if self.src:
+            env["PYTHONPATH"] = os.pathsep.join([str(HERE), self.src, env["PYTHONPATH"]])
         logs = [f"ltx-worker-{uuid.uuid4().hex[:6]}.log" for _ in range(n)]
         for log in logs:
             self.spawn([PY, str(HERE / "peer_jobs.py")], env, log)
@@ -157,7 +184,8 @@ class Ltxserve(System):
             ):
                 return
             time.sleep(0.1)
-        raise SystemExit("ltxserve workers did not start")
+        log_tail = (self.tmp / logs[0]).read_text()[-2000:]
+        raise SystemExit(f"ltxserve workers did not start: {log_tail}")
 
     def submit(self, job_id: str) -> str:
         r = self.http.post("/v2/text-to-video", json=T2V)
@@ -340,6 +368,11 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2,4")
     ap.add_argument("--systems", default="ltxserve,celery,procrastinate")
     ap.add_argument("--pg-url", default=os.environ.get("LTXSERVE_TEST_PG_URL"))
+    ap.add_argument(
+        "--baseline-src",
+        help="also run ltxserve from this src directory (e.g. `git archive main src`) as "
+        "system ltxserve@base, interleaved with the others",
+    )
     args = ap.parse_args()
     if not args.pg_url:
         raise SystemExit("needs --pg-url or $LTXSERVE_TEST_PG_URL (scripts/pg-start.sh)")
@@ -356,8 +389,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         try:
+            if args.baseline_src:
+                names.insert(0, "ltxserve@base")
             for name in names:
-                if name == "ltxserve":
+                if name == "ltxserve@base":
+                    systems.append(Ltxserve(tmp, admin, args.pg_url, args.baseline_src))
+                elif name == "ltxserve":
                     systems.append(Ltxserve(tmp, admin, args.pg_url))
                 elif name == "celery":
                     systems.append(CeleryRedis(tmp))

@@ -40,8 +40,14 @@ class NoopEngine:
 
     name = "noop"
 
+    def __init__(self, settings: Any) -> None:
+        pass
+
     def load(self) -> None:
         pass
+
+    def handlers(self) -> Any:
+        return {"text-to-video": self.run}
 
     def run(self, job: Any, progress: Any) -> Any:
         from ltxserve.engines.base import EngineResult

@@ -132,6 +132,17 @@ class KeyChecker:
         """Return the key id for an ``Authorization`` header value or raise."""
         return self.info(authorization).key_id
 
+    def cached(self, authorization: str | None) -> KeyInfo | None:
+        """The key from the cache alone, or None (then ``info`` decides): a dict lookup
+        that the API answers on its event loop, with no hop to a thread for the store."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        hit = self._cache.get(hash_key(token.strip()))
+        if hit and hit.until > time.monotonic():
+            return KeyInfo(hit.key_id, hit.simulate)
+        return None
+
     def info(self, authorization: str | None) -> KeyInfo:
         """The key behind an ``Authorization`` header value, or raise."""
         if not authorization:

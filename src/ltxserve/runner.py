@@ -41,7 +41,7 @@ class RunJob:
     endpoint: str
     request: dict[str, Any]
     inputs: dict[str, str]
-    output_dir: str
+    output_dir: str  # the runner makes it when it writes (engines.dispatch.run_job)
 
 
 @dataclass(frozen=True)

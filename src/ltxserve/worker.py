@@ -18,7 +18,6 @@ import os
 import shutil
 import signal
 import socket
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -158,6 +157,8 @@ class Worker:
         self.stopping = Flag()  # set from signal handlers: see Flag
         self.abort = Flag()
         self.claimed_at = time.monotonic()  # of the job at hand (job duration metric)
+        # where the engine writes each job's outputs; named by pid like a job's cache
+        self.out_dir = settings.work_dir / f"{os.getpid()}-out-{uuid.uuid4().hex[:8]}"
 
     # -- lifecycle ----------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -191,6 +192,7 @@ class Worker:
                 self.process(job)
         finally:
             self.runner.stop()
+            shutil.rmtree(self.out_dir, ignore_errors=True)
             self.manager.close()
 
     def _idle(self) -> None:
@@ -205,13 +207,13 @@ class Worker:
         ids = job_id_var.set(job.id), key_id_var.set(job.api_key_id)  # on every log record
         log.info("job %s (%s) claimed, attempt %d", job.id, job.endpoint, job.attempts)
         self.claimed_at = time.monotonic()
-        # The job's local cache: its inputs (copies from the blob store, fetches) and the
-        # engine's outputs until they are stored; removed when the job ends, and by the
-        # next start of a worker if this one is killed (clean_workdirs).
-        self.settings.work_dir.mkdir(parents=True, exist_ok=True)
-        workdir = Path(
-            tempfile.mkdtemp(prefix=f"{os.getpid()}-{job.id[:8]}-", dir=self.settings.work_dir)
-        )
+        # The job's local cache of its inputs (copies from the blob store, fetches),
+        # removed when the job ends, and by the next start of a worker if this one is
+        # killed (clean_workdirs). Made only for a job that has inputs; the name is this
+        # claim's own (pid, job, attempt). The engine writes into the worker's output
+        # directory, emptied after each job: making and removing directories per job
+        # cost more than a no-op job's whole round trip on a busy disk (bench/README.md).
+        workdir = self.settings.work_dir / f"{os.getpid()}-{job.id}-{job.attempts}"
         retrying = self.manager.blobs if isinstance(self.manager.blobs, RetryingBlobs) else None
         if retrying is not None:  # renew the lease while a blob read or write is retried
             retrying.on_wait = lambda: self._beat(job, None)
@@ -229,13 +231,13 @@ class Worker:
             except StorageError as exc:  # after storage_retry_seconds of retries
                 self._finish_failed(job, "api_error", f"the job's inputs could not be read: {exc}")
                 return
-            out_dir = workdir / "out"
-            out_dir.mkdir()
-            self._run(job, inputs, out_dir)
+            self._run(job, inputs, self.out_dir)  # the runner makes it (engines.dispatch)
         finally:
             if retrying is not None:
                 retrying.on_wait = None
-            shutil.rmtree(workdir, ignore_errors=True)
+            if workdir.exists():
+                shutil.rmtree(workdir, ignore_errors=True)
+            empty_dir(self.out_dir)  # what the blob store did not take (a failed job's)
             job_id_var.reset(ids[0])
             key_id_var.reset(ids[1])
 
@@ -419,6 +421,22 @@ def clean_workdirs(root: Path) -> None:
         if not pid.isdigit() or (int(pid) != os.getpid() and _alive(int(pid))):
             continue
         shutil.rmtree(entry, ignore_errors=True)
+
+
+def empty_dir(path: Path) -> None:
+    """Remove everything in ``path`` (absent: nothing to do), best effort."""
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
 
 
 def _alive(pid: int) -> bool:

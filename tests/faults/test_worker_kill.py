@@ -3,7 +3,11 @@
 Two API processes and three workers on one PostgreSQL, results in an S3 bucket (the
 shared SeaweedFS; no process shares a filesystem with another). Submissions go round-robin
 to both APIs; then a random live worker is SIGKILLed every ~0.5-1 s (its runner dies
-with it) and a replacement started, until the queue is empty. A killed worker's job
+with it) and a replacement started, until the queue is empty. Each job lasts ~0.25 s
+(a client-testing key with ``processing=0.25``, docs/simulate.md): unpaced, the
+minimal engine's jobs took ~10 ms, and on a quiet machine all 200 were done before
+the first kill, so the test killed nothing and proved nothing; at least one kill
+is now required. A killed worker's job
 is taken again when its lease runs out (attempts + 1).
 
 "Completed twice" is looked for in three independent places: the database's own
@@ -30,6 +34,7 @@ pytestmark = SLOW
 
 JOBS = 200
 KILLS = 8
+PACE = "processing=0.25"  # seconds each job stays processing (200 jobs: ~17 s of work)
 LEASE = 2.0  # FAULT_ENV's LTXSERVE_LEASE_SECONDS
 TERMINAL = ("completed", "failed")
 
@@ -48,7 +53,8 @@ def test_sigkill_workers_while_jobs_run(
         c.start_worker()
     c.wait_ready(c.workers)
 
-    ids = submit_many([api_a.base_url, api_b.base_url], c.key, JOBS)
+    key = api_a.cli("keys", "create", "--name", "paced", "--simulate", PACE).split()[-1]
+    ids = submit_many([api_a.base_url, api_b.base_url], key, JOBS)
     assert len(set(ids)) == JOBS
 
     # First a worker frozen (SIGSTOP) mid-job past its lease, then woken: its job is
@@ -79,6 +85,7 @@ def test_sigkill_workers_while_jobs_run(
             c.start_worker()  # the replacement (a supervisor's job in production)
         assert time.monotonic() < deadline, Counter(statuses.values())
 
+    assert kills >= 1, "the jobs were done before any worker was killed"
     final = c.wait_all_terminal(ids, timeout=max(10.0, deadline - time.monotonic()))
     rows = {r.id: r for r in c.jobs()}
     audit = c.audit()
@@ -105,7 +112,7 @@ def test_sigkill_workers_while_jobs_run(
     for job_id in completed:
         for entry in rows[job_id].result.values():
             assert f"faults/{entry['key']}" in objects, (job_id, entry)
-    with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {c.key}"}) as http:
+    with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {key}"}) as http:
         for job_id in rng.sample(completed, min(10, len(completed))):
             body = http.get(f"{api_b.base_url}/v2/text-to-video/{job_id}").json()
             assert http.get(body["result"]["video_url"]).status_code == 200

@@ -166,6 +166,7 @@ def _worker(m: JobManager, script: Callable[[RunJob], list[Any]]) -> Worker:
 
 def _done(run: RunJob) -> list[Any]:
     out = Path(run.output_dir) / "clip.mp4"
+    out.parent.mkdir(parents=True, exist_ok=True)  # as the runner does (dispatch.run_job)
     out.write_bytes(b"not a real video")
     return [Progress(run.job_id, 0.5), Done(run.job_id, {"video_url": (str(out), "video/mp4")})]
 

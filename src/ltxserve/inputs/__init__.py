@@ -196,13 +196,13 @@ def resolve_inputs(
     fetches; when it answers False the job is no longer this worker's and
     resolution stops with ApiError.
     """
-    dest_dir.mkdir(parents=True, exist_ok=True)
     beat = Keepalive(keepalive, settings.heartbeat_seconds)
     out: dict[str, Path] = {}
     for field in URI_FIELDS:
         uri = request.get(field)
         if not uri:
             continue
+        dest_dir.mkdir(parents=True, exist_ok=True)  # only for a job that has inputs
         path = resolve_one(
             field,
             uri,

@@ -164,7 +164,8 @@ class JobManager:
             if stored is not request:
                 self.blobs.delete_prefix(job_prefix(job_id))
             return Submission(job, replayed=True)
-        self.doorbell.ring()
+        if not self.store.rings_on_insert:  # PostgreSQL: the insert's NOTIFY already did
+            self.doorbell.ring()
         return Submission(job)
 
     def list_jobs(
@@ -309,7 +310,7 @@ class JobManager:
     def complete(self, job: Job, owner: str, result: dict[str, Any]) -> bool:
         """Record the stored result; False (result dropped) when the job is no longer ours."""
         return self.store.finish(
-            job.id, owner, JobStatus.COMPLETED, self.retention_ms, result=result
+            job.id, owner, JobStatus.COMPLETED, self.retention_ms, result=result, claimed=job
         )
 
     def _discard(self, keys: list[str]) -> None:
@@ -339,7 +340,7 @@ class JobManager:
     def fail(self, job: Job, owner: str, type_: str, message: str) -> bool:
         """Fail the job with a documented error type; False if it is no longer ours."""
         return self.store.finish(
-            job.id, owner, JobStatus.FAILED, self.retention_ms, error=(type_, message)
+            job.id, owner, JobStatus.FAILED, self.retention_ms, error=(type_, message), claimed=job
         )
 
     def release(self, job: Job, owner: str) -> bool:

@@ -255,6 +255,12 @@ class JobStore(Protocol):
         (local SQLite, memory); False for a networked database."""
         ...
 
+    @property
+    def rings_on_insert(self) -> bool:
+        """True when ``create_job``'s own transaction rings the doorbell (PostgreSQL:
+        a NOTIFY, delivered at commit), so a submit need not ring after it."""
+        ...
+
     def doorbell(self, data_dir: Path) -> Doorbell:
         """A doorbell that reaches the workers of this store (lifecycle/doorbell.py)."""
         ...
@@ -335,7 +341,13 @@ class JobStore(Protocol):
         *,
         result: dict[str, Any] | None = None,
         error: tuple[str, str] | None = None,
-    ) -> bool: ...
+        claimed: Job | None = None,
+    ) -> bool:
+        """Move a job to a terminal status; False if another process got there first.
+        ``claimed``: the job as ``owner`` claimed it (a worker ending its own job), whose
+        (status, attempts) the compare-and-set checks with no read first."""
+        ...
+
     def release(self, job_id: str, owner: str) -> bool: ...
     def fail_exhausted(self, max_attempts: int, retention_ms: int) -> int: ...
     def expired_ids(self, limit: int = 500) -> list[str]: ...

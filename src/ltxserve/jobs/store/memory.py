@@ -151,6 +151,7 @@ class MemoryJobStore:
     """The JobStore Protocol (base.py) over dicts and one lock."""
 
     inline_reads = True
+    rings_on_insert = False
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -439,6 +440,7 @@ class MemoryJobStore:
         *,
         result: dict[str, Any] | None = None,
         error: tuple[str, str] | None = None,
+        claimed: Job | None = None,  # a read here costs nothing: the record decides
     ) -> bool:
         with self._lock:
             job = self._jobs.get(job_id)

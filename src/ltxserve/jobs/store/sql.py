@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 
 from ltxserve.errors import StoreBusyError
 from ltxserve.jobs.lifecycle.changes import ChangeFeed
-from ltxserve.jobs.lifecycle.doorbell import Doorbell, FifoDoorbell, PgDoorbell, Silent
+from ltxserve.jobs.lifecycle.doorbell import CHANNEL, Doorbell, FifoDoorbell, PgDoorbell, Silent
 from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
 from ltxserve.jobs.store import deliveries, events, ledger, listing
 from ltxserve.jobs.store import idempotency as idempotency_sql
@@ -56,6 +56,7 @@ from ltxserve.jobs.store.base import (
     valid_upload_id,
 )
 from ltxserve.jobs.store.base import JobStore as BaseJobStore
+from ltxserve.jobs.store.pg_claim import CLAIM as PG_CLAIM
 from ltxserve.jobs.store.tables import api_keys, jobs, uploads
 
 log = logging.getLogger(__name__)
@@ -113,9 +114,13 @@ def make_engine(url: str, timeout: float = DEFAULT_DB_TIMEOUT) -> Engine:
     if url.startswith("postgresql"):
         # a row or table lock held elsewhere is waited on for as long, not forever
         connect_args["options"] = f"-c lock_timeout={int(timeout * 1000)}"
+    # No pool_pre_ping: it costs a round trip on every checkout, i.e. every transaction.
+    # A connection the server dropped (a restart) fails its first statement instead, as
+    # StoreBusyError (503; a worker retries), and that failure invalidates the whole
+    # pool, so every connection opened before it is replaced at its next checkout
+    # (SQLAlchemy does this on its own paths; _FastQuery does it on its bare one).
     return create_engine(
         url,
-        pool_pre_ping=True,
         pool_size=10,
         max_overflow=20,
         pool_timeout=timeout,
@@ -157,6 +162,7 @@ _GET_VIEW = select(*(jobs.c[name] for name in JobView.__dataclass_fields__)).whe
     jobs.c.id == bindparam("job_id")
 )
 _KEY_BY_HASH = select(api_keys).where(api_keys.c.key_hash == bindparam("key_hash"))
+_RING = select(func.pg_notify(CHANNEL, ""))  # PostgreSQL delivers it at commit
 
 
 class _FastQuery:
@@ -195,6 +201,12 @@ class _FastQuery:
                     cur.close()
                     if not self.sqlite:
                         raw.rollback()  # end the implicit transaction (PostgreSQL) before pooling
+                except self.dbapi_error as exc:
+                    if self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, None):  # type: ignore[arg-type]
+                        # as SQLAlchemy's own paths do (the pool has no pre-ping): every
+                        # pooled connection older than this one's failure is replaced
+                        self.engine.pool._invalidate(raw, exc)
+                    raise
                 finally:
                     raw.close()
             except self.dbapi_error as exc:
@@ -224,6 +236,9 @@ class SqlJobStore:
         # run inline than to hop to a thread pool. A networked database must not
         # block an event loop.
         self.inline_reads = self.is_sqlite
+        # PostgreSQL: the insert's transaction sends the doorbell's NOTIFY itself, so a
+        # submit is one transaction, and workers wake when the row becomes visible.
+        self.rings_on_insert = not self.is_sqlite
         self.timeout = timeout
         # SQLite has one writer at a time anyway; queueing this process's writers on a
         # lock (FIFO-ish, bounded wait) instead of on SQLite's busy handler (sleep and
@@ -341,6 +356,8 @@ class SqlJobStore:
                 view = _AdmissionView(conn, self.is_sqlite, job_id)
                 admit(view, api_key_id, endpoint, request)
             conn.execute(insert(jobs).values(**values))
+            if self.rings_on_insert:
+                conn.execute(_RING)
         # the row is exactly what was inserted: no second round trip to read it back
         return Job(
             id=job_id,
@@ -398,20 +415,31 @@ class SqlJobStore:
         """
         while True:
             now = now_ms()
+            expires = now + int(lease_seconds * 1000)
             with self._write() as conn:
-                row = conn.execute(
-                    select(jobs)
-                    .where(
-                        or_(
-                            jobs.c.status == JobStatus.PENDING.value,
-                            (jobs.c.status == JobStatus.PROCESSING.value)
-                            & (jobs.c.lease_expires_at < now),
+                if self.is_sqlite:
+                    row = conn.execute(
+                        select(jobs)
+                        .where(
+                            or_(
+                                jobs.c.status == JobStatus.PENDING.value,
+                                (jobs.c.status == JobStatus.PROCESSING.value)
+                                & (jobs.c.lease_expires_at < now),
+                            )
                         )
-                    )
-                    .order_by(jobs.c.created_at)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                ).first()
+                        .order_by(jobs.c.created_at)
+                        .limit(1)
+                    ).first()
+                else:  # lock and take in one statement; the row as it was before (pg_claim)
+                    row = conn.execute(
+                        PG_CLAIM,
+                        dict(
+                            now=now,
+                            owner=owner,
+                            lease_expires_at=expires,
+                            max_attempts=max_attempts,
+                        ),
+                    ).first()
                 if row is None:
                     return None
                 job = _job(row)
@@ -430,14 +458,13 @@ class SqlJobStore:
                     job,
                     status=JobStatus.PROCESSING,
                     lease_owner=owner,
-                    lease_expires_at=now + int(lease_seconds * 1000),
+                    lease_expires_at=expires,
                     attempts=job.attempts + 1,
                     started_at=job.started_at or now,
                     version=job.version + 1,  # the row is locked: exact
                 )
-                conn.execute(
-                    events.publishing(
-                        conn,
+                if self.is_sqlite:
+                    conn.execute(
                         update(jobs)
                         .where(jobs.c.id == job.id)
                         .values(
@@ -447,9 +474,8 @@ class SqlJobStore:
                             attempts=claimed.attempts,
                             started_at=claimed.started_at,
                             version=events.BUMP,
-                        ),
+                        )
                     )
-                )
             # the row is what this locked transaction wrote: no second round trip
             return claimed
 
@@ -528,13 +554,20 @@ class SqlJobStore:
         *,
         result: dict[str, Any] | None = None,
         error: tuple[str, str] | None = None,
+        claimed: Job | None = None,
     ) -> bool:
         """Move a job to a terminal status; False if another process got there first."""
         with self._write() as conn:
-            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
-            if row is None:
-                return False
-            job = _job(row)
+            if claimed is not None and claimed.id == job_id and claimed.lease_owner == owner:
+                # The owner's own claim: no read first. _finish's compare-and-set on
+                # (status, attempts) refuses it if the job moved on since (every claim
+                # adds an attempt; release, abandon and the reaper change the status).
+                job = claimed
+            else:
+                row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+                if row is None:
+                    return False
+                job = _job(row)
             if owner is not None and job.lease_owner != owner:
                 return False
             if job.terminal:
