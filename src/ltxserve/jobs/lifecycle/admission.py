@@ -6,9 +6,10 @@ submits of one key (``base.AdmissionView``). A check and the insert it allows
 are therefore one step: two API processes cannot both read "N-1 unfinished" and
 both insert. Limits, credits and idempotency belong here.
 
-None is active by default. ``LTXSERVE_MAX_UNFINISHED_PER_KEY`` (0: off) turns on
-the one policy there is: a key may have at most that many jobs pending or
-processing; one more answers 429 ``concurrency_limit_error`` with Retry-After.
+The limits (limits.py: per-key concurrency, default 2; per-key rate; queue
+depth; docs/limits.md) are always checked, since a key's own override may turn
+one on whatever the server's settings. ``MaxUnfinishedPerKey`` is the
+concurrency limit alone, for tests of the view.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from ltxserve.config import Settings
 from ltxserve.errors import ConcurrencyLimitError
+from ltxserve.jobs.lifecycle.limits import Limits
 from ltxserve.jobs.store.base import Admission, AdmissionView
 
 RETRY_AFTER_SECONDS = 1
@@ -54,10 +56,6 @@ class AllOf:
 
 
 def admission_from_settings(settings: Settings) -> Admission | None:
-    """The policies the settings turn on, or None (the default: every submit admitted)."""
-    policies: list[Admission] = []
-    if settings.max_unfinished_per_key > 0:
-        policies.append(MaxUnfinishedPerKey(settings.max_unfinished_per_key))
-    if not policies:
-        return None
+    """The policies of the deployment (limits first; credits and idempotency join here)."""
+    policies: list[Admission] = [Limits(settings)]
     return policies[0] if len(policies) == 1 else AllOf(policies)

@@ -106,6 +106,22 @@ class Upload:
         return upload_blob_key(self.id)
 
 
+@dataclass(frozen=True)
+class KeyLimits:
+    """One key's limit overrides and its rate bucket (table key_limits; docs/limits.md).
+
+    An override of None means "the server's setting"; 0 means "no limit" for this
+    key. ``tokens`` is the bucket's level at ``tokens_at`` (ms); None: never used,
+    hence full.
+    """
+
+    max_unfinished: int | None = None
+    rate_per_second: float | None = None
+    rate_burst: int | None = None
+    tokens: float | None = None
+    tokens_at: int | None = None
+
+
 class AdmissionView(Protocol):
     """What an admission check may read, inside the submit's write transaction.
 
@@ -114,8 +130,21 @@ class AdmissionView(Protocol):
     database's single writer on SQLite, a lock in memory), until the insert commits.
     """
 
-    def unfinished_jobs(self, api_key_id: str) -> int:
-        """Jobs of this key that are pending or processing."""
+    def unfinished_jobs(self, api_key_id: str, cap: int | None = None) -> int:
+        """Jobs of this key that are pending or processing (counted up to ``cap``)."""
+        ...
+
+    def key_limits(self, api_key_id: str) -> KeyLimits:
+        """The key's overrides and rate bucket (all None when it has no row)."""
+        ...
+
+    def save_tokens(self, api_key_id: str, tokens: float, at_ms: int) -> None:
+        """Write the key's rate bucket level, committed with the job (or not at all)."""
+        ...
+
+    def pending_jobs(self, cap: int) -> int:
+        """Jobs pending server-wide, counted up to ``cap``; exact when the count
+        nears ``cap`` (submits of every key are then serialised)."""
         ...
 
 
@@ -148,6 +177,11 @@ class JobStore(Protocol):
     def key_by_hash(self, key_hash: str) -> dict[str, Any] | None: ...
     def list_keys(self) -> list[dict[str, Any]]: ...
     def revoke_key(self, key_id_or_prefix: str) -> int: ...
+    def get_key_limits(self, key_id: str) -> KeyLimits: ...
+    def set_key_limits(self, key_id: str, **overrides: int | float | None) -> None:
+        """Set overrides (``max_unfinished``, ``rate_per_second``, ``rate_burst``) of a
+        key; a None value clears one (back to the server's setting)."""
+        ...
 
     # -- operations (docs/operations.md)
     def ping(self) -> None:

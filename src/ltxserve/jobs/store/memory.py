@@ -33,6 +33,7 @@ from ltxserve.jobs.store.base import (
     Job,
     JobStore,
     JobView,
+    KeyLimits,
     Upload,
     now_ms,
     valid_upload_id,
@@ -55,12 +56,24 @@ class _AdmissionView:
     def __init__(self, store: MemoryJobStore) -> None:
         self.store = store
 
-    def unfinished_jobs(self, api_key_id: str) -> int:
-        return sum(
+    def unfinished_jobs(self, api_key_id: str, cap: int | None = None) -> int:
+        n = sum(
             1
             for j in self.store._jobs.values()
             if j.api_key_id == api_key_id and j.status in _UNFINISHED
         )
+        return n if cap is None else min(n, cap)
+
+    def key_limits(self, api_key_id: str) -> KeyLimits:
+        return self.store._limits.get(api_key_id, KeyLimits())
+
+    def save_tokens(self, api_key_id: str, tokens: float, at_ms: int) -> None:
+        old = self.store._limits.get(api_key_id, KeyLimits())
+        self.store._limits[api_key_id] = replace(old, tokens=tokens, tokens_at=at_ms)
+
+    def pending_jobs(self, cap: int) -> int:
+        n = sum(1 for j in self.store._jobs.values() if j.status == JobStatus.PENDING)
+        return min(n, cap)
 
 
 class _Bell:
@@ -94,6 +107,7 @@ class MemoryJobStore:
         self._jobs: dict[str, Job] = {}  # insertion order = creation order
         self._keys: dict[str, dict[str, Any]] = {}
         self._uploads: dict[str, Upload] = {}
+        self._limits: dict[str, KeyLimits] = {}  # the SQL stores' key_limits rows
         self._bells: set[threading.Event] = set()
 
     def doorbell(self, data_dir: Path) -> Doorbell:
@@ -147,6 +161,18 @@ class MemoryJobStore:
                     k["revoked_at"] = now_ms()
                     n += 1
         return n
+
+    def get_key_limits(self, key_id: str) -> KeyLimits:
+        with self._lock:
+            return self._limits.get(key_id, KeyLimits())
+
+    def set_key_limits(self, key_id: str, **overrides: int | float | None) -> None:
+        unknown = set(overrides) - {"max_unfinished", "rate_per_second", "rate_burst"}
+        if unknown:
+            raise ValueError(f"not a key limit: {sorted(unknown)}")
+        with self._lock:
+            old = self._limits.get(key_id, KeyLimits())
+            self._limits[key_id] = replace(old, **overrides)  # type: ignore[arg-type]
 
     # -- jobs ---------------------------------------------------------------
     def create_job(

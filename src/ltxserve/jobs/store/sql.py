@@ -8,7 +8,6 @@ racing on one job cannot both win.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import uuid
@@ -37,11 +36,13 @@ from sqlalchemy.engine import Connection
 from ltxserve.errors import StoreBusyError
 from ltxserve.jobs.lifecycle.doorbell import Doorbell, FifoDoorbell, PgDoorbell, Silent
 from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
+from ltxserve.jobs.store import limits as limits_sql
 from ltxserve.jobs.store.base import (
     LOST_MESSAGE,
     Admission,
     Job,
     JobView,
+    KeyLimits,
     Upload,
     now_ms,
     valid_upload_id,
@@ -295,6 +296,14 @@ class SqlJobStore:
                 .values(revoked_at=now_ms())
             )
         return int(res.rowcount)
+
+    def get_key_limits(self, key_id: str) -> KeyLimits:
+        with self.read() as conn:
+            return limits_sql.read(conn, key_id)
+
+    def set_key_limits(self, key_id: str, **overrides: int | float | None) -> None:
+        with self._write() as conn:
+            limits_sql.set_overrides(conn, key_id, overrides)
 
     # -- jobs ---------------------------------------------------------------
     def create_job(
@@ -596,8 +605,6 @@ _KEEPS_PROTOCOL: type[BaseJobStore] = SqlJobStore  # mypy checks the class again
 JobStore = SqlJobStore
 """The old name of SqlJobStore; ``base.JobStore`` is the Protocol both stores keep."""
 
-_UNFINISHED = (JobStatus.PENDING.value, JobStatus.PROCESSING.value)
-
 
 class _AdmissionView:
     """Admission reads inside the submit's write transaction (``base.AdmissionView``).
@@ -606,7 +613,8 @@ class _AdmissionView:
     only writer until it commits; nothing more is needed. PostgreSQL: each key is
     serialised by a transaction-scoped advisory lock, taken before the first read
     of that key and held until commit, so a second submit of the key waits for
-    the first one's insert (bounded by lock_timeout, then StoreBusyError).
+    the first one's insert (bounded by lock_timeout, then StoreBusyError). The SQL
+    is in limits.py.
     """
 
     def __init__(self, conn: Connection, sqlite: bool) -> None:
@@ -617,20 +625,23 @@ class _AdmissionView:
     def _lock(self, api_key_id: str) -> None:
         if self.sqlite or api_key_id in self.locked:
             return
-        digest = hashlib.sha256(f"ltxserve:key:{api_key_id}".encode()).digest()
-        self.conn.execute(
-            select(func.pg_advisory_xact_lock(int.from_bytes(digest[:8], "big", signed=True)))
-        )
+        limits_sql.advisory_lock(self.conn, f"ltxserve:key:{api_key_id}")
         self.locked.add(api_key_id)
 
-    def unfinished_jobs(self, api_key_id: str) -> int:
+    def unfinished_jobs(self, api_key_id: str, cap: int | None = None) -> int:
         self._lock(api_key_id)
-        n = self.conn.execute(
-            select(func.count())
-            .select_from(jobs)
-            .where(jobs.c.api_key_id == api_key_id, jobs.c.status.in_(_UNFINISHED))
-        ).scalar_one()
-        return int(n)
+        return limits_sql.unfinished(self.conn, api_key_id, cap)
+
+    def key_limits(self, api_key_id: str) -> KeyLimits:
+        self._lock(api_key_id)
+        return limits_sql.read(self.conn, api_key_id)
+
+    def save_tokens(self, api_key_id: str, tokens: float, at_ms: int) -> None:
+        self._lock(api_key_id)
+        limits_sql.save_tokens(self.conn, api_key_id, tokens, at_ms)
+
+    def pending_jobs(self, cap: int) -> int:
+        return limits_sql.pending_exact_near_cap(self.conn, cap, lock=not self.sqlite)
 
 
 class _WriteTx:

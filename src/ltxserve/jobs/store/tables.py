@@ -62,6 +62,26 @@ jobs = Table(
         sqlite_where=text("status IN ('pending', 'processing')"),
     ),
     Index("ix_jobs_expires_at", "expires_at"),
+    # the per-key concurrency count at submit: a key's live jobs only (migration 0005_limits)
+    Index(
+        "ix_jobs_key_unfinished",
+        "api_key_id",
+        postgresql_where=text("status IN ('pending', 'processing')"),
+        sqlite_where=text("status IN ('pending', 'processing')"),
+    ),
+)
+
+# Per-key limit overrides and the key's rate bucket (docs/limits.md; migration 0005_limits).
+# A row exists only for a key with an override or whose bucket has been used.
+key_limits = Table(
+    "key_limits",
+    metadata,
+    Column("api_key_id", String(32), primary_key=True),
+    Column("max_unfinished", Integer, nullable=True),  # NULL: server setting; 0: unlimited
+    Column("rate_per_second", Float, nullable=True),  # NULL: server setting; 0: off
+    Column("rate_burst", Integer, nullable=True),  # NULL: server setting
+    Column("tokens", Float, nullable=True),  # the bucket's level at tokens_at
+    Column("tokens_at", BigInteger, nullable=True),
 )
 
 uploads = Table(

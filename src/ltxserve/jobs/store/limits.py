@@ -1,0 +1,88 @@
+"""The SQL of the limits (docs/limits.md): key overrides, the rate bucket, the counts.
+
+Functions on a SQLAlchemy ``Connection`` the caller already holds: the submit's
+write transaction (through ``sql._AdmissionView``) or one of the store's own.
+The counts stop at the limit they are compared with (``LIMIT cap`` in a
+subquery), so a check costs at most ``cap`` index entries however long the
+queue: the key's count walks ``ix_jobs_key_unfinished``, the queue's
+``ix_jobs_queue``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from ltxserve.jobs.lifecycle.states import JobStatus
+from ltxserve.jobs.store.base import KeyLimits
+from ltxserve.jobs.store.tables import jobs, key_limits
+
+UNFINISHED = (JobStatus.PENDING.value, JobStatus.PROCESSING.value)
+OVERRIDES = ("max_unfinished", "rate_per_second", "rate_burst")
+
+QUEUE_SLACK = 64
+"""How far below the queue-depth limit a PostgreSQL submit counts without the
+queue lock. Closer than that, every submit of every key takes the lock and counts
+again, so the limit is exact unless more than this many submits are in flight
+at once while the queue is that far below it."""
+
+
+def advisory_lock(conn: Connection, name: str) -> None:
+    """A PostgreSQL transaction-scoped advisory lock named by ``name`` (64-bit hash)."""
+    digest = hashlib.sha256(name.encode()).digest()
+    conn.execute(select(func.pg_advisory_xact_lock(int.from_bytes(digest[:8], "big", signed=True))))
+
+
+def read(conn: Connection, api_key_id: str) -> KeyLimits:
+    row = conn.execute(select(key_limits).where(key_limits.c.api_key_id == api_key_id)).first()
+    if row is None:
+        return KeyLimits()
+    m = row._mapping
+    return KeyLimits(**{k: m[k] for k in KeyLimits.__dataclass_fields__})
+
+
+def _upsert(conn: Connection, api_key_id: str, values: dict[str, Any]) -> None:
+    """Insert the key's row or update the given columns of it, in one statement."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(key_limits).values(api_key_id=api_key_id, **values)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["api_key_id"], set_=values))
+
+
+def save_tokens(conn: Connection, api_key_id: str, tokens: float, at_ms: int) -> None:
+    _upsert(conn, api_key_id, {"tokens": tokens, "tokens_at": at_ms})
+
+
+def set_overrides(conn: Connection, api_key_id: str, overrides: dict[str, Any]) -> None:
+    unknown = set(overrides) - set(OVERRIDES)
+    if unknown:
+        raise ValueError(f"not a key limit: {sorted(unknown)}")
+    if overrides:
+        _upsert(conn, api_key_id, overrides)
+
+
+def unfinished(conn: Connection, api_key_id: str, cap: int | None) -> int:
+    """The key's pending and processing jobs, counted up to ``cap`` (None: all)."""
+    rows = select(jobs.c.id).where(jobs.c.api_key_id == api_key_id, jobs.c.status.in_(UNFINISHED))
+    if cap is not None:
+        rows = rows.limit(cap)
+    return int(conn.execute(select(func.count()).select_from(rows.subquery())).scalar_one())
+
+
+def pending(conn: Connection, cap: int) -> int:
+    """Pending jobs of every key, counted up to ``cap``."""
+    rows = select(jobs.c.id).where(jobs.c.status == JobStatus.PENDING.value).limit(cap)
+    return int(conn.execute(select(func.count()).select_from(rows.subquery())).scalar_one())
+
+
+def pending_exact_near_cap(conn: Connection, cap: int, lock: bool) -> int:
+    """``pending``; on PostgreSQL (``lock``), within ``QUEUE_SLACK`` of ``cap`` it takes
+    the queue lock and counts again, so submits near the limit go one at a time."""
+    n = pending(conn, cap)
+    if lock and n >= cap - QUEUE_SLACK:
+        advisory_lock(conn, "ltxserve:queue")
+        n = pending(conn, cap)
+    return n
