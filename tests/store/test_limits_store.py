@@ -1,0 +1,108 @@
+"""The limits policy on each store (memory, SQLite, PostgreSQL): key overrides, the
+token bucket kept in the store and committed only with an admitted job, counts that
+stop at the limit, and a queue-depth limit that stays exact under concurrent submits
+of many keys (PostgreSQL: the queue lock near the limit)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from ltxserve.config import Settings
+from ltxserve.errors import (
+    ConcurrencyLimitError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
+from ltxserve.jobs.lifecycle.limits import Limits, take_token
+from ltxserve.jobs.store.base import JobStore, KeyLimits
+
+
+def limits(tmp_path: Path, **values: float) -> Limits:
+    return Limits(Settings(data_dir=tmp_path, **values))  # type: ignore[arg-type]
+
+
+def test_overrides_round_trip(store: JobStore) -> None:
+    assert store.get_key_limits("k1") == KeyLimits()
+    store.set_key_limits("k1", max_unfinished=5)
+    store.set_key_limits("k1", rate_per_second=0.5, rate_burst=3)
+    assert store.get_key_limits("k1") == KeyLimits(5, 0.5, 3, None, None)
+    store.set_key_limits("k1", max_unfinished=None)  # back to the server's setting
+    assert store.get_key_limits("k1").max_unfinished is None
+    assert store.get_key_limits("k2") == KeyLimits()
+    with pytest.raises(ValueError):
+        store.set_key_limits("k1", tokens=3)
+
+
+def test_concurrency_default_and_override(store: JobStore, tmp_path: Path) -> None:
+    admit = limits(tmp_path)  # the release's default: 2
+    for _ in range(2):
+        store.create_job("k1", "text-to-video", {}, admit=admit)
+    with pytest.raises(ConcurrencyLimitError):
+        store.create_job("k1", "text-to-video", {}, admit=admit)
+    store.set_key_limits("k1", max_unfinished=3)
+    store.create_job("k1", "text-to-video", {}, admit=admit)
+    with pytest.raises(ConcurrencyLimitError):
+        store.create_job("k1", "text-to-video", {}, admit=admit)
+    store.set_key_limits("k1", max_unfinished=0)  # unlimited for this key
+    for _ in range(3):
+        store.create_job("k1", "text-to-video", {}, admit=admit)
+
+
+def test_bucket_is_stored_and_only_admitted_submits_take_a_token(
+    store: JobStore, tmp_path: Path
+) -> None:
+    admit = limits(
+        tmp_path, max_unfinished_per_key=1, rate_limit_per_second=0.001, rate_limit_burst=2
+    )
+    store.create_job("k1", "text-to-video", {}, admit=admit)
+    left = store.get_key_limits("k1").tokens
+    assert left is not None and 0.99 < left < 1.01
+    with pytest.raises(ConcurrencyLimitError):  # refused: its transaction takes no token
+        store.create_job("k1", "text-to-video", {}, admit=admit)
+    assert store.get_key_limits("k1").tokens == left
+    store.set_key_limits("k1", max_unfinished=0)
+    store.create_job("k1", "text-to-video", {}, admit=admit)
+    with pytest.raises(RateLimitError) as refused:
+        store.create_job("k1", "text-to-video", {}, admit=admit)
+    assert refused.value.retry_after is not None and 900 < refused.value.retry_after <= 1000
+    assert type(refused.value) is RateLimitError  # rate_limit_error, not concurrency
+
+
+def test_take_token_refills_and_caps() -> None:
+    empty = KeyLimits(tokens=0.0, tokens_at=1_000)
+    assert take_token(KeyLimits(), 1.0, 5, 0) == (4.0, 0.0)  # never used: full
+    level, wait = take_token(empty, 2.0, 5, 1_250)  # 0.25 s at 2/s: half a token
+    assert level is None and abs(wait - 0.25) < 1e-9
+    assert take_token(empty, 2.0, 5, 1_500) == (0.0, 0.0)
+    assert take_token(empty, 2.0, 5, 1_000_000) == (4.0, 0.0)  # capped at the burst
+    assert take_token(empty, 2.0, 5, 0)[0] is None  # a clock behind never refills backwards
+
+
+def test_queue_depth_exact_under_concurrent_submits_of_many_keys(
+    store: JobStore, tmp_path: Path
+) -> None:
+    cap, tries = 5, 12
+    admit = limits(tmp_path, max_unfinished_per_key=0, max_pending_jobs=cap)
+    barrier = threading.Barrier(tries)
+    outcomes: list[str] = []
+
+    def submit(n: int) -> None:
+        barrier.wait()
+        try:
+            store.create_job(f"k{n}", "text-to-video", {}, admit=admit)
+            outcomes.append("admitted")
+        except ServiceUnavailableError as exc:
+            assert exc.retry_after == 5
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(tries)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["admitted"] * cap + ["refused"] * (tries - cap)
+    assert store.claim("w", 30, 3, retention_ms=1000) is not None  # processing is not queued
+    store.create_job("k-late", "text-to-video", {}, admit=admit)
