@@ -60,7 +60,7 @@ def test_allowed(prompt: str) -> None:
 def test_time_is_linear_in_the_prompt() -> None:
     """One pass of one automaton: 10x the prompt costs about 10x, whatever the terms."""
     terms = TermList([f"term{i}" for i in range(20_000)] + ["a" * 50])
-    small, large = "aaaa " * 2_000, "aaaa " * 20_000  # many partial matches of "a"*50
+    small, large = "aaaa " * 5_000, "aaaa " * 50_000  # many partial matches of "a"*50
 
     def cost(text: str) -> float:
         best = float("inf")
@@ -71,7 +71,7 @@ def test_time_is_linear_in_the_prompt() -> None:
         return best
 
     ratio = cost(large) / cost(small)
-    assert ratio < 20, ratio  # quadratic would be ~100
+    assert ratio < 40, ratio  # ~10-20 here (allocation, caches); quadratic would be ~100
 
 
 def test_settings_inline_and_file(tmp_path: Path) -> None:
