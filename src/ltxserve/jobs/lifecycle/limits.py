@@ -5,7 +5,8 @@ One admission policy (``Limits``) runs inside the submit's insert transaction
 count it reads and the bucket it writes are the database's, and a limit holds
 however many API processes take submits. In order:
 
-1. the key's row of ``key_limits`` (its overrides and rate bucket);
+1. one read (``AdmissionView.limits_state``, one statement): the key's row of
+   ``key_limits`` (its overrides and rate bucket) and the two counts;
 2. concurrency: the key's jobs pending or processing, against its override or
    ``LTXSERVE_MAX_UNFINISHED_PER_KEY`` (default 2) -> 429
    ``concurrency_limit_error``, Retry-After 1;
@@ -59,15 +60,25 @@ class Limits:
     def __call__(
         self, view: AdmissionView, api_key_id: str, endpoint: str, request: dict[str, Any]
     ) -> None:
-        own = view.key_limits(api_key_id)
+        # One read (a round trip on PostgreSQL). With every server-wide limit off it is
+        # taken without serialising the key's submits; a key whose own override turns
+        # a limit on is then read again, serialised.
+        server_on = self.max_unfinished > 0 or self.rate > 0 or self.max_pending > 0
+        state = view.limits_state(
+            api_key_id, self.max_unfinished, self.max_pending, serialise=server_on
+        )
+        own = state.limits
+        if not server_on and any(v for v in (own.max_unfinished, own.rate_per_second)):
+            state = view.limits_state(api_key_id, self.max_unfinished, self.max_pending)
+            own = state.limits
         cap = self.max_unfinished if own.max_unfinished is None else own.max_unfinished
-        if cap > 0 and view.unfinished_jobs(api_key_id, cap) >= cap:
+        if cap > 0 and state.unfinished >= cap:
             raise ConcurrencyLimitError(
                 f"This key already has {cap} jobs pending or processing, the most "
                 "it may have at once; retry when one has finished",
                 retry_after=CONCURRENCY_RETRY_AFTER,
             )
-        if self.max_pending > 0 and view.pending_jobs(self.max_pending) >= self.max_pending:
+        if self.max_pending > 0 and state.pending >= self.max_pending:
             raise ServiceUnavailableError(
                 f"The server's queue is full ({self.max_pending} jobs waiting); retry later",
                 retry_after=self.queue_retry_after,

@@ -122,6 +122,15 @@ class KeyLimits:
     tokens_at: int | None = None
 
 
+@dataclass(frozen=True)
+class LimitsState:
+    """``AdmissionView.limits_state``: a key's limits row and the two counts."""
+
+    limits: KeyLimits
+    unfinished: int
+    pending: int
+
+
 class AdmissionView(Protocol):
     """What an admission check may read, inside the submit's write transaction.
 
@@ -134,17 +143,18 @@ class AdmissionView(Protocol):
         """Jobs of this key that are pending or processing (counted up to ``cap``)."""
         ...
 
-    def key_limits(self, api_key_id: str) -> KeyLimits:
-        """The key's overrides and rate bucket (all None when it has no row)."""
+    def limits_state(
+        self, api_key_id: str, default_cap: int, pending_cap: int, *, serialise: bool = True
+    ) -> LimitsState:
+        """What the limits read, in one round trip: the key's row, its unfinished jobs
+        counted up to its own cap (else ``default_cap``; 0: not counted), the queue's
+        pending jobs counted up to ``pending_cap`` (0: not counted; exact near the cap,
+        where submits of every key are serialised). ``serialise`` first serialises
+        the key's submits, as ``unfinished_jobs`` does; without it the read is a hint."""
         ...
 
     def save_tokens(self, api_key_id: str, tokens: float, at_ms: int) -> None:
         """Write the key's rate bucket level, committed with the job (or not at all)."""
-        ...
-
-    def pending_jobs(self, cap: int) -> int:
-        """Jobs pending server-wide, counted up to ``cap``; exact when the count
-        nears ``cap`` (submits of every key are then serialised)."""
         ...
 
 

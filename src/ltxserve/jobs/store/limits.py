@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -72,17 +72,57 @@ def unfinished(conn: Connection, api_key_id: str, cap: int | None) -> int:
     return int(conn.execute(select(func.count()).select_from(rows.subquery())).scalar_one())
 
 
+def _pending_count(cap: Any) -> Any:
+    rows = select(jobs.c.id).where(jobs.c.status == JobStatus.PENDING.value).limit(cap)
+    return select(func.count()).select_from(rows.subquery())
+
+
+def _snapshot_stmt() -> Any:
+    """One round trip for everything the limits read: the key's row, its live jobs
+    counted up to its own cap (else the server's), the queue counted up to its cap.
+    A cap of 0 (no limit) makes a count of 0 at no cost."""
+    key: Any = bindparam("api_key_id")
+    own_cap = select(key_limits.c.max_unfinished).where(key_limits.c.api_key_id == key)
+    cap = func.coalesce(own_cap.scalar_subquery(), bindparam("default_cap"))
+    live = (
+        select(jobs.c.id)
+        .where(jobs.c.api_key_id == key, jobs.c.status.in_(UNFINISHED))
+        .limit(cap)
+        .subquery()
+    )
+    one = select(literal(1).label("one")).subquery()
+    return select(
+        *(key_limits.c[name] for name in KeyLimits.__dataclass_fields__),
+        select(func.count()).select_from(live).scalar_subquery().label("unfinished"),
+        _pending_count(bindparam("pending_cap")).scalar_subquery().label("pending"),
+    ).select_from(one.outerjoin(key_limits, key_limits.c.api_key_id == key))
+
+
+_SNAPSHOT = _snapshot_stmt()
+
+
+def snapshot(
+    conn: Connection, api_key_id: str, default_cap: int, pending_cap: int
+) -> tuple[KeyLimits, int, int]:
+    """(the key's row, its unfinished jobs, the queue's pending jobs) in one statement."""
+    row = conn.execute(
+        _SNAPSHOT,
+        {"api_key_id": api_key_id, "default_cap": default_cap, "pending_cap": pending_cap},
+    ).one()
+    m = row._mapping
+    own = KeyLimits(**{k: m[k] for k in KeyLimits.__dataclass_fields__})
+    return own, int(m["unfinished"]), int(m["pending"])
+
+
 def pending(conn: Connection, cap: int) -> int:
     """Pending jobs of every key, counted up to ``cap``."""
-    rows = select(jobs.c.id).where(jobs.c.status == JobStatus.PENDING.value).limit(cap)
-    return int(conn.execute(select(func.count()).select_from(rows.subquery())).scalar_one())
+    return int(conn.execute(_pending_count(cap)).scalar_one())
 
 
-def pending_exact_near_cap(conn: Connection, cap: int, lock: bool) -> int:
-    """``pending``; on PostgreSQL (``lock``), within ``QUEUE_SLACK`` of ``cap`` it takes
-    the queue lock and counts again, so submits near the limit go one at a time."""
-    n = pending(conn, cap)
-    if lock and n >= cap - QUEUE_SLACK:
-        advisory_lock(conn, "ltxserve:queue")
-        n = pending(conn, cap)
-    return n
+def near_queue_cap(n: int, cap: int) -> bool:
+    """Whether a PostgreSQL submit must take the queue lock and count again."""
+    return cap > 0 and n >= cap - QUEUE_SLACK
+
+
+def lock_queue(conn: Connection) -> None:
+    advisory_lock(conn, "ltxserve:queue")

@@ -34,6 +34,7 @@ from ltxserve.jobs.store.base import (
     JobStore,
     JobView,
     KeyLimits,
+    LimitsState,
     Upload,
     now_ms,
     valid_upload_id,
@@ -64,16 +65,17 @@ class _AdmissionView:
         )
         return n if cap is None else min(n, cap)
 
-    def key_limits(self, api_key_id: str) -> KeyLimits:
-        return self.store._limits.get(api_key_id, KeyLimits())
+    def limits_state(
+        self, api_key_id: str, default_cap: int, pending_cap: int, *, serialise: bool = True
+    ) -> LimitsState:
+        own = self.store._limits.get(api_key_id, KeyLimits())
+        cap = default_cap if own.max_unfinished is None else own.max_unfinished
+        pending = sum(1 for j in self.store._jobs.values() if j.status == JobStatus.PENDING)
+        return LimitsState(own, self.unfinished_jobs(api_key_id, cap), min(pending, pending_cap))
 
     def save_tokens(self, api_key_id: str, tokens: float, at_ms: int) -> None:
         old = self.store._limits.get(api_key_id, KeyLimits())
         self.store._limits[api_key_id] = replace(old, tokens=tokens, tokens_at=at_ms)
-
-    def pending_jobs(self, cap: int) -> int:
-        n = sum(1 for j in self.store._jobs.values() if j.status == JobStatus.PENDING)
-        return min(n, cap)
 
 
 class _Bell:

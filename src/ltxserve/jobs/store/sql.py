@@ -43,6 +43,7 @@ from ltxserve.jobs.store.base import (
     Job,
     JobView,
     KeyLimits,
+    LimitsState,
     Upload,
     now_ms,
     valid_upload_id,
@@ -632,16 +633,22 @@ class _AdmissionView:
         self._lock(api_key_id)
         return limits_sql.unfinished(self.conn, api_key_id, cap)
 
-    def key_limits(self, api_key_id: str) -> KeyLimits:
-        self._lock(api_key_id)
-        return limits_sql.read(self.conn, api_key_id)
+    def limits_state(
+        self, api_key_id: str, default_cap: int, pending_cap: int, *, serialise: bool = True
+    ) -> LimitsState:
+        if serialise:
+            self._lock(api_key_id)
+        own, unfinished, pending = limits_sql.snapshot(
+            self.conn, api_key_id, default_cap, pending_cap
+        )
+        if not self.sqlite and limits_sql.near_queue_cap(pending, pending_cap):
+            limits_sql.lock_queue(self.conn)  # near the cap: one submit at a time
+            pending = limits_sql.pending(self.conn, pending_cap)
+        return LimitsState(own, unfinished, pending)
 
     def save_tokens(self, api_key_id: str, tokens: float, at_ms: int) -> None:
         self._lock(api_key_id)
         limits_sql.save_tokens(self.conn, api_key_id, tokens, at_ms)
-
-    def pending_jobs(self, cap: int) -> int:
-        return limits_sql.pending_exact_near_cap(self.conn, cap, lock=not self.sqlite)
 
 
 class _WriteTx:
