@@ -6,18 +6,24 @@ of many keys (PostgreSQL: the queue lock near the limit)."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from ltxserve.config import Settings
 from ltxserve.errors import (
     ConcurrencyLimitError,
     RateLimitError,
     ServiceUnavailableError,
+    StoreBusyError,
 )
 from ltxserve.jobs.lifecycle.limits import Limits, take_token
 from ltxserve.jobs.store.base import JobStore, KeyLimits
+from ltxserve.jobs.store.db import open_store
+from ltxserve.jobs.store.limits import key_lock, lock_id
+from tests.store.conftest import pg_database
 
 
 def limits(tmp_path: Path, **values: float) -> Limits:
@@ -106,3 +112,64 @@ def test_queue_depth_exact_under_concurrent_submits_of_many_keys(
     assert sorted(outcomes) == ["admitted"] * cap + ["refused"] * (tries - cap)
     assert store.claim("w", 30, 3, retention_ms=1000) is not None  # processing is not queued
     store.create_job("k-late", "text-to-video", {}, admit=admit)
+
+
+def test_a_held_key_lock_is_a_bounded_503_not_a_hang(tmp_path: Path) -> None:
+    """PostgreSQL takes the key's lock and reads the limits in one pipelined round trip:
+    a lock held elsewhere past lock_timeout is StoreBusyError (503), as any wait is.
+    (SQLite has no key lock: one writer at a time.)"""
+    for url in pg_database():
+        store = open_store(Settings(data_dir=tmp_path, database_url=url, db_timeout_seconds=0.5))
+        admit = limits(tmp_path)
+        store.create_job("k1", "text-to-video", {}, admit=admit)  # the pipeline works
+        with store.engine.connect() as holder:
+            holder.execute(select(func.pg_advisory_xact_lock(lock_id(key_lock("k1")))))
+            t0 = time.monotonic()
+            with pytest.raises(StoreBusyError):
+                store.create_job("k1", "text-to-video", {}, admit=admit)
+            assert time.monotonic() - t0 < 5
+            store.create_job("k2", "text-to-video", {}, admit=admit)  # other keys go on
+            holder.rollback()
+        store.create_job("k1", "text-to-video", {}, admit=admit)  # and the pool is healthy
+        store.engine.dispose()
+
+
+def test_key_limits_hold_under_concurrent_submits_of_one_key(
+    store: JobStore, tmp_path: Path
+) -> None:
+    """Eight threads submit for one key at once: the concurrency limit (3) and the bucket
+    (burst 5, no refill to speak of) each admit exactly their number, because the key's
+    lock is taken with the read that decides."""
+    for admit, key, want in [
+        (limits(tmp_path, max_unfinished_per_key=3), "k1", 3),
+        (
+            limits(
+                tmp_path, max_unfinished_per_key=0, rate_limit_per_second=0.001, rate_limit_burst=5
+            ),
+            "k2",
+            5,
+        ),
+    ]:
+        barrier = threading.Barrier(8)
+        admitted: list[int] = []
+
+        def submit(
+            n: int,
+            admit: Limits = admit,
+            key: str = key,
+            barrier: threading.Barrier = barrier,
+            admitted: list[int] = admitted,
+        ) -> None:
+            barrier.wait()
+            try:
+                store.create_job(key, "text-to-video", {"n": n}, admit=admit)
+                admitted.append(n)
+            except (ConcurrencyLimitError, RateLimitError):
+                pass
+
+        threads = [threading.Thread(target=submit, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(admitted) == want, (key, admitted)

@@ -626,7 +626,7 @@ class _AdmissionView:
     def _lock(self, api_key_id: str) -> None:
         if self.sqlite or api_key_id in self.locked:
             return
-        limits_sql.advisory_lock(self.conn, f"ltxserve:key:{api_key_id}")
+        limits_sql.advisory_lock(self.conn, limits_sql.key_lock(api_key_id))
         self.locked.add(api_key_id)
 
     def unfinished_jobs(self, api_key_id: str, cap: int | None = None) -> int:
@@ -636,11 +636,14 @@ class _AdmissionView:
     def limits_state(
         self, api_key_id: str, default_cap: int, pending_cap: int, *, serialise: bool = True
     ) -> LimitsState:
-        if serialise:
-            self._lock(api_key_id)
+        lock = None
+        if serialise and not self.sqlite and api_key_id not in self.locked:
+            lock = limits_sql.key_lock(api_key_id)  # taken with the read, one round trip
         own, unfinished, pending = limits_sql.snapshot(
-            self.conn, api_key_id, default_cap, pending_cap
+            self.conn, api_key_id, default_cap, pending_cap, lock
         )
+        if lock is not None:
+            self.locked.add(api_key_id)
         if not self.sqlite and limits_sql.near_queue_cap(pending, pending_cap):
             limits_sql.lock_queue(self.conn)  # near the cap: one submit at a time
             pending = limits_sql.pending(self.conn, pending_cap)
