@@ -173,3 +173,17 @@ def test_key_limits_hold_under_concurrent_submits_of_one_key(
         for t in threads:
             t.join()
         assert len(admitted) == want, (key, admitted)
+
+
+def test_a_keys_own_limits_apply_when_the_server_has_none(store: JobStore, tmp_path: Path) -> None:
+    admit = limits(tmp_path, max_unfinished_per_key=0)  # every server-wide limit off
+    for _ in range(3):
+        store.create_job("free", "text-to-video", {}, admit=admit)
+    store.set_key_limits("capped", max_unfinished=1)
+    store.create_job("capped", "text-to-video", {}, admit=admit)
+    with pytest.raises(ConcurrencyLimitError):
+        store.create_job("capped", "text-to-video", {}, admit=admit)
+    store.set_key_limits("slow", rate_per_second=0.001, rate_burst=1)
+    store.create_job("slow", "text-to-video", {}, admit=admit)
+    with pytest.raises(RateLimitError):
+        store.create_job("slow", "text-to-video", {}, admit=admit)

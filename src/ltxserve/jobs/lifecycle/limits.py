@@ -60,15 +60,16 @@ class Limits:
     def __call__(
         self, view: AdmissionView, api_key_id: str, endpoint: str, request: dict[str, Any]
     ) -> None:
-        # One read (a round trip on PostgreSQL). With every server-wide limit off it is
-        # taken without serialising the key's submits; a key whose own override turns
-        # a limit on is then read again, serialised.
-        server_on = self.max_unfinished > 0 or self.rate > 0 or self.max_pending > 0
+        # One read (a round trip on PostgreSQL). With both per-key limits off server-wide
+        # it is taken without serialising the key's submits (the queue count has its
+        # own lock near its cap); a key whose own value turns one on is read again,
+        # serialised, so its count and bucket are exact too.
+        per_key = self.max_unfinished > 0 or self.rate > 0
         state = view.limits_state(
-            api_key_id, self.max_unfinished, self.max_pending, serialise=server_on
+            api_key_id, self.max_unfinished, self.max_pending, serialise=per_key
         )
         own = state.limits
-        if not server_on and any(v for v in (own.max_unfinished, own.rate_per_second)):
+        if not per_key and any(v for v in (own.max_unfinished, own.rate_per_second)):
             state = view.limits_state(api_key_id, self.max_unfinished, self.max_pending)
             own = state.limits
         cap = self.max_unfinished if own.max_unfinished is None else own.max_unfinished
