@@ -138,8 +138,9 @@ def test_key_limits_hold_under_concurrent_submits_of_one_key(
     store: JobStore, tmp_path: Path
 ) -> None:
     """Eight threads submit for one key at once: the concurrency limit (3) and the bucket
-    (burst 5, no refill to speak of) each admit exactly their number, because the key's
-    lock is taken with the read that decides."""
+    (burst 5, no refill to speak of) and a key's own limit with the server's off each admit
+    exactly their number, because the key's lock is taken with the read that decides."""
+    store.set_key_limits("k3", max_unfinished=2)
     for admit, key, want in [
         (limits(tmp_path, max_unfinished_per_key=3), "k1", 3),
         (
@@ -149,6 +150,7 @@ def test_key_limits_hold_under_concurrent_submits_of_one_key(
             "k2",
             5,
         ),
+        (limits(tmp_path, max_unfinished_per_key=0), "k3", 2),  # k3's own limit, server off
     ]:
         barrier = threading.Barrier(8)
         admitted: list[int] = []
