@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from ltxserve.cli_credits import add_credit_commands
 from ltxserve.cli_flags import Command, Group
 from ltxserve.config import EX_CONFIG, ConfigError, Settings, default_data_dir
 
@@ -24,7 +25,11 @@ app = typer.Typer(
     add_completion=False,
     cls=Group,
 )
-keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True, cls=Group)
+keys_app = typer.Typer(
+    help="Create, list and revoke API keys; their webhooks and credits (top-up, show, history).",
+    no_args_is_help=True,
+    cls=Group,
+)
 app.add_typer(keys_app, name="keys")
 
 DataDir = Annotated[
@@ -350,15 +355,25 @@ def keys_create(
         ),
     ] = None,
     max_concurrency: MaxConcurrency = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Default callback_url of the key's jobs (docs/webhooks.md); `keys webhook` "
+            "shows the signing secret."
+        ),
+    ] = None,
 ) -> None:
     """Create an API key; it is printed alone as the last line."""
     from ltxserve.errors import LtxError
     from ltxserve.keys import create_key
+    from ltxserve.webhooks.callback import check_target
 
     overrides = _limit_overrides(max_concurrency, None, None)
     store = _open_store(data_dir, "keys create")
     try:
-        token = create_key(store, name, simulate)
+        if webhook_url is not None:
+            check_target(webhook_url, _settings(data_dir), "--webhook-url")
+        token = create_key(store, name, simulate, webhook_url)
     except LtxError as exc:
         typer.echo(exc.message, err=True)
         raise typer.Exit(2) from None
@@ -374,9 +389,10 @@ def _key_line(k: dict[str, Any]) -> str:
 
     revoked = iso_ms(k["revoked_at"]) if k["revoked_at"] else "-"
     sim = f"\tsimulate={k['simulate']}" if k.get("simulate") is not None else ""
+    hook = f"\twebhook={k['webhook_url']}" if k.get("webhook_url") else ""
     return (
         f"{k['id']}\t{k['prefix']}...\t{k['name'] or '-'}\t"
-        f"{iso_ms(k['created_at'])}\trevoked={revoked}{sim}"
+        f"{iso_ms(k['created_at'])}\trevoked={revoked}{sim}{hook}"
     )
 
 
@@ -521,6 +537,57 @@ def keys_set_limits(
     if overrides:
         store.set_key_limits(str(key["id"]), **overrides)
     typer.echo(_limits_line(store, key))
+
+
+add_credit_commands(keys_app, _open_store)  # top-up, show, history (cli_credits.py)
+
+
+@keys_app.command("webhook", cls=Command)
+def keys_webhook(
+    key_ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID_OR_PREFIX", help="The key, as `keys revoke` takes it (id or prefix)."
+        ),
+    ],
+    data_dir: DataDir = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(help="Set the default callback_url of the key's jobs submitted from now on."),
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the default URL.")] = False,
+    rotate_secret: Annotated[
+        bool,
+        typer.Option("--rotate-secret", help="A new signing secret (the old one stops at once)."),
+    ] = False,
+) -> None:
+    """Show or change a key's webhook settings (docs/webhooks.md): prints the default
+    URL and the signing secret (whsec_...) that receivers verify signatures with."""
+    from ltxserve.errors import LtxError
+    from ltxserve.keys import KeyMatchError, find_key, set_webhook
+    from ltxserve.webhooks.callback import check_target
+
+    if clear and webhook_url is not None:
+        typer.echo("error: give --webhook-url or --clear, not both", err=True)
+        raise typer.Exit(2)
+    store = _open_store(data_dir, "keys webhook")
+    try:
+        key = find_key(store, key_ref)
+        url = key.get("webhook_url")
+        if clear:
+            url = None
+        elif webhook_url is not None:
+            url = check_target(webhook_url, _settings(data_dir), "--webhook-url")
+        row = set_webhook(store, str(key["id"]), url, rotate_secret=rotate_secret)
+    except KeyMatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except LtxError as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"key {row['id']} ({row['prefix']}...)")
+    typer.echo(f"webhook_url: {row['webhook_url'] or '-'}")
+    typer.echo(f"webhook_secret: {row['webhook_secret'] or '-'}")
 
 
 def main() -> None:

@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     content_policy: str = "terms"
     content_terms: Annotated[list[str], NoDecode] = Field(default_factory=list)  # comma list
     content_terms_file: Path | None = None  # one term per line, "#" comments
+    # Credits (docs/credits.md; lane "credits"): off by default. On, each submit holds its
+    # estimated cost against the key's balance (402 insufficient_funds_error when short),
+    # charged when the job completes, released when it fails or is cancelled.
+    credits: bool = False
+    credits_prices_file: Path | None = None  # default: the bundled data/prices.json
 
     max_body_bytes: int = 32 * 1024 * 1024
     header_timeout_seconds: float = 15.0  # a request's headers must arrive within this (408)
@@ -131,6 +136,15 @@ class Settings(BaseSettings):
     fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     fetch_ca_file: Path | None = None  # extra CA bundle (PEM) trusted for HTTPS inputs
     sync_timeout_seconds: float = 300.0  # v1 synchronous endpoints: 504 after this
+
+    # Webhooks (docs/webhooks.md): the delivery loop runs in each API process; a target
+    # passes the same SSRF guard as inputs (allow_http, fetch_allow_hosts above)
+    webhook_concurrency: int = 8  # deliveries sent at once per API process; 0: no loop here
+    webhook_poll_interval: float = 1.0  # how often an idle loop looks for due deliveries
+    webhook_timeout_seconds: float = 10.0  # one attempt: connect, send, answer
+    webhook_retry_base_seconds: float = 5.0  # first retry after ~this, doubling (with jitter)
+    webhook_retry_max_seconds: float = 3600.0  # longest wait between two attempts
+    webhook_retry_window_seconds: float = 24 * 3600.0  # from the job's end; then given up
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -187,7 +201,8 @@ class Settings(BaseSettings):
         With PostgreSQL the processes are meant to run on several machines; without
         ``LTXSERVE_SECRET`` each data dir would make a signing key of its own, and a
         URL signed by one API process would be refused by the next. The storage URL
-        must have its form (``s3://bucket/prefix``) before anything starts.
+        must have its form (``s3://bucket/prefix``), and with credits on the price
+        table must load (docs/credits.md), before anything starts.
         """
         if self.db_url.startswith("postgresql") and not self.secret:
             raise ConfigError(
@@ -197,6 +212,10 @@ class Settings(BaseSettings):
                 setting="LTXSERVE_SECRET",
                 doc="docs/architecture.md#scale-out",
             )
+        if self.credits:  # a price table that cannot be read stops every process at start
+            from ltxserve.jobs.lifecycle.pricing import PriceTable
+
+            PriceTable.load(self.credits_prices_file)
         if self.storage_url:
             from ltxserve.storage.base import StorageError
             from ltxserve.storage.s3 import parse_storage_url

@@ -47,6 +47,7 @@ SERVER_MODULES = (
     "boto3",
     "swagger_ui",
     "ahocorasick",
+    "standardwebhooks",
 )
 """One importable module per distribution of the ``server`` extra."""
 

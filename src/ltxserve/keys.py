@@ -22,8 +22,12 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(store: JobStore, name: str = "", simulate: str | None = None) -> str:
-    """A new key. ``simulate`` (directives or "allow") makes it a client-testing key."""
+def create_key(
+    store: JobStore, name: str = "", simulate: str | None = None, webhook_url: str | None = None
+) -> str:
+    """A new key. ``simulate`` (directives or "allow") makes it a client-testing key;
+    ``webhook_url`` is the default callback_url of its jobs (docs/webhooks.md). Every
+    key gets a webhook signing secret of its own (``keys webhook`` shows it)."""
     if simulate is not None:
         from ltxserve.simulate import parse
 
@@ -31,7 +35,21 @@ def create_key(store: JobStore, name: str = "", simulate: str | None = None) -> 
     token = KEY_PREFIX + secrets.token_urlsafe(32)
     key_id = secrets.token_hex(8)
     store.add_key(key_id, name, hash_key(token), token[: len(KEY_PREFIX) + 6], simulate)
+    set_webhook(store, key_id, webhook_url, rotate_secret=True)
     return token
+
+
+def set_webhook(
+    store: JobStore, key_id: str, url: str | None, *, rotate_secret: bool = False
+) -> dict[str, Any]:
+    """Set (or clear, with None) a key's default webhook URL, with a new signing secret
+    on request; the key's row afterwards."""
+    from ltxserve.webhooks.signing import new_secret
+
+    row = store.set_key_webhook(key_id, url, new_secret() if rotate_secret else None)
+    if row is None:
+        raise KeyMatchError(f"no key {key_id}")
+    return row
 
 
 MIN_MATCH = 4
@@ -87,6 +105,7 @@ def find_key(store: JobStore, ref: str) -> dict[str, Any]:
 class KeyInfo:
     key_id: str
     simulate: str | None  # client-testing directives; None: the key never simulates
+    webhook_url: str | None = None  # default callback_url of the key's jobs
 
 
 @dataclass
@@ -94,6 +113,7 @@ class _Cached:
     key_id: str
     until: float
     simulate: str | None = None
+    webhook_url: str | None = None
 
 
 class KeyChecker:
@@ -123,7 +143,7 @@ class KeyChecker:
         now = time.monotonic()
         hit = self._cache.get(digest)
         if hit and hit.until > now:
-            return KeyInfo(hit.key_id, hit.simulate)
+            return KeyInfo(hit.key_id, hit.simulate, hit.webhook_url)
         row = self.store.key_by_hash(digest)
         if row is None or row["revoked_at"] is not None:
             self._cache.pop(digest, None)
@@ -131,5 +151,7 @@ class KeyChecker:
         if self.cache_seconds > 0:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[digest] = _Cached(row["id"], now + self.cache_seconds, row.get("simulate"))
-        return KeyInfo(str(row["id"]), row.get("simulate"))
+            self._cache[digest] = _Cached(
+                row["id"], now + self.cache_seconds, row.get("simulate"), row.get("webhook_url")
+            )
+        return KeyInfo(str(row["id"]), row.get("simulate"), row.get("webhook_url"))

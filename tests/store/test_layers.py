@@ -14,6 +14,7 @@ CLIENTS = [
     *sorted((SRC / "api").glob("*.py")),
     SRC / "worker.py",
     *sorted((SRC / "inputs").glob("*.py")),
+    *sorted((SRC / "webhooks").glob("*.py")),
 ]
 STORE_REACH = re.compile(
     r"jobs\.store\.(sql|db|memory|tables)\b|\bstore\.(?!base\b)\w+\(|manager\.store\.\w+\("

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ltxserve import __version__
-from ltxserve.api import docs, files, health, metrics, routes, uploads, v1
+from ltxserve.api import credits, docs, files, health, metrics, routes, uploads, v1, webhooks
 from ltxserve.api.cors import Cors
 from ltxserve.api.deps import ApiDeps, KeyResolver
 from ltxserve.api.errors import (
@@ -42,6 +42,7 @@ from ltxserve.jobs.lifecycle.manager import JobManager, open_manager
 from ltxserve.keys import KeyChecker
 from ltxserve.metrics.instruments import declare_webhooks
 from ltxserve.storage.base import StorageError
+from ltxserve.webhooks.dispatcher import Dispatcher
 
 log = logging.getLogger("ltxserve.api")
 
@@ -86,10 +87,16 @@ def create_app(settings: Settings | None = None, *, manager: JobManager | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sweeper = Sweeper(deps.manager, settings.sweep_interval)
         sweeper.start()
+        # webhook deliveries (docs/webhooks.md): durable rows, so any API process sends
+        hooks = Dispatcher(deps.manager, settings) if settings.webhook_concurrency > 0 else None
+        if hooks is not None:
+            hooks.start()
         try:
             yield
         finally:
             sweeper.stop_event.set()
+            if hooks is not None:
+                hooks.stop()
 
     app = FastAPI(
         title="ltxserve",
@@ -138,6 +145,7 @@ def create_app(settings: Settings | None = None, *, manager: JobManager | None =
         return JSONBytes({"status": "ok"})
 
     app.include_router(routes.router)
+    app.include_router(webhooks.router)
     app.include_router(files.router)
     app.include_router(uploads.router)
     app.include_router(v1.router)
@@ -145,6 +153,7 @@ def create_app(settings: Settings | None = None, *, manager: JobManager | None =
     app.include_router(docs.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(credits.router)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(metrics.HttpMetrics)  # outside RequestContext: its 413/500 count too
     if settings.cors_origins:  # outside RequestContext: its own 413/500 answers get CORS too

@@ -5,7 +5,7 @@ What a scrape shows (docs/operations.md):
 - from every ltxserve process of this machine (multiprocess files, see
   ltxserve.metrics.multiproc): HTTP latency by route template, job duration and
   queue wait per endpoint and engine (observed by workers), jobs finished, webhook
-  deliveries (zero until webhooks land);
+  delivery attempts by outcome (counted by the delivery loop, docs/webhooks.md);
 - from the database, at scrape time: ``ltxserve_jobs{state,endpoint}`` and
   ``ltxserve_queue_depth``. Grouped counts at most every ``metrics_cache_seconds``
   per API process (ended jobs less often: JobCounts), whatever the scrape rate, so

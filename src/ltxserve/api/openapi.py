@@ -18,7 +18,9 @@ from importlib import resources
 from typing import Any
 
 from ltxserve import __version__
+from ltxserve.api.webhooks import CALLBACK_URL, WEBHOOK_SCHEMAS
 from ltxserve.jobs.contract.catalog import Catalog
+from ltxserve.webhooks.callback import FIELD as CALLBACK_FIELD
 
 EXT = "x-ltxserve-extension"
 SIMULATE_HEADER = "X-Ltxserve-Simulate"
@@ -220,6 +222,33 @@ EXTENSION_PATHS: dict[str, dict[str, Any]] = {
             parameters=[_path_param("name", "File name")],
         )
     },
+    "/v2/credits": {
+        "get": _op(
+            "Credits of the calling key",
+            "The key's `balance` (credits it may still spend) and `held` (set aside by its "
+            "pending and processing jobs), whole credits; `enabled` says whether this server "
+            "holds submits to the balance (`LTXSERVE_CREDITS`). With credits on, a submit "
+            "holds its estimated cost and answers 402 `insufficient_funds_error` when it "
+            "does not fit; the hold is charged on `completed`, released on `failed` "
+            "(docs/credits.md).",
+            {
+                "200": _ok(
+                    "The key's credits",
+                    "application/json",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "enabled": {"type": "boolean"},
+                            "balance": {"type": "integer"},
+                            "held": {"type": "integer"},
+                        },
+                        "required": ["enabled", "balance", "held"],
+                    },
+                ),
+                "401": _error("Missing or invalid key"),
+            },
+        )
+    },
     "/openapi.json": {
         "get": _op(
             "This document",
@@ -232,6 +261,27 @@ EXTENSION_PATHS: dict[str, dict[str, Any]] = {
             "API reference",
             "This document rendered by Swagger UI, served from this server (no CDN).",
             {"200": _ok("HTML page", "text/html")},
+        )
+    },
+    "/v2/{endpoint}/{job_id}/webhooks": {
+        "get": _op(
+            "Webhook deliveries of a job",
+            "The job's webhook messages (docs/webhooks.md) and every attempt to deliver them: "
+            "when, how long, the receiver's HTTP status or the error. Only for the key that "
+            "submitted the job, while the job is within retention (else 404).",
+            {
+                "200": _ok(
+                    "The deliveries, oldest first",
+                    "application/json",
+                    {"$ref": "#/components/schemas/WebhookDeliveries"},
+                ),
+                "401": _error("Missing or invalid key"),
+                "404": _error("No such job for this key (not_found_error)"),
+            },
+            parameters=[
+                _path_param("endpoint", "The job's endpoint, e.g. text-to-video"),
+                _path_param("job_id", "The job's id"),
+            ],
         )
     },
     "/docs/{asset}": {
@@ -351,6 +401,11 @@ def build(catalog: Catalog, base_url: str) -> dict[str, Any]:
         op = item.get("post")
         if op and "requestBody" in op and (path.startswith("/v2/") or path.startswith("/v1/")):
             op.setdefault("parameters", []).append(SIMULATE_PARAMETER)
+    for name, schema in schemas.items():  # webhooks (docs/webhooks.md)
+        if name.endswith("Request") and "properties" in schema:
+            schema["properties"][CALLBACK_FIELD] = {EXT: True, **copy.deepcopy(CALLBACK_URL)}
+    for name, schema in WEBHOOK_SCHEMAS.items():
+        schemas[name] = {EXT: True, **copy.deepcopy(schema)}
     for path, item in EXTENSION_PATHS.items():
         doc["paths"][path] = {EXT: True, **copy.deepcopy(item)}
     doc.setdefault("tags", []).append(

@@ -18,8 +18,11 @@ from ltxserve.api.status import iso_ms, status_body
 from ltxserve.errors import InvalidRequestError, NotFoundError
 from ltxserve.jobs.contract.requests import ENDPOINTS
 from ltxserve.jobs.lifecycle.manager import JobManager
+from ltxserve.jobs.lifecycle.pricing import input_note
 from ltxserve.jobs.store.base import Job
 from ltxserve.logs import job_id_var
+from ltxserve.webhooks.callback import NOTE as WEBHOOK_NOTE
+from ltxserve.webhooks.callback import note as webhook_note
 
 router = APIRouter()
 log = logging.getLogger("ltxserve.api")
@@ -62,7 +65,14 @@ async def create_job(
     part = sim.job_part() if sim else None
     if part is not None:
         validated["_simulate"] = part  # played by the runner, for every engine
-    await check_inputs(manager, key_id, endpoint, validated)
+    hook = webhook_note(
+        manager.settings, body, key.webhook_url, base_url(request, manager.settings)
+    )
+    if hook is not None:
+        validated[WEBHOOK_NOTE] = hook  # callback_url or the key's default (docs/webhooks.md)
+    infos = await check_inputs(manager, key_id, endpoint, validated)
+    if manager.settings.credits and (note := input_note(endpoint, infos)):
+        validated["_input"] = note  # the input's length prices the job (docs/credits.md)
     job: Job = await run_in_threadpool(manager.submit, key_id, endpoint, validated)
     job_id_var.set(job.id)  # this request's later log records name the job
     log.info("job %s (%s) submitted", job.id, endpoint)

@@ -60,6 +60,10 @@ class FetchRefused(Exception):
     """The URL may not be fetched, or fetching it failed; ``str()`` is the client's message."""
 
 
+class AddressRefused(FetchRefused):
+    """The host resolves to an address the guard refuses (retrying will not help)."""
+
+
 @dataclass(frozen=True)
 class FetchLimit:
     max_bytes: int
@@ -224,7 +228,7 @@ class GuardedBackend(httpcore.SyncBackend):
                 except ValueError:
                     problem = "unparsable"
                 if problem:
-                    raise FetchRefused(
+                    raise AddressRefused(
                         f"host {host} resolves to a {problem} address; fetching from "
                         "loopback, private, link-local, multicast or reserved addresses "
                         "is not allowed"

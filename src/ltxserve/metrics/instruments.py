@@ -40,7 +40,8 @@ HTTP_DURATION = Histogram(
 )
 WEBHOOK_DELIVERIES = Counter(
     "ltxserve_webhook_deliveries",
-    "Webhook delivery attempts by outcome. Always zero until webhooks land (issue #14)",
+    "Webhook delivery attempts by outcome: delivered (the receiver answered 2xx) or failed "
+    "(anything else; retried with backoff, docs/webhooks.md)",
     ["outcome"],
 )
 WEBHOOK_OUTCOMES = ("delivered", "failed")

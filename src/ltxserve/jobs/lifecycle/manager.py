@@ -25,12 +25,13 @@ from ltxserve.errors import NotFoundError
 from ltxserve.jobs.contract.catalog import Catalog
 from ltxserve.jobs.contract.requests import validate
 from ltxserve.jobs.lifecycle.admission import admission_from_settings
+from ltxserve.jobs.lifecycle.deliveries import Deliveries
 from ltxserve.jobs.lifecycle.doorbell import Doorbell, Silent
 from ltxserve.jobs.lifecycle.payloads import job_prefix, offload, restore
 from ltxserve.jobs.lifecycle.policy import ContentPolicy, load_policy
 from ltxserve.jobs.lifecycle.states import JobStatus
 from ltxserve.jobs.lifecycle.uploads import Uploads
-from ltxserve.jobs.store.base import Admission, Job, JobStore, JobView, now_ms
+from ltxserve.jobs.store.base import Admission, Credits, Job, JobStore, JobView, now_ms
 from ltxserve.storage.base import BlobStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class JobManager:
         self.admission = admission if admission is not None else admission_from_settings(settings)
         self.content: ContentPolicy | None = load_policy(settings)  # policy.py; None: no checks
         self.uploads = Uploads(settings, store, blobs)
+        self.deliveries = Deliveries(settings, store)  # webhooks (docs/webhooks.md)
 
     @property
     def catalog(self) -> Catalog:
@@ -198,6 +200,10 @@ class JobManager:
                 blobs.delete_prefix(key)
             except StorageError:
                 pass
+
+    def credits(self, api_key_id: str) -> Credits:
+        """The key's balance and held credits (docs/credits.md)."""
+        return self.store.credits(api_key_id)
 
     def ping_store(self) -> None:
         """A trivial round trip to the job store (/readyz)."""

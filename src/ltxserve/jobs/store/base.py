@@ -131,6 +131,77 @@ class LimitsState:
     pending: int
 
 
+@dataclass(frozen=True)
+class Credits:
+    """A key's credits (docs/credits.md): what it may spend, and what its unfinished
+    jobs hold."""
+
+    balance: int
+    held: int
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One movement of a key's credits; ``kind`` says which way: top_up (``amount``
+    added to the balance; negative when the operator takes credits back), hold
+    (balance -> held), charge (held -> spent), release (held -> balance); those three
+    carry the job's id and a positive amount. ``balance`` is the key's balance after
+    it."""
+
+    id: int
+    api_key_id: str
+    kind: str
+    amount: int
+    balance: int
+    job_id: str | None
+    note: str | None
+    created_at: int
+
+
+WEBHOOK_NOTE = "_webhook"
+"""The server's note on a job whose end is to be sent as a webhook (docs/webhooks.md):
+``{"url": ..., "base_url": ...}``, set at submit, read by the store as the job ends."""
+
+WEBHOOK_EVENTS = {JobStatus.COMPLETED: "job.completed", JobStatus.FAILED: "job.failed"}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook message and its attempts (a ``webhook_deliveries`` row).
+
+    Enqueued by the store in the transaction that ends the job; ``payload`` is set
+    by the first attempt and sent unchanged by every later one. ``state`` is
+    pending (an attempt is due at ``next_attempt_at``), succeeded or failed (given
+    up). ``log`` holds the attempts: at, duration_ms, status_code, error."""
+
+    id: str
+    job_id: str
+    api_key_id: str
+    endpoint: str
+    event: str
+    url: str
+    base_url: str
+    payload: str | None
+    state: str
+    attempts: int
+    created_at: int
+    next_attempt_at: int | None
+    completed_at: int | None
+    log: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What one attempt leaves on its delivery (written only by the lease holder)."""
+
+    state: str
+    attempts: int
+    log: list[dict[str, Any]]
+    next_attempt_at: int | None
+    completed_at: int | None
+    payload: str | None  # None only while no attempt could render it
+
+
 class AdmissionView(Protocol):
     """What an admission check may read, inside the submit's write transaction.
 
@@ -155,6 +226,12 @@ class AdmissionView(Protocol):
 
     def save_tokens(self, api_key_id: str, tokens: float, at_ms: int) -> None:
         """Write the key's rate bucket level, committed with the job (or not at all)."""
+        ...
+
+    def hold_credits(self, api_key_id: str, amount: int) -> bool:
+        """Move ``amount`` from the key's balance to held for the job being submitted
+        (recorded in the ledger with its id); False, and nothing written, when the
+        balance is short. The hold is charged or released when the job ends."""
         ...
 
 
@@ -191,6 +268,13 @@ class JobStore(Protocol):
     def set_key_limits(self, key_id: str, **overrides: int | float | None) -> None:
         """Set overrides (``max_unfinished``, ``rate_per_second``, ``rate_burst``) of a
         key; a None value clears one (back to the server's setting)."""
+        ...
+
+    def set_key_webhook(
+        self, key_id: str, url: str | None, secret: str | None = None
+    ) -> dict[str, Any] | None:
+        """Set (None: clear) a key's default webhook URL and, when given, its signing
+        secret; the key's row afterwards, None for no such key."""
         ...
 
     # -- operations (docs/operations.md)
@@ -236,6 +320,22 @@ class JobStore(Protocol):
     def expired_ids(self, limit: int = 500) -> list[str]: ...
     def delete_jobs(self, ids: list[str]) -> int: ...
 
+    # -- webhook deliveries (docs/webhooks.md); enqueued as a job ends, by the store
+    def claim_deliveries(self, owner: str, limit: int, lease_seconds: float) -> list[Delivery]:
+        """Up to ``limit`` pending deliveries now due and not leased elsewhere, oldest
+        due first, leased to ``owner``."""
+        ...
+
+    def record_delivery(self, delivery_id: str, owner: str, outcome: DeliveryOutcome) -> bool:
+        """Write an attempt's outcome and drop the lease; False if the lease is lost."""
+        ...
+
+    def deliveries_of(self, job_id: str) -> list[Delivery]: ...
+    def webhook_secret(self, api_key_id: str) -> str | None: ...
+    def purge_deliveries(self, ended_before: int) -> int:
+        """Delete succeeded or failed deliveries that ended before ``ended_before``."""
+        ...
+
     # -- uploads
     def add_upload(self, upload: Upload) -> None: ...
     def get_upload(self, upload_id: str) -> Upload | None: ...
@@ -245,6 +345,23 @@ class JobStore(Protocol):
 
     def expired_upload_ids(self, limit: int = 500) -> list[str]: ...
     def delete_uploads(self, ids: list[str]) -> int: ...
+
+    # -- credits (docs/credits.md): holds are taken by AdmissionView.hold_credits and
+    # settled in the transaction that ends the job (charge on completed, else release)
+    def top_up_credits(self, api_key_id: str, amount: int, note: str | None = None) -> Credits:
+        """Add ``amount`` (negative: take back, never below 0) to the key's balance;
+        ValueError when the balance would go negative."""
+        ...
+
+    def credits(self, api_key_id: str) -> Credits:
+        """The key's balance and held credits (0 and 0 for a key never topped up)."""
+        ...
+
+    def credit_history(
+        self, api_key_id: str, limit: int = 50, before: int | None = None
+    ) -> list[LedgerEntry]:
+        """The key's ledger, newest first; ``before``: entries older than that id."""
+        ...
 
 
 LOST_MESSAGE = "the job was lost by its worker {n} times and was given up"

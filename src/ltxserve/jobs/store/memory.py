@@ -30,15 +30,20 @@ from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
 from ltxserve.jobs.store.base import (
     LOST_MESSAGE,
     Admission,
+    Credits,
+    Delivery,
+    DeliveryOutcome,
     Job,
     JobStore,
     JobView,
     KeyLimits,
+    LedgerEntry,
     LimitsState,
     Upload,
     now_ms,
     valid_upload_id,
 )
+from ltxserve.jobs.store.deliveries import PENDING, new_delivery
 
 _UNFINISHED = frozenset({JobStatus.PENDING, JobStatus.PROCESSING})
 
@@ -54,8 +59,9 @@ class DuplicateError(Exception):
 class _AdmissionView:
     """Admission reads under the store's lock, which the insert still holds."""
 
-    def __init__(self, store: MemoryJobStore) -> None:
+    def __init__(self, store: MemoryJobStore, job_id: str) -> None:
         self.store = store
+        self.job_id = job_id
 
     def unfinished_jobs(self, api_key_id: str, cap: int | None = None) -> int:
         n = sum(
@@ -76,6 +82,59 @@ class _AdmissionView:
     def save_tokens(self, api_key_id: str, tokens: float, at_ms: int) -> None:
         old = self.store._limits.get(api_key_id, KeyLimits())
         self.store._limits[api_key_id] = replace(old, tokens=tokens, tokens_at=at_ms)
+
+    def hold_credits(self, api_key_id: str, amount: int) -> bool:
+        return self.store._ledger.hold(api_key_id, self.job_id, amount)
+
+
+class _Ledger:
+    """Credits in memory, as jobs/store/ledger.py keeps them in SQL; the store's lock
+    is held by every caller."""
+
+    def __init__(self) -> None:
+        self.balances: dict[str, Credits] = {}
+        self.entries: list[LedgerEntry] = []
+
+    def _add(
+        self, key: str, kind: str, amount: int, job_id: str | None = None, note: str | None = None
+    ) -> None:
+        if job_id is not None and any(
+            e.job_id == job_id and (e.kind == kind or {e.kind, kind} == {"charge", "release"})
+            for e in self.entries
+        ):  # the SQL ledger's partial unique indexes
+            raise DuplicateError(f"job {job_id} already has a {kind} entry")
+        balance = self.balances.get(key, Credits(0, 0)).balance
+        entry = LedgerEntry(
+            len(self.entries) + 1, key, kind, amount, balance, job_id, note, now_ms()
+        )
+        self.entries.append(entry)
+
+    def hold(self, key: str, job_id: str, amount: int) -> bool:
+        now = self.balances.get(key, Credits(0, 0))
+        if key not in self.balances or now.balance < amount:
+            return False
+        self.balances[key] = Credits(now.balance - amount, now.held + amount)
+        self._add(key, "hold", amount, job_id)
+        return True
+
+    def settle(self, job_id: str, status: JobStatus) -> None:
+        mine = [e for e in self.entries if e.job_id == job_id]
+        held = next((e for e in mine if e.kind == "hold"), None)
+        if held is None or any(e.kind in ("charge", "release") for e in mine):
+            return
+        now = self.balances[held.api_key_id]
+        charge = status == JobStatus.COMPLETED
+        back = 0 if charge else held.amount
+        self.balances[held.api_key_id] = Credits(now.balance + back, now.held - held.amount)
+        self._add(held.api_key_id, "charge" if charge else "release", held.amount, job_id)
+
+    def top_up(self, key: str, amount: int, note: str | None) -> Credits:
+        now = self.balances.get(key, Credits(0, 0))
+        if now.balance + amount < 0:
+            raise ValueError(f"the balance is {now.balance}; it cannot go below 0")
+        self.balances[key] = Credits(now.balance + amount, now.held)
+        self._add(key, "top_up", amount, note=note)
+        return self.balances[key]
 
 
 class _Bell:
@@ -110,7 +169,10 @@ class MemoryJobStore:
         self._keys: dict[str, dict[str, Any]] = {}
         self._uploads: dict[str, Upload] = {}
         self._limits: dict[str, KeyLimits] = {}  # the SQL stores' key_limits rows
+        self._deliveries: dict[str, Delivery] = {}  # insertion order = creation order
+        self._delivery_leases: dict[str, tuple[str, int]] = {}  # id -> (owner, expires)
         self._bells: set[threading.Event] = set()
+        self._ledger = _Ledger()
 
     def doorbell(self, data_dir: Path) -> Doorbell:
         return _Bell(self._bells)
@@ -142,6 +204,8 @@ class MemoryJobStore:
                 "created_at": now_ms(),
                 "revoked_at": None,
                 "simulate": simulate,
+                "webhook_url": None,
+                "webhook_secret": None,
             }
 
     def key_by_hash(self, key_hash: str) -> dict[str, Any] | None:
@@ -205,10 +269,10 @@ class MemoryJobStore:
             lease_expires_at=None,
         )
         with self._lock:
-            if admit is not None:
-                admit(_AdmissionView(self), api_key_id, endpoint, request)
-            if job.id in self._jobs:
+            if job.id in self._jobs:  # before admission, whose holds SQL would roll back
                 raise DuplicateError(f"job {job.id} exists")
+            if admit is not None:
+                admit(_AdmissionView(self, job.id), api_key_id, endpoint, request)
             self._jobs[job.id] = job
         return replace(job, request=request)
 
@@ -261,7 +325,14 @@ class MemoryJobStore:
             values["error_type"], values["error_message"] = error
         if status == JobStatus.COMPLETED:
             values["progress"] = 1.0
-        return self._cas(job, **values)
+        done = self._cas(job, **values)
+        if done:  # as in SQL: the job's credits settle with its end, once
+            self._ledger.settle(job.id, status)
+        if done:  # webhooks: the job's terminal message, under the same lock
+            d = new_delivery(job, status, now)
+            if d is not None:
+                self._deliveries[d.id] = d
+        return done
 
     def claim(
         self, owner: str, lease_seconds: float, max_attempts: int, *, retention_ms: int
@@ -382,6 +453,71 @@ class MemoryJobStore:
         with self._lock:
             return sum(self._jobs.pop(i, None) is not None for i in ids)
 
+    # -- webhook deliveries -----------------------------------------------------
+    def set_key_webhook(
+        self, key_id: str, url: str | None, secret: str | None = None
+    ) -> dict[str, Any] | None:
+        with self._lock:
+            k = self._keys.get(key_id)
+            if k is None:
+                return None
+            k["webhook_url"] = url
+            if secret is not None:
+                k["webhook_secret"] = secret
+            return dict(k)
+
+    def claim_deliveries(self, owner: str, limit: int, lease_seconds: float) -> list[Delivery]:
+        now = now_ms()
+        with self._lock:
+            due = [
+                d
+                for d in self._deliveries.values()
+                if d.state == PENDING
+                and d.next_attempt_at is not None
+                and d.next_attempt_at <= now
+                and self._delivery_leases.get(d.id, ("", 0))[1] < now
+            ]
+            due.sort(key=lambda d: d.next_attempt_at or 0)
+            for d in due[:limit]:
+                self._delivery_leases[d.id] = (owner, now + int(lease_seconds * 1000))
+            return [replace(d, log=_copy(d.log)) for d in due[:limit]]
+
+    def record_delivery(self, delivery_id: str, owner: str, outcome: DeliveryOutcome) -> bool:
+        with self._lock:
+            d = self._deliveries.get(delivery_id)
+            lease = self._delivery_leases.get(delivery_id)
+            if d is None or d.state != PENDING or lease is None or lease[0] != owner:
+                return False
+            del self._delivery_leases[delivery_id]
+            self._deliveries[delivery_id] = replace(
+                d, **{**outcome.__dict__, "log": _copy(outcome.log)}
+            )
+            return True
+
+    def deliveries_of(self, job_id: str) -> list[Delivery]:
+        with self._lock:
+            found = [d for d in self._deliveries.values() if d.job_id == job_id]
+        return [replace(d, log=_copy(d.log)) for d in found]
+
+    def webhook_secret(self, api_key_id: str) -> str | None:
+        with self._lock:
+            k = self._keys.get(api_key_id)
+            return str(k["webhook_secret"]) if k and k.get("webhook_secret") else None
+
+    def purge_deliveries(self, ended_before: int) -> int:
+        with self._lock:
+            gone = [
+                d.id
+                for d in self._deliveries.values()
+                if d.state != PENDING
+                and d.completed_at is not None
+                and d.completed_at < ended_before
+            ]
+            for i in gone:
+                del self._deliveries[i]
+                self._delivery_leases.pop(i, None)
+        return len(gone)
+
     # -- uploads ------------------------------------------------------------
     def add_upload(self, upload: Upload) -> None:
         with self._lock:
@@ -414,6 +550,26 @@ class MemoryJobStore:
     def delete_uploads(self, ids: list[str]) -> int:
         with self._lock:
             return sum(self._uploads.pop(i, None) is not None for i in ids)
+
+    # -- credits (docs/credits.md) ---------------------------------------------
+    def top_up_credits(self, api_key_id: str, amount: int, note: str | None = None) -> Credits:
+        with self._lock:
+            return self._ledger.top_up(api_key_id, amount, note)
+
+    def credits(self, api_key_id: str) -> Credits:
+        with self._lock:
+            return self._ledger.balances.get(api_key_id, Credits(0, 0))
+
+    def credit_history(
+        self, api_key_id: str, limit: int = 50, before: int | None = None
+    ) -> list[LedgerEntry]:
+        with self._lock:
+            mine = [
+                e
+                for e in reversed(self._ledger.entries)
+                if e.api_key_id == api_key_id and (before is None or e.id < before)
+            ]
+        return mine[:limit]
 
 
 _KEEPS_PROTOCOL: type[JobStore] = MemoryJobStore  # mypy checks the class against base.JobStore

@@ -36,13 +36,18 @@ from sqlalchemy.engine import Connection
 from ltxserve.errors import StoreBusyError
 from ltxserve.jobs.lifecycle.doorbell import Doorbell, FifoDoorbell, PgDoorbell, Silent
 from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
+from ltxserve.jobs.store import deliveries, ledger
 from ltxserve.jobs.store import limits as limits_sql
 from ltxserve.jobs.store.base import (
     LOST_MESSAGE,
     Admission,
+    Credits,
+    Delivery,
+    DeliveryOutcome,
     Job,
     JobView,
     KeyLimits,
+    LedgerEntry,
     LimitsState,
     Upload,
     now_ms,
@@ -330,7 +335,8 @@ class SqlJobStore:
         )
         with self._write() as conn:
             if admit is not None:
-                admit(_AdmissionView(conn, self.is_sqlite), api_key_id, endpoint, request)
+                view = _AdmissionView(conn, self.is_sqlite, job_id)
+                admit(view, api_key_id, endpoint, request)
             conn.execute(insert(jobs).values(**values))
         # the row is exactly what was inserted: no second round trip to read it back
         return Job(
@@ -480,7 +486,12 @@ class SqlJobStore:
             )
             .values(**values)
         )
-        return bool(res.rowcount)
+        done = bool(res.rowcount)
+        if done:  # the job ended here, once: its credits settle in the same transaction
+            ledger.settle(conn, job.id, status)
+        if done:  # webhooks: the job's terminal message commits with its end
+            deliveries.enqueue(conn, job, status, now)
+        return done
 
     def finish(
         self,
@@ -558,6 +569,33 @@ class SqlJobStore:
             res = conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
         return int(res.rowcount)
 
+    # -- webhook deliveries (SQL in deliveries.py; docs/webhooks.md) ----------
+    def set_key_webhook(
+        self, key_id: str, url: str | None, secret: str | None = None
+    ) -> dict[str, Any] | None:
+        with self._write() as conn:
+            return deliveries.set_key_webhook(conn, key_id, url, secret)
+
+    def claim_deliveries(self, owner: str, limit: int, lease_seconds: float) -> list[Delivery]:
+        with self._write() as conn:
+            return deliveries.claim(conn, owner, limit, int(lease_seconds * 1000), now_ms())
+
+    def record_delivery(self, delivery_id: str, owner: str, outcome: DeliveryOutcome) -> bool:
+        with self._write() as conn:
+            return deliveries.record(conn, delivery_id, owner, outcome)
+
+    def deliveries_of(self, job_id: str) -> list[Delivery]:
+        with self.read() as conn:
+            return deliveries.of_job(conn, job_id)
+
+    def webhook_secret(self, api_key_id: str) -> str | None:
+        with self.read() as conn:
+            return deliveries.secret(conn, api_key_id)
+
+    def purge_deliveries(self, ended_before: int) -> int:
+        with self._write() as conn:
+            return deliveries.purge(conn, ended_before)
+
     # -- uploads ------------------------------------------------------------
     def add_upload(self, upload: Upload) -> None:
         with self._write() as conn:
@@ -601,6 +639,21 @@ class SqlJobStore:
             res = conn.execute(delete(uploads).where(uploads.c.id.in_(ids)))
         return int(res.rowcount)
 
+    # -- credits (jobs/store/ledger.py, docs/credits.md) ---------------------
+    def top_up_credits(self, api_key_id: str, amount: int, note: str | None = None) -> Credits:
+        with self._write() as conn:
+            return ledger.top_up(conn, api_key_id, amount, note)
+
+    def credits(self, api_key_id: str) -> Credits:
+        with self.read() as conn:
+            return ledger.credits(conn, api_key_id)
+
+    def credit_history(
+        self, api_key_id: str, limit: int = 50, before: int | None = None
+    ) -> list[LedgerEntry]:
+        with self.read() as conn:
+            return ledger.history(conn, api_key_id, limit, before)
+
 
 _KEEPS_PROTOCOL: type[BaseJobStore] = SqlJobStore  # mypy checks the class against base.JobStore
 JobStore = SqlJobStore
@@ -618,9 +671,10 @@ class _AdmissionView:
     is in limits.py.
     """
 
-    def __init__(self, conn: Connection, sqlite: bool) -> None:
+    def __init__(self, conn: Connection, sqlite: bool, job_id: str) -> None:
         self.conn = conn
         self.sqlite = sqlite
+        self.job_id = job_id  # the job being admitted
         self.locked: set[str] = set()
 
     def _lock(self, api_key_id: str) -> None:
@@ -652,6 +706,10 @@ class _AdmissionView:
     def save_tokens(self, api_key_id: str, tokens: float, at_ms: int) -> None:
         self._lock(api_key_id)
         limits_sql.save_tokens(self.conn, api_key_id, tokens, at_ms)
+
+    def hold_credits(self, api_key_id: str, amount: int) -> bool:
+        # a conditional UPDATE of the key's balance row: atomic on its own
+        return ledger.hold(self.conn, api_key_id, self.job_id, amount)
 
 
 class _WriteTx:

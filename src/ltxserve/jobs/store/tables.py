@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 
@@ -32,6 +33,8 @@ api_keys = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
     Column("simulate", Text, nullable=True),  # client-testing directives; NULL = off
+    Column("webhook_url", Text, nullable=True),  # default callback_url of the key's jobs
+    Column("webhook_secret", String(64), nullable=True),  # whsec_...: signs its webhooks
 )
 
 jobs = Table(
@@ -62,7 +65,7 @@ jobs = Table(
         sqlite_where=text("status IN ('pending', 'processing')"),
     ),
     Index("ix_jobs_expires_at", "expires_at"),
-    # the per-key concurrency count at submit: a key's live jobs only (migration 0005_limits)
+    # the per-key concurrency count at submit: a key's live jobs only (migration 0007_limits)
     Index(
         "ix_jobs_key_unfinished",
         "api_key_id",
@@ -71,7 +74,7 @@ jobs = Table(
     ),
 )
 
-# Per-key limit overrides and the key's rate bucket (docs/limits.md; migration 0005_limits).
+# Per-key limit overrides and the key's rate bucket (docs/limits.md; migration 0007_limits).
 # A row exists only for a key with an override or whose bucket has been used.
 key_limits = Table(
     "key_limits",
@@ -96,4 +99,75 @@ uploads = Table(
     Column("size", BigInteger, nullable=True),
     Column("content_type", String(200), nullable=True),
     Index("ix_uploads_expires_at", "expires_at"),
+)
+
+# -- credits (docs/credits.md; migration 0005) --------------------------------
+# A key's credits: ``balance`` is what it may still spend, ``held`` what its unfinished
+# jobs have set aside (a hold moves credits from one to the other). No row: 0 and 0.
+credit_balances = Table(
+    "credit_balances",
+    metadata,
+    Column("api_key_id", String(32), primary_key=True),
+    Column("balance", BigInteger, nullable=False, server_default="0"),
+    Column("held", BigInteger, nullable=False, server_default="0"),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Every movement of credits, kept after its job's row is gone (no foreign key). Amounts
+# are positive; ``kind`` gives the direction; ``balance`` is the key's balance after it.
+# The partial unique indexes are the ledger's own guard that a job is held at most once
+# and settled (charged or released) at most once, whatever the code above it does.
+credit_ledger = Table(
+    "credit_ledger",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("api_key_id", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),  # top_up | hold | charge | release
+    Column("amount", BigInteger, nullable=False),
+    Column("balance", BigInteger, nullable=False),
+    Column("job_id", String(36), nullable=True),
+    Column("note", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_credit_ledger_key", "api_key_id", "id"),
+    Index(
+        "uq_credit_ledger_hold",
+        "job_id",
+        unique=True,
+        postgresql_where=text("kind = 'hold'"),
+        sqlite_where=text("kind = 'hold'"),
+    ),
+    Index(
+        "uq_credit_ledger_settle",
+        "job_id",
+        unique=True,
+        postgresql_where=text("kind IN ('charge', 'release')"),
+        sqlite_where=text("kind IN ('charge', 'release')"),
+    ),
+)
+
+
+# One row per webhook message (docs/webhooks.md): inserted in the transaction that
+# finishes the job (deliveries.py), claimed with a lease by an API process's delivery loop.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),  # msg_<hex>: the webhook-id header
+    Column("job_id", String(36), nullable=False),
+    Column("api_key_id", String(32), nullable=False),
+    Column("endpoint", String(40), nullable=False),
+    Column("event", String(40), nullable=False),  # job.completed | job.failed
+    Column("url", Text, nullable=False),
+    Column("base_url", Text, nullable=False),  # where result URLs in the event point
+    Column("payload", Text, nullable=True),  # the body, set at the first attempt, then kept
+    Column("state", String(16), nullable=False),  # pending | succeeded | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=True),
+    Column("completed_at", BigInteger, nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", BigInteger, nullable=True),
+    Column("log", JSON, nullable=True),  # the attempts: at, duration_ms, status_code, error
+    UniqueConstraint("job_id", "event", name="uq_webhook_deliveries_job_event"),
+    Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+    Index("ix_webhook_deliveries_job", "job_id"),
 )

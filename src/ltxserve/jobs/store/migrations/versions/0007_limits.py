@@ -5,15 +5,15 @@ written back in the same transaction) and counts the key's pending and processin
 jobs; ix_jobs_key_unfinished keeps that count to the key's live jobs, whatever
 the size of the queue or of the retained history (docs/limits.md).
 
-Revision ID: 0005_limits
-Revises: 0004
+Revision ID: 0007
+Revises: 0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_limits"
-down_revision = "0004"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
