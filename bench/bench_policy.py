@@ -17,11 +17,11 @@ every submit; the term list has 5,000 terms.
 
 Adding a feature is one entry in ``FEATURES``: its settings, and if it needs them
 per-request headers (an ``Idempotency-Key``) or a set-up step per key (a credit
-top-up). The entries for credits and idempotency are there, commented out, until
-their lanes are merged.
+top-up): credits is one; idempotency's is there, commented out, until its lane is
+merged.
 
 Usage: python bench/bench_policy.py [--submits 400] [--rounds 6] [--concurrency 32]
-       [--keys 20] [--only concurrency,rate,queue,content_policy] [--stores sqlite,postgresql]
+       [--keys 20] [--only concurrency,rate,queue,content_policy,credits] [--stores sqlite,postgresql]
        [--store-level]
        [--pg-url postgresql+psycopg://postgres@127.0.0.1:54329/postgres]
 PostgreSQL is skipped without --pg-url or $LTXSERVE_TEST_PG_URL (scripts/pg-start.sh).
@@ -81,8 +81,12 @@ FEATURES: dict[str, Feature] = {
     "rate": Feature({"LTXSERVE_RATE_LIMIT_PER_SECOND": HUGE, "LTXSERVE_RATE_LIMIT_BURST": HUGE}),
     "queue": Feature({"LTXSERVE_MAX_PENDING_JOBS": HUGE}),
     "content_policy": Feature({}, files={"LTXSERVE_CONTENT_TERMS_FILE": _terms}),
-    # "credits": Feature({"LTXSERVE_CREDITS": "on"},
-    #                    setup=lambda srv, key: srv.cli("keys", "top-up", key[:12], "1000000")),
+    # a balance that never runs out: the hold is written on every submit
+    "credits": Feature(
+        {"LTXSERVE_CREDITS": "true"},
+        setup=lambda srv, key: srv.cli("keys", "top-up", key, "1000000000") and None,
+    ),
+    # idempotency (lane `listing`), once merged:
     # "idempotency": Feature({}, headers=lambda i: {"Idempotency-Key": uuid.uuid4().hex}),
 }
 OFF = {
@@ -90,6 +94,7 @@ OFF = {
     "LTXSERVE_RATE_LIMIT_PER_SECOND": "0",
     "LTXSERVE_MAX_PENDING_JOBS": "0",
     "LTXSERVE_CONTENT_POLICY": "none",
+    "LTXSERVE_CREDITS": "false",
 }
 
 
