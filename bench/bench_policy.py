@@ -21,7 +21,8 @@ top-up): credits is one; idempotency's is there, commented out, until its lane i
 merged.
 
 Usage: python bench/bench_policy.py [--submits 400] [--rounds 6] [--concurrency 32]
-       [--keys 20] [--only concurrency,rate,queue,content_policy,credits] [--stores sqlite,postgresql]
+       [--keys 20] [--only concurrency,rate,queue,content_policy,credits]
+       [--stores sqlite,postgresql]
        [--store-level]
        [--pg-url postgresql+psycopg://postgres@127.0.0.1:54329/postgres]
 PostgreSQL is skipped without --pg-url or $LTXSERVE_TEST_PG_URL (scripts/pg-start.sh).
