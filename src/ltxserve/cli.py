@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 from pathlib import Path
@@ -118,6 +119,14 @@ def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+def _check_content_policy(settings: Settings) -> None:
+    """Load the content policy now (docs/limits.md): a bad name or term file is one
+    line and exit 78 at start, not a failure of every submit."""
+    from ltxserve.jobs.lifecycle.policy import load_policy
+
+    load_policy(settings)
+
+
 def _key_hint(data_dir: Path) -> str:
     flag = "" if data_dir == default_data_dir() else f" --data-dir {data_dir}"
     return f"ltxserve keys create{flag}"
@@ -155,6 +164,7 @@ def serve(
             os.environ["LTXSERVE_ENGINE"] = engine
             settings.engine = engine
         n_workers = settings.workers if workers is None else workers
+        _check_content_policy(settings)
         if n_workers:
             from ltxserve.engines import check_engine
 
@@ -266,6 +276,7 @@ def worker(
         settings.check_shared()
         os.environ["LTXSERVE_LOG_LEVEL"] = _logging(log_level, settings, "info")  # the runner's
         name = check_engine(engine if engine != "auto" else settings.engine, settings)
+        _check_content_policy(settings)
     except ConfigError as exc:
         _config_exit(exc, "worker")
     use_dir(settings.data_dir)  # before ltxserve.worker makes its metrics
@@ -348,6 +359,7 @@ def keys_create(
             "request, e.g. 'fail=content_filtered_error' or 'submit=429,retry_after=2'."
         ),
     ] = None,
+    max_concurrency: MaxConcurrency = None,
     webhook_url: Annotated[
         str | None,
         typer.Option(
@@ -361,6 +373,7 @@ def keys_create(
     from ltxserve.keys import create_key
     from ltxserve.webhooks.callback import check_target
 
+    overrides = _limit_overrides(max_concurrency, None, None)
     store = _open_store(data_dir, "keys create")
     try:
         if webhook_url is not None:
@@ -369,6 +382,10 @@ def keys_create(
     except LtxError as exc:
         typer.echo(exc.message, err=True)
         raise typer.Exit(2) from None
+    if overrides:
+        from ltxserve.keys import find_key
+
+        store.set_key_limits(str(find_key(store, token)["id"]), **overrides)
     typer.echo(token)
 
 
@@ -417,6 +434,114 @@ def keys_revoke(
         raise typer.Exit(1) from None
     store.revoke_key(str(key["id"]))
     typer.echo(f"revoked key {key['id']} ({key['prefix']}...)")
+
+
+# -- limits per key (docs/limits.md) ---------------------------------------------------
+
+MaxConcurrency = Annotated[
+    str | None,
+    typer.Option(
+        "--max-concurrency",
+        help="Most jobs this key may have pending or processing: a number, 0 or 'unlimited' "
+        "(no limit), or 'default' (LTXSERVE_MAX_UNFINISHED_PER_KEY, 2 unless set).",
+        show_default=False,
+    ),
+]
+
+
+def _limit_value(option: str, text: str | None, kind: type[int] | type[float]) -> Any:
+    """The override an option asks for: (set, value); 'default' clears it (None)."""
+    if text is None:
+        return ...
+    word = text.strip().lower()
+    if word == "default":
+        return None
+    if word in ("unlimited", "off", "none"):
+        return kind(0)
+    try:
+        value = kind(word)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r}: give a number, 0 or 'unlimited', or 'default'", param_hint=option
+        ) from None
+    if value < 0 or (kind is float and not math.isfinite(value)):
+        raise typer.BadParameter(f"{text!r} must be 0 or more", param_hint=option)
+    return value
+
+
+def _limit_overrides(
+    max_concurrency: str | None, rate: str | None, burst: str | None
+) -> dict[str, Any]:
+    values = {
+        "max_unfinished": _limit_value("--max-concurrency", max_concurrency, int),
+        "rate_per_second": _limit_value("--rate", rate, float),
+        "rate_burst": _limit_value("--burst", burst, int),
+    }
+    if values["rate_burst"] == 0:
+        raise typer.BadParameter("a burst of 0 admits nothing; use --rate 0", param_hint="--burst")
+    return {k: v for k, v in values.items() if v is not ...}
+
+
+def _limits_line(store: JobStore, key: dict[str, Any]) -> str:
+    """The key's limits as they apply: its own value, else the server's setting."""
+    own = store.get_key_limits(str(key["id"]))
+    s = _settings(None)
+
+    def show(value: float, own_value: float | None, unit: str = "") -> str:
+        text = "unlimited" if value == 0 else f"{value:g}{unit}"
+        return text + (" (this key)" if own_value is not None else " (server default)")
+
+    cap = s.max_unfinished_per_key if own.max_unfinished is None else own.max_unfinished
+    rate = s.rate_limit_per_second if own.rate_per_second is None else own.rate_per_second
+    burst = s.rate_limit_burst if own.rate_burst is None else own.rate_burst
+    return (
+        f"{key['id']} ({key['prefix']}...): max-concurrency {show(cap, own.max_unfinished)}; "
+        f"rate {show(rate, own.rate_per_second, '/s')}; burst {show(burst, own.rate_burst)}"
+    )
+
+
+@keys_app.command("set-limits", cls=Command)
+def keys_set_limits(
+    key_ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID_OR_PREFIX",
+            help="The key, as for `keys revoke` (4+ characters of an id or prefix, or the key).",
+        ),
+    ],
+    max_concurrency: MaxConcurrency = None,
+    rate: Annotated[
+        str | None,
+        typer.Option(
+            help="Submits per second this key may make (token bucket): a number, 0 or "
+            "'unlimited' (off), or 'default' (LTXSERVE_RATE_LIMIT_PER_SECOND).",
+            show_default=False,
+        ),
+    ] = None,
+    burst: Annotated[
+        str | None,
+        typer.Option(
+            help="The bucket's size, submits at once after a pause: a number, or 'default' "
+            "(LTXSERVE_RATE_LIMIT_BURST).",
+            show_default=False,
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Set a key's own limits (docs/limits.md), then print the limits that apply to it;
+    with no option, only print them. They apply to its next submit, on every API process."""
+    from ltxserve.keys import KeyMatchError, find_key
+
+    overrides = _limit_overrides(max_concurrency, rate, burst)
+    store = _open_store(data_dir, "keys set-limits")
+    try:
+        key = find_key(store, key_ref)
+    except KeyMatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if overrides:
+        store.set_key_limits(str(key["id"]), **overrides)
+    typer.echo(_limits_line(store, key))
 
 
 add_credit_commands(keys_app, _open_store)  # top-up, show, history (cli_credits.py)

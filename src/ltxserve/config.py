@@ -89,9 +89,20 @@ class Settings(BaseSettings):
     stop_grace_seconds: float = 30.0  # a job the worker lost: how long the runner gets to drop it
     poll_interval: float = 0.5  # how often an idle worker looks for work
     sweep_interval: float = 30.0
-    # Admission (jobs/lifecycle/admission.py): at most this many jobs pending or
-    # processing per API key, checked in the submit's transaction; 0 = no limit.
-    max_unfinished_per_key: int = Field(default=0, ge=0)
+    # Limits (docs/limits.md; jobs/lifecycle/limits.py), checked in the submit's own
+    # transaction so they hold across API processes. A key's own value, set with
+    # `ltxserve keys set-limits`, overrides the first three.
+    max_unfinished_per_key: int = Field(default=2, ge=0)  # jobs pending or processing; 0: none
+    rate_limit_per_second: float = Field(default=0.0, ge=0)  # submits/s per key (bucket); 0: off
+    rate_limit_burst: int = Field(default=10, ge=1)  # the bucket's size
+    max_pending_jobs: int = Field(default=0, ge=0)  # server-wide queue depth (503); 0: none
+    queue_retry_after_seconds: int = Field(default=5, ge=1)  # Retry-After of that 503
+    # Content policy on prompts (docs/limits.md#content-policy): "terms" (the term list
+    # below; none given: nothing filtered), "none", an entry point name of the group
+    # ltxserve.content_policy, or module:attribute.
+    content_policy: str = "terms"
+    content_terms: Annotated[list[str], NoDecode] = Field(default_factory=list)  # comma list
+    content_terms_file: Path | None = None  # one term per line, "#" comments
     # Listing and idempotency (docs/api.md, "Listing jobs" and "Idempotency"): how long an
     # Idempotency-Key names the job it made; expired keys go with the sweeper.
     idempotency_seconds: float = Field(default=24 * 3600.0, gt=0)
@@ -149,6 +160,18 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("content_terms", mode="before")
+    @classmethod
+    def _split_terms(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [t.strip() for t in text.split(",") if t.strip()]
         return value
 
     @field_validator("fetch_allow_hosts", mode="before")

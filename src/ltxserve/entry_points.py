@@ -46,6 +46,7 @@ SERVER_MODULES = (
     "prometheus_client",
     "boto3",
     "swagger_ui",
+    "ahocorasick",
     "standardwebhooks",
 )
 """One importable module per distribution of the ``server`` extra."""

@@ -222,6 +222,8 @@ class Worker:
                 # large data URIs were stored as blobs at submit (jobs/payloads.py)
                 job = self.manager.restore(job)
                 inputs = self._resolve_inputs(job, workdir)
+                # a content policy that reads inputs (docs/limits.md): filtered -> failed
+                self.manager.screen_inputs(job, {k: Path(v) for k, v in inputs.items()})
             except StoreBusyError:  # the store went away meanwhile: not the job's fault
                 self._stored(lambda: self.manager.release(job, self.owner))
                 return

@@ -16,7 +16,8 @@ from ltxserve.config import ConfigError, Settings
 from ltxserve.inputs.media import InputInfo
 from ltxserve.jobs.contract.catalog import Catalog
 from ltxserve.jobs.contract.requests import validate
-from ltxserve.jobs.lifecycle.admission import CreditHold, admission_from_settings
+from ltxserve.jobs.lifecycle.admission import AllOf, CreditHold, admission_from_settings
+from ltxserve.jobs.lifecycle.limits import Limits
 from ltxserve.jobs.lifecycle.pricing import PriceTable, input_note
 
 CATALOG = Catalog.load()
@@ -112,9 +113,11 @@ def test_malformed_table_is_a_config_error(data: dict[str, Any]) -> None:
 
 
 def test_credits_setting_turns_the_policy_on(tmp_path: Path) -> None:
-    assert admission_from_settings(Settings(data_dir=tmp_path)) is None
+    """The limits are always checked (docs/limits.md); the credit hold joins them, last."""
+    assert isinstance(admission_from_settings(Settings(data_dir=tmp_path)), Limits)
     policy = admission_from_settings(Settings(data_dir=tmp_path, credits=True))
-    assert isinstance(policy, CreditHold)
+    assert isinstance(policy, AllOf)
+    assert [type(p) for p in policy.policies] == [Limits, CreditHold]
 
 
 def test_a_bad_price_file_stops_the_worker_with_one_line(tmp_path: Path) -> None:

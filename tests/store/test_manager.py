@@ -25,7 +25,13 @@ from ltxserve.storage.base import BlobNotFound
 from ltxserve.storage.local import LocalBlobStore
 from ltxserve.worker import RunnerCrashed, Worker
 
-FAST = dict(heartbeat_seconds=0.05, progress_seconds=0.01, lease_seconds=5, stop_grace_seconds=2)
+FAST = dict(
+    heartbeat_seconds=0.05,
+    progress_seconds=0.01,
+    lease_seconds=5,
+    stop_grace_seconds=2,
+    max_unfinished_per_key=0,  # the limit (default 2) has tests of its own
+)
 
 
 @pytest.fixture

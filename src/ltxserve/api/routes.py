@@ -64,6 +64,11 @@ async def create_job(
         raise refusal
     body = await read_json(request)
     validated = manager.validate(endpoint, body)
+    if manager.content is not None:  # content policy (docs/limits.md): 422 before any fetch
+        if manager.content.inline:
+            manager.screen(endpoint, validated)
+        else:
+            await run_in_threadpool(manager.screen, endpoint, validated)
     part = sim.job_part() if sim else None
     if part is not None:
         validated["_simulate"] = part  # played by the runner, for every engine

@@ -6,9 +6,10 @@ submits of one key (``base.AdmissionView``). A check and the insert it allows
 are therefore one step: two API processes cannot both read "N-1 unfinished" and
 both insert. Limits, credits and idempotency belong here.
 
-None is active by default. ``LTXSERVE_MAX_UNFINISHED_PER_KEY`` (0: off): a key
-may have at most that many jobs pending or processing; one more answers 429
-``concurrency_limit_error`` with Retry-After. ``LTXSERVE_CREDITS=true``: the
+The limits (limits.py: per-key concurrency, default 2; per-key rate; queue
+depth; docs/limits.md) are always checked, since a key's own override may turn
+one on whatever the server's settings. ``MaxUnfinishedPerKey`` is the
+concurrency limit alone, for tests of the view. ``LTXSERVE_CREDITS=true``: the
 job's estimated cost (pricing.py) is held against the key's balance; when it
 does not fit, 402 ``insufficient_funds_error`` (docs/credits.md).
 """
@@ -20,6 +21,7 @@ from typing import Any
 
 from ltxserve.config import Settings
 from ltxserve.errors import ConcurrencyLimitError, InsufficientFundsError
+from ltxserve.jobs.lifecycle.limits import Limits
 from ltxserve.jobs.lifecycle.pricing import PriceTable
 from ltxserve.jobs.store.base import Admission, AdmissionView
 
@@ -76,12 +78,9 @@ class AllOf:
 
 
 def admission_from_settings(settings: Settings) -> Admission | None:
-    """The policies the settings turn on, or None (the default: every submit admitted)."""
-    policies: list[Admission] = []
-    if settings.max_unfinished_per_key > 0:
-        policies.append(MaxUnfinishedPerKey(settings.max_unfinished_per_key))
-    if settings.credits:  # last: it writes (a hold), the others only read
+    """The policies of the deployment: the limits first (always: a key's own value may
+    turn one on), then credits when on (last: it writes a hold)."""
+    policies: list[Admission] = [Limits(settings)]
+    if settings.credits:
         policies.append(CreditHold(PriceTable.load(settings.credits_prices_file)))
-    if not policies:
-        return None
     return policies[0] if len(policies) == 1 else AllOf(policies)

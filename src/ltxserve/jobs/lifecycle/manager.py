@@ -29,6 +29,7 @@ from ltxserve.jobs.lifecycle.changes import ChangeFeed
 from ltxserve.jobs.lifecycle.deliveries import Deliveries
 from ltxserve.jobs.lifecycle.doorbell import Doorbell, Silent
 from ltxserve.jobs.lifecycle.payloads import job_prefix, offload, restore
+from ltxserve.jobs.lifecycle.policy import ContentPolicy, load_policy
 from ltxserve.jobs.lifecycle.states import TERMINAL, JobStatus
 from ltxserve.jobs.lifecycle.uploads import Uploads
 from ltxserve.jobs.store.base import (
@@ -99,6 +100,7 @@ class JobManager:
         self._catalog = catalog
         self.doorbell = doorbell or Silent()
         self.admission = admission if admission is not None else admission_from_settings(settings)
+        self.content: ContentPolicy | None = load_policy(settings)  # policy.py; None: no checks
         self.uploads = Uploads(settings, store, blobs)
         self.deliveries = Deliveries(settings, store)  # webhooks (docs/webhooks.md)
 
@@ -121,6 +123,18 @@ class JobManager:
     # -- the API --------------------------------------------------------------
     def validate(self, endpoint: str, body: Any) -> dict[str, Any]:
         return validate(endpoint, body, self.catalog)
+
+    def screen(self, endpoint: str, request: dict[str, Any]) -> None:
+        """The content policy's prompt check (ContentFilteredError: 422), before the
+        submit fetches or stores anything; the route runs a slow classifier off the loop."""
+        if self.content is not None:
+            self.content.check_prompt(endpoint, request)
+
+    def screen_inputs(self, job: Job, inputs: Mapping[str, Path]) -> None:
+        """The content policy's input check, in the worker once the inputs are local files;
+        ContentFilteredError fails the job with that type."""
+        if self.content is not None and self.content.needs_inputs:
+            self.content.check_inputs(job.endpoint, job.request, inputs)
 
     def submit(self, api_key_id: str, endpoint: str, request: dict[str, Any]) -> Job:
         """Store a validated request as a pending job (large data URIs as blobs) and ring.

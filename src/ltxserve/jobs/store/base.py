@@ -148,6 +148,31 @@ class Upload:
 
 
 @dataclass(frozen=True)
+class KeyLimits:
+    """One key's limit overrides and its rate bucket (table key_limits; docs/limits.md).
+
+    An override of None means "the server's setting"; 0 means "no limit" for this
+    key. ``tokens`` is the bucket's level at ``tokens_at`` (ms); None: never used,
+    hence full.
+    """
+
+    max_unfinished: int | None = None
+    rate_per_second: float | None = None
+    rate_burst: int | None = None
+    tokens: float | None = None
+    tokens_at: int | None = None
+
+
+@dataclass(frozen=True)
+class LimitsState:
+    """``AdmissionView.limits_state``: a key's limits row and the two counts."""
+
+    limits: KeyLimits
+    unfinished: int
+    pending: int
+
+
+@dataclass(frozen=True)
 class Credits:
     """A key's credits (docs/credits.md): what it may spend, and what its unfinished
     jobs hold."""
@@ -226,8 +251,22 @@ class AdmissionView(Protocol):
     database's single writer on SQLite, a lock in memory), until the insert commits.
     """
 
-    def unfinished_jobs(self, api_key_id: str) -> int:
-        """Jobs of this key that are pending or processing."""
+    def unfinished_jobs(self, api_key_id: str, cap: int | None = None) -> int:
+        """Jobs of this key that are pending or processing (counted up to ``cap``)."""
+        ...
+
+    def limits_state(
+        self, api_key_id: str, default_cap: int, pending_cap: int, *, serialise: bool = True
+    ) -> LimitsState:
+        """What the limits read, in one round trip: the key's row, its unfinished jobs
+        counted up to its own cap (else ``default_cap``; 0: not counted), the queue's
+        pending jobs counted up to ``pending_cap`` (0: not counted; exact near the cap,
+        where submits of every key are serialised). ``serialise`` first serialises
+        the key's submits, as ``unfinished_jobs`` does; without it the read is a hint."""
+        ...
+
+    def save_tokens(self, api_key_id: str, tokens: float, at_ms: int) -> None:
+        """Write the key's rate bucket level, committed with the job (or not at all)."""
         ...
 
     def hold_credits(self, api_key_id: str, amount: int) -> bool:
@@ -276,6 +315,12 @@ class JobStore(Protocol):
     def key_by_hash(self, key_hash: str) -> dict[str, Any] | None: ...
     def list_keys(self) -> list[dict[str, Any]]: ...
     def revoke_key(self, key_id_or_prefix: str) -> int: ...
+    def get_key_limits(self, key_id: str) -> KeyLimits: ...
+    def set_key_limits(self, key_id: str, **overrides: int | float | None) -> None:
+        """Set overrides (``max_unfinished``, ``rate_per_second``, ``rate_burst``) of a
+        key; a None value clears one (back to the server's setting)."""
+        ...
+
     def set_key_webhook(
         self, key_id: str, url: str | None, secret: str | None = None
     ) -> dict[str, Any] | None:

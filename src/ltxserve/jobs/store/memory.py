@@ -39,7 +39,9 @@ from ltxserve.jobs.store.base import (
     Job,
     JobStore,
     JobView,
+    KeyLimits,
     LedgerEntry,
+    LimitsState,
     ListQuery,
     Upload,
     now_ms,
@@ -65,12 +67,25 @@ class _AdmissionView:
         self.store = store
         self.job_id = job_id
 
-    def unfinished_jobs(self, api_key_id: str) -> int:
-        return sum(
+    def unfinished_jobs(self, api_key_id: str, cap: int | None = None) -> int:
+        n = sum(
             1
             for j in self.store._jobs.values()
             if j.api_key_id == api_key_id and j.status in _UNFINISHED
         )
+        return n if cap is None else min(n, cap)
+
+    def limits_state(
+        self, api_key_id: str, default_cap: int, pending_cap: int, *, serialise: bool = True
+    ) -> LimitsState:
+        own = self.store._limits.get(api_key_id, KeyLimits())
+        cap = default_cap if own.max_unfinished is None else own.max_unfinished
+        pending = sum(1 for j in self.store._jobs.values() if j.status == JobStatus.PENDING)
+        return LimitsState(own, self.unfinished_jobs(api_key_id, cap), min(pending, pending_cap))
+
+    def save_tokens(self, api_key_id: str, tokens: float, at_ms: int) -> None:
+        old = self.store._limits.get(api_key_id, KeyLimits())
+        self.store._limits[api_key_id] = replace(old, tokens=tokens, tokens_at=at_ms)
 
     def hold_credits(self, api_key_id: str, amount: int) -> bool:
         return self.store._ledger.hold(api_key_id, self.job_id, amount)
@@ -158,6 +173,7 @@ class MemoryJobStore:
         self._jobs: dict[str, Job] = {}  # insertion order = creation order
         self._keys: dict[str, dict[str, Any]] = {}
         self._uploads: dict[str, Upload] = {}
+        self._limits: dict[str, KeyLimits] = {}  # the SQL stores' key_limits rows
         self._deliveries: dict[str, Delivery] = {}  # insertion order = creation order
         self._delivery_leases: dict[str, tuple[str, int]] = {}  # id -> (owner, expires)
         # (api_key_id, key) -> the claim that made it and the job it names
@@ -229,6 +245,18 @@ class MemoryJobStore:
                     k["revoked_at"] = now_ms()
                     n += 1
         return n
+
+    def get_key_limits(self, key_id: str) -> KeyLimits:
+        with self._lock:
+            return self._limits.get(key_id, KeyLimits())
+
+    def set_key_limits(self, key_id: str, **overrides: int | float | None) -> None:
+        unknown = set(overrides) - {"max_unfinished", "rate_per_second", "rate_burst"}
+        if unknown:
+            raise ValueError(f"not a key limit: {sorted(unknown)}")
+        with self._lock:
+            old = self._limits.get(key_id, KeyLimits())
+            self._limits[key_id] = replace(old, **overrides)  # type: ignore[arg-type]
 
     # -- jobs ---------------------------------------------------------------
     def create_job(

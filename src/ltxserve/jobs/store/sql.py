@@ -8,7 +8,6 @@ racing on one job cannot both win.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import uuid
@@ -40,6 +39,7 @@ from ltxserve.jobs.lifecycle.doorbell import CHANNEL, Doorbell, FifoDoorbell, Pg
 from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
 from ltxserve.jobs.store import deliveries, events, ledger, listing
 from ltxserve.jobs.store import idempotency as idempotency_sql
+from ltxserve.jobs.store import limits as limits_sql
 from ltxserve.jobs.store.base import (
     LOST_MESSAGE,
     Admission,
@@ -49,7 +49,9 @@ from ltxserve.jobs.store.base import (
     IdempotencyClaim,
     Job,
     JobView,
+    KeyLimits,
     LedgerEntry,
+    LimitsState,
     ListQuery,
     Upload,
     now_ms,
@@ -322,6 +324,14 @@ class SqlJobStore:
                 .values(revoked_at=now_ms())
             )
         return int(res.rowcount)
+
+    def get_key_limits(self, key_id: str) -> KeyLimits:
+        with self.read() as conn:
+            return limits_sql.read(conn, key_id)
+
+    def set_key_limits(self, key_id: str, **overrides: int | float | None) -> None:
+        with self._write() as conn:
+            limits_sql.set_overrides(conn, key_id, overrides)
 
     # -- jobs ---------------------------------------------------------------
     def create_job(
@@ -726,8 +736,6 @@ _KEEPS_PROTOCOL: type[BaseJobStore] = SqlJobStore  # mypy checks the class again
 JobStore = SqlJobStore
 """The old name of SqlJobStore; ``base.JobStore`` is the Protocol both stores keep."""
 
-_UNFINISHED = (JobStatus.PENDING.value, JobStatus.PROCESSING.value)
-
 
 class _AdmissionView:
     """Admission reads inside the submit's write transaction (``base.AdmissionView``).
@@ -736,7 +744,8 @@ class _AdmissionView:
     only writer until it commits; nothing more is needed. PostgreSQL: each key is
     serialised by a transaction-scoped advisory lock, taken before the first read
     of that key and held until commit, so a second submit of the key waits for
-    the first one's insert (bounded by lock_timeout, then StoreBusyError).
+    the first one's insert (bounded by lock_timeout, then StoreBusyError). The SQL
+    is in limits.py.
     """
 
     def __init__(self, conn: Connection, sqlite: bool, job_id: str) -> None:
@@ -748,20 +757,32 @@ class _AdmissionView:
     def _lock(self, api_key_id: str) -> None:
         if self.sqlite or api_key_id in self.locked:
             return
-        digest = hashlib.sha256(f"ltxserve:key:{api_key_id}".encode()).digest()
-        self.conn.execute(
-            select(func.pg_advisory_xact_lock(int.from_bytes(digest[:8], "big", signed=True)))
-        )
+        limits_sql.advisory_lock(self.conn, limits_sql.key_lock(api_key_id))
         self.locked.add(api_key_id)
 
-    def unfinished_jobs(self, api_key_id: str) -> int:
+    def unfinished_jobs(self, api_key_id: str, cap: int | None = None) -> int:
         self._lock(api_key_id)
-        n = self.conn.execute(
-            select(func.count())
-            .select_from(jobs)
-            .where(jobs.c.api_key_id == api_key_id, jobs.c.status.in_(_UNFINISHED))
-        ).scalar_one()
-        return int(n)
+        return limits_sql.unfinished(self.conn, api_key_id, cap)
+
+    def limits_state(
+        self, api_key_id: str, default_cap: int, pending_cap: int, *, serialise: bool = True
+    ) -> LimitsState:
+        lock = None
+        if serialise and not self.sqlite and api_key_id not in self.locked:
+            lock = limits_sql.key_lock(api_key_id)  # taken with the read, one round trip
+        own, unfinished, pending = limits_sql.snapshot(
+            self.conn, api_key_id, default_cap, pending_cap, lock
+        )
+        if lock is not None:
+            self.locked.add(api_key_id)
+        if not self.sqlite and limits_sql.near_queue_cap(pending, pending_cap):
+            limits_sql.lock_queue(self.conn)  # near the cap: one submit at a time
+            pending = limits_sql.pending(self.conn, pending_cap)
+        return LimitsState(own, unfinished, pending)
+
+    def save_tokens(self, api_key_id: str, tokens: float, at_ms: int) -> None:
+        self._lock(api_key_id)
+        limits_sql.save_tokens(self.conn, api_key_id, tokens, at_ms)
 
     def hold_credits(self, api_key_id: str, amount: int) -> bool:
         # a conditional UPDATE of the key's balance row: atomic on its own

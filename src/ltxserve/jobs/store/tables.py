@@ -69,6 +69,13 @@ jobs = Table(
     Index("ix_jobs_expires_at", "expires_at"),
     # GET /v2/jobs: one key's jobs newest first, keyset on (created_at, id) (migration 0008)
     Index("ix_jobs_key_created", "api_key_id", "created_at", "id"),
+    # the per-key concurrency count at submit: a key's live jobs only (migration 0009)
+    Index(
+        "ix_jobs_key_unfinished",
+        "api_key_id",
+        postgresql_where=text("status IN ('pending', 'processing')"),
+        sqlite_where=text("status IN ('pending', 'processing')"),
+    ),
 )
 
 # Idempotency-Key of a submit -> the job it made, per API key (migration 0008)
@@ -82,6 +89,19 @@ idempotency_keys = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Index("ix_idempotency_keys_expires_at", "expires_at"),
+)
+
+# Per-key limit overrides and the key's rate bucket (docs/limits.md; migration 0009).
+# A row exists only for a key with an override or whose bucket has been used.
+key_limits = Table(
+    "key_limits",
+    metadata,
+    Column("api_key_id", String(32), primary_key=True),
+    Column("max_unfinished", Integer, nullable=True),  # NULL: server setting; 0: unlimited
+    Column("rate_per_second", Float, nullable=True),  # NULL: server setting; 0: off
+    Column("rate_burst", Integer, nullable=True),  # NULL: server setting
+    Column("tokens", Float, nullable=True),  # the bucket's level at tokens_at
+    Column("tokens_at", BigInteger, nullable=True),
 )
 
 uploads = Table(
