@@ -5,10 +5,18 @@ hosted API has none) while a job that does not exist still raises NotFoundError.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
-from ltxserve.client import AsyncClient, Client, CompletedJob, NotFoundError, ProcessingJob
+from ltxserve.client import (
+    AsyncClient,
+    Client,
+    CompletedJob,
+    NotFoundError,
+    ProcessingJob,
+    WaitTimeoutError,
+)
 from tests.client.conftest import FAST, SMALL
 from tests.client.proxy import FaultProxy
 from tests.client.relay import Relay
@@ -94,3 +102,29 @@ def test_a_broken_stream_resumes_with_last_event_id(server: Server) -> None:
         assert b"last-event-id:" in streams[1].lower(), streams[1]
     finally:
         relay.close()
+
+
+def test_a_wait_timeout_holds_while_progress_keeps_the_stream_busy(server: Server) -> None:
+    """Progress events arrive more often than the time left, so the read timeout never
+    fires: the deadline must still end the wait, sync and async, with the last status."""
+    key = server.cli("keys", "create", "--name", "busy", "--simulate", "processing=4")
+    key = key.strip().splitlines()[-1]
+    with Client(api_key=key, base_url=server.base_url, **FAST) as c:
+        job = c.text_to_video.submit(**SMALL)
+        started = time.monotonic()
+        with pytest.raises(WaitTimeoutError) as caught:
+            c.text_to_video.wait(job, timeout=1.0)
+        assert time.monotonic() - started < 2.5
+        assert caught.value.job.status in ("pending", "processing")
+        c.text_to_video.cancel(job)  # free the worker: the async job must be processing
+
+    async def run() -> None:
+        async with AsyncClient(api_key=key, base_url=server.base_url, **FAST) as c:
+            job = await c.text_to_video.submit(**SMALL)
+            started = time.monotonic()
+            with pytest.raises(WaitTimeoutError) as caught:
+                await c.text_to_video.wait(job, timeout=1.0)
+            assert time.monotonic() - started < 2.5
+            assert caught.value.job.status == "processing"
+
+    asyncio.run(run())

@@ -379,6 +379,10 @@ class Client(BaseClient[httpx.Client]):
                             yield last
                             if isinstance(last, CompletedJob | FailedJob):
                                 return
+                            # a job whose progress keeps the stream busy never lets the
+                            # read timeout fire: the deadline is checked per event too
+                            if deadline is not None and time.monotonic() >= deadline:
+                                raise self._timed_out(endpoint, job_id, last, timeout)
                         # ended before the job (the API process shut down): reopen
                         if failures >= self.max_retries:
                             raise NoEvents
