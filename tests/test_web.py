@@ -617,7 +617,7 @@ def test_preview_engine_banner_key_check_and_progress_every_second(
         )
         page.select_option("#endpoint", "text-to-video")
         page.fill("#f-text-to-video-prompt", "a slow pan over a calm sea at dawn")
-        for name, value in {**SMALL, "resolution": "1920x1080", "duration": "6"}.items():
+        for name, value in {**SMALL, "resolution": "1920x1080", "duration": "16"}.items():
             page.select_option(f"#f-text-to-video-{name}", value)
         page.click("#submit-job")
         page.wait_for_selector("#job-list li.job")
