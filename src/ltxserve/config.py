@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     # Listing and idempotency (docs/api.md, "Listing jobs" and "Idempotency"): how long an
     # Idempotency-Key names the job it made; expired keys go with the sweeper.
     idempotency_seconds: float = Field(default=24 * 3600.0, gt=0)
-    # Credits (docs/credits.md; lane "credits"): off by default. On, each submit holds its
+    # Credits (docs/credits.md): off by default. On, each submit holds its
     # estimated cost against the key's balance (402 insufficient_funds_error when short),
     # charged when the job completes, released when it fails or is cancelled.
     credits: bool = False
