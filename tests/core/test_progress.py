@@ -9,7 +9,7 @@ from collections.abc import Callable
 from tests.core.test_submit import T2V
 from tests.support import Server
 
-LONGISH = {**T2V, "resolution": "1920x1080", "duration": 6, "fps": 24}
+LONGISH = {**T2V, "resolution": "1920x1080", "duration": 16, "fps": 24}
 
 
 def test_progress_moves_every_second_between_heartbeats(make_server: Callable[..., Server]) -> None:
