@@ -93,9 +93,26 @@ def _entry(
     )
 
 
+# PostgreSQL: the balance's UPDATE and the ledger's INSERT as one statement (a
+# data-modifying CTE), so the hold is one round trip of the submit, not two; the
+# INSERT sees the UPDATE's RETURNING and writes nothing when the balance was short.
+# SQLite has no DML in a CTE, and no round trip to save: it runs the two statements.
+_HOLD_PG = text(
+    "WITH h AS (UPDATE credit_balances"
+    " SET balance = balance - :amount, held = held + :amount, updated_at = :now"
+    " WHERE api_key_id = :key AND balance >= :amount RETURNING balance)"
+    " INSERT INTO credit_ledger (api_key_id, kind, amount, balance, job_id, note, created_at)"
+    f" SELECT :key, '{HOLD}', :amount, h.balance, :job_id, NULL, :now FROM h RETURNING id"
+)
+
+
 def hold(conn: Connection, api_key_id: str, job_id: str, amount: int) -> bool:
     """Set ``amount`` aside for ``job_id``; False (nothing written) when it does not fit."""
-    row = conn.execute(_HOLD, {"key": api_key_id, "amount": amount, "now": now_ms()}).first()
+    now = now_ms()
+    if conn.dialect.name == "postgresql":
+        params = {"key": api_key_id, "amount": amount, "now": now, "job_id": job_id}
+        return conn.execute(_HOLD_PG, params).first() is not None
+    row = conn.execute(_HOLD, {"key": api_key_id, "amount": amount, "now": now}).first()
     if row is None:
         return False
     _entry(conn, api_key_id, HOLD, amount, int(row.balance), job_id)
