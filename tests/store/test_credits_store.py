@@ -21,8 +21,7 @@ RETAIN = 60_000
 
 def hold(amount: int) -> Any:
     def admit(view: AdmissionView, key: str, endpoint: str, request: dict[str, Any]) -> None:
-        if not view.hold_credits(key, amount):
-            raise InsufficientFundsError(f"Insufficient funds. Required: {amount} credits")
+        view.hold_credits(key, amount, InsufficientFundsError(f"Required: {amount} credits"))
 
     return admit
 

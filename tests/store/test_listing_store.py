@@ -20,6 +20,7 @@ from ltxserve.jobs.store.base import (
     ListQuery,
     now_ms,
 )
+from ltxserve.jobs.store.batch import Batch
 from ltxserve.jobs.store.sql import SqlJobStore
 
 RET = 60_000
@@ -102,7 +103,7 @@ def test_idempotency_replays_the_same_job(store: JobStore) -> None:
     assert other.id == "j4"
 
 
-def test_a_replay_skips_admission_and_a_refusal_records_no_key(store: JobStore) -> None:
+def test_a_replay_wins_over_admission_and_a_refusal_records_no_key(store: JobStore) -> None:
     calls: list[str] = []
 
     def full(view: AdmissionView, key: str, endpoint: str, request: dict[str, Any]) -> None:
@@ -119,11 +120,13 @@ def test_a_replay_skips_admission_and_a_refusal_records_no_key(store: JobStore) 
         "k1", "text-to-video", {}, job_id="r2", admit=admit, idempotency=_claim()
     )
     assert job.id == "r2" and calls == ["k1", "k1"]
-    # and a retry of the admitted one is answered even when the key is now full
+    # and a retry of the admitted one is answered even when the key is now full (on
+    # PostgreSQL the key's INSERT is sent with admission's read: the refusal is
+    # rolled back and the replay answered; elsewhere admission is not asked at all)
     again = store.create_job(
         "k1", "text-to-video", {}, job_id="r3", admit=full, idempotency=_claim()
     )
-    assert again.id == "r2" and calls == ["k1", "k1"]
+    assert again.id == "r2" and store.get("r3") is None
 
 
 def test_expired_keys_and_keys_of_gone_jobs_start_again(store: JobStore) -> None:
@@ -171,24 +174,47 @@ def test_concurrent_duplicates_make_one_job(store: JobStore) -> None:
     assert _page(store) == [made[0]]
 
 
-def test_a_new_key_costs_one_statement(sql_store: SqlJobStore) -> None:
+def test_a_new_key_costs_one_statement(
+    sql_store: SqlJobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The key's lookup and record are one INSERT ... ON CONFLICT DO NOTHING RETURNING:
     a submit with a new key sends one statement more than one without (no fallback
-    read, which a driver's rowcount of -1 once caused on PostgreSQL)."""
+    read, which a driver's rowcount of -1 once caused on PostgreSQL). On PostgreSQL
+    the statements go out together (jobs/store/batch.py): one round trip."""
     seen: list[str] = []
+    sends: list[list[str]] = []  # PostgreSQL: the statements of each round trip
+
+    def name(statement: str) -> str:
+        words = statement.split()
+        return words[0].upper() + " " + words[2]
 
     def grab(_conn: Any, _cur: Any, statement: str, *_rest: Any) -> None:
         # the doorbell's NOTIFY rides in every insert's transaction on PostgreSQL
         skip = ("BEGIN", "SELECT PG_ADVISORY", "SELECT PG_NOTIFY", "NOTIFY")
         if not statement.lstrip().upper().startswith(skip):
-            seen.append(statement.split()[0].upper() + " " + statement.split()[2])
+            seen.append(name(statement))
 
+    send = Batch.send
+
+    def spy(self: Batch, *args: Any, **kwargs: Any) -> Any:
+        sends.append([name(sql) for sql, _, _ in self.queue if sql.startswith("INSERT")])
+        return send(self, *args, **kwargs)
+
+    monkeypatch.setattr(Batch, "send", spy)
     event.listen(sql_store.engine, "before_cursor_execute", grab)
     try:
         sql_store.create_job("k1", "text-to-video", {}, job_id="one", idempotency=_claim())
-        assert seen == ["INSERT idempotency_keys", "INSERT jobs"]
+        new_key = ["INSERT idempotency_keys", "INSERT jobs"]
+        if sql_store.is_sqlite:
+            assert seen == new_key and sends == []
+        else:
+            assert sends == [new_key] and seen == []
         seen.clear()
+        sends.clear()
         sql_store.create_job("k1", "text-to-video", {}, job_id="two", idempotency=_claim())
-        assert seen[0] == "INSERT idempotency_keys" and "INSERT jobs" not in seen  # a replay
+        # a replay: the key's INSERT finds it, and no job goes in (PostgreSQL: the
+        # batch's job INSERT rolls back, and the key is claimed again, the long way)
+        assert seen[0] == "INSERT idempotency_keys" and "INSERT jobs" not in seen
+        assert sql_store.get("two") is None
     finally:
         event.remove(sql_store.engine, "before_cursor_execute", grab)

@@ -60,8 +60,8 @@ class CreditHold:
         self, view: AdmissionView, api_key_id: str, endpoint: str, request: dict[str, Any]
     ) -> None:
         cost = self.prices.estimate(endpoint, request)
-        if not view.hold_credits(api_key_id, cost):
-            raise InsufficientFundsError(f"Insufficient funds. Required: {cost} credits")
+        refusal = InsufficientFundsError(f"Insufficient funds. Required: {cost} credits")
+        view.hold_credits(api_key_id, cost, refusal)
 
 
 class AllOf:

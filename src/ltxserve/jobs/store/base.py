@@ -269,10 +269,12 @@ class AdmissionView(Protocol):
         """Write the key's rate bucket level, committed with the job (or not at all)."""
         ...
 
-    def hold_credits(self, api_key_id: str, amount: int) -> bool:
+    def hold_credits(self, api_key_id: str, amount: int, refusal: Exception) -> None:
         """Move ``amount`` from the key's balance to held for the job being submitted
-        (recorded in the ledger with its id); False, and nothing written, when the
-        balance is short. The hold is charged or released when the job ends."""
+        (recorded in the ledger with its id); when the balance is short, nothing is
+        written and ``refusal`` is raised: at once, or (PostgreSQL, jobs/store/batch.py)
+        when the submit's statements are sent with the job's INSERT, still inside the
+        submit. The hold is charged or released when the job ends."""
         ...
 
 

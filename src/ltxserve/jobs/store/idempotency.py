@@ -14,26 +14,47 @@ NOTHING RETURNING`` on the primary key (api_key_id, key), one round trip:
 Two concurrent submits with one key therefore make one job: on PostgreSQL the
 second insert waits on the first one's uncommitted row and then sees it; on
 SQLite the transaction holds the database's write lock from ``BEGIN IMMEDIATE``.
+
+On PostgreSQL a submit first tries ``claim_later``: the same INSERT, sent with the
+submit's other statements in one round trip (batch.py); only a key found there
+already takes the path above, in a new transaction.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ltxserve.jobs.lifecycle.idempotency import conflict
 from ltxserve.jobs.lifecycle.states import JobStatus
 from ltxserve.jobs.store.base import IdempotencyClaim, Job
+from ltxserve.jobs.store.batch import Batch
 from ltxserve.jobs.store.tables import idempotency_keys, jobs
 
 
-def claim(conn: Connection, claim: IdempotencyClaim, job_id: str) -> Job | None:
-    """Record ``claim.key`` for ``job_id`` (None: go on and insert the job), or the
-    live job it already names (the caller answers that one and inserts nothing)."""
-    values = dict(
+def _insert(dialect: Any) -> Any:
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT here
+    return (
+        dialect.insert(idempotency_keys)
+        .values({c.name: bindparam(c.name) for c in idempotency_keys.columns})
+        .on_conflict_do_nothing()
+        .returning(idempotency_keys.c.job_id)
+    )
+
+
+# built once: building and keying a Core statement per submit cost more than running it
+_INSERT = {"postgresql": _insert(postgresql), "sqlite": _insert(sqlite)}
+
+
+class Replay(Exception):
+    """The key was there already: the submit starts again with ``claim`` first."""
+
+
+def _values(claim: IdempotencyClaim, job_id: str) -> dict[str, Any]:
+    return dict(
         api_key_id=claim.api_key_id,
         key=claim.key,
         request_hash=claim.request_hash,
@@ -41,14 +62,27 @@ def claim(conn: Connection, claim: IdempotencyClaim, job_id: str) -> Job | None:
         created_at=claim.now,
         expires_at=claim.expires_at,
     )
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT here
-    inserted = conn.execute(
-        dialect.insert(idempotency_keys)
-        .values(**values)
-        .on_conflict_do_nothing()
-        .returning(idempotency_keys.c.job_id)
-    ).first()
+
+
+def claim_later(batch: Batch, claim: IdempotencyClaim, job_id: str) -> None:
+    """PostgreSQL: the key's INSERT, queued on the submit's batch (batch.py) and sent
+    with its first read. A key that was there already raises Replay when the batch
+    is sent, before any admission decides; the caller rolls back and submits again
+    through ``claim``, which answers the job the key names (retries are the rare case:
+    they pay the round trips, new keys do not)."""
+
+    def check(row: dict[str, Any] | None) -> None:
+        if row is None:
+            raise Replay()
+
+    batch.add(_INSERT["postgresql"], _values(claim, job_id), check)
+
+
+def claim(conn: Connection, claim: IdempotencyClaim, job_id: str) -> Job | None:
+    """Record ``claim.key`` for ``job_id`` (None: go on and insert the job), or the
+    live job it already names (the caller answers that one and inserts nothing)."""
+    values = _values(claim, job_id)
+    inserted = conn.execute(_INSERT[conn.dialect.name], values).first()
     if inserted is not None:
         return None
     where = (

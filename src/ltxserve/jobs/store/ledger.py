@@ -3,7 +3,8 @@
 Functions on a SQLAlchemy ``Connection`` that the caller has in a write
 transaction, so each movement commits (or not) with what caused it:
 
-- ``hold`` runs inside the submit's insert transaction (``AdmissionView``): a
+- ``hold`` (SQLite) and ``hold_later`` (PostgreSQL, sent with the job's INSERT)
+  run inside the submit's insert transaction (``AdmissionView``): a
   conditional UPDATE (``balance >= amount``) moves credits from balance to held,
   so two submits of one key, in any number of API processes, cannot both spend
   the same credits: the second waits on the row lock (PostgreSQL) or the write
@@ -28,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from ltxserve.jobs.lifecycle.states import JobStatus
 from ltxserve.jobs.store.base import Credits, LedgerEntry, now_ms
+from ltxserve.jobs.store.batch import Batch
 from ltxserve.jobs.store.tables import credit_balances, credit_ledger
 
 TOP_UP, HOLD, CHARGE, RELEASE = "top_up", "hold", "charge", "release"
@@ -94,10 +96,10 @@ def _entry(
 
 
 # PostgreSQL: the balance's UPDATE and the ledger's INSERT as one statement (a
-# data-modifying CTE), so the hold is one round trip of the submit, not two; the
-# INSERT sees the UPDATE's RETURNING and writes nothing when the balance was short.
-# SQLite has no DML in a CTE, and no round trip to save: it runs the two statements.
-_HOLD_PG = text(
+# data-modifying CTE), queued on the submit's batch (batch.py) and sent with the
+# job's INSERT: no round trip of its own. The INSERT sees the UPDATE's RETURNING and
+# writes nothing when the balance was short; the batch's check then raises.
+HOLD_PG = text(
     "WITH h AS (UPDATE credit_balances"
     " SET balance = balance - :amount, held = held + :amount, updated_at = :now"
     " WHERE api_key_id = :key AND balance >= :amount RETURNING balance)"
@@ -106,13 +108,22 @@ _HOLD_PG = text(
 )
 
 
+def hold_later(batch: Batch, api_key_id: str, job_id: str, amount: int, refusal: Exception) -> None:
+    """PostgreSQL's hold: queued on ``batch``; ``refusal`` is raised when the batch is
+    sent and the balance was short (the transaction then rolls back)."""
+
+    def check(row: dict[str, Any] | None) -> None:
+        if row is None:
+            raise refusal
+
+    params = {"key": api_key_id, "amount": amount, "now": now_ms(), "job_id": job_id}
+    batch.add(HOLD_PG, params, check)
+
+
 def hold(conn: Connection, api_key_id: str, job_id: str, amount: int) -> bool:
-    """Set ``amount`` aside for ``job_id``; False (nothing written) when it does not fit."""
-    now = now_ms()
-    if conn.dialect.name == "postgresql":
-        params = {"key": api_key_id, "amount": amount, "now": now, "job_id": job_id}
-        return conn.execute(_HOLD_PG, params).first() is not None
-    row = conn.execute(_HOLD, {"key": api_key_id, "amount": amount, "now": now}).first()
+    """Set ``amount`` aside for ``job_id`` at once (SQLite: no DML in a CTE, and no
+    round trip to save); False (nothing written) when it does not fit."""
+    row = conn.execute(_HOLD, {"key": api_key_id, "amount": amount, "now": now_ms()}).first()
     if row is None:
         return False
     _entry(conn, api_key_id, HOLD, amount, int(row.balance), job_id)

@@ -14,12 +14,12 @@ import hashlib
 from typing import Any
 
 from sqlalchemy import bindparam, func, literal, select, text
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ltxserve.jobs.lifecycle.states import JobStatus
 from ltxserve.jobs.store.base import KeyLimits
+from ltxserve.jobs.store.batch import Batch
 from ltxserve.jobs.store.tables import jobs, key_limits
 
 UNFINISHED = (JobStatus.PENDING.value, JobStatus.PROCESSING.value)
@@ -62,8 +62,25 @@ def _upsert(conn: Connection, api_key_id: str, values: dict[str, Any]) -> None:
     conn.execute(stmt.on_conflict_do_update(index_elements=["api_key_id"], set_=values))
 
 
+def _tokens_upsert(dialect: Any) -> Any:
+    stmt = dialect.insert(key_limits).values(
+        api_key_id=bindparam("api_key_id"),
+        tokens=bindparam("tokens"),
+        tokens_at=bindparam("tokens_at"),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=["api_key_id"],
+        set_={"tokens": stmt.excluded.tokens, "tokens_at": stmt.excluded.tokens_at},
+    )
+
+
+# built once: building and keying a Core statement per submit cost more than running it
+SAVE_TOKENS = {"postgresql": _tokens_upsert(postgresql), "sqlite": _tokens_upsert(sqlite)}
+
+
 def save_tokens(conn: Connection, api_key_id: str, tokens: float, at_ms: int) -> None:
-    _upsert(conn, api_key_id, {"tokens": tokens, "tokens_at": at_ms})
+    stmt = SAVE_TOKENS[conn.dialect.name]
+    conn.execute(stmt, {"api_key_id": api_key_id, "tokens": tokens, "tokens_at": at_ms})
 
 
 def set_overrides(conn: Connection, api_key_id: str, overrides: dict[str, Any]) -> None:
@@ -117,49 +134,31 @@ def snapshot(
     default_cap: int,
     pending_cap: int,
     lock: str | None = None,
+    batch: Batch | None = None,
 ) -> tuple[KeyLimits, int, int]:
     """(the key's row, its unfinished jobs, the queue's pending jobs) in one statement,
-    after the advisory lock ``lock`` (PostgreSQL) when one is named."""
+    after the advisory lock ``lock`` (PostgreSQL) when one is named, sent with what
+    ``batch`` holds."""
     params = {"api_key_id": api_key_id, "default_cap": default_cap, "pending_cap": pending_cap}
     if conn.dialect.name == "postgresql":
-        m = _pg_pipeline(conn, lock, params)
+        m = _pg_read(batch or Batch(conn), lock, params)
     else:
         m = dict(conn.execute(_SNAPSHOT, params).one()._mapping)
     own = KeyLimits(**{k: m[k] for k in KeyLimits.__dataclass_fields__})
     return own, int(m["unfinished"]), int(m["pending"])
 
 
-_PG_SQL: dict[str, Any] = {}
+LOCK = select(func.pg_advisory_xact_lock(bindparam("lock_id")))
 
 
-def _pg_pipeline(conn: Connection, lock: str | None, params: dict[str, Any]) -> dict[str, Any]:
-    """The lock and the read in one round trip (psycopg's pipeline mode), with the
-    transaction's BEGIN if it is the first statement: the server runs them in order,
+def _pg_read(batch: Batch, lock: str | None, params: dict[str, Any]) -> dict[str, Any]:
+    """The lock and the read in one round trip (with whatever the batch holds, and
+    the transaction's BEGIN if nothing was sent yet): the server runs them in order,
     so the read's snapshot is taken once the lock is held (READ COMMITTED: one per
-    statement) and sees every submit of the key that committed before. On this
-    store's loaded 2-core bench each round trip is ~10 % of a submit
-    (bench/bench_policy.py), hence one, not three."""
-    if "compiled" not in _PG_SQL:
-        _PG_SQL["compiled"] = _SNAPSHOT.compile(dialect=conn.dialect)
-    compiled = _PG_SQL["compiled"]
-    sql, values = str(compiled), compiled.construct_params(params)
-    driver: Any = conn.connection.driver_connection  # a psycopg Connection
-    try:
-        with driver.pipeline(), driver.cursor() as lock_cur, driver.cursor() as cur:
-            if lock is not None:
-                lock_cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_id(lock),))
-            cur.execute(sql, values)
-            row = cur.fetchone()
-            names = [d.name for d in cur.description or ()]
-    except driver_errors(conn) as exc:  # lock_timeout, connection lost: as SQLAlchemy wraps them
-        raise sa_exc.OperationalError(sql, values, exc) from exc
-    assert row is not None
-    return dict(zip(names, row, strict=True))
-
-
-def driver_errors(conn: Connection) -> type[Exception]:
-    error: type[Exception] = conn.dialect.loaded_dbapi.OperationalError
-    return error
+    statement) and sees every submit of the key that committed before."""
+    if lock is not None:
+        batch.add(LOCK, {"lock_id": lock_id(lock)})
+    return batch.send(_SNAPSHOT, params)
 
 
 def pending(conn: Connection, cap: int) -> int:

@@ -87,8 +87,9 @@ class _AdmissionView:
         old = self.store._limits.get(api_key_id, KeyLimits())
         self.store._limits[api_key_id] = replace(old, tokens=tokens, tokens_at=at_ms)
 
-    def hold_credits(self, api_key_id: str, amount: int) -> bool:
-        return self.store._ledger.hold(api_key_id, self.job_id, amount)
+    def hold_credits(self, api_key_id: str, amount: int, refusal: Exception) -> None:
+        if not self.store._ledger.hold(api_key_id, self.job_id, amount):
+            raise refusal
 
 
 class _Ledger:

@@ -58,6 +58,7 @@ from ltxserve.jobs.store.base import (
     valid_upload_id,
 )
 from ltxserve.jobs.store.base import JobStore as BaseJobStore
+from ltxserve.jobs.store.batch import Batch, json_param
 from ltxserve.jobs.store.pg_claim import CLAIM as PG_CLAIM
 from ltxserve.jobs.store.tables import api_keys, jobs, uploads
 
@@ -165,6 +166,24 @@ _GET_VIEW = select(*(jobs.c[name] for name in JobView.__dataclass_fields__)).whe
 )
 _KEY_BY_HASH = select(api_keys).where(api_keys.c.key_hash == bindparam("key_hash"))
 _RING = select(func.pg_notify(CHANNEL, ""))  # PostgreSQL delivers it at commit
+_INSERT_JOB = insert(jobs).values(
+    {
+        **{n: bindparam(n) for n in ("id", "api_key_id", "endpoint", "status", "request")},
+        "created_at": bindparam("created_at"),
+        "attempts": 0,
+    }
+)
+
+
+def _replay_first(batch: Batch) -> None:
+    """Send what waits before a refusal leaves: a key found there already (Replay)
+    wins over the refusal; any other outcome leaves the refusal to be raised."""
+    try:
+        batch.send()
+    except idempotency_sql.Replay:
+        raise
+    except Exception:  # noqa: BLE001, S110 - the refusal being raised says it all
+        pass
 
 
 class _FastQuery:
@@ -347,6 +366,25 @@ class SqlJobStore:
         """Insert a pending job; ``idempotency`` (idempotency.py), then ``admit`` run
         first in the same write transaction."""
         job_id = job_id or str(uuid.uuid4())
+        if not self.is_sqlite:
+            try:
+                return self._create(api_key_id, endpoint, request, job_id, admit, idempotency)
+            except idempotency_sql.Replay:
+                pass  # the key was there already: again, with the key's claim first
+        return self._create(
+            api_key_id, endpoint, request, job_id, admit, idempotency, claim_first=True
+        )
+
+    def _create(
+        self,
+        api_key_id: str,
+        endpoint: str,
+        request: dict[str, Any],
+        job_id: str,
+        admit: Admission | None,
+        idempotency: IdempotencyClaim | None,
+        claim_first: bool = False,
+    ) -> Job:
         created_at = now_ms()
         values = dict(
             id=job_id,
@@ -355,19 +393,31 @@ class SqlJobStore:
             status=JobStatus.PENDING.value,
             request=request,
             created_at=created_at,
-            attempts=0,
         )
         with self._write() as conn:
+            view = _AdmissionView(conn, self.is_sqlite, job_id)
+            batch = view.batch
             if idempotency is not None:
-                named = idempotency_sql.claim(conn, idempotency, job_id)
-                if named is not None:
-                    return named
+                if claim_first or batch is None:
+                    named = idempotency_sql.claim(conn, idempotency, job_id)
+                    if named is not None:
+                        return named
+                else:
+                    idempotency_sql.claim_later(batch, idempotency, job_id)
             if admit is not None:
-                view = _AdmissionView(conn, self.is_sqlite, job_id)
-                admit(view, api_key_id, endpoint, request)
-            conn.execute(insert(jobs).values(**values))
-            if self.rings_on_insert:
-                conn.execute(_RING)
+                try:
+                    admit(view, api_key_id, endpoint, request)
+                except Exception:
+                    if batch is not None and batch.pending():
+                        _replay_first(batch)  # a retried key answers its job, not a refusal
+                    raise
+            if batch is None:
+                conn.execute(_INSERT_JOB, values)
+            else:
+                batch.add(_INSERT_JOB, {**values, "request": json_param(request)})
+                if self.rings_on_insert:
+                    batch.add(_RING, {})
+                batch.send()
         # the row is exactly what was inserted: no second round trip to read it back
         return Job(
             id=job_id,
@@ -753,15 +803,25 @@ class _AdmissionView:
         self.sqlite = sqlite
         self.job_id = job_id  # the job being admitted
         self.locked: set[str] = set()
+        # PostgreSQL: what need not be sent at once waits here for the next statement
+        # that must be (batch.py); the job's INSERT sends the rest
+        self.batch = None if sqlite else Batch(conn)
 
     def _lock(self, api_key_id: str) -> None:
-        if self.sqlite or api_key_id in self.locked:
+        if self.batch is None or api_key_id in self.locked:
             return
-        limits_sql.advisory_lock(self.conn, limits_sql.key_lock(api_key_id))
+        lock_id = limits_sql.lock_id(limits_sql.key_lock(api_key_id))
+        self.batch.add(limits_sql.LOCK, {"lock_id": lock_id})
         self.locked.add(api_key_id)
+
+    def _sync(self) -> None:
+        """Send what waits, before a statement run straight on the connection."""
+        if self.batch is not None and self.batch.pending():
+            self.batch.send()
 
     def unfinished_jobs(self, api_key_id: str, cap: int | None = None) -> int:
         self._lock(api_key_id)
+        self._sync()
         return limits_sql.unfinished(self.conn, api_key_id, cap)
 
     def limits_state(
@@ -771,22 +831,30 @@ class _AdmissionView:
         if serialise and not self.sqlite and api_key_id not in self.locked:
             lock = limits_sql.key_lock(api_key_id)  # taken with the read, one round trip
         own, unfinished, pending = limits_sql.snapshot(
-            self.conn, api_key_id, default_cap, pending_cap, lock
+            self.conn, api_key_id, default_cap, pending_cap, lock, self.batch
         )
         if lock is not None:
             self.locked.add(api_key_id)
         if not self.sqlite and limits_sql.near_queue_cap(pending, pending_cap):
+            self._sync()
             limits_sql.lock_queue(self.conn)  # near the cap: one submit at a time
             pending = limits_sql.pending(self.conn, pending_cap)
         return LimitsState(own, unfinished, pending)
 
     def save_tokens(self, api_key_id: str, tokens: float, at_ms: int) -> None:
+        if self.batch is None:
+            limits_sql.save_tokens(self.conn, api_key_id, tokens, at_ms)
+            return
         self._lock(api_key_id)
-        limits_sql.save_tokens(self.conn, api_key_id, tokens, at_ms)
+        params = {"api_key_id": api_key_id, "tokens": tokens, "tokens_at": at_ms}
+        self.batch.add(limits_sql.SAVE_TOKENS["postgresql"], params)
 
-    def hold_credits(self, api_key_id: str, amount: int) -> bool:
+    def hold_credits(self, api_key_id: str, amount: int, refusal: Exception) -> None:
         # a conditional UPDATE of the key's balance row: atomic on its own
-        return ledger.hold(self.conn, api_key_id, self.job_id, amount)
+        if self.batch is not None:
+            ledger.hold_later(self.batch, api_key_id, self.job_id, amount, refusal)
+        elif not ledger.hold(self.conn, api_key_id, self.job_id, amount):
+            raise refusal
 
 
 class _WriteTx:
