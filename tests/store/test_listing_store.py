@@ -179,10 +179,10 @@ def test_a_new_key_costs_one_statement(
 ) -> None:
     """The key's lookup and record are one INSERT ... ON CONFLICT DO NOTHING RETURNING:
     a submit with a new key sends one statement more than one without (no fallback
-    read, which a driver's rowcount of -1 once caused on PostgreSQL). On PostgreSQL
-    the statements go out together (jobs/store/batch.py): one round trip."""
+    read, which a driver's rowcount of -1 once caused on PostgreSQL), and both go
+    out together (jobs/store/batch.py: one round trip on PostgreSQL)."""
     seen: list[str] = []
-    sends: list[list[str]] = []  # PostgreSQL: the statements of each round trip
+    sends: list[list[str]] = []  # the INSERTs of each batch sent
 
     def name(statement: str) -> str:
         words = statement.split()
@@ -205,15 +205,12 @@ def test_a_new_key_costs_one_statement(
     try:
         sql_store.create_job("k1", "text-to-video", {}, job_id="one", idempotency=_claim())
         new_key = ["INSERT idempotency_keys", "INSERT jobs"]
-        if sql_store.is_sqlite:
-            assert seen == new_key and sends == []
-        else:
-            assert sends == [new_key] and seen == []
+        assert sends == [new_key] and seen == []
         seen.clear()
         sends.clear()
         sql_store.create_job("k1", "text-to-video", {}, job_id="two", idempotency=_claim())
-        # a replay: the key's INSERT finds it, and no job goes in (PostgreSQL: the
-        # batch's job INSERT rolls back, and the key is claimed again, the long way)
+        # a replay: the key's INSERT finds it, and no job goes in (the batch's job
+        # INSERT rolls back, and the key is claimed again, the long way)
         assert seen[0] == "INSERT idempotency_keys" and "INSERT jobs" not in seen
         assert sql_store.get("two") is None
     finally:

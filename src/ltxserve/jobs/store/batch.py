@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from psycopg.rows import dict_row
 from psycopg.types.json import Json
 from sqlalchemy import exc as sa_exc
@@ -34,35 +35,48 @@ from sqlalchemy.sql import ClauseElement
 Row = dict[str, Any]
 Check = Callable[[Row | None], None]
 
-_COMPILED: dict[int, tuple[ClauseElement, Compiled]] = {}
+_COMPILED: dict[tuple[int, str], tuple[ClauseElement, Compiled]] = {}
 
 
 def compiled(stmt: ClauseElement, conn: Connection) -> Compiled:
     """``stmt`` compiled for this dialect the first time only (module-level
-    statements: the cache is keyed by the object)."""
-    hit = _COMPILED.get(id(stmt))
+    statements: the cache is keyed by the object and the dialect's name)."""
+    key = (id(stmt), conn.dialect.name)
+    hit = _COMPILED.get(key)
     if hit is None or hit[0] is not stmt:
         hit = (stmt, stmt.compile(dialect=conn.dialect))
-        _COMPILED[id(stmt)] = hit
+        _COMPILED[key] = hit
     return hit[1]
 
 
-def json_param(value: Any) -> Any:
-    """A JSON column's parameter as the driver takes it (Core's bind processor is
-    not in the way here)."""
-    return None if value is None else Json(value)
-
-
 class Batch:
-    """Statements of one PostgreSQL transaction waiting to be sent."""
+    """Statements of one write transaction waiting to be sent."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.sqlite = conn.dialect.name == "sqlite"
         self.queue: list[tuple[str, Any, Check | None]] = []
 
-    def add(self, stmt: ClauseElement, params: dict[str, Any], check: Check | None = None) -> None:
-        c = compiled(stmt, self.conn)  # its literals' values filled in too
-        self.queue.append((c.string, c.construct_params(params), check))
+    def add(
+        self,
+        stmt: ClauseElement,
+        params: dict[str, Any],
+        check: Check | None = None,
+        *,
+        json: tuple[str, ...] = (),
+    ) -> None:
+        """Queue ``stmt``; ``json`` names the parameters bound to JSON columns (Core's
+        bind processors are not in the way here, so this says how to send them)."""
+        c: Any = compiled(stmt, self.conn)  # a SQLCompiler
+        values = c.construct_params(params)  # the statement's literals filled in too
+        for name in json:
+            if values[name] is not None:
+                values[name] = (
+                    orjson.dumps(values[name]).decode() if self.sqlite else Json(values[name])
+                )
+        if c.positiontup is not None:  # SQLite's qmark style
+            values = tuple(values[name] for name in c.positiontup)
+        self.queue.append((c.string, values, check))
 
     def send(self, stmt: ClauseElement | None = None, params: dict[str, Any] | None = None) -> Row:
         """Send the queue (and ``stmt``, whose first row is returned) in one round trip,
@@ -72,22 +86,11 @@ class Batch:
         queue, self.queue = self.queue, []
         if not queue:
             return {}
-        driver: Any = self.conn.connection.driver_connection  # a psycopg Connection
-        rows: list[Row | None] = []
+        dbapi = self.conn.dialect.loaded_dbapi
         try:
-            with driver.pipeline():
-                cursors = []
-                for sql, values, _ in queue:
-                    cur = driver.cursor(row_factory=dict_row)
-                    cur.execute(sql, values)
-                    cursors.append(cur)
-            for cur in cursors:  # the pipeline has synced: every result is here
-                rows.append(cur.fetchone() if cur.description is not None else None)
-                cur.close()
-        except self.conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would wrap it
-            raise sa_exc.DBAPIError.instance(
-                queue[-1][0], queue[-1][1], exc, self.conn.dialect.loaded_dbapi.Error
-            ) from exc
+            rows = self._run_sqlite(queue) if self.sqlite else self._run_pg(queue)
+        except dbapi.Error as exc:  # as SQLAlchemy would wrap it (busy: OperationalError)
+            raise sa_exc.DBAPIError.instance(queue[-1][0], queue[-1][1], exc, dbapi.Error) from exc
         for (_, _, check), row in zip(queue, rows, strict=True):
             if check is not None:
                 check(row)
@@ -95,3 +98,33 @@ class Batch:
 
     def pending(self) -> bool:
         return bool(self.queue)
+
+    def _run_pg(self, queue: list[tuple[str, Any, Check | None]]) -> list[Row | None]:
+        driver: Any = self.conn.connection.driver_connection  # a psycopg Connection
+        with driver.pipeline():
+            cursors = []
+            for sql, values, _ in queue:
+                cur = driver.cursor(row_factory=dict_row)
+                cur.execute(sql, values)
+                cursors.append(cur)
+        rows: list[Row | None] = []
+        for cur in cursors:  # the pipeline has synced: every result is here
+            rows.append(cur.fetchone() if cur.description is not None else None)
+            cur.close()
+        return rows
+
+    def _run_sqlite(self, queue: list[tuple[str, Any, Check | None]]) -> list[Row | None]:
+        """One after another on the driver's cursor: no round trip to save, but Core's
+        per-statement overhead (~50 us, against ~20 us for the statement itself)."""
+        driver: Any = self.conn.connection.driver_connection  # a sqlite3 Connection
+        cur = driver.cursor()
+        rows: list[Row | None] = []
+        try:
+            for sql, values, _ in queue:
+                cur.execute(sql, values)
+                row = cur.fetchone() if cur.description is not None else None
+                names = [d[0] for d in cur.description or ()]
+                rows.append(None if row is None else dict(zip(names, row, strict=True)))
+        finally:
+            cur.close()
+        return rows

@@ -15,8 +15,8 @@ Two concurrent submits with one key therefore make one job: on PostgreSQL the
 second insert waits on the first one's uncommitted row and then sees it; on
 SQLite the transaction holds the database's write lock from ``BEGIN IMMEDIATE``.
 
-On PostgreSQL a submit first tries ``claim_later``: the same INSERT, sent with the
-submit's other statements in one round trip (batch.py); only a key found there
+A submit first tries ``claim_later``: the same INSERT, sent with the submit's other
+statements (batch.py: one round trip on PostgreSQL); only a key found there
 already takes the path above, in a new transaction.
 """
 
@@ -65,7 +65,7 @@ def _values(claim: IdempotencyClaim, job_id: str) -> dict[str, Any]:
 
 
 def claim_later(batch: Batch, claim: IdempotencyClaim, job_id: str) -> None:
-    """PostgreSQL: the key's INSERT, queued on the submit's batch (batch.py) and sent
+    """The key's INSERT, queued on the submit's batch (batch.py) and sent
     with its first read. A key that was there already raises Replay when the batch
     is sent, before any admission decides; the caller rolls back and submits again
     through ``claim``, which answers the job the key names (retries are the rare case:
@@ -75,7 +75,7 @@ def claim_later(batch: Batch, claim: IdempotencyClaim, job_id: str) -> None:
         if row is None:
             raise Replay()
 
-    batch.add(_INSERT["postgresql"], _values(claim, job_id), check)
+    batch.add(_INSERT[batch.conn.dialect.name], _values(claim, job_id), check)
 
 
 def claim(conn: Connection, claim: IdempotencyClaim, job_id: str) -> Job | None:

@@ -109,25 +109,24 @@ HOLD_PG = text(
 
 
 def hold_later(batch: Batch, api_key_id: str, job_id: str, amount: int, refusal: Exception) -> None:
-    """PostgreSQL's hold: queued on ``batch``; ``refusal`` is raised when the batch is
-    sent and the balance was short (the transaction then rolls back)."""
+    """Set ``amount`` aside for ``job_id``; ``refusal`` is raised when the balance is
+    short (nothing written; the transaction then rolls back). PostgreSQL: queued on
+    ``batch``, raised when it is sent. SQLite (no DML in a CTE, and no round trip to
+    save): the UPDATE at once, the ledger's INSERT queued."""
+    now = now_ms()
+    params = {"key": api_key_id, "amount": amount, "now": now, "job_id": job_id}
+    if not batch.sqlite:
 
-    def check(row: dict[str, Any] | None) -> None:
-        if row is None:
-            raise refusal
+        def check(row: dict[str, Any] | None) -> None:
+            if row is None:
+                raise refusal
 
-    params = {"key": api_key_id, "amount": amount, "now": now_ms(), "job_id": job_id}
-    batch.add(HOLD_PG, params, check)
-
-
-def hold(conn: Connection, api_key_id: str, job_id: str, amount: int) -> bool:
-    """Set ``amount`` aside for ``job_id`` at once (SQLite: no DML in a CTE, and no
-    round trip to save); False (nothing written) when it does not fit."""
-    row = conn.execute(_HOLD, {"key": api_key_id, "amount": amount, "now": now_ms()}).first()
-    if row is None:
-        return False
-    _entry(conn, api_key_id, HOLD, amount, int(row.balance), job_id)
-    return True
+        batch.add(HOLD_PG, params, check)
+        return
+    row = batch.send(_HOLD, params)
+    if not row:
+        raise refusal
+    batch.add(_ENTRY, {**params, "kind": HOLD, "balance": int(row["balance"]), "note": None})
 
 
 def settle(conn: Connection, job_id: str, status: JobStatus) -> None:

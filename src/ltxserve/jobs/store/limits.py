@@ -140,10 +140,7 @@ def snapshot(
     after the advisory lock ``lock`` (PostgreSQL) when one is named, sent with what
     ``batch`` holds."""
     params = {"api_key_id": api_key_id, "default_cap": default_cap, "pending_cap": pending_cap}
-    if conn.dialect.name == "postgresql":
-        m = _pg_read(batch or Batch(conn), lock, params)
-    else:
-        m = dict(conn.execute(_SNAPSHOT, params).one()._mapping)
+    m = _read(batch or Batch(conn), lock, params)
     own = KeyLimits(**{k: m[k] for k in KeyLimits.__dataclass_fields__})
     return own, int(m["unfinished"]), int(m["pending"])
 
@@ -151,7 +148,7 @@ def snapshot(
 LOCK = select(func.pg_advisory_xact_lock(bindparam("lock_id")))
 
 
-def _pg_read(batch: Batch, lock: str | None, params: dict[str, Any]) -> dict[str, Any]:
+def _read(batch: Batch, lock: str | None, params: dict[str, Any]) -> dict[str, Any]:
     """The lock and the read in one round trip (with whatever the batch holds, and
     the transaction's BEGIN if nothing was sent yet): the server runs them in order,
     so the read's snapshot is taken once the lock is held (READ COMMITTED: one per

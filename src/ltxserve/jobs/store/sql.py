@@ -58,7 +58,7 @@ from ltxserve.jobs.store.base import (
     valid_upload_id,
 )
 from ltxserve.jobs.store.base import JobStore as BaseJobStore
-from ltxserve.jobs.store.batch import Batch, json_param
+from ltxserve.jobs.store.batch import Batch
 from ltxserve.jobs.store.pg_claim import CLAIM as PG_CLAIM
 from ltxserve.jobs.store.tables import api_keys, jobs, uploads
 
@@ -366,11 +366,10 @@ class SqlJobStore:
         """Insert a pending job; ``idempotency`` (idempotency.py), then ``admit`` run
         first in the same write transaction."""
         job_id = job_id or str(uuid.uuid4())
-        if not self.is_sqlite:
-            try:
-                return self._create(api_key_id, endpoint, request, job_id, admit, idempotency)
-            except idempotency_sql.Replay:
-                pass  # the key was there already: again, with the key's claim first
+        try:
+            return self._create(api_key_id, endpoint, request, job_id, admit, idempotency)
+        except idempotency_sql.Replay:
+            pass  # the key was there already: again, with the key's claim first
         return self._create(
             api_key_id, endpoint, request, job_id, admit, idempotency, claim_first=True
         )
@@ -398,7 +397,7 @@ class SqlJobStore:
             view = _AdmissionView(conn, self.is_sqlite, job_id)
             batch = view.batch
             if idempotency is not None:
-                if claim_first or batch is None:
+                if claim_first:
                     named = idempotency_sql.claim(conn, idempotency, job_id)
                     if named is not None:
                         return named
@@ -408,16 +407,13 @@ class SqlJobStore:
                 try:
                     admit(view, api_key_id, endpoint, request)
                 except Exception:
-                    if batch is not None and batch.pending():
+                    if batch.pending():
                         _replay_first(batch)  # a retried key answers its job, not a refusal
                     raise
-            if batch is None:
-                conn.execute(_INSERT_JOB, values)
-            else:
-                batch.add(_INSERT_JOB, {**values, "request": json_param(request)})
-                if self.rings_on_insert:
-                    batch.add(_RING, {})
-                batch.send()
+            batch.add(_INSERT_JOB, values, json=("request",))
+            if self.rings_on_insert:
+                batch.add(_RING, {})
+            batch.send()
         # the row is exactly what was inserted: no second round trip to read it back
         return Job(
             id=job_id,
@@ -803,12 +799,12 @@ class _AdmissionView:
         self.sqlite = sqlite
         self.job_id = job_id  # the job being admitted
         self.locked: set[str] = set()
-        # PostgreSQL: what need not be sent at once waits here for the next statement
-        # that must be (batch.py); the job's INSERT sends the rest
-        self.batch = None if sqlite else Batch(conn)
+        # what need not be sent at once waits here for the next statement that must be
+        # (batch.py: one round trip on PostgreSQL); the job's INSERT sends the rest
+        self.batch = Batch(conn)
 
     def _lock(self, api_key_id: str) -> None:
-        if self.batch is None or api_key_id in self.locked:
+        if self.sqlite or api_key_id in self.locked:
             return
         lock_id = limits_sql.lock_id(limits_sql.key_lock(api_key_id))
         self.batch.add(limits_sql.LOCK, {"lock_id": lock_id})
@@ -816,7 +812,7 @@ class _AdmissionView:
 
     def _sync(self) -> None:
         """Send what waits, before a statement run straight on the connection."""
-        if self.batch is not None and self.batch.pending():
+        if self.batch.pending():
             self.batch.send()
 
     def unfinished_jobs(self, api_key_id: str, cap: int | None = None) -> int:
@@ -842,19 +838,13 @@ class _AdmissionView:
         return LimitsState(own, unfinished, pending)
 
     def save_tokens(self, api_key_id: str, tokens: float, at_ms: int) -> None:
-        if self.batch is None:
-            limits_sql.save_tokens(self.conn, api_key_id, tokens, at_ms)
-            return
         self._lock(api_key_id)
         params = {"api_key_id": api_key_id, "tokens": tokens, "tokens_at": at_ms}
-        self.batch.add(limits_sql.SAVE_TOKENS["postgresql"], params)
+        self.batch.add(limits_sql.SAVE_TOKENS[self.conn.dialect.name], params)
 
     def hold_credits(self, api_key_id: str, amount: int, refusal: Exception) -> None:
         # a conditional UPDATE of the key's balance row: atomic on its own
-        if self.batch is not None:
-            ledger.hold_later(self.batch, api_key_id, self.job_id, amount, refusal)
-        elif not ledger.hold(self.conn, api_key_id, self.job_id, amount):
-            raise refusal
+        ledger.hold_later(self.batch, api_key_id, self.job_id, amount, refusal)
 
 
 class _WriteTx:
