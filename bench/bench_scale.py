@@ -109,6 +109,7 @@ def bulk_load(store: JobStore, rows: int, *, expired: bool) -> list[str]:
                     "attempts": 1,
                     "lease_owner": None,
                     "lease_expires_at": None,
+                    "version": 3,  # pending, processing, completed (live events' ids)
                 }
                 copy.write_row([values[c] for c in cols])
         raw.commit()
