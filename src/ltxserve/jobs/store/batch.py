@@ -1,4 +1,4 @@
-"""A submit's statements on PostgreSQL, sent together: one round trip where there were many.
+"""A submit's statements, sent together: on PostgreSQL one round trip where there were many.
 
 The submit's transaction (``SqlJobStore.create_job``) has statements whose
 results it must see at once (the limits' read) and statements whose results can
@@ -15,9 +15,9 @@ Before: BEGIN, key INSERT, lock and read, bucket, hold, job INSERT, NOTIFY,
 COMMIT: eight round trips with every feature on, four with none. Now three and
 three (bench/README.md, "Admission on the submit path").
 
-Statements are SQLAlchemy Core (or ``text``) compiled once for PostgreSQL and run
-on the driver's cursor. SQLite has no round trip to save and keeps its
-statements in ``sql.py``.
+Statements are SQLAlchemy Core (or ``text``) compiled once per dialect and run on
+the driver's cursor. SQLite has no round trip to save: there the queue runs one
+statement after another when sent, which still skips Core's per-statement overhead.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Functions on a SQLAlchemy ``Connection`` that the caller has in a write
 transaction, so each movement commits (or not) with what caused it:
 
-- ``hold`` (SQLite) and ``hold_later`` (PostgreSQL, sent with the job's INSERT)
-  run inside the submit's insert transaction (``AdmissionView``): a
+- ``hold_later`` runs inside the submit's insert transaction (``AdmissionView``;
+  on PostgreSQL one statement, sent with the job's INSERT): a
   conditional UPDATE (``balance >= amount``) moves credits from balance to held,
   so two submits of one key, in any number of API processes, cannot both spend
   the same credits: the second waits on the row lock (PostgreSQL) or the write

@@ -47,9 +47,12 @@ def key_lock(api_key_id: str) -> str:
     return f"ltxserve:key:{api_key_id}"
 
 
+LOCK = select(func.pg_advisory_xact_lock(bindparam("lock_id")))
+
+
 def advisory_lock(conn: Connection, name: str) -> None:
     """A PostgreSQL transaction-scoped advisory lock named by ``name``."""
-    conn.execute(select(func.pg_advisory_xact_lock(lock_id(name))))
+    conn.execute(LOCK, {"lock_id": lock_id(name)})
 
 
 def read(conn: Connection, api_key_id: str) -> KeyLimits:
@@ -148,9 +151,6 @@ def snapshot(
     m = _read(batch or Batch(conn), lock, params)
     own = KeyLimits(**{k: m[k] for k in KeyLimits.__dataclass_fields__})
     return own, int(m["unfinished"]), int(m["pending"])
-
-
-LOCK = select(func.pg_advisory_xact_lock(bindparam("lock_id")))
 
 
 def _read(batch: Batch, lock: str | None, params: dict[str, Any]) -> dict[str, Any]:
