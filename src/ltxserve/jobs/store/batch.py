@@ -13,7 +13,9 @@ refusal then, and the transaction rolls back with everything it sent.
 
 Before: BEGIN, key INSERT, lock and read, bucket, hold, job INSERT, NOTIFY,
 COMMIT: eight round trips with every feature on, four with none. Now three and
-three (bench/README.md, "Admission on the submit path").
+two: the COMMIT rides with the INSERT when no queued check is left to refuse the
+submit (bench/README.md, "Admission on the submit path"). The worker's claim and
+finish send their one statement and the COMMIT together the same way.
 
 Statements are SQLAlchemy Core (or ``text``) compiled once per dialect and run on
 the driver's cursor. SQLite has no round trip to save: there the queue runs one
@@ -78,17 +80,30 @@ class Batch:
             values = tuple(values[name] for name in c.positiontup)
         self.queue.append((c.string, values, check))
 
-    def send(self, stmt: ClauseElement | None = None, params: dict[str, Any] | None = None) -> Row:
+    def send(
+        self,
+        stmt: ClauseElement | None = None,
+        params: dict[str, Any] | None = None,
+        *,
+        commit: bool = False,
+        json: tuple[str, ...] = (),
+    ) -> Row:
         """Send the queue (and ``stmt``, whose first row is returned) in one round trip,
-        then run the queue's checks in order."""
+        then run the queue's checks in order.
+
+        ``commit``: the transaction ends with this send. On PostgreSQL its COMMIT rides
+        in the same pipeline, unless a queued check could still refuse what was sent
+        (a check runs once the results are back, too late to roll a commit back); the
+        caller's ``commit()`` then finds nothing to do. SQLite commits as before."""
         if stmt is not None:
-            self.add(stmt, params or {})
+            self.add(stmt, params or {}, json=json)
         queue, self.queue = self.queue, []
         if not queue:
             return {}
         dbapi = self.conn.dialect.loaded_dbapi
+        commit = commit and all(check is None for _, _, check in queue)
         try:
-            rows = self._run_sqlite(queue) if self.sqlite else self._run_pg(queue)
+            rows = self._run_sqlite(queue) if self.sqlite else self._run_pg(queue, commit)
         except dbapi.Error as exc:  # as SQLAlchemy would wrap it (busy: OperationalError)
             raise sa_exc.DBAPIError.instance(queue[-1][0], queue[-1][1], exc, dbapi.Error) from exc
         for (_, _, check), row in zip(queue, rows, strict=True):
@@ -99,7 +114,7 @@ class Batch:
     def pending(self) -> bool:
         return bool(self.queue)
 
-    def _run_pg(self, queue: list[tuple[str, Any, Check | None]]) -> list[Row | None]:
+    def _run_pg(self, queue: list[tuple[str, Any, Check | None]], commit: bool) -> list[Row | None]:
         driver: Any = self.conn.connection.driver_connection  # a psycopg Connection
         with driver.pipeline():
             cursors = []
@@ -107,6 +122,8 @@ class Batch:
                 cur = driver.cursor(row_factory=dict_row)
                 cur.execute(sql, values)
                 cursors.append(cur)
+            if commit:  # skipped by the server if a statement above failed
+                driver.commit()
         rows: list[Row | None] = []
         for cur in cursors:  # the pipeline has synced: every result is here
             rows.append(cur.fetchone() if cur.description is not None else None)

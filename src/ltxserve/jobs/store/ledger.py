@@ -108,6 +108,30 @@ HOLD_PG = text(
 )
 
 
+# ``settle`` as CTEs, for a statement that ended the job in a CTE named ``ended``
+# (RETURNING its id): PostgreSQL's finish (pg_finish.py) settles in the job's own
+# UPDATE. Parameters: ``kind`` (charge or release), ``job_id``, ``now``. Nothing is
+# written unless ``ended`` has the row, the job holds credits and is not settled yet.
+SETTLE_CTES = (
+    "held AS (SELECT h.api_key_id, h.amount FROM credit_ledger h JOIN ended ON h.job_id = ended.id"
+    " WHERE h.kind = 'hold' AND NOT EXISTS (SELECT 1 FROM credit_ledger s"
+    " WHERE s.job_id = ended.id AND s.kind IN ('charge', 'release'))),"
+    " paid AS (UPDATE credit_balances b"
+    f" SET balance = b.balance + CASE WHEN :kind = '{RELEASE}' THEN held.amount ELSE 0 END,"
+    " held = b.held - held.amount, updated_at = :now"
+    " FROM held WHERE b.api_key_id = held.api_key_id"
+    " RETURNING b.api_key_id, b.balance, held.amount),"
+    " settled AS (INSERT INTO credit_ledger"
+    " (api_key_id, kind, amount, balance, job_id, note, created_at)"
+    " SELECT paid.api_key_id, :kind, paid.amount, paid.balance, :job_id, NULL, :now FROM paid"
+    " RETURNING id)"
+)
+
+
+def settle_kind(status: JobStatus) -> str:
+    return CHARGE if status == JobStatus.COMPLETED else RELEASE
+
+
 def hold_later(batch: Batch, api_key_id: str, job_id: str, amount: int, refusal: Exception) -> None:
     """Set ``amount`` aside for ``job_id``; ``refusal`` is raised when the balance is
     short (nothing written; the transaction then rolls back). PostgreSQL: queued on
@@ -142,7 +166,7 @@ def settle(conn: Connection, job_id: str, status: JobStatus) -> None:
     if settled is not None:
         return
     amount, key = int(held.amount), str(held.api_key_id)
-    kind = CHARGE if status == JobStatus.COMPLETED else RELEASE
+    kind = settle_kind(status)
     back = amount if kind == RELEASE else 0
     row = conn.execute(
         update(credit_balances)

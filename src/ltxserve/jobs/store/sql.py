@@ -37,7 +37,7 @@ from ltxserve.errors import StoreBusyError
 from ltxserve.jobs.lifecycle.changes import ChangeFeed
 from ltxserve.jobs.lifecycle.doorbell import CHANNEL, Doorbell, FifoDoorbell, PgDoorbell, Silent
 from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
-from ltxserve.jobs.store import deliveries, events, ledger, listing
+from ltxserve.jobs.store import deliveries, events, ledger, listing, pg_finish
 from ltxserve.jobs.store import idempotency as idempotency_sql
 from ltxserve.jobs.store import limits as limits_sql
 from ltxserve.jobs.store.base import (
@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 
 
 def _job(row: Any) -> Job:
-    m = row._mapping
+    m = row if isinstance(row, dict) else row._mapping  # a Batch's row, or Core's
     values = {k: m[k] for k in Job.__dataclass_fields__}
     values["status"] = JobStatus(values["status"])
     return Job(**values)
@@ -413,7 +413,7 @@ class SqlJobStore:
             batch.add(_INSERT_JOB, values, json=("request",))
             if self.rings_on_insert:
                 batch.add(_RING, {})
-            batch.send()
+            batch.send(commit=True)
         # the row is exactly what was inserted: no second round trip to read it back
         return Job(
             id=job_id,
@@ -486,8 +486,8 @@ class SqlJobStore:
                         .order_by(jobs.c.created_at)
                         .limit(1)
                     ).first()
-                else:  # lock and take in one statement; the row as it was before (pg_claim)
-                    row = conn.execute(
+                else:  # lock and take in one statement, sent with the COMMIT (pg_claim)
+                    row = Batch(conn).send(
                         PG_CLAIM,
                         dict(
                             now=now,
@@ -495,11 +495,14 @@ class SqlJobStore:
                             lease_expires_at=expires,
                             max_attempts=max_attempts,
                         ),
-                    ).first()
-                if row is None:
+                        commit=True,
+                    )
+                if not row:
                     return None
                 job = _job(row)
                 if job.attempts >= max_attempts:
+                    # PostgreSQL committed already: the row is no longer locked, and
+                    # _finish's compare-and-set on (status, attempts) is the guard
                     self._finish(
                         conn,
                         job,
@@ -628,8 +631,23 @@ class SqlJobStore:
                 return False
             if job.terminal:
                 return False
+            now = now_ms()
+            if not self.is_sqlite and deliveries.new_delivery(job, status, now) is None:
+                check_transition(job.status, status)
+                params = pg_finish.finish_params(
+                    job.id,
+                    job.status,
+                    job.attempts,
+                    status,
+                    now,
+                    result=result,
+                    error=error,
+                    retention_ms=retention_ms,
+                )
+                row = Batch(conn).send(pg_finish.FINISH, params, commit=True, json=("result",))
+                return bool(row["done"])
             return self._finish(
-                conn, job, status, now_ms(), result=result, error=error, retention_ms=retention_ms
+                conn, job, status, now, result=result, error=error, retention_ms=retention_ms
             )
 
     def release(self, job_id: str, owner: str) -> bool:
