@@ -473,6 +473,7 @@ class SqlJobStore:
             now = now_ms()
             expires = now + int(lease_seconds * 1000)
             with self._write() as conn:
+                row: Any
                 if self.is_sqlite:
                     row = conn.execute(
                         select(jobs)
@@ -644,8 +645,8 @@ class SqlJobStore:
                     error=error,
                     retention_ms=retention_ms,
                 )
-                row = Batch(conn).send(pg_finish.FINISH, params, commit=True, json=("result",))
-                return bool(row["done"])
+                ended = Batch(conn).send(pg_finish.FINISH, params, commit=True, json=("result",))
+                return bool(ended["done"])
             return self._finish(
                 conn, job, status, now, result=result, error=error, retention_ms=retention_ms
             )
