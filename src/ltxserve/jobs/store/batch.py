@@ -123,7 +123,9 @@ class Batch:
                 cur.execute(sql, values)
                 cursors.append(cur)
             if commit:  # skipped by the server if a statement above failed
-                driver.commit()
+                # as a statement, not driver.commit(): that syncs the pipeline on its
+                # own, and the pipeline's exit then syncs again, a second round trip
+                driver.cursor().execute(b"COMMIT")
         rows: list[Row | None] = []
         for cur in cursors:  # the pipeline has synced: every result is here
             rows.append(cur.fetchone() if cur.description is not None else None)
