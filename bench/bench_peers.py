@@ -9,6 +9,11 @@ One run, one machine. For each system and 1, 2 and 4 workers:
                 has completed (workers idle); submit -> start = from just before the
                 submit call to the first line of the job's body (bench/peer_jobs.py
                 records it)
+    drain       --jobs jobs submitted while no worker runs, then the workers started:
+                jobs/s = jobs between the first job's start and the last one's, as
+                their bodies record them. The queue and workers alone, without the client's
+                submits in the way: what one client thread can submit bounds the
+                throughput figure of a system whose submit is an HTTP request
 Trials are interleaved: round after round, and within a round each worker count runs
 every system in turn (the order rotating), so the load of a shared machine falls on
 all of them alike. Throughput is the median over rounds; latency percentiles pool
@@ -351,9 +356,19 @@ def trial(system: System, n: int, args: argparse.Namespace, tmp: Path) -> dict[s
         lat = [starts[i] - t for i, t in submitted.items()]
     finally:
         system.stop_workers()
+    queued = [system.submit(str(uuid.uuid4())) for _ in range(args.jobs)]
+    drained = tmp / f"{system.name}-{n}-{uuid.uuid4().hex[:6]}.drain"
+    system.start_workers(n, drained)
+    try:
+        wait_done(system, queued, 600)
+        mine = set(queued)  # not procrastinate's warm-up jobs (Procrastinate.start_workers)
+        began = sorted(t for i, t in read_starts(drained).items() if i in mine)
+    finally:
+        system.stop_workers()
     return {
         "rate": args.jobs / (t_done - t0),
         "submit_rate": args.jobs / (t_sub - t0),
+        "drain": (len(began) - 1) / (began[-1] - began[0]),
         "lat": lat,
     }
 
@@ -411,7 +426,8 @@ def main() -> None:
                         res.setdefault((system.name, n), []).append(one)
                         print(
                             f"  round {r + 1} {system.name:>13} x{n}: {one['rate']:7.0f} jobs/s "
-                            f"(submits {one['submit_rate']:6.0f}/s), submit->start p50 "
+                            f"(submits {one['submit_rate']:6.0f}/s, drain "
+                            f"{one['drain']:5.0f}/s), submit->start p50 "
                             f"{pct(one['lat'], 50):6.1f} ms",
                             flush=True,
                         )
@@ -426,7 +442,7 @@ def main() -> None:
         f"latency run, {args.rounds} rounds interleaved, {os.cpu_count()} cores shared"
     )
     print(
-        f"{'system':>13} {'workers':>7} | {'jobs/s':>7} {'submit/s':>8} | "
+        f"{'system':>13} {'workers':>7} | {'jobs/s':>7} {'submit/s':>8} {'drain/s':>7} | "
         f"{'start p50 ms':>12} {'p99 ms':>7}"
     )
     for n in counts:
@@ -435,7 +451,8 @@ def main() -> None:
             lat = [x for one in runs for x in one["lat"]]
             print(
                 f"{name:>13} {n:>7} | {statistics.median(o['rate'] for o in runs):>7.0f} "
-                f"{statistics.median(o['submit_rate'] for o in runs):>8.0f} | "
+                f"{statistics.median(o['submit_rate'] for o in runs):>8.0f} "
+                f"{statistics.median(o['drain'] for o in runs):>7.0f} | "
                 f"{pct(lat, 50):>12.1f} {pct(lat, 99):>7.1f}"
             )
 

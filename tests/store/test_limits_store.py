@@ -189,23 +189,3 @@ def test_a_keys_own_limits_apply_when_the_server_has_none(store: JobStore, tmp_p
     store.create_job("slow", "text-to-video", {}, admit=admit)
     with pytest.raises(RateLimitError):
         store.create_job("slow", "text-to-video", {}, admit=admit)
-
-
-def test_with_every_limit_off_a_plain_key_is_read_again_after_the_key_cache(
-    store: JobStore, tmp_path: Path
-) -> None:
-    """Its submit skips the limits' read (one round trip) for key_cache_seconds; an
-    override set meanwhile applies once that time is up (docs/limits.md)."""
-    admit = limits(tmp_path, max_unfinished_per_key=0, key_cache_seconds=0.5)
-    store.create_job("k", "text-to-video", {}, admit=admit)  # read: no override, remembered
-    store.set_key_limits("k", max_unfinished=1)
-    store.create_job("k", "text-to-video", {}, admit=admit)  # not read: admitted (2 live)
-    time.sleep(0.6)
-    with pytest.raises(ConcurrencyLimitError):  # read again: the override holds
-        store.create_job("k", "text-to-video", {}, admit=admit)
-    store.set_key_limits("k", max_unfinished=0)
-    uncached = limits(tmp_path, max_unfinished_per_key=0, key_cache_seconds=0)
-    store.create_job("k", "text-to-video", {}, admit=uncached)
-    store.set_key_limits("k", max_unfinished=1)
-    with pytest.raises(ConcurrencyLimitError):  # no key cache: at once
-        store.create_job("k", "text-to-video", {}, admit=uncached)

@@ -197,7 +197,7 @@ def test_a_new_key_costs_one_statement(
     send = Batch.send
 
     def spy(self: Batch, *args: Any, **kwargs: Any) -> Any:
-        sends.append([name(sql) for sql, _, _ in self.queue if sql.startswith("INSERT")])
+        sends.append([name(sql) for sql, *_ in self.queue if sql.startswith("INSERT")])
         return send(self, *args, **kwargs)
 
     monkeypatch.setattr(Batch, "send", spy)

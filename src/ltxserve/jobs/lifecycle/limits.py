@@ -19,18 +19,11 @@ however many API processes take submits. In order:
 
 The counts stop at the limit (store/limits.py), so none costs more than the
 limit's number of index entries.
-
-With every limit off server-wide, the read can only find a key's own override.
-A key whose row had none is not read again for ``LTXSERVE_KEY_CACHE_SECONDS``
-(default 2): its submit then costs one round trip, not two (bench/README.md,
-"Peers"). An override set meanwhile applies once that time is up, as a revoked
-key stops working once the key cache lets it go.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 from ltxserve.config import Settings
@@ -63,10 +56,6 @@ class Limits:
         self.burst = settings.rate_limit_burst
         self.max_pending = settings.max_pending_jobs
         self.queue_retry_after = settings.queue_retry_after_seconds
-        self.cache_seconds = settings.key_cache_seconds
-        # key id -> monotonic time until which it is known to have no override; only
-        # used while every limit is off server-wide (module docstring)
-        self._plain: dict[str, float] = {}
 
     def __call__(
         self, view: AdmissionView, api_key_id: str, endpoint: str, request: dict[str, Any]
@@ -76,17 +65,10 @@ class Limits:
         # own lock near its cap); a key whose own value turns one on is read again,
         # serialised, so its count and bucket are exact too.
         per_key = self.max_unfinished > 0 or self.rate > 0
-        all_off = not per_key and self.max_pending == 0
-        if all_off and self._plain.get(api_key_id, 0.0) > time.monotonic():
-            return
         state = view.limits_state(
             api_key_id, self.max_unfinished, self.max_pending, serialise=per_key
         )
         own = state.limits
-        if all_off and self.cache_seconds > 0 and not (own.max_unfinished or own.rate_per_second):
-            if len(self._plain) > 100_000:  # keys come and go: bounded, not an LRU
-                self._plain.clear()
-            self._plain[api_key_id] = time.monotonic() + self.cache_seconds
         if not per_key and any(v for v in (own.max_unfinished, own.rate_per_second)):
             state = view.limits_state(api_key_id, self.max_unfinished, self.max_pending)
             own = state.limits

@@ -25,7 +25,7 @@ statement after another when sent, which still skips Core's per-statement overhe
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from psycopg.rows import dict_row
@@ -36,6 +36,24 @@ from sqlalchemy.sql import ClauseElement
 
 Row = dict[str, Any]
 Check = Callable[[Row | None], None]
+
+
+class Refusal(NamedTuple):
+    """A statement that refuses on the server: it fails with ``error`` (a driver
+    exception type: the statement's own SQLSTATE), and the batch raises ``raise_``
+    instead. Unlike a check, it stops the COMMIT that rides with it (the server
+    skips the rest of a failed pipeline)."""
+
+    error: type[BaseException]
+    raise_: Exception
+
+
+class _Item(NamedTuple):
+    sql: str
+    values: Any
+    check: Check | None
+    refusal: Refusal | None
+
 
 _COMPILED: dict[tuple[int, str], tuple[ClauseElement, Compiled]] = {}
 
@@ -57,7 +75,7 @@ class Batch:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.sqlite = conn.dialect.name == "sqlite"
-        self.queue: list[tuple[str, Any, Check | None]] = []
+        self.queue: list[_Item] = []
 
     def add(
         self,
@@ -66,6 +84,7 @@ class Batch:
         check: Check | None = None,
         *,
         json: tuple[str, ...] = (),
+        refusal: Refusal | None = None,
     ) -> None:
         """Queue ``stmt``; ``json`` names the parameters bound to JSON columns (Core's
         bind processors are not in the way here, so this says how to send them)."""
@@ -78,7 +97,7 @@ class Batch:
                 )
         if c.positiontup is not None:  # SQLite's qmark style
             values = tuple(values[name] for name in c.positiontup)
-        self.queue.append((c.string, values, check))
+        self.queue.append(_Item(c.string, values, check, refusal))
 
     def send(
         self,
@@ -101,26 +120,31 @@ class Batch:
         if not queue:
             return {}
         dbapi = self.conn.dialect.loaded_dbapi
-        commit = commit and all(check is None for _, _, check in queue)
+        commit = commit and all(item.check is None for item in queue)
         try:
             rows = self._run_sqlite(queue) if self.sqlite else self._run_pg(queue, commit)
         except dbapi.Error as exc:  # as SQLAlchemy would wrap it (busy: OperationalError)
-            raise sa_exc.DBAPIError.instance(queue[-1][0], queue[-1][1], exc, dbapi.Error) from exc
-        for (_, _, check), row in zip(queue, rows, strict=True):
-            if check is not None:
-                check(row)
+            for item in queue:
+                if item.refusal is not None and isinstance(exc, item.refusal.error):
+                    raise item.refusal.raise_ from exc
+            raise sa_exc.DBAPIError.instance(
+                queue[-1].sql, queue[-1].values, exc, dbapi.Error
+            ) from exc
+        for item, row in zip(queue, rows, strict=True):
+            if item.check is not None:
+                item.check(row)
         return (rows[-1] or {}) if stmt is not None else {}
 
     def pending(self) -> bool:
         return bool(self.queue)
 
-    def _run_pg(self, queue: list[tuple[str, Any, Check | None]], commit: bool) -> list[Row | None]:
+    def _run_pg(self, queue: list[_Item], commit: bool) -> list[Row | None]:
         driver: Any = self.conn.connection.driver_connection  # a psycopg Connection
         with driver.pipeline():
             cursors = []
-            for sql, values, _ in queue:
+            for item in queue:
                 cur = driver.cursor(row_factory=dict_row)
-                cur.execute(sql, values)
+                cur.execute(item.sql, item.values)
                 cursors.append(cur)
             if commit:  # skipped by the server if a statement above failed
                 # as a statement, not driver.commit(): that syncs the pipeline on its
@@ -132,15 +156,15 @@ class Batch:
             cur.close()
         return rows
 
-    def _run_sqlite(self, queue: list[tuple[str, Any, Check | None]]) -> list[Row | None]:
+    def _run_sqlite(self, queue: list[_Item]) -> list[Row | None]:
         """One after another on the driver's cursor: no round trip to save, but Core's
         per-statement overhead (~50 us, against ~20 us for the statement itself)."""
         driver: Any = self.conn.connection.driver_connection  # a sqlite3 Connection
         cur = driver.cursor()
         rows: list[Row | None] = []
         try:
-            for sql, values, _ in queue:
-                cur.execute(sql, values)
+            for item in queue:
+                cur.execute(item.sql, item.values)
                 row = cur.fetchone() if cur.description is not None else None
                 names = [d[0] for d in cur.description or ()]
                 rows.append(None if row is None else dict(zip(names, row, strict=True)))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg.errors
 from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -29,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from ltxserve.jobs.lifecycle.states import JobStatus
 from ltxserve.jobs.store.base import Credits, LedgerEntry, now_ms
-from ltxserve.jobs.store.batch import Batch
+from ltxserve.jobs.store.batch import Batch, Refusal
 from ltxserve.jobs.store.tables import credit_balances, credit_ledger
 
 TOP_UP, HOLD, CHARGE, RELEASE = "top_up", "hold", "charge", "release"
@@ -97,14 +98,19 @@ def _entry(
 
 # PostgreSQL: the balance's UPDATE and the ledger's INSERT as one statement (a
 # data-modifying CTE), queued on the submit's batch (batch.py) and sent with the
-# job's INSERT: no round trip of its own. The INSERT sees the UPDATE's RETURNING and
-# writes nothing when the balance was short; the batch's check then raises.
+# job's INSERT and the COMMIT: no round trip of its own. The INSERT sees the UPDATE's
+# RETURNING and writes nothing when the balance was short; the statement then
+# divides by that nothing (a zero count, known only when it runs, so the planner
+# cannot fold it), and the failure stops the pipeline before its COMMIT. The batch
+# turns that one SQLSTATE (division_by_zero, which no other statement of a submit
+# can raise) into the admission's refusal.
 HOLD_PG = text(
     "WITH h AS (UPDATE credit_balances"
     " SET balance = balance - :amount, held = held + :amount, updated_at = :now"
-    " WHERE api_key_id = :key AND balance >= :amount RETURNING balance)"
-    " INSERT INTO credit_ledger (api_key_id, kind, amount, balance, job_id, note, created_at)"
-    f" SELECT :key, '{HOLD}', :amount, h.balance, :job_id, NULL, :now FROM h RETURNING id"
+    " WHERE api_key_id = :key AND balance >= :amount RETURNING balance),"
+    " e AS (INSERT INTO credit_ledger (api_key_id, kind, amount, balance, job_id, note, created_at)"
+    f" SELECT :key, '{HOLD}', :amount, h.balance, :job_id, NULL, :now FROM h RETURNING id)"
+    " SELECT 1 / (SELECT count(*) FROM e) AS held"
 )
 
 
@@ -140,12 +146,7 @@ def hold_later(batch: Batch, api_key_id: str, job_id: str, amount: int, refusal:
     now = now_ms()
     params = {"key": api_key_id, "amount": amount, "now": now, "job_id": job_id}
     if not batch.sqlite:
-
-        def check(row: dict[str, Any] | None) -> None:
-            if row is None:
-                raise refusal
-
-        batch.add(HOLD_PG, params, check)
+        batch.add(HOLD_PG, params, refusal=Refusal(psycopg.errors.DivisionByZero, refusal))
         return
     row = batch.send(_HOLD, params)
     if not row:
