@@ -8,14 +8,17 @@ wait until the job's row goes in: the rate bucket's write, the credit hold, the
 statement of the first kind, or with the INSERT, in one psycopg pipeline (and the
 transaction's BEGIN, when nothing has been sent yet); the server runs them in
 order. Each queued statement may carry a ``check`` of its first row, run once
-the results are back, in queue order: a short balance raises the admission's own
-refusal then, and the transaction rolls back with everything it sent.
+the results are back, in queue order (a key found already raises ``Replay``), and
+the transaction rolls back with everything it sent; or a ``Refusal``: a statement
+that fails on the server when it refuses (the credit hold, on a short balance), so
+a COMMIT sent after it never runs.
 
 Before: BEGIN, key INSERT, lock and read, bucket, hold, job INSERT, NOTIFY,
-COMMIT: eight round trips with every feature on, four with none. Now three and
-two: the COMMIT rides with the INSERT when no queued check is left to refuse the
-submit (bench/README.md, "Admission on the submit path"). The worker's claim and
-finish send their one statement and the COMMIT together the same way.
+COMMIT: eight round trips with every feature on, four with none. Now two and two:
+the COMMIT rides with the INSERT when no queued check is left to refuse the
+submit, and the credit hold refuses on the server (a ``Refusal``), not in a check
+(bench/README.md, "Admission on the submit path"). The worker's claim and finish
+send their one statement and the COMMIT together the same way.
 
 Statements are SQLAlchemy Core (or ``text``) compiled once per dialect and run on
 the driver's cursor. SQLite has no round trip to save: there the queue runs one

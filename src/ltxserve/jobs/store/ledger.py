@@ -4,13 +4,15 @@ Functions on a SQLAlchemy ``Connection`` that the caller has in a write
 transaction, so each movement commits (or not) with what caused it:
 
 - ``hold_later`` runs inside the submit's insert transaction (``AdmissionView``;
-  on PostgreSQL one statement, sent with the job's INSERT): a
+  on PostgreSQL one statement, sent with the job's INSERT and the COMMIT, which a
+  refused hold stops): a
   conditional UPDATE (``balance >= amount``) moves credits from balance to held,
   so two submits of one key, in any number of API processes, cannot both spend
   the same credits: the second waits on the row lock (PostgreSQL) or the write
   lock (SQLite) and then sees the lowered balance.
 - ``settle`` runs in the transaction that ends the job, right after its
-  compare-and-set succeeded (``SqlJobStore._finish``), so a job that ends once is
+  compare-and-set succeeded (``SqlJobStore._finish``; on PostgreSQL a worker's
+  finish runs it as CTEs of that UPDATE, ``SETTLE_CTES``), so a job that ends once is
   settled once, whoever ends it (worker, reaper, v1 abandon, cancel); a worker
   killed mid-job ends nothing and settles nothing. The ledger's partial unique
   indexes refuse a second hold or settlement of one job in any case.
