@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import event
 
+from ltxserve.config import Settings
 from ltxserve.jobs.lifecycle.states import InvalidTransition, JobStatus, check_transition
 from ltxserve.jobs.store.base import JobStore
+from ltxserve.jobs.store.batch import Batch
+from ltxserve.jobs.store.db import open_store
 from ltxserve.jobs.store.sql import SqlJobStore
 from ltxserve.jobs.store.tables import metadata
+from tests.store.conftest import pg_database
 
 RET = 60_000  # retention for jobs a claim gives up on
 
@@ -119,3 +125,47 @@ def test_keys(store: JobStore) -> None:
     assert store.revoke_key("ltxsk_abc") == 1
     assert store.key_by_hash("h" * 64)["revoked_at"] is not None  # type: ignore[index]
     assert store.revoke_key("id1") == 0
+
+
+def test_a_workers_claim_and_finish_are_one_round_trip_each_on_postgresql(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each sends its one statement with the COMMIT in one pipeline (jobs/store/
+    pg_claim.py, pg_finish.py): nothing else reaches the driver, and the job ends as
+    it would have through Core (completed, its result, the lease gone). SQLite has
+    no round trip to save."""
+    for url in pg_database():
+        sql_store = open_store(Settings(data_dir=tmp_path / "data", database_url=url))
+        try:
+            _one_round_trip_each(sql_store, monkeypatch)
+        finally:
+            sql_store.engine.dispose()
+
+
+def _one_round_trip_each(sql_store: SqlJobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    pipelines: list[tuple[int, bool]] = []  # (statements, commit) of each pipeline
+    run_pg = Batch._run_pg
+
+    def spy(self: Batch, queue: list[object], commit: bool) -> object:
+        pipelines.append((len(queue), commit))
+        return run_pg(self, queue, commit)  # type: ignore[arg-type]
+
+    sql_store.create_job("k", "text-to-video", {"prompt": "p"}, job_id="j1")
+    core: list[str] = []
+    monkeypatch.setattr(Batch, "_run_pg", spy)
+    event.listen(sql_store.engine, "before_cursor_execute", lambda *a: core.append(a[2]))
+    claimed = sql_store.claim("w1", lease_seconds=30, max_attempts=3, retention_ms=RET)
+    assert claimed is not None and claimed.id == "j1"
+    assert sql_store.finish(
+        "j1", "w1", JobStatus.COMPLETED, RET, result={"video": "v"}, claimed=claimed
+    )
+    assert pipelines == [(1, True), (1, True)]
+    assert core == []  # no statement through Core: no BEGIN, no separate COMMIT
+    job = sql_store.get("j1")
+    assert job is not None
+    assert (job.status, job.result, job.lease_owner, job.progress) == (
+        JobStatus.COMPLETED,
+        {"video": "v"},
+        None,
+        1.0,
+    )
