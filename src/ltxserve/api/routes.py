@@ -106,8 +106,9 @@ async def submit(
 
 
 def _make_submit(endpoint: str) -> Any:
-    """A plain Starlette route, like the poll: FastAPI's parameter machinery cost
-    ~0.3 ms of the submit's ~1.9 ms of CPU (bench/README.md, "Peers")."""
+    """A plain Starlette route, like the poll (bench/bench_poll.py measured FastAPI's
+    parameter machinery there): the handler needs nothing from it but the app's
+    dependencies, which ``api_deps`` hands over without a resolver per request."""
 
     async def handler(request: Request) -> Response:
         deps = api_deps(request)
