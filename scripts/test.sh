@@ -51,4 +51,5 @@ export LTXSERVE_TEST_STRICT=1
 # Includes the 4K-for-20-s streaming memory check of the preview engine (~25 s) and the
 # fresh-machine check of the README's install command (~1 min).
 export LTXSERVE_SLOW_TESTS=1
-exec "$VENV/bin/python" -m pytest "$@"
+# --durations: the slowest tests in every run's log, for keeping the suite short.
+exec "$VENV/bin/python" -m pytest --durations=25 "$@"
