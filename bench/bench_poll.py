@@ -8,7 +8,9 @@ is not the bottleneck) at 1, 50 and 200 connections against
 and prints polls/s, p50, p99 and the poll/bare ratio. Targets (issue 2): ratio <= 2x
 and >= 2,000 polls/s on 2 cores (10,000 jobs polled every 5 s).
 
-Usage: python bench/bench_poll.py [--duration 10] [--jobs 10000]
+Usage: python bench/bench_poll.py [--duration 10] [--jobs 10000] [--pg-url URL]
+With --pg-url (e.g. $LTXSERVE_TEST_PG_URL from scripts/pg-start.sh) the store is a
+PostgreSQL database the bench creates there and drops after; SQLite otherwise.
 Needs wrk (Debian package `wrk`).
 """
 
@@ -22,6 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -64,21 +69,46 @@ def wrk(
     return parse(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
 
 
+@contextmanager
+def database(pg_url: str | None) -> Iterator[str | None]:
+    """A throwaway PostgreSQL database on pg_url's server, or None for SQLite."""
+    if not pg_url:
+        yield None
+        return
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    name = f"bench_poll_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield pg_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--jobs", type=int, default=10_000)
+    ap.add_argument("--pg-url", help="PostgreSQL server to make the store's database on")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk not found: apt-get install wrk")
-    with tempfile.TemporaryDirectory() as tmp:
-        srv = Server(Path(tmp), workers=0, env={"LTXSERVE_KEY_CACHE_SECONDS": "2"}).start()
+    with tempfile.TemporaryDirectory() as tmp, database(args.pg_url) as db_url:
+        env = {"LTXSERVE_KEY_CACHE_SECONDS": "2"}
+        if db_url:  # a shared database wants one URL-signing secret for all processes
+            env["LTXSERVE_DATABASE_URL"] = db_url
+            env["LTXSERVE_SECRET"] = os.environ["LTXSERVE_SECRET"] = uuid.uuid4().hex
+        srv = Server(Path(tmp), workers=0, env=env).start()
         try:
             from ltxserve.config import Settings
             from ltxserve.jobs.store.db import open_store
             from ltxserve.keys import KeyChecker
 
-            store = open_store(Settings(data_dir=Path(tmp)))
+            store = open_store(Settings(data_dir=Path(tmp), database_url=db_url))
             key_id = KeyChecker(store, 0).check(f"Bearer {srv.api_key}")
             body = {
                 "prompt": "bench",
@@ -100,7 +130,8 @@ def main() -> None:
             )
             assert r.status_code == 200 and r.json()["status"] == "pending", r.text
             print(
-                f"ltxserve status-poll benchmark: {args.jobs} jobs in SQLite, "
+                f"ltxserve status-poll benchmark: {args.jobs} jobs in "
+                f"{'PostgreSQL' if db_url else 'SQLite'}, "
                 f"{args.duration}s per run, wrk 1 thread, {os.cpu_count()} cores"
             )
             print(

@@ -51,5 +51,9 @@ export LTXSERVE_TEST_STRICT=1
 # Includes the 4K-for-20-s streaming memory check of the preview engine (~25 s) and the
 # fresh-machine check of the README's install command (~1 min).
 export LTXSERVE_SLOW_TESTS=1
-# --durations: the slowest tests in every run's log, for keeping the suite short.
-exec "$VENV/bin/python" -m pytest --durations=25 "$@"
+# -n: tests run in parallel processes (pytest-xdist). Most of them wait on servers and
+# workers of their own rather than compute, so 3 processes keep a 2-core machine busy
+# (26 -> 15 min); every test owns its ports, data dirs, databases and buckets, and the
+# fault tests their own PostgreSQL and SeaweedFS, so none can see another's. 0: one
+# process. --durations: the slowest tests in every run's log, for keeping it short.
+exec "$VENV/bin/python" -m pytest -n "${LTXSERVE_TEST_PROCS:-3}" --durations=25 "$@"

@@ -9,6 +9,7 @@ import pytest
 from tests.support import Server
 
 ENGINE = os.environ.get("LTXSERVE_TEST_ENGINE", "minimal")
+FIGURES = "figures"  # user_properties key of a fault test's counts (tests/faults/conftest.py)
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +58,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     ):
         rep.outcome = "failed"
         rep.longrepr = f"skipped under LTXSERVE_TEST_STRICT: {rep.longrepr}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault tests' counts, gathered from the reports of every test that ran, in
+    this process or in an xdist worker."""
+    lines = [
+        value
+        for reports in terminalreporter.stats.values()
+        for rep in reports
+        if getattr(rep, "when", None) == "call"
+        for key, value in getattr(rep, "user_properties", ())
+        if key == FIGURES
+    ]
+    if lines:
+        terminalreporter.section("fault test figures")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -1,5 +1,6 @@
 """Fault tests report their counts (jobs, kills, reclaims, 503s ...) at the end of the
-run, in pytest's terminal summary, so a CI log shows them without ``-s``."""
+run, in pytest's terminal summary, so a CI log shows them without ``-s`` (the summary
+is tests/conftest.py's: it must run in xdist's controller, which never loads this file)."""
 
 from __future__ import annotations
 
@@ -9,30 +10,25 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import FIGURES
 from tests.faults.cluster import Cluster
 from tests.storage.conftest import S3_URL, create_bucket, s3_client
 from tests.store.conftest import pg_database
 
-REPORTS: list[str] = []
-
 
 @pytest.fixture
 def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
-    """Record one line of figures for the run's summary (and print it for ``-s``)."""
+    """Record one line of figures for the run's summary (and print it for ``-s``).
+
+    The line rides on the test's report (``user_properties``), which xdist sends from
+    the worker that ran the test to the controller that prints the summary."""
 
     def add(line: str) -> None:
         line = f"{request.node.name}: {line}"
         print(line)
-        REPORTS.append(line)
+        request.node.user_properties.append((FIGURES, line))
 
     return add
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if REPORTS:
-        terminalreporter.section("fault test figures")
-        for line in REPORTS:
-            terminalreporter.write_line(line)
 
 
 @pytest.fixture

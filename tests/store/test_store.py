@@ -142,6 +142,41 @@ def test_a_workers_claim_and_finish_are_one_round_trip_each_on_postgresql(
             sql_store.engine.dispose()
 
 
+def test_the_status_poll_is_one_statement_on_postgresql(tmp_path: Path) -> None:
+    """The poll's read (``view``) and the key lookup run in autocommit: libpq's own
+    trace of the wire shows each sends its SELECT and nothing else, no BEGIN and no
+    ROLLBACK, and a connection comes back to the pool out of autocommit, so a write
+    that follows on it is still one transaction."""
+    for url in pg_database():
+        sql_store = open_store(Settings(data_dir=tmp_path / "data", database_url=url))
+        try:
+            job = sql_store.create_job("k", "text-to-video", {"prompt": "p"}, job_id="j1")
+            sql_store.engine.dispose()  # new connections, traced from their first byte
+            trace = tmp_path / "wire.trace"
+            with trace.open("w") as sink:
+
+                @event.listens_for(sql_store.engine, "connect")
+                def _trace(dbapi_conn: object, _record: object) -> None:
+                    dbapi_conn.pgconn.trace(sink.fileno())  # type: ignore[attr-defined]
+
+                view = sql_store.view(job.id)
+                assert sql_store.key_by_hash("nope") is None
+                sink.flush()
+                wire = trace.read_text()
+                # the write after the reads, on the same (only) pooled connection
+                sql_store.create_job("k", "text-to-video", {"prompt": "p"}, job_id="j2")
+            assert view is not None and view.status == JobStatus.PENDING
+            sent = [line for line in wire.splitlines() if "\tF\t" in line]
+            queries = [line for line in sent if "\tQuery\t" in line or "\tParse\t" in line]
+            assert len(queries) == 2, sent
+            assert not any("BEGIN" in q or "ROLLBACK" in q for q in queries), queries
+            assert sql_store.engine.pool.checkedin() == 1
+            with sql_store.engine.connect() as conn:
+                assert conn.connection.driver_connection.autocommit is False  # type: ignore[union-attr]
+        finally:
+            sql_store.engine.dispose()
+
+
 def _one_round_trip_each(sql_store: SqlJobStore, monkeypatch: pytest.MonkeyPatch) -> None:
     pipelines: list[tuple[int, bool]] = []  # (statements, commit) of each pipeline
     run_pg = Batch._run_pg

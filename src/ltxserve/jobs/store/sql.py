@@ -122,10 +122,15 @@ def make_engine(url: str, timeout: float = DEFAULT_DB_TIMEOUT) -> Engine:
     # StoreBusyError (503; a worker retries), and that failure invalidates the whole
     # pool, so every connection opened before it is replaced at its next checkout
     # (SQLAlchemy does this on its own paths; _FastQuery does it on its bare one).
+    # All 30 connections are kept once opened (no overflow): an overflow connection is
+    # closed when it is returned, so under more than pool_size concurrent requests (the
+    # API's thread pool runs 40) every request paid a PostgreSQL connect and backend
+    # start, and 50 concurrent status polls spent more on connecting than on polling
+    # (bench/bench_poll.py --pg-url). Same ceiling of 30 per process as before.
     return create_engine(
         url,
-        pool_size=10,
-        max_overflow=20,
+        pool_size=30,
+        max_overflow=0,
         pool_timeout=timeout,
         connect_args=connect_args,
     )
@@ -215,18 +220,28 @@ class _FastQuery:
             try:
                 raw = self.engine.raw_connection()
                 try:
+                    if not self.sqlite:
+                        # One statement needs no transaction: in autocommit psycopg sends
+                        # the SELECT alone, one round trip instead of BEGIN, SELECT and
+                        # ROLLBACK (three). SQLite's reads are autocommit already.
+                        raw.driver_connection.autocommit = True  # type: ignore[union-attr]
                     cur = raw.cursor()
                     cur.execute(self.sql, args)
                     row = cur.fetchone()
                     names = [d[0] for d in cur.description] if row is not None else []
                     cur.close()
                     if not self.sqlite:
-                        raw.rollback()  # end the implicit transaction (PostgreSQL) before pooling
+                        raw.driver_connection.autocommit = False  # type: ignore[union-attr]
                 except self.dbapi_error as exc:
                     if self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, None):  # type: ignore[arg-type]
                         # as SQLAlchemy's own paths do (the pool has no pre-ping): every
                         # pooled connection older than this one's failure is replaced
                         self.engine.pool._invalidate(raw, exc)
+                    else:
+                        self._pool_safely(raw)
+                    raise
+                except BaseException:
+                    self._pool_safely(raw)
                     raise
                 finally:
                     raw.close()
@@ -236,6 +251,17 @@ class _FastQuery:
                 # own paths: wrapped here, busy_as_503 sees them as it sees those.
                 raise sa_exc.OperationalError(self.sql, args, exc) from exc
         return self._values(names, row)
+
+    def _pool_safely(self, raw: Any) -> None:
+        """After a failed read, a connection goes back to the pool only as the store's
+        other paths expect it: out of autocommit. One that cannot be switched back is
+        invalidated, never pooled to run a later write's statements one by one."""
+        if self.sqlite or raw.dbapi_connection is None:
+            return
+        try:
+            raw.driver_connection.autocommit = False
+        except Exception:
+            raw.invalidate()
 
     def _values(self, names: list[str], row: Any) -> dict[str, Any] | None:
         if row is None:
