@@ -16,6 +16,6 @@ run() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/bash -c "$*"; else bash 
 if ! run "$bindir/pg_ctl -D $DIR status" >/dev/null 2>&1; then
   rm -rf "$DIR"; mkdir -p "$DIR"; [ "$(id -u)" = 0 ] && chown postgres "$DIR"
   run "$bindir/initdb -D $DIR -U postgres --auth=trust -E UTF8" >/dev/null
-  run "$bindir/pg_ctl -D $DIR -l $DIR/log -o '-k /tmp -h 127.0.0.1 -p $PORT -c fsync=off -c max_connections=200' -w start" >/dev/null
+  run "$bindir/pg_ctl -D $DIR -l $DIR/log -o '-k /tmp -h 127.0.0.1 -p $PORT -c fsync=off -c max_connections=500' -w start" >/dev/null
 fi
 echo "postgresql+psycopg://postgres@127.0.0.1:$PORT/postgres"
