@@ -30,8 +30,9 @@ hosted contract has no type for (the one table is ``ltxserve.api.errors.STATUS``
 
 One type is never an HTTP answer: ``cancelled_error`` (``CANCELLED_ERROR``) appears
 only as the ``error.type`` of a status object, for a job ended by ``DELETE
-/v2/{endpoint}/{id}`` (docs/api.md, "Cancel"). Nothing raises it, so it has no class
-here and no row in the contract's error table.
+/v2/{endpoint}/{id}`` (docs/api.md, "Cancel"), or for a job of the client-testing
+mode told ``fail=cancelled_error`` (ltxserve.simulate raises it in the runner). No
+HTTP answer carries it, so it has no class here and no row in the contract's table.
 
 ``ConcurrencyLimitError`` is a kind of ``RateLimitError`` (both 429, both with
 Retry-After), as in the SDK's tree (``ltxserve.client``): a handler for the

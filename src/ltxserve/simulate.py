@@ -9,6 +9,7 @@ the ``X-Ltxserve-Simulate`` header. Directives, comma-separated::
     retry_after=<s>      Retry-After on that answer (default 1 for 429 and 503)
     processing=<s>       the job stays processing this long (progress rising)
     fail=<error type>    the job then fails with this error instead of completing
+                         (or with cancelled_error, as a cancelled job ends)
     message=<text>       the error's message (no commas)
 
 ``allow`` alone means no directive (a key that simulates only on request), and
@@ -24,7 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ltxserve.errors import ERROR_TYPES, InvalidRequestError, LtxError, error_from_type
+from ltxserve.errors import (
+    CANCELLED_ERROR,
+    ERROR_TYPES,
+    ApiError,
+    InvalidRequestError,
+    LtxError,
+    error_from_type,
+)
 
 HEADER = "X-Ltxserve-Simulate"
 MAX_SECONDS = 3600.0
@@ -40,6 +48,7 @@ MESSAGES = {
     "concurrency_limit_error": "Too many concurrent generations",
     "api_error": "An unexpected error occurred",
     "service_unavailable": "Service temporarily unavailable",
+    CANCELLED_ERROR: "The job was cancelled",  # fail= only: never an HTTP answer
 }
 T = TypeVar("T")
 
@@ -82,11 +91,18 @@ def _message(type_: str, custom: str | None) -> str:
 
 
 def _error_type(name: str, value: str, source: str) -> str:
-    if value in ERROR_TYPES:
+    # A job may also end as a cancelled one does (the cancel extension's error.type),
+    # for a client's cancel handling; a submit is never answered with it.
+    types = [*ERROR_TYPES, CANCELLED_ERROR] if name == "fail" else list(ERROR_TYPES)
+    if value in types:
         return value
-    raise InvalidRequestError(
-        f"{source}: {name} must be one of {', '.join(ERROR_TYPES)} (got {value!r})"
-    )
+    raise InvalidRequestError(f"{source}: {name} must be one of {', '.join(types)} (got {value!r})")
+
+
+class _CancelledLike(ApiError):
+    """A simulated job's end as a cancelled job's: the runner records ``type`` as is."""
+
+    type = CANCELLED_ERROR
 
 
 def _seconds(name: str, value: str, source: str) -> float:
@@ -167,7 +183,8 @@ def run(
         progress(min(0.99, share * elapsed / seconds))
         time.sleep(min(0.1, seconds - elapsed))
     if fail:
-        raise error_from_type(str(fail), str(part.get("message") or _message(fail, None)))
+        message = str(part.get("message") or _message(fail, None))
+        raise _CancelledLike(message) if fail == CANCELLED_ERROR else error_from_type(fail, message)
     if not seconds:
         return generate(progress)
     return generate(lambda f: progress(share + (1 - share) * f))

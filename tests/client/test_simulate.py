@@ -139,6 +139,31 @@ def test_every_documented_error_type_as_a_failed_job(server: Server, allow_key: 
             assert_schema(body, "V2JobStatusResponse")
 
 
+def test_a_job_ends_as_a_cancelled_one_for_the_sdks_cancel_handling(
+    server: Server, allow_key: str
+) -> None:
+    """``fail=cancelled_error``: the status object a cancelled job has, and what the SDK
+    makes of it (a failed job as data, ``cancelled`` true) without a DELETE racing the
+    worker. A submit is never answered with it."""
+    from ltxserve.client import Client
+
+    headers = {"X-Ltxserve-Simulate": "fail=cancelled_error"}
+    with Client(base_url=server.base_url, api_key=allow_key, default_headers=headers) as sdk:
+        job = sdk.text_to_video.submit(**T2V)
+        done = sdk.text_to_video.wait(job.id, timeout=60)
+    assert done.status == "failed" and done.cancelled, done
+    with client(server, allow_key) as c:
+        body = wait_terminal(c, "text-to-video", job.id)
+    assert body["error"] == {
+        "type": "cancelled_error",
+        "message": "The job was cancelled (simulated)",
+    }
+    assert_schema(body, "V2JobStatusResponse")
+    with client(server, allow_key, "submit=cancelled_error") as c:
+        r = c.post("/v2/text-to-video", json=T2V)
+    assert_error(r, 400, "invalid_request_error", "submit must be one of")
+
+
 def test_v1_answers_a_failed_job_with_its_status(server: Server, allow_key: str) -> None:
     for type_ in ("content_filtered_error", "insufficient_funds_error"):
         with client(server, allow_key, f"fail={type_}, message=nope") as c:

@@ -43,12 +43,27 @@ def new_message_id() -> str:
     return "msg_" + uuid.uuid4().hex
 
 
-def new_delivery(job: Job, status: JobStatus, now: int) -> Delivery | None:
-    """The delivery a job that just ended with ``status`` asks for, if any."""
+def _note(job: Job, status: JobStatus) -> tuple[dict[str, Any], str] | None:
+    """The job's webhook note and the event ``status`` sends it, if it asked for one."""
     note = job.request.get(WEBHOOK_NOTE) if isinstance(job.request, dict) else None
     event = WEBHOOK_EVENTS.get(status)
     if not isinstance(note, dict) or not isinstance(note.get("url"), str) or event is None:
         return None
+    return note, event
+
+
+def wanted(job: Job, status: JobStatus) -> bool:
+    """Whether ending ``job`` with ``status`` owes a delivery (the finish's fast path on
+    PostgreSQL is for jobs that owe none), without making one."""
+    return _note(job, status) is not None
+
+
+def new_delivery(job: Job, status: JobStatus, now: int) -> Delivery | None:
+    """The delivery a job that just ended with ``status`` asks for, if any."""
+    found = _note(job, status)
+    if found is None:
+        return None
+    note, event = found
     return Delivery(
         id=new_message_id(),
         job_id=job.id,

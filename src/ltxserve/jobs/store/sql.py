@@ -659,7 +659,7 @@ class SqlJobStore:
             if job.terminal:
                 return False
             now = now_ms()
-            if not self.is_sqlite and deliveries.new_delivery(job, status, now) is None:
+            if not self.is_sqlite and not deliveries.wanted(job, status):
                 check_transition(job.status, status)
                 params = pg_finish.finish_params(
                     job.id,
