@@ -184,7 +184,7 @@ def test_retention_deletes_objects_with_rows(
         done = wait_terminal(c, "image-to-video", job_id)
         assert done["status"] == "completed", done
         assert httpx.get(done["result"]["video_url"]).status_code == 200
-        assert f"retention/jobs/{job_id}/video.mp4" in keys_under(bucket, "retention/")
+        assert f"retention/jobs/{job_id}/1/video.mp4" in keys_under(bucket, "retention/")
         deadline = time.monotonic() + 30
         while keys_under(bucket, "retention/"):
             assert time.monotonic() < deadline, keys_under(bucket, "retention/")

@@ -61,7 +61,7 @@ def test_submit_claim_finish_stores_outputs_under_the_job(
     assert view.status == JobStatus.COMPLETED and view.progress == 1.0
     out = (view.result or {})["video_url"]
     assert out == {
-        "key": f"jobs/{job.id}/out.mp4",
+        "key": f"jobs/{job.id}/1/out.mp4",  # under the attempt
         "content_type": "video/mp4",
         "size": 10,
         "engine": "e",
@@ -70,6 +70,44 @@ def test_submit_claim_finish_stores_outputs_under_the_job(
     for key, endpoint in [("k2", "text-to-video"), ("k1", "retake")]:  # not yours / not here
         with pytest.raises(NotFoundError):
             m.get(key, endpoint, job.id)
+
+
+def test_each_attempt_stores_apart_and_a_dropped_result_is_deleted(
+    make_manager: Callable[..., JobManager], tmp_path: Path
+) -> None:
+    """A worker whose attempt was taken over (here: released, claimed again) finishes
+    late: its files never touch the winner's and go at once; a cancelled job's result
+    goes too. A retried write whose first try committed keeps its files (it won)."""
+    m = make_manager()
+
+    def outputs(name: str, data: bytes) -> dict[str, Output]:
+        (tmp_path / name).write_bytes(data)
+        return {"video_url": Output(tmp_path / name, "video/mp4")}
+
+    job = m.submit("k1", "text-to-video", {})
+    first = m.claim("w1")
+    assert first is not None and m.release(first, "w1")
+    second = m.claim("w2")
+    assert second is not None and second.attempts == 2
+    late = m.store_outputs(first, outputs("video.mp4", b"late"))
+    won = m.store_outputs(second, outputs("video.mp4", b"winner"))
+    assert late["video_url"]["key"] != won["video_url"]["key"]
+    assert m.complete(second, "w2", won)
+    assert m.complete(second, "w2", won)  # the retry of a write that committed
+    assert not m.complete(first, "w1", late)
+    with pytest.raises(BlobNotFound):
+        m.blobs.size(late["video_url"]["key"])
+    assert m.blobs.size(won["video_url"]["key"]) == len(b"winner")
+    assert (m.job(job.id).result or {})["video_url"]["key"] == won["video_url"]["key"]  # type: ignore[union-attr]
+
+    job = m.submit("k1", "text-to-video", {})
+    running = m.claim("w1")
+    assert running is not None
+    stored = m.store_outputs(running, outputs("video.mp4", b"too late"))
+    m.cancel("k1", "text-to-video", job.id)
+    assert not m.complete(running, "w1", stored)
+    with pytest.raises(BlobNotFound):
+        m.blobs.size(stored["video_url"]["key"])
 
 
 def test_admission_refusal_leaves_no_job_and_no_blob(
@@ -187,7 +225,7 @@ def test_worker_finishes_through_the_manager(make_manager: Callable[..., JobMana
     done = m.job(job.id)
     assert done is not None and done.status == JobStatus.COMPLETED
     out = (done.result or {})["video_url"]
-    assert out["key"] == f"jobs/{job.id}/clip.mp4" and out["engine"] == "scripted"
+    assert out["key"] == f"jobs/{job.id}/1/clip.mp4" and out["engine"] == "scripted"
     assert m.blobs.local_path(out["key"]).read_bytes() == b"not a real video"
 
 

@@ -308,11 +308,15 @@ class JobManager:
     def store_outputs(self, job: Job, outputs: Mapping[str, Output]) -> dict[str, Any]:
         """Put each output under the job's prefix (the blob store takes the file); the
         result to record with ``complete``. Kept apart from ``complete`` so a worker can
-        retry the database write alone while the store is away: the files are gone."""
+        retry the database write alone while the store is away: the files are gone.
+
+        Each attempt (claim) writes under a directory of its own, ``jobs/<id>/<attempt>/``:
+        a worker that lost its lease and finishes late cannot overwrite the files of the
+        attempt that completed the job, and ``complete`` can delete its own at once."""
         result: dict[str, Any] = {}
         try:
             for label, out in outputs.items():
-                key = f"{job_prefix(job.id)}/{out.path.name}"
+                key = f"{job_prefix(job.id)}/{job.attempts}/{out.path.name}"
                 size = self.blobs.put_file(key, out.path)
                 result[label] = {"key": key, "content_type": out.content_type, "size": size}
                 result[label].update(out.info)
@@ -322,10 +326,23 @@ class JobManager:
         return result
 
     def complete(self, job: Job, owner: str, result: dict[str, Any]) -> bool:
-        """Record the stored result; False (result dropped) when the job is no longer ours."""
-        return self.store.finish(
+        """Record the stored result; False (result dropped) when the job is no longer ours.
+
+        A dropped result's files are deleted now (the job was cancelled, or another
+        attempt owns it), not left for retention; unless the job holds them after all: a
+        retry of this write whose first try committed but lost its answer (the database
+        went away) is refused by the compare-and-set, and is the job's completion."""
+        if self.store.finish(
             job.id, owner, JobStatus.COMPLETED, self.retention_ms, result=result, claimed=job
-        )
+        ):
+            return True
+        keys = [entry["key"] for entry in result.values()]
+        now = self.store.get(job.id)
+        held = (now.result or {}).values() if now is not None else ()
+        if keys and any(isinstance(e, dict) and e.get("key") in keys for e in held):
+            return True
+        self._discard(keys)
+        return False
 
     def _discard(self, keys: list[str]) -> None:
         """Best effort: outputs stored before one failed go now (else at retention).
