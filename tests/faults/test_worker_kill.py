@@ -28,7 +28,7 @@ import httpx
 from sqlalchemy import text
 
 from tests.faults.cluster import SLOW, Cluster, submit_many
-from tests.storage.conftest import keys_under, s3_env
+from tests.storage.conftest import s3_env, sizes_under
 
 pytestmark = SLOW
 
@@ -106,12 +106,19 @@ def test_sigkill_workers_while_jobs_run(
     assert max(logged.values()) == 1, logged.most_common(3)
     assert all(final[i] == "completed" for i in logged)
 
-    # every completed job's result is stored, and its URL (from either API) serves it
+    # every completed job's result is stored as recorded (its size: no late attempt
+    # wrote over it), and its URL (from either API) serves it
     completed = [i for i in ids if final[i] == "completed"]
-    objects = set(keys_under(s3_bucket, "faults/"))
+    objects = sizes_under(s3_bucket, "faults/")
+    recorded = set()
     for job_id in completed:
         for entry in rows[job_id].result.values():
-            assert f"faults/{entry['key']}" in objects, (job_id, entry)
+            recorded.add(f"faults/{entry['key']}")
+            assert objects.get(f"faults/{entry['key']}") == entry["size"], (job_id, entry)
+    # files no result holds: only a killed worker's (stored, then killed before its
+    # finish); a late finish that was refused deletes its own
+    unheld = [k for k in objects if k not in recorded and "/request/" not in k]
+    assert len(unheld) <= kills, unheld  # one output (the video) per killed job at most
     with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {key}"}) as http:
         for job_id in rng.sample(completed, min(10, len(completed))):
             body = http.get(f"{api_b.base_url}/v2/text-to-video/{job_id}").json()
@@ -132,7 +139,7 @@ def test_sigkill_workers_while_jobs_run(
         f"jobs={JOBS} completed={counts['completed']} failed={counts['failed']} "
         f"lost=0 completed_twice=0 workers_killed={kills} jobs_reclaimed_after_kill="
         f"{reclaimed} released={released} frozen_worker={frozen or 'none'} "
-        f"late_finishes_refused={late} max_attempts_seen="
+        f"late_finishes_refused={late} files_left_by_kills={len(unheld)} max_attempts_seen="
         f"{max(r.attempts for r in rows.values())} logged_completions={sum(logged.values())} "
         f"seed={seed} wall={time.monotonic() - started:.1f}s"
     )

@@ -59,5 +59,10 @@ def bucket() -> str:
 
 
 def keys_under(bucket: str, prefix: str) -> list[str]:
+    return list(sizes_under(bucket, prefix))
+
+
+def sizes_under(bucket: str, prefix: str) -> dict[str, int]:
+    """Every object under ``prefix``: its key and size in bytes."""
     pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+    return {obj["Key"]: int(obj["Size"]) for page in pages for obj in page.get("Contents", [])}
