@@ -32,6 +32,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.store.conftest import pg_database  # noqa: E402
 from tests.support import Server  # noqa: E402
 
 LUA = """
@@ -75,18 +76,7 @@ def database(pg_url: str | None) -> Iterator[str | None]:
     if not pg_url:
         yield None
         return
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    name = f"bench_poll_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield pg_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from pg_database(pg_url, label="bench_poll")
 
 
 def main() -> None:

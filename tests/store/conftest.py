@@ -29,17 +29,20 @@ from ltxserve.jobs.store.sql import SqlJobStore
 PG_URL = os.environ.get("LTXSERVE_TEST_PG_URL")
 
 
-def pg_database() -> Iterator[str]:
-    if not PG_URL:
+def pg_database(server: str | None = None, label: str = "t") -> Iterator[str]:
+    """A database of its own on ``server`` (default: LTXSERVE_TEST_PG_URL's), dropped
+    after; the benches make theirs the same way."""
+    server = server or PG_URL
+    if not server:
         if os.environ.get("LTXSERVE_TEST_REQUIRE_PG"):
             pytest.fail("LTXSERVE_TEST_REQUIRE_PG is set but LTXSERVE_TEST_PG_URL is not")
         pytest.skip("PostgreSQL not configured (set LTXSERVE_TEST_PG_URL)")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"{label}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
+        yield server.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
