@@ -45,6 +45,30 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         srv.stop()
 
 
+# The modules whose tests take 30 s or more (scripts/test.sh's --durations log): they
+# start first, so that the parallel processes (pytest-xdist) do not wait at the end of
+# the run on one of them begun last. Whole modules move, keeping their own order.
+LONG_FIRST = (
+    "tests/test_readme.py",
+    "tests/faults/",
+    "tests/client/test_install.py",
+    "tests/store/test_credits_http.py",
+    "tests/store/test_events_pg.py",
+    "tests/webhooks/test_webhooks.py",
+    "tests/engines/test_preview.py",
+    "tests/engines/test_ltx_gpu_smoke.py",
+    "tests/core/test_models.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def late(item: pytest.Item) -> bool:
+        path = item.nodeid.split("::", 1)[0]
+        return not any(path.startswith(prefix) for prefix in LONG_FIRST)
+
+    items.sort(key=late)  # stable: False (long) before True
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     """Under LTXSERVE_TEST_STRICT=1 (CI) a skip is a failure: a missing browser, database
