@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from ltxserve.config import Settings
-from ltxserve.jobs.store.sql import JobStore, make_engine
+from ltxserve.jobs.store.connection import make_engine
+from ltxserve.jobs.store.sql import JobStore
 from ltxserve.jobs.store.tables import jobs
 from tests.core.test_lifecycle import runner_pids
 from tests.inputs.conftest import upload

@@ -21,7 +21,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from ltxserve.config import ConfigError, Settings
-from ltxserve.jobs.store.sql import JobStore, make_engine
+from ltxserve.jobs.store.connection import make_engine
+from ltxserve.jobs.store.sql import JobStore
 
 log = logging.getLogger("ltxserve.store")
 

@@ -1,7 +1,7 @@
 """The SQL of the limits (docs/limits.md): key overrides, the rate bucket, the counts.
 
 Functions on a SQLAlchemy ``Connection`` the caller already holds: the submit's
-write transaction (through ``sql._AdmissionView``) or one of the store's own.
+write transaction (through ``admission.SqlAdmissionView``) or one of the store's own.
 The counts stop at the limit they are compared with (``LIMIT cap`` in a
 subquery), so a check costs at most ``cap`` index entries however long the
 queue: the key's count walks ``ix_jobs_key_unfinished``, the queue's

@@ -3,7 +3,9 @@
 SQLite (WAL, ``BEGIN IMMEDIATE`` for claims) on one machine; PostgreSQL
 (``FOR UPDATE SKIP LOCKED``) for many. Status changes go through
 ``states.check_transition`` and a compare-and-set UPDATE, so two processes
-racing on one job cannot both win.
+racing on one job cannot both win. How it reaches the database (the engine, a
+saturated database as StoreBusyError, the status poll's bare-cursor read, the write
+transaction) is connection.py; the view its submit admits on is admission.py.
 """
 
 from __future__ import annotations
@@ -17,29 +19,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import orjson
-from sqlalchemy import (
-    Engine,
-    bindparam,
-    create_engine,
-    delete,
-    event,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy import exc as sa_exc
+from sqlalchemy import Engine, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from ltxserve.errors import StoreBusyError
 from ltxserve.jobs.lifecycle.changes import ChangeFeed
 from ltxserve.jobs.lifecycle.doorbell import CHANNEL, Doorbell, FifoDoorbell, PgDoorbell, Silent
 from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
 from ltxserve.jobs.store import deliveries, events, ledger, listing, pg_finish
 from ltxserve.jobs.store import idempotency as idempotency_sql
 from ltxserve.jobs.store import limits as limits_sql
+from ltxserve.jobs.store.admission import SqlAdmissionView, replay_first
 from ltxserve.jobs.store.base import (
     LOST_MESSAGE,
     Admission,
@@ -51,7 +40,6 @@ from ltxserve.jobs.store.base import (
     JobView,
     KeyLimits,
     LedgerEntry,
-    LimitsState,
     ListQuery,
     Upload,
     now_ms,
@@ -59,6 +47,7 @@ from ltxserve.jobs.store.base import (
 )
 from ltxserve.jobs.store.base import JobStore as BaseJobStore
 from ltxserve.jobs.store.batch import Batch
+from ltxserve.jobs.store.connection import DEFAULT_DB_TIMEOUT, FastQuery, WriteTx, busy_as_503
 from ltxserve.jobs.store.pg_claim import CLAIM as PG_CLAIM
 from ltxserve.jobs.store.tables import api_keys, jobs, uploads
 
@@ -70,99 +59,6 @@ def _job(row: Any) -> Job:
     values = {k: m[k] for k in Job.__dataclass_fields__}
     values["status"] = JobStatus(values["status"])
     return Job(**values)
-
-
-DEFAULT_DB_TIMEOUT = 5.0
-
-
-def make_engine(url: str, timeout: float = DEFAULT_DB_TIMEOUT) -> Engine:
-    """An engine whose every wait (pool checkout, SQLite lock) is bounded by ``timeout``.
-
-    Past it the store raises StoreBusyError (503 with Retry-After) instead of
-    holding the request for SQLAlchemy's and SQLite's default 30 s.
-    """
-    if url.startswith("sqlite"):
-        # Connections are cheap and checked out only for one statement or one
-        # write transaction, so the pool need not be small; writers queue on the
-        # store's own lock (SqlJobStore._write), not on the pool.
-        engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": timeout},
-            pool_size=8,
-            max_overflow=56,
-            pool_timeout=timeout,
-        )
-        busy_ms = int(timeout * 1000)
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            # IMMEDIATE takes the write lock up front, so a claim's read-then-update
-            # cannot interleave with another process's claim.
-            # Reads run in autocommit: a single SELECT needs no transaction, and
-            # skipping BEGIN/ROLLBACK halves the cost of the status poll.
-            if conn.info.get("write"):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
-    connect_args: dict[str, Any] = {}
-    if url.startswith("postgresql"):
-        # a row or table lock held elsewhere is waited on for as long, not forever
-        connect_args["options"] = f"-c lock_timeout={int(timeout * 1000)}"
-    # No pool_pre_ping: it costs a round trip on every checkout, i.e. every transaction.
-    # A connection the server dropped (a restart) fails its first statement instead, as
-    # StoreBusyError (503; a worker retries), and that failure invalidates the whole
-    # pool, so every connection opened before it is replaced at its next checkout
-    # (SQLAlchemy does this on its own paths; _FastQuery does it on its bare one).
-    # All 30 connections are kept once opened (no overflow): an overflow connection is
-    # closed when it is returned, so under more than pool_size concurrent requests (the
-    # API's thread pool runs 40) every request paid a PostgreSQL connect and backend
-    # start, and 50 concurrent status polls spent more on connecting than on polling
-    # (bench/bench_poll.py --pg-url). Same ceiling of 30 per process as before.
-    return create_engine(
-        url,
-        pool_size=30,
-        max_overflow=0,
-        pool_timeout=timeout,
-        connect_args=connect_args,
-    )
-
-
-def is_busy(exc: BaseException, sqlite: bool) -> bool:
-    """True for the errors that mean "the database is saturated or away", not a bug.
-
-    A pool checkout that timed out; SQLite's "database is locked/busy"; any
-    PostgreSQL OperationalError (connection refused or lost, too many clients,
-    server shutting down).
-    """
-    if isinstance(exc, sa_exc.TimeoutError):
-        return True
-    if isinstance(exc, sa_exc.OperationalError):
-        if not sqlite:
-            return True
-        text = str(exc.orig).lower()
-        return "locked" in text or "busy" in text
-    return False
-
-
-@contextmanager
-def busy_as_503(sqlite: bool) -> Iterator[None]:
-    """Turn a saturated-database error into StoreBusyError (domain error; 503 in the API)."""
-    try:
-        yield
-    except (sa_exc.TimeoutError, sa_exc.OperationalError) as exc:
-        if is_busy(exc, sqlite):
-            log.warning("job store busy: %s", exc.__class__.__name__)
-            raise StoreBusyError() from exc
-        raise
 
 
 _GET_JOB = select(jobs).where(jobs.c.id == bindparam("job_id"))
@@ -178,99 +74,6 @@ _INSERT_JOB = insert(jobs).values(
         "attempts": 0,
     }
 )
-
-
-def _replay_first(batch: Batch) -> None:
-    """Send what waits before a refusal leaves: a key found there already (Replay)
-    wins over the refusal; any other outcome leaves the refusal to be raised."""
-    try:
-        batch.send()
-    except idempotency_sql.Replay:
-        raise
-    except Exception:  # noqa: BLE001, S110 - the refusal being raised says it all
-        pass
-
-
-class _FastQuery:
-    """A SELECT compiled once for the dialect and run on a bare DBAPI cursor.
-
-    The status poll is the hottest path in the service; going through a pooled
-    DBAPI connection directly costs ~40 us against ~250 us for a Core execute
-    (bench/bench_poll.py). The SQL is still generated by SQLAlchemy for whichever
-    dialect is in use, so nothing here is SQLite-specific.
-
-    The connection is checked out for the one statement and returned at once.
-    (It used to be pinned per thread for SQLite to save ~25 us; every thread of
-    the API's pool then kept one of the pool's 15 connections for life, and the
-    16th thread's write waited 30 s for a connection and answered 500: issue 17.)
-    """
-
-    def __init__(self, engine: Engine, stmt: Any, json_columns: tuple[str, ...] = ()) -> None:
-        self.engine = engine
-        self.sqlite = engine.dialect.name == "sqlite"
-        self.dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.OperationalError
-        compiled = stmt.compile(dialect=engine.dialect)
-        self.sql = str(compiled)
-        self.positional = compiled.positiontup
-        self.json_columns = json_columns
-
-    def one(self, **params: Any) -> dict[str, Any] | None:
-        args: Any = [params[name] for name in self.positional] if self.positional else params
-        with busy_as_503(self.sqlite):
-            try:
-                raw = self.engine.raw_connection()
-                try:
-                    if not self.sqlite:
-                        # One statement needs no transaction: in autocommit psycopg sends
-                        # the SELECT alone, one round trip instead of BEGIN, SELECT and
-                        # ROLLBACK (three). SQLite's reads are autocommit already.
-                        raw.driver_connection.autocommit = True  # type: ignore[union-attr]
-                    cur = raw.cursor()
-                    cur.execute(self.sql, args)
-                    row = cur.fetchone()
-                    names = [d[0] for d in cur.description] if row is not None else []
-                    cur.close()
-                    if not self.sqlite:
-                        raw.driver_connection.autocommit = False  # type: ignore[union-attr]
-                except self.dbapi_error as exc:
-                    if self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, None):  # type: ignore[arg-type]
-                        # as SQLAlchemy's own paths do (the pool has no pre-ping): every
-                        # pooled connection older than this one's failure is replaced
-                        self.engine.pool._invalidate(raw, exc)
-                    else:
-                        self._pool_safely(raw)
-                    raise
-                except BaseException:
-                    self._pool_safely(raw)
-                    raise
-                finally:
-                    raw.close()
-            except self.dbapi_error as exc:
-                # A bare DBAPI connection raises the driver's own errors (connection
-                # refused, server shutting down), which SQLAlchemy wraps only on its
-                # own paths: wrapped here, busy_as_503 sees them as it sees those.
-                raise sa_exc.OperationalError(self.sql, args, exc) from exc
-        return self._values(names, row)
-
-    def _pool_safely(self, raw: Any) -> None:
-        """After a failed read, a connection goes back to the pool only as the store's
-        other paths expect it: out of autocommit. One that cannot be switched back is
-        invalidated, never pooled to run a later write's statements one by one."""
-        if self.sqlite or raw.dbapi_connection is None:
-            return
-        try:
-            raw.driver_connection.autocommit = False
-        except Exception:
-            raw.invalidate()
-
-    def _values(self, names: list[str], row: Any) -> dict[str, Any] | None:
-        if row is None:
-            return None
-        values = dict(zip(names, row, strict=True))
-        for col in self.json_columns:
-            if isinstance(values.get(col), str | bytes):
-                values[col] = orjson.loads(values[col])
-        return values
 
 
 class SqlJobStore:
@@ -291,9 +94,9 @@ class SqlJobStore:
         # lock (FIFO-ish, bounded wait) instead of on SQLite's busy handler (sleep and
         # retry, unfair) keeps each write's wait short and predictable under load.
         self._write_lock = threading.Lock() if self.is_sqlite else None
-        self._get_job = _FastQuery(engine, _GET_JOB, ("request", "result"))
-        self._get_view = _FastQuery(engine, _GET_VIEW, ("result",))
-        self._key_by_hash = _FastQuery(engine, _KEY_BY_HASH)
+        self._get_job = FastQuery(engine, _GET_JOB, ("request", "result"))
+        self._get_view = FastQuery(engine, _GET_VIEW, ("result",))
+        self._key_by_hash = FastQuery(engine, _KEY_BY_HASH)
 
     def doorbell(self, data_dir: Path) -> Doorbell:
         """FIFO in the data dir on SQLite (one machine), LISTEN/NOTIFY on PostgreSQL
@@ -309,8 +112,8 @@ class SqlJobStore:
     def change_feed(self) -> ChangeFeed:
         return events.change_feed(self.engine)
 
-    def _write(self) -> _WriteTx:
-        return _WriteTx(self)
+    def _write(self) -> WriteTx:
+        return WriteTx(self.engine, self.is_sqlite, self._write_lock, self.timeout)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -420,7 +223,7 @@ class SqlJobStore:
             created_at=created_at,
         )
         with self._write() as conn:
-            view = _AdmissionView(conn, self.is_sqlite, job_id)
+            view = SqlAdmissionView(conn, self.is_sqlite, job_id)
             batch = view.batch
             if idempotency is not None:
                 if claim_first:
@@ -434,7 +237,7 @@ class SqlJobStore:
                     admit(view, api_key_id, endpoint, request)
                 except Exception:
                     if batch.pending():
-                        _replay_first(batch)  # a retried key answers its job, not a refusal
+                        replay_first(batch)  # a retried key answers its job, not a refusal
                     raise
             batch.add(_INSERT_JOB, values, json=("request",))
             if self.rings_on_insert:
@@ -826,122 +629,3 @@ class SqlJobStore:
 _KEEPS_PROTOCOL: type[BaseJobStore] = SqlJobStore  # mypy checks the class against base.JobStore
 JobStore = SqlJobStore
 """The old name of SqlJobStore; ``base.JobStore`` is the Protocol both stores keep."""
-
-
-class _AdmissionView:
-    """Admission reads inside the submit's write transaction (``base.AdmissionView``).
-
-    SQLite: the transaction began with BEGIN IMMEDIATE, so it is the database's
-    only writer until it commits; nothing more is needed. PostgreSQL: each key is
-    serialised by a transaction-scoped advisory lock, taken before the first read
-    of that key and held until commit, so a second submit of the key waits for
-    the first one's insert (bounded by lock_timeout, then StoreBusyError). The SQL
-    is in limits.py.
-    """
-
-    def __init__(self, conn: Connection, sqlite: bool, job_id: str) -> None:
-        self.conn = conn
-        self.sqlite = sqlite
-        self.job_id = job_id  # the job being admitted
-        self.locked: set[str] = set()
-        # what need not be sent at once waits here for the next statement that must be
-        # (batch.py: one round trip on PostgreSQL); the job's INSERT sends the rest
-        self.batch = Batch(conn)
-
-    def _lock(self, api_key_id: str) -> None:
-        if self.sqlite or api_key_id in self.locked:
-            return
-        lock_id = limits_sql.lock_id(limits_sql.key_lock(api_key_id))
-        self.batch.add(limits_sql.LOCK, {"lock_id": lock_id})
-        self.locked.add(api_key_id)
-
-    def _sync(self) -> None:
-        """Send what waits, before a statement run straight on the connection."""
-        if self.batch.pending():
-            self.batch.send()
-
-    def unfinished_jobs(self, api_key_id: str, cap: int | None = None) -> int:
-        self._lock(api_key_id)
-        self._sync()
-        return limits_sql.unfinished(self.conn, api_key_id, cap)
-
-    def limits_state(
-        self, api_key_id: str, default_cap: int, pending_cap: int, *, serialise: bool = True
-    ) -> LimitsState:
-        lock = None
-        if serialise and not self.sqlite and api_key_id not in self.locked:
-            lock = limits_sql.key_lock(api_key_id)  # taken with the read, one round trip
-        own, unfinished, pending = limits_sql.snapshot(
-            self.conn, api_key_id, default_cap, pending_cap, lock, self.batch
-        )
-        if lock is not None:
-            self.locked.add(api_key_id)
-        if not self.sqlite and limits_sql.near_queue_cap(pending, pending_cap):
-            self._sync()
-            limits_sql.lock_queue(self.conn)  # near the cap: one submit at a time
-            pending = limits_sql.pending(self.conn, pending_cap)
-        return LimitsState(own, unfinished, pending)
-
-    def save_tokens(self, api_key_id: str, tokens: float, at_ms: int) -> None:
-        self._lock(api_key_id)
-        params = {"api_key_id": api_key_id, "tokens": tokens, "tokens_at": at_ms}
-        self.batch.add(limits_sql.SAVE_TOKENS[self.conn.dialect.name], params)
-
-    def hold_credits(self, api_key_id: str, amount: int, refusal: Exception) -> None:
-        # a conditional UPDATE of the key's balance row: atomic on its own
-        ledger.hold_later(self.batch, api_key_id, self.job_id, amount, refusal)
-
-
-class _WriteTx:
-    """A connection in a write transaction (BEGIN IMMEDIATE on SQLite), committed on success.
-
-    Every wait on the way in is bounded by the store's timeout; a saturated
-    database, inside or on the way in, leaves as StoreBusyError.
-    """
-
-    def __init__(self, store: SqlJobStore) -> None:
-        self.store = store
-        self.conn: Connection | None = None
-        self.locked = False
-
-    def __enter__(self) -> Connection:
-        lock = self.store._write_lock
-        if lock is not None:
-            if not lock.acquire(timeout=self.store.timeout):
-                raise StoreBusyError()
-            self.locked = True
-        try:
-            with busy_as_503(self.store.is_sqlite):
-                self.conn = self.store.engine.connect()
-                self.conn.info["write"] = True
-                self.conn.begin()
-        except BaseException:
-            self._release()
-            raise
-        return self.conn
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        assert self.conn is not None
-        try:
-            with busy_as_503(self.store.is_sqlite):
-                if exc_type is None:
-                    self.conn.commit()
-                else:
-                    self.conn.rollback()
-                    if isinstance(exc, sa_exc.TimeoutError | sa_exc.OperationalError) and is_busy(
-                        exc, self.store.is_sqlite
-                    ):
-                        raise StoreBusyError() from exc
-        finally:
-            self._release()
-
-    def _release(self) -> None:
-        if self.conn is not None:
-            if not self.conn.invalidated:  # .info of a lost connection would reconnect
-                self.conn.info.pop("write", None)
-            self.conn.close()
-            self.conn = None
-        if self.locked:
-            self.locked = False
-            assert self.store._write_lock is not None
-            self.store._write_lock.release()
