@@ -31,8 +31,8 @@ hosted contract has no type for (the one table is ``ltxserve.api.errors.STATUS``
 One type is never an HTTP answer: ``cancelled_error`` (``CANCELLED_ERROR``) appears
 only as the ``error.type`` of a status object, for a job ended by ``DELETE
 /v2/{endpoint}/{id}`` (docs/api.md, "Cancel"), or for a job of the client-testing
-mode told ``fail=cancelled_error`` (ltxserve.simulate raises it in the runner). No
-HTTP answer carries it, so it has no class here and no row in the contract's table.
+mode told ``fail=cancelled_error``. No HTTP answer carries it, so it has no class here
+and no row in the contract's table.
 
 ``ConcurrencyLimitError`` is a kind of ``RateLimitError`` (both 429, both with
 Retry-After), as in the SDK's tree (``ltxserve.client``): a handler for the
@@ -54,6 +54,8 @@ Other roots. These never reach an envelope as such: each is either turned into a
     InvalidTransition (jobs.states)       a programming error: a job edge that does not exist
     RunnerCrashed, RunnerStartFailed      the runner child died or could not start (worker)
     JobStopped (runner)                   an outcome, not an error: the worker stopped the job
+    SimulatedFailure (simulate)           an outcome too: the end a simulated job was told
+                                          to have (``fail=``), recorded as its error
 """
 
 from __future__ import annotations

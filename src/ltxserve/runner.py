@@ -33,6 +33,8 @@ from typing import Any
 from ltxserve.config import ConfigError, Settings
 from ltxserve.engines.base import JsonValue, Metadata
 from ltxserve.errors import LtxError
+from ltxserve.simulate import SimulatedFailure
+from ltxserve.simulate import run as simulated
 
 
 @dataclass(frozen=True)
@@ -176,8 +178,6 @@ def runner_main(conn: Connection, engine_name: str, settings: Settings) -> None:
         try:
             part = msg.request.get("_simulate")
             if part:  # client-testing mode: linger and/or fail (ltxserve.simulate)
-                from ltxserve.simulate import run as simulated
-
                 result = simulated(part, progress, run)
             else:
                 result = run(progress)
@@ -191,7 +191,7 @@ def runner_main(conn: Connection, engine_name: str, settings: Settings) -> None:
         except JobStopped:
             logging.info("job %s stopped at the worker's request", msg.job_id)
             conn.send(Stopped(msg.job_id))
-        except LtxError as exc:
+        except (LtxError, SimulatedFailure) as exc:
             conn.send(Failed(msg.job_id, exc.type, exc.message))
         except (OverflowError, FloatingPointError) as exc:
             # absurd numbers in the request (1e308 seconds) overflowing the engine's

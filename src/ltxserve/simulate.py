@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 from ltxserve.errors import (
     CANCELLED_ERROR,
     ERROR_TYPES,
-    ApiError,
     InvalidRequestError,
     LtxError,
     error_from_type,
@@ -99,10 +98,16 @@ def _error_type(name: str, value: str, source: str) -> str:
     raise InvalidRequestError(f"{source}: {name} must be one of {', '.join(types)} (got {value!r})")
 
 
-class _CancelledLike(ApiError):
-    """A simulated job's end as a cancelled job's: the runner records ``type`` as is."""
+class SimulatedFailure(Exception):
+    """The end a simulated job was told to have (``fail=``), raised in the runner, which
+    records its type and message as the job's error. Not an LtxError: ``cancelled_error``
+    has no class there (it is never an HTTP answer), and this is an outcome played on
+    purpose, not a fault."""
 
-    type = CANCELLED_ERROR
+    def __init__(self, type_: str, message: str) -> None:
+        super().__init__(f"{type_}: {message}")
+        self.type = type_
+        self.message = message
 
 
 def _seconds(name: str, value: str, source: str) -> float:
@@ -183,8 +188,7 @@ def run(
         progress(min(0.99, share * elapsed / seconds))
         time.sleep(min(0.1, seconds - elapsed))
     if fail:
-        message = str(part.get("message") or _message(fail, None))
-        raise _CancelledLike(message) if fail == CANCELLED_ERROR else error_from_type(fail, message)
+        raise SimulatedFailure(str(fail), str(part.get("message") or _message(fail, None)))
     if not seconds:
         return generate(progress)
     return generate(lambda f: progress(share + (1 - share) * f))
