@@ -337,8 +337,8 @@ class JobManager:
         ):
             return True
         keys = [entry["key"] for entry in result.values()]
-        now = self.store.get(job.id)
-        held = (now.result or {}).values() if now is not None else ()
+        current = self.store.get(job.id)
+        held = (current.result or {}).values() if current is not None else ()
         if keys and any(isinstance(e, dict) and e.get("key") in keys for e in held):
             return True
         self._discard(keys)

@@ -163,20 +163,14 @@ class FastQuery:
                     row = cur.fetchone()
                     names = [d[0] for d in cur.description] if row is not None else []
                     cur.close()
-                    if not self.sqlite:
-                        raw.driver_connection.autocommit = False  # type: ignore[union-attr]
                 except self.dbapi_error as exc:
                     if self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, None):  # type: ignore[arg-type]
                         # as SQLAlchemy's own paths do (the pool has no pre-ping): every
                         # pooled connection older than this one's failure is replaced
                         self.engine.pool._invalidate(raw, exc)
-                    else:
-                        self._pool_safely(raw)
-                    raise
-                except BaseException:
-                    self._pool_safely(raw)
                     raise
                 finally:
+                    self._out_of_autocommit(raw)
                     raw.close()
             except self.dbapi_error as exc:
                 # A bare DBAPI connection raises the driver's own errors (connection
@@ -185,10 +179,10 @@ class FastQuery:
                 raise sa_exc.OperationalError(self.sql, args, exc) from exc
         return self._values(names, row)
 
-    def _pool_safely(self, raw: Any) -> None:
-        """After a failed read, a connection goes back to the pool only as the store's
-        other paths expect it: out of autocommit. One that cannot be switched back is
-        invalidated, never pooled to run a later write's statements one by one."""
+    def _out_of_autocommit(self, raw: Any) -> None:
+        """A connection goes back to the pool only as the store's other paths expect
+        it, out of autocommit, whatever the read did. One that cannot be switched back
+        is invalidated, never pooled to run a later write's statements one by one."""
         if self.sqlite or raw.dbapi_connection is None:
             return
         try:
