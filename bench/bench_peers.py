@@ -1,10 +1,12 @@
 """ltxserve against Celery (Redis) and procrastinate (PostgreSQL), same no-op job (#13 item 6).
 
 One run, one machine. For each system and 1, 2 and 4 workers:
-    throughput  --jobs no-op jobs submitted back to back from one thread while the
-                workers run them; jobs/s = jobs / (first submit -> last completion
-                as the system records it: ltxserve `completed` in its table, Celery's
-                SUCCESS in its Redis result backend, procrastinate `succeeded`)
+    throughput  --jobs no-op jobs submitted back to back while the workers run them,
+                from one thread, or from C threads at once for each C of --clients
+                (many clients, as a server has); jobs/s = jobs / (first submit ->
+                last completion as the system records it: ltxserve `completed` in its
+                table, Celery's SUCCESS in its Redis result backend, procrastinate
+                `succeeded`)
     latency     --latency-jobs jobs submitted one at a time, each once the one before
                 has completed (workers idle); submit -> start = from just before the
                 submit call to the first line of the job's body (bench/peer_jobs.py
@@ -31,7 +33,8 @@ The systems, each as deployed by default:
                    LISTEN/NOTIFY; submits are `defer()` (one INSERT)
 
 Usage: python bench/bench_peers.py [--jobs 500] [--latency-jobs 100] [--rounds 2]
-       [--workers 1,2,4] [--systems ltxserve,celery,procrastinate] [--pg-url ...]
+       [--workers 1,2,4] [--clients 1] [--systems ltxserve,celery,procrastinate]
+       [--pg-url ...]
 Needs $LTXSERVE_TEST_PG_URL or --pg-url (scripts/pg-start.sh), `redis-server`
 (Debian package) and the `bench` extra (`pip install -e '.[bench]'`).
 """
@@ -49,6 +52,7 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -335,14 +339,25 @@ def wait_done(system: System, ids: list[str], timeout: float) -> float:
     raise SystemExit(f"{system.name}: jobs not done after {timeout} s")
 
 
-def trial(system: System, n: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+def submit_many(system: System, jobs: int, clients: int) -> list[str]:
+    """``jobs`` submits back to back, from ``clients`` threads at once (each system's
+    client is thread-safe: httpx's pool, kombu's producer pool, procrastinate's)."""
+    if clients == 1:
+        return [system.submit(str(uuid.uuid4())) for _ in range(jobs)]
+    with ThreadPoolExecutor(clients) as pool:
+        return list(pool.map(lambda _: system.submit(str(uuid.uuid4())), range(jobs)))
+
+
+def trial(
+    system: System, n: int, clients: int, args: argparse.Namespace, tmp: Path
+) -> dict[str, Any]:
     record = tmp / f"{system.name}-{n}-{uuid.uuid4().hex[:6]}.rec"
     system.start_workers(n, record)
     try:
         wait_done(system, [system.submit(str(uuid.uuid4())) for _ in range(2 * n)], 60)  # warm
         time.sleep(0.5)
         t0 = time.time()
-        ids = [system.submit(str(uuid.uuid4())) for _ in range(args.jobs)]
+        ids = submit_many(system, args.jobs, clients)
         t_sub = time.time()
         t_done = wait_done(system, ids, 600)
         submitted: dict[str, float] = {}
@@ -383,6 +398,9 @@ def main() -> None:
     ap.add_argument("--latency-jobs", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--workers", default="1,2,4")
+    ap.add_argument(
+        "--clients", default="1", help="submitting threads of the throughput run, e.g. 1,4"
+    )
     ap.add_argument("--systems", default="ltxserve,celery,procrastinate")
     ap.add_argument("--pg-url", default=os.environ.get("LTXSERVE_TEST_PG_URL"))
     ap.add_argument(
@@ -397,6 +415,7 @@ def main() -> None:
     if "celery" in names and not shutil.which("redis-server"):
         raise SystemExit("redis-server not found: apt-get install redis-server")
     counts = [int(x) for x in args.workers.split(",")]
+    clients = [int(x) for x in args.clients.split(",")]
     admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
     systems: list[System] = []
     # peer_jobs builds its apps at import from these, in this process and in workers
@@ -417,15 +436,17 @@ def main() -> None:
                     systems.append(CeleryRedis(tmp))
                 elif name == "procrastinate":
                     systems.append(Procrastinate(tmp, admin, proc_db, proc_url))
-            res: dict[tuple[str, int], list[dict[str, Any]]] = {}
+            res: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+            cells = [(n, c) for n in counts for c in clients]
             for r in range(args.rounds):
-                for n in counts:
-                    k = (r * len(counts) + counts.index(n)) % len(systems)
+                for i, (n, c) in enumerate(cells):
+                    k = (r * len(cells) + i) % len(systems)
                     for system in systems[k:] + systems[:k]:  # rotate who goes first
-                        one = trial(system, n, args, tmp)
-                        res.setdefault((system.name, n), []).append(one)
+                        one = trial(system, n, c, args, tmp)
+                        res.setdefault((system.name, n, c), []).append(one)
                         print(
-                            f"  round {r + 1} {system.name:>13} x{n}: {one['rate']:7.0f} jobs/s "
+                            f"  round {r + 1} {system.name:>13} x{n} c{c}: "
+                            f"{one['rate']:7.0f} jobs/s "
                             f"(submits {one['submit_rate']:6.0f}/s, drain "
                             f"{one['drain']:5.0f}/s), submit->start p50 "
                             f"{pct(one['lat'], 50):6.1f} ms",
@@ -442,15 +463,16 @@ def main() -> None:
         f"latency run, {args.rounds} rounds interleaved, {os.cpu_count()} cores shared"
     )
     print(
-        f"{'system':>13} {'workers':>7} | {'jobs/s':>7} {'submit/s':>8} {'drain/s':>7} | "
-        f"{'start p50 ms':>12} {'p99 ms':>7}"
+        f"{'system':>13} {'workers':>7} {'clients':>7} | {'jobs/s':>7} {'submit/s':>8} "
+        f"{'drain/s':>7} | {'start p50 ms':>12} {'p99 ms':>7}"
     )
-    for n in counts:
+    for n, c in cells:
         for name in names:
-            runs = res[(name, n)]
+            runs = res[(name, n, c)]
             lat = [x for one in runs for x in one["lat"]]
             print(
-                f"{name:>13} {n:>7} | {statistics.median(o['rate'] for o in runs):>7.0f} "
+                f"{name:>13} {n:>7} {c:>7} | "
+                f"{statistics.median(o['rate'] for o in runs):>7.0f} "
                 f"{statistics.median(o['submit_rate'] for o in runs):>8.0f} "
                 f"{statistics.median(o['drain'] for o in runs):>7.0f} | "
                 f"{pct(lat, 50):>12.1f} {pct(lat, 99):>7.1f}"

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from ltxserve.jobs.lifecycle.doorbell import Silent
 from ltxserve.jobs.store.base import JobStore
+
+from .conftest import pg_database
 
 
 def test_ring_wakes_a_waiting_listener(store: JobStore, tmp_path: Path) -> None:
@@ -35,3 +40,72 @@ def test_ring_wakes_a_waiting_listener(store: JobStore, tmp_path: Path) -> None:
     finally:
         listener.close()
         ringer.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    yield from pg_database(label="herd")
+
+
+def test_a_job_wakes_at_most_two_of_many_idle_workers(pg_url: str, tmp_path: Path) -> None:
+    """PostgreSQL: one ring, one leader answering it, one successor taking over; the
+    other idle workers stay asleep on the leader lock (no thundering herd). Workers
+    here are threads running the real claim (JobManager.claim, with its doorbell
+    hooks) and the real idle loop's shape: wait in slices, claim after a ring."""
+    from ltxserve.config import Settings
+    from ltxserve.jobs.lifecycle.manager import JobManager
+    from ltxserve.jobs.store.db import open_store
+    from ltxserve.storage.local import LocalBlobStore
+
+    s = Settings(data_dir=tmp_path / "data", database_url=pg_url)
+    store = open_store(s)
+    workers, jobs = 5, 12
+    claims = [0] * workers
+    taken: dict[str, float] = {}
+    stop = threading.Event()
+    managers = [
+        JobManager(s, store, LocalBlobStore(s.blob_dir), doorbell=store.doorbell(s.data_dir))
+        for _ in range(workers)
+    ]
+
+    def work(i: int) -> None:
+        manager = managers[i]
+        while not stop.is_set():
+            claims[i] += 1
+            job = manager.claim(f"w{i}")
+            if job is not None:
+                taken[job.id] = time.monotonic()
+                continue  # "runs" it at once, then claims again, as Worker.run does
+            deadline = time.monotonic() + 30  # no poll in this test: rings only
+            while not stop.is_set() and time.monotonic() < deadline:
+                if manager.wait_for_work(0.25):
+                    break
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(1.0)  # every worker idle: one leads, the others queue on its lock
+        idle_claims = sum(claims)
+        latency = []
+        for _ in range(jobs):
+            submitted = time.monotonic()
+            job = store.create_job("k", "text-to-video", {"prompt": "x"})  # rings
+            deadline = submitted + 5
+            while job.id not in taken and time.monotonic() < deadline:
+                time.sleep(0.002)
+            assert job.id in taken, "a ring woke no worker"
+            latency.append(taken[job.id] - submitted)
+            time.sleep(0.1)  # the successor settles as leader before the next job
+        woken = sum(claims) - idle_claims
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        for m in managers:
+            m.close()
+        store.engine.dispose()
+    # each job: the leader's claim, its next claim once "done" (empty), the
+    # successor's one claim; every idle worker woken would be `workers` per job
+    assert woken <= 4 * jobs, (woken, claims)
+    assert sorted(latency)[jobs // 2] < 0.2, latency

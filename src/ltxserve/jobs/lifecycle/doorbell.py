@@ -11,6 +11,19 @@ overhead on a short job.
                            dropped); every waiting worker selects on it.
     PostgreSQL:            ``NOTIFY ltxserve_jobs`` / ``LISTEN ltxserve_jobs``, which
                            reaches workers on every machine that shares the database.
+                           Only one idle worker answers a ring: the one holding the
+                           leader lock (below).
+
+Waking every idle worker for each job (a thundering herd) costs a wake-up and an
+empty claim per idle worker per job: with 4 workers on the bench's 2 cores that CPU
+halved the rate at which one client could submit (bench/README.md). On PostgreSQL
+the idle workers therefore queue on a session advisory lock; its holder, the leader,
+waits for rings, and the others wait for the lock (every one still LISTENs, so none
+misses a ring while it queues). A leader that takes a job steps down
+(``after_claim``), and PostgreSQL grants the lock to the next idle worker at once:
+it claims once if a ring came since its last claim (a job may have arrived during
+the handover), else it waits as the new leader. So a job wakes two workers at most,
+however many are idle; a dead leader's lock goes with its connection.
 
 Which one a deployment gets is the store's choice (``JobStore.doorbell``). Any
 failure to set a doorbell up leaves plain polling (logged once); no error here
@@ -36,16 +49,27 @@ CHANNEL = "ltxserve_jobs"
 
 
 class Doorbell(Protocol):
+    """What a worker waits on; the claim hooks default to nothing (a doorbell whose
+    rings wake every waiter needs no bookkeeping)."""
+
     def ring(self) -> None:
         """Tell waiting workers there is work (never blocks, never raises)."""
 
     def wait(self, timeout: float) -> bool:
         """Block up to ``timeout`` seconds for a ring; True when one came."""
 
+    def before_claim(self) -> None:
+        """Forget the rings heard so far: the claim about to run sees their jobs."""
+        return None
+
+    def after_claim(self, took: bool) -> None:
+        """After a claim; ``took``: it leased a job, so this worker is no longer idle."""
+        return None
+
     def close(self) -> None: ...
 
 
-class Silent:
+class Silent(Doorbell):
     """No doorbell: waiting is sleeping, ringing does nothing."""
 
     def ring(self) -> None:
@@ -59,8 +83,9 @@ class Silent:
         pass
 
 
-class FifoDoorbell:
-    """A named pipe shared by the processes of one data directory."""
+class FifoDoorbell(Doorbell):
+    """A named pipe shared by the processes of one data directory (every waiter wakes:
+    one machine's few workers)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -107,14 +132,20 @@ class FifoDoorbell:
             self._fd = None
 
 
-class PgDoorbell:
-    """LISTEN/NOTIFY on the job store's PostgreSQL."""
+# The leader lock, in the two-integer key space of advisory locks: PostgreSQL never
+# confuses it with the one-integer keys of the store's transaction locks.
+LEADER_LOCK = "1819572339, 1684169836"  # b"ltxs", b"dbll"
+
+
+class PgDoorbell(Doorbell):
+    """LISTEN/NOTIFY on the job store's PostgreSQL, answered by the leader only."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         url = make_url(engine.url).set(drivername="postgresql")
         self._conninfo = url.render_as_string(hide_password=False)
         self._conn: Any = None
+        self._leading = False
 
     def ring(self) -> None:
         try:
@@ -127,24 +158,67 @@ class PgDoorbell:
     def wait(self, timeout: float) -> bool:
         import psycopg
 
+        deadline = time.monotonic() + max(0.0, timeout)
         try:
             if self._conn is None:
                 self._conn = psycopg.connect(self._conninfo, autocommit=True)
                 self._conn.execute(f"LISTEN {CHANNEL}")
+            if not self._leading:
+                if not self._lead(timeout):
+                    return False
+                if self._heard():  # rang since this worker's last claim
+                    return True
             rang = False
-            for _ in self._conn.notifies(timeout=max(0.0, timeout), stop_after=1):
+            left = max(0.0, deadline - time.monotonic())
+            for _ in self._conn.notifies(timeout=left, stop_after=1):
                 rang = True
             if rang:  # drain: several rings wake a waiter once
-                for _ in self._conn.notifies(timeout=0.0):
-                    pass
+                self._heard()
             return rang
         except psycopg.Error as exc:
             log.warning("doorbell: LISTEN failed (%s); polling", exc)
             self.close()
-            Silent().wait(timeout)
+            Silent().wait(max(0.0, deadline - time.monotonic()))
             return False
 
+    def _lead(self, timeout: float) -> bool:
+        """Queue for the leader lock up to ``timeout``; True once this worker holds it."""
+        import psycopg
+
+        ms = max(1, int(timeout * 1000))
+        try:
+            self._conn.execute(f"SET lock_timeout = {ms}; SELECT pg_advisory_lock({LEADER_LOCK})")
+        except psycopg.errors.LockNotAvailable:  # another idle worker leads
+            return False
+        self._leading = True
+        return True
+
+    def _heard(self) -> bool:
+        """Read the rings that have arrived (queued while it waited for the lock, or on
+        the socket), without blocking; True when there was one."""
+        return any(True for _ in self._conn.notifies(timeout=0.0))
+
+    def before_claim(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            self._heard()
+        except Exception as exc:  # noqa: BLE001 - a hint only; the next wait reconnects
+            log.warning("doorbell: reading rings failed (%s)", exc)
+            self.close()
+
+    def after_claim(self, took: bool) -> None:
+        if not (took and self._leading):
+            return
+        self._leading = False
+        try:  # the next idle worker in the lock's queue leads from now
+            self._conn.execute(f"SELECT pg_advisory_unlock({LEADER_LOCK})")
+        except Exception as exc:  # noqa: BLE001 - closing the connection releases it too
+            log.warning("doorbell: stepping down failed (%s)", exc)
+            self.close()
+
     def close(self) -> None:
+        self._leading = False
         if self._conn is not None:
             try:
                 self._conn.close()

@@ -283,9 +283,12 @@ class JobManager:
     def claim(self, owner: str) -> Job | None:
         """The oldest runnable job, leased to ``owner`` (StoreBusyError: look again later)."""
         s = self.settings
-        return self.store.claim(
+        self.doorbell.before_claim()
+        job = self.store.claim(
             owner, s.lease_seconds, s.max_attempts, retention_ms=self.retention_ms
         )
+        self.doorbell.after_claim(job is not None)  # busy now: another idle worker answers
+        return job
 
     def wait_for_work(self, timeout: float) -> bool:
         """Block up to ``timeout`` for a submission's ring; True when one came (a hint:

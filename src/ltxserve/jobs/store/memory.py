@@ -142,7 +142,7 @@ class _Ledger:
         return self.balances[key]
 
 
-class _Bell:
+class _Bell(Doorbell):
     """A doorbell between the threads that share one MemoryJobStore."""
 
     def __init__(self, listeners: set[threading.Event]) -> None:
