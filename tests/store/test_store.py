@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -142,6 +144,33 @@ def test_a_workers_claim_and_finish_are_one_round_trip_each_on_postgresql(
             sql_store.engine.dispose()
 
 
+@contextmanager
+def _wire(sql_store: SqlJobStore, tmp_path: Path) -> Iterator[Callable[[], list[str]]]:
+    """libpq's own trace of what the store's new connections send; the function it
+    yields answers the statements sent so far (Parse or Query messages)."""
+    sql_store.engine.dispose()  # new connections, traced from their first byte
+    trace = tmp_path / "wire.trace"
+    with trace.open("w") as sink:
+
+        def sent() -> list[str]:
+            sink.flush()
+            lines = [line for line in trace.read_text().splitlines() if "\tF\t" in line]
+            return [line for line in lines if "\tQuery\t" in line or "\tParse\t" in line]
+
+        @event.listens_for(sql_store.engine, "connect")
+        def _trace(dbapi_conn: object, _record: object) -> None:
+            dbapi_conn.pgconn.trace(sink.fileno())  # type: ignore[attr-defined]
+
+        yield sent
+        event.remove(sql_store.engine, "connect", _trace)
+
+
+def _out_of_autocommit(sql_store: SqlJobStore) -> None:
+    assert sql_store.engine.pool.checkedin() == 1
+    with sql_store.engine.connect() as conn:
+        assert conn.connection.driver_connection.autocommit is False  # type: ignore[union-attr]
+
+
 def test_the_status_poll_is_one_statement_on_postgresql(tmp_path: Path) -> None:
     """The poll's read (``view``) and the key lookup run in autocommit: libpq's own
     trace of the wire shows each sends its SELECT and nothing else, no BEGIN and no
@@ -151,28 +180,47 @@ def test_the_status_poll_is_one_statement_on_postgresql(tmp_path: Path) -> None:
         sql_store = open_store(Settings(data_dir=tmp_path / "data", database_url=url))
         try:
             job = sql_store.create_job("k", "text-to-video", {"prompt": "p"}, job_id="j1")
-            sql_store.engine.dispose()  # new connections, traced from their first byte
-            trace = tmp_path / "wire.trace"
-            with trace.open("w") as sink:
-
-                @event.listens_for(sql_store.engine, "connect")
-                def _trace(dbapi_conn: object, _record: object) -> None:
-                    dbapi_conn.pgconn.trace(sink.fileno())  # type: ignore[attr-defined]
-
+            with _wire(sql_store, tmp_path) as sent:
                 view = sql_store.view(job.id)
                 assert sql_store.key_by_hash("nope") is None
-                sink.flush()
-                wire = trace.read_text()
+                queries = sent()
                 # the write after the reads, on the same (only) pooled connection
                 sql_store.create_job("k", "text-to-video", {"prompt": "p"}, job_id="j2")
             assert view is not None and view.status == JobStatus.PENDING
-            sent = [line for line in wire.splitlines() if "\tF\t" in line]
-            queries = [line for line in sent if "\tQuery\t" in line or "\tParse\t" in line]
-            assert len(queries) == 2, sent
+            assert len(queries) == 2, queries
             assert not any("BEGIN" in q or "ROLLBACK" in q for q in queries), queries
-            assert sql_store.engine.pool.checkedin() == 1
-            with sql_store.engine.connect() as conn:
-                assert conn.connection.driver_connection.autocommit is False  # type: ignore[union-attr]
+            _out_of_autocommit(sql_store)
+        finally:
+            sql_store.engine.dispose()
+
+
+def test_the_claim_and_the_finish_are_one_statement_each_on_postgresql(
+    tmp_path: Path,
+) -> None:
+    """A worker's claim and its finish are transactions of one statement, sent alone
+    in autocommit (Batch._run_alone): on the wire each is one Parse, with no BEGIN
+    and no COMMIT, the claim's job is leased, the finish lands, and the connection
+    goes back to the pool out of autocommit."""
+    for url in pg_database():
+        sql_store = open_store(Settings(data_dir=tmp_path / "data", database_url=url))
+        try:
+            sql_store.create_job("k", "text-to-video", {"prompt": "p"}, job_id="j1")
+            with _wire(sql_store, tmp_path) as sent:
+                claimed = sql_store.claim("w1", lease_seconds=30, max_attempts=3, retention_ms=RET)
+                assert claimed is not None and claimed.lease_owner == "w1"
+                assert sql_store.finish(
+                    "j1", "w1", JobStatus.COMPLETED, RET, result={"v": 1}, claimed=claimed
+                )
+                assert (
+                    sql_store.claim("w1", lease_seconds=30, max_attempts=3, retention_ms=RET)
+                    is None
+                )
+                queries = sent()
+            assert len(queries) == 3, queries
+            assert not any("BEGIN" in q or "COMMIT" in q for q in queries), queries
+            job = sql_store.get("j1")
+            assert job is not None and (job.status, job.result) == (JobStatus.COMPLETED, {"v": 1})
+            _out_of_autocommit(sql_store)
         finally:
             sql_store.engine.dispose()
 

@@ -18,7 +18,8 @@ COMMIT: eight round trips with every feature on, four with none. Now two and two
 the COMMIT rides with the INSERT when no queued check is left to refuse the
 submit, and the credit hold refuses on the server (a ``Refusal``), not in a check
 (bench/README.md, "Admission on the submit path"). The worker's claim and finish
-send their one statement and the COMMIT together the same way.
+are transactions of one statement: sent alone in autocommit (``_run_alone``), each
+is one message that commits itself, with no BEGIN and COMMIT around it.
 
 Statements are SQLAlchemy Core (or ``text``) compiled once per dialect and run on
 the driver's cursor. SQLite has no round trip to save: there the queue runs one
@@ -31,6 +32,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import orjson
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types.json import Json
 from sqlalchemy import exc as sa_exc
@@ -38,6 +40,7 @@ from sqlalchemy.engine import Compiled, Connection
 from sqlalchemy.sql import ClauseElement
 
 Row = dict[str, Any]
+IDLE = TransactionStatus.IDLE  # nothing sent yet in this transaction
 Check = Callable[[Row | None], None]
 
 
@@ -143,6 +146,8 @@ class Batch:
 
     def _run_pg(self, queue: list[_Item], commit: bool) -> list[Row | None]:
         driver: Any = self.conn.connection.driver_connection  # a psycopg Connection
+        if commit and len(queue) == 1 and driver.info.transaction_status == IDLE:
+            return [self._run_alone(driver, queue[0])]
         with driver.pipeline():
             cursors = []
             for item in queue:
@@ -158,6 +163,26 @@ class Batch:
             rows.append(cur.fetchone() if cur.description is not None else None)
             cur.close()
         return rows
+
+    def _run_alone(self, driver: Any, item: _Item) -> Row | None:
+        """A transaction of one statement (the worker's claim, its finish): sent in
+        autocommit it is its own transaction, so the server parses, runs and commits
+        one message instead of BEGIN, the statement and COMMIT. The connection goes
+        back out of autocommit whatever happens, as FastQuery's does; one that cannot
+        be switched back is invalidated, never pooled to run a later transaction's
+        statements one by one."""
+        driver.autocommit = True
+        try:
+            cur = driver.cursor(row_factory=dict_row)
+            cur.execute(item.sql, item.values)
+            row: Row | None = cur.fetchone() if cur.description is not None else None
+            cur.close()
+            return row
+        finally:
+            try:
+                driver.autocommit = False
+            except Exception:  # noqa: BLE001 - the connection is gone: the pool drops it
+                self.conn.invalidate()
 
     def _run_sqlite(self, queue: list[_Item]) -> list[Row | None]:
         """One after another on the driver's cursor: no round trip to save, but Core's
