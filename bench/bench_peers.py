@@ -25,7 +25,8 @@ The systems, each as deployed by default:
     ltxserve       `serve --workers 0` (the HTTP API, one process) + N
                    `python bench/peer_jobs.py` (a real Worker: claim, lease, heartbeat,
                    runner child over a pipe, finish; NoopEngine), on PostgreSQL with
-                   LISTEN/NOTIFY; submits are POST /v2/text-to-video over HTTP
+                   LISTEN/NOTIFY; submits are POST /v2/text-to-video over HTTP,
+                   with httpx (the SDK's transport) or, with --http stdlib, http.client
     Celery         one `celery worker -c N` (prefork pool), Redis broker and result
                    backend (`redis-server` on a private loopback port); submits are
                    `apply_async` (Redis LPUSH)
@@ -34,7 +35,7 @@ The systems, each as deployed by default:
 
 Usage: python bench/bench_peers.py [--jobs 500] [--latency-jobs 100] [--rounds 2]
        [--workers 1,2,4] [--clients 1] [--systems ltxserve,celery,procrastinate]
-       [--pg-url ...]
+       [--http httpx|stdlib] [--pg-url ...]
 Needs $LTXSERVE_TEST_PG_URL or --pg-url (scripts/pg-start.sh), `redis-server`
 (Debian package) and the `bench` extra (`pip install -e '.[bench]'`).
 """
@@ -42,6 +43,8 @@ Needs $LTXSERVE_TEST_PG_URL or --pg-url (scripts/pg-start.sh), `redis-server`
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import random
 import shutil
@@ -50,6 +53,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +69,7 @@ sys.path.insert(0, str(HERE))
 from tests.support import FAST_ENV, Server, free_port  # noqa: E402
 
 T2V = {"prompt": "bench", "model": "ltx-2-3-fast", "duration": 2, "resolution": "1280x720"}
+T2V_BYTES = json.dumps(T2V).encode()
 PY = sys.executable
 SECRET = "bench-peers-shared-secret"
 
@@ -148,9 +153,12 @@ def deployed_defaults() -> dict[str, str]:
 class Ltxserve(System):
     name = "ltxserve"
 
-    def __init__(self, tmp: Path, admin: Any, pg_url: str, src: str | None = None) -> None:
+    def __init__(
+        self, tmp: Path, admin: Any, pg_url: str, src: str | None = None, client: str = "httpx"
+    ) -> None:
         """``src``: another tree's ``src`` directory to run instead of this one's
-        (``--baseline-src``: before and after a change in the same interleaved run)."""
+        (``--baseline-src``: before and after a change in the same interleaved run).
+        ``client``: the HTTP client that submits (``--http``)."""
         super().__init__(tmp)
         self.admin = admin
         self.src = src
@@ -167,9 +175,10 @@ class Ltxserve(System):
         if src:
             env["PYTHONPATH"] = os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])
         self.srv = Server(self.data, workers=0, env=env).start()
-        self.http = httpx.Client(
-            base_url=self.srv.base_url, headers={"Authorization": f"Bearer {self.srv.api_key}"}
-        )
+        self.headers = {"Authorization": f"Bearer {self.srv.api_key}"}
+        self.http = httpx.Client(base_url=self.srv.base_url, headers=self.headers)
+        self.stdlib = client == "stdlib"
+        self.local = threading.local()  # one keep-alive http.client connection per thread
         self.sql = create_engine(self.url)
 
     def start_workers(self, n: int, record: Path) -> None:
@@ -199,9 +208,33 @@ class Ltxserve(System):
         raise SystemExit(f"ltxserve workers did not start: {log_tail}")
 
     def submit(self, job_id: str) -> str:
+        if self.stdlib:
+            return self._submit_stdlib()
         r = self.http.post("/v2/text-to-video", json=T2V)
         assert r.status_code == 202, r.text
         return str(r.json()["id"])
+
+    def _submit_stdlib(self) -> str:
+        """The same POST with http.client: a quarter of httpx's client CPU per request
+        (bench/README.md), which on a shared 2-core machine the server's processes get."""
+        headers = {**self.headers, "Content-Type": "application/json"}
+        for attempt in (0, 1):
+            conn = getattr(self.local, "conn", None)
+            if conn is None:
+                host, port = self.srv.base_url.split("//")[1].split(":")
+                conn = self.local.conn = http.client.HTTPConnection(host, int(port))
+            try:
+                conn.request("POST", "/v2/text-to-video", T2V_BYTES, headers)
+                r = conn.getresponse()
+                body = r.read()
+                break
+            except (ConnectionError, http.client.HTTPException):
+                conn.close()  # the server closed an idle keep-alive connection
+                self.local.conn = None
+                if attempt:
+                    raise
+        assert r.status == 202, body
+        return str(json.loads(body)["id"])
 
     def completed(self, ids: list[str]) -> int:
         with self.sql.connect() as conn:
@@ -402,6 +435,12 @@ def main() -> None:
         "--clients", default="1", help="submitting threads of the throughput run, e.g. 1,4"
     )
     ap.add_argument("--systems", default="ltxserve,celery,procrastinate")
+    ap.add_argument(
+        "--http",
+        choices=("httpx", "stdlib"),
+        default="httpx",
+        help="ltxserve's submitting client: httpx (the SDK's transport) or http.client",
+    )
     ap.add_argument("--pg-url", default=os.environ.get("LTXSERVE_TEST_PG_URL"))
     ap.add_argument(
         "--baseline-src",
@@ -429,9 +468,9 @@ def main() -> None:
                 names.insert(0, "ltxserve@base")
             for name in names:
                 if name == "ltxserve@base":
-                    systems.append(Ltxserve(tmp, admin, args.pg_url, args.baseline_src))
+                    systems.append(Ltxserve(tmp, admin, args.pg_url, args.baseline_src, args.http))
                 elif name == "ltxserve":
-                    systems.append(Ltxserve(tmp, admin, args.pg_url))
+                    systems.append(Ltxserve(tmp, admin, args.pg_url, client=args.http))
                 elif name == "celery":
                     systems.append(CeleryRedis(tmp))
                 elif name == "procrastinate":

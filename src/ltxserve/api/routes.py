@@ -73,7 +73,7 @@ async def create_job(
     if part is not None:
         validated["_simulate"] = part  # played by the runner, for every engine
     hook = webhook_note(
-        manager.settings, body, key.webhook_url, base_url(request, manager.settings)
+        manager.settings, body, key.webhook_url, lambda: base_url(request, manager.settings)
     )
     if hook is not None:
         validated[WEBHOOK_NOTE] = hook  # callback_url or the key's default (docs/webhooks.md)

@@ -15,6 +15,7 @@ the client used, so the result URLs in the event are the ones a poll would give.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ltxserve.config import Settings
@@ -41,9 +42,11 @@ def check_target(url: Any, settings: Settings, field: str = FIELD) -> str:
 
 
 def note(
-    settings: Settings, body: Any, key_default: str | None, base_url: str
+    settings: Settings, body: Any, key_default: str | None, base_url: Callable[[], str]
 ) -> dict[str, str] | None:
-    """The job's webhook note, or None when neither the request nor the key asks for one."""
+    """The job's webhook note, or None when neither the request nor the key asks for one.
+    ``base_url`` is called only for a note: building it from the request cost 3% of a
+    plain submit's API time (bench/README.md)."""
     given = body.get(FIELD) if isinstance(body, dict) else None
     if given is None:
         if not key_default:
@@ -51,4 +54,4 @@ def note(
         url = key_default  # checked when it was set; the sender checks it again
     else:
         url = check_target(given, settings)
-    return {"url": url, "base_url": base_url}
+    return {"url": url, "base_url": base_url()}
