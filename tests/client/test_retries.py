@@ -65,7 +65,7 @@ def test_a_retry_after_too_long_to_sleep_raises_with_the_hint(
     ):
         c.text_to_video.submit(**SMALL)
     assert info.value.retry_after == 120 and info.value.status_code == 429
-    assert len(proxy.requests()) == 1
+    assert len(proxy.requests("POST")) == 1
 
 
 def test_retries_run_out_and_the_last_error_is_raised(server: Server, proxy: FaultProxy) -> None:
@@ -75,7 +75,7 @@ def test_retries_run_out_and_the_last_error_is_raised(server: Server, proxy: Fau
         pytest.raises(ServiceUnavailableError),
     ):
         c.text_to_video.submit(**SMALL)
-    assert len(proxy.requests()) == 3
+    assert len(proxy.requests("POST")) == 3
     proxy.reset()
     proxy.fail(429, times=10, error_type="rate_limit_error", retry_after="0")
     with (
@@ -83,7 +83,7 @@ def test_retries_run_out_and_the_last_error_is_raised(server: Server, proxy: Fau
         pytest.raises(RateLimitError),
     ):
         c.text_to_video.submit(**SMALL)
-    assert len(proxy.requests()) == 2
+    assert len(proxy.requests("POST")) == 2
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,7 @@ def test_client_errors_are_never_retried(
     proxy.fail(status, times=5, error_type=kind, retry_after="0")
     with pytest.raises(exc):
         client.text_to_video.submit(**SMALL)
-    assert len(proxy.requests()) == 1
+    assert len(proxy.requests("POST")) == 1
 
 
 def test_dropped_connections_are_retried(client: Client, proxy: FaultProxy) -> None:
