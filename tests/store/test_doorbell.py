@@ -109,3 +109,39 @@ def test_a_job_wakes_at_most_two_of_many_idle_workers(pg_url: str, tmp_path: Pat
     # successor's one claim; every idle worker woken would be `workers` per job
     assert woken <= 4 * jobs, (woken, claims)
     assert sorted(latency)[jobs // 2] < 0.2, latency
+
+
+def test_an_idle_worker_that_does_not_lead_waits_without_an_error(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL: a worker that is not the leader waits for the leader lock in
+    slices, and a slice that ends without the lock is caught on the server: no
+    ErrorResponse on the wire (libpq's own trace), so nothing in PostgreSQL's log.
+    Raised to the client, it was an ERROR in the log four times a second for every
+    idle worker but the leader."""
+    from sqlalchemy import create_engine
+
+    from ltxserve.jobs.lifecycle.doorbell import PgDoorbell
+
+    engine = create_engine(pg_url)
+    leader, other = PgDoorbell(engine), PgDoorbell(engine)
+    trace = tmp_path / "wire.trace"
+    try:
+        leader.wait(0.05)
+        other.wait(0.05)  # connected; the lock is the leader's
+        with trace.open("w") as sink:
+            other._conn.pgconn.trace(sink.fileno())
+            started = time.monotonic()
+            assert [other.wait(0.2) for _ in range(3)] == [False, False, False]
+            assert time.monotonic() - started >= 0.55  # each waited its slice for the lock
+            other._conn.pgconn.untrace()
+        received = [line for line in trace.read_text().splitlines() if "\tB\t" in line]
+        assert received and not [line for line in received if "ErrorResponse" in line]
+        leader.after_claim(True)  # steps down: the next wait takes the lock at once
+        started = time.monotonic()
+        other.wait(0.2)
+        assert other._leading and time.monotonic() - started < 0.5
+    finally:
+        leader.close()
+        other.close()
+        engine.dispose()

@@ -136,6 +136,18 @@ class FifoDoorbell(Doorbell):
 # confuses it with the one-integer keys of the store's transaction locks.
 LEADER_LOCK = "1819572339, 1684169836"  # b"ltxs", b"dbll"
 
+# Queue for the leader lock up to lock_timeout, in one message. PL/pgSQL catches the
+# timeout, so nothing is logged; the session lock taken inside the block's
+# subtransaction stays held when it commits. The answer rides in a session setting.
+_LEAD = f"""SET lock_timeout = {{ms}};
+DO $$ BEGIN
+  PERFORM pg_advisory_lock({LEADER_LOCK});
+  PERFORM set_config('ltxserve.leading', 'on', false);
+EXCEPTION WHEN lock_not_available THEN
+  PERFORM set_config('ltxserve.leading', 'off', false);
+END $$;
+SELECT current_setting('ltxserve.leading')"""
+
 
 class PgDoorbell(Doorbell):
     """LISTEN/NOTIFY on the job store's PostgreSQL, answered by the leader only."""
@@ -182,16 +194,18 @@ class PgDoorbell(Doorbell):
             return False
 
     def _lead(self, timeout: float) -> bool:
-        """Queue for the leader lock up to ``timeout``; True once this worker holds it."""
-        import psycopg
+        """Queue for the leader lock up to ``timeout``; True once this worker holds it.
 
+        The wait's timeout is caught on the server (``_LEAD``): a lock_timeout that
+        reached the client was an ERROR in PostgreSQL's log, four a second for every
+        idle worker that does not lead (the idle loop waits in 0.25 s slices)."""
         ms = max(1, int(timeout * 1000))
-        try:
-            self._conn.execute(f"SET lock_timeout = {ms}; SELECT pg_advisory_lock({LEADER_LOCK})")
-        except psycopg.errors.LockNotAvailable:  # another idle worker leads
-            return False
-        self._leading = True
-        return True
+        cur = self._conn.execute(_LEAD.replace("{ms}", str(ms)))
+        while cur.nextset():  # the answer is the last statement's
+            pass
+        row = cur.fetchone()
+        self._leading = row is not None and row[0] == "on"
+        return self._leading
 
     def _heard(self) -> bool:
         """Read the rings that have arrived (queued while it waited for the lock, or on
