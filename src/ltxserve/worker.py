@@ -157,6 +157,7 @@ class Worker:
         self.stopping = Flag()  # set from signal handlers: see Flag
         self.abort = Flag()
         self.claimed_at = time.monotonic()  # of the job at hand (job duration metric)
+        self.next_job: Job | None = None  # claimed with the last one's completion
         # where the engine writes each job's outputs; named by pid like a job's cache
         self.out_dir = settings.work_dir / f"{os.getpid()}-out-{uuid.uuid4().hex[:8]}"
 
@@ -182,14 +183,19 @@ class Worker:
         log.info("worker %s ready with engine %s", self.owner, self.runner.engine)
         try:
             while not self.stopping.is_set():
-                try:
-                    job = self.manager.claim(self.owner)
-                except StoreBusyError:  # saturated for now: look again after a pause
-                    job = None
+                job, self.next_job = self.next_job, None
+                if job is None:
+                    try:
+                        job = self.manager.claim(self.owner)
+                    except StoreBusyError:  # saturated for now: look again after a pause
+                        job = None
                 if job is None:
                     self._idle()
                     continue
                 self.process(job)
+            if (left := self.next_job) is not None:  # claimed as the stop came: give it back
+                self.next_job = None
+                self._stored(lambda: self.manager.release(left, self.owner))
         finally:
             self.runner.stop()
             shutil.rmtree(self.out_dir, ignore_errors=True)
@@ -375,12 +381,20 @@ class Worker:
             self._finish_failed(job, "api_error", f"the result could not be stored: {exc}")
             return
         # only the database write is waited out (the blob store has taken the files)
-        done = self._stored(lambda: self.manager.complete(job, self.owner, result))
+        done = self._stored(lambda: self._complete(job, result))
         if done:
             self._observe(job, JobStatus.COMPLETED)
             log.info("job %s completed", job.id)
         else:
             log.warning("job %s: finished after losing its lease; result dropped", job.id)
+
+    def _complete(self, job: Job, result: dict[str, Any]) -> bool:
+        """Record the result and, unless the worker is stopping, claim the next job in
+        the same write (``next_job``, run by the loop): one round trip on PostgreSQL."""
+        if self.stopping.is_set():
+            return self.manager.complete(job, self.owner, result)
+        done, self.next_job = self.manager.complete_and_claim(job, self.owner, result)
+        return done
 
     def _finish_failed(self, job: Job, type_: str, message: str) -> None:
         if self._stored(lambda: self.manager.fail(job, self.owner, type_, message)):

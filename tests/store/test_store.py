@@ -77,6 +77,53 @@ def test_expired_lease_is_reclaimed_then_given_up(store: JobStore) -> None:
     assert failed.expires_at == failed.completed_at + RET  # type: ignore[operator]
 
 
+def test_complete_and_claim_ends_the_job_then_leases_the_next(store: JobStore) -> None:
+    """A worker's hot path: its job completed and the next runnable one leased to it,
+    in order (the claim never takes the job just ended); a lost job's completion is
+    refused and the claim still runs; an exhausted candidate is failed and the search
+    goes on; an empty queue answers no job."""
+    first = store.create_job("k", "text-to-video", {"n": 1})
+    claimed = store.claim("w1", lease_seconds=30, max_attempts=3, retention_ms=RET)
+    assert claimed is not None and claimed.id == first.id
+    second = store.create_job("k", "text-to-video", {"n": 2})
+    done, nxt = store.complete_and_claim(
+        claimed, "w1", RET, result={"v": 1}, lease_seconds=30, max_attempts=3
+    )
+    assert done and nxt is not None and nxt.id == second.id
+    assert (nxt.status, nxt.lease_owner, nxt.attempts) == (JobStatus.PROCESSING, "w1", 1)
+    ended = store.get(first.id)
+    assert ended is not None and (ended.status, ended.result) == (JobStatus.COMPLETED, {"v": 1})
+    leased = store.get(second.id)
+    assert leased is not None and (leased.status, leased.lease_owner) == (
+        JobStatus.PROCESSING,
+        "w1",
+    )
+    # w1 lost `second` (released: back in the queue); its completion is refused, and
+    # the claim that rides with it takes the job again, as a new attempt
+    assert store.release(second.id, "w1")
+    done, again = store.complete_and_claim(
+        nxt, "w1", RET, result={"v": 2}, lease_seconds=30, max_attempts=3
+    )
+    assert not done and again is not None and (again.id, again.attempts) == (second.id, 2)
+    # a candidate whose attempts are used up (w2 vanished with it) is failed, and the
+    # next one is taken
+    third = store.create_job("k", "text-to-video", {"n": 3})
+    assert store.claim("w2", lease_seconds=0.05, max_attempts=1, retention_ms=RET) is not None
+    fourth = store.create_job("k", "text-to-video", {"n": 4})
+    time.sleep(0.1)
+    done, last = store.complete_and_claim(
+        again, "w1", RET, result={"v": 3}, lease_seconds=30, max_attempts=1
+    )
+    assert done and last is not None and last.id == fourth.id
+    lost = store.get(third.id)
+    assert lost is not None and (lost.status, lost.error_type) == (JobStatus.FAILED, "api_error")
+    done, none = store.complete_and_claim(
+        last, "w1", RET, result={"v": 4}, lease_seconds=30, max_attempts=3
+    )
+    assert done and none is None
+    assert store.get(fourth.id).status == JobStatus.COMPLETED  # type: ignore[union-attr]
+
+
 def test_release_returns_job_to_queue(store: JobStore) -> None:
     job = store.create_job("k1", "retake", {})
     store.claim("w1", 30, 3, retention_ms=RET)
@@ -198,7 +245,7 @@ def test_the_claim_and_the_finish_are_one_statement_each_on_postgresql(
     tmp_path: Path,
 ) -> None:
     """A worker's claim and its finish are transactions of one statement, sent alone
-    in autocommit (Batch._run_alone): on the wire each is one Parse, with no BEGIN
+    in autocommit (Batch._run_implicit): on the wire each is one Parse, with no BEGIN
     and no COMMIT, the claim's job is leased, the finish lands, and the connection
     goes back to the pool out of autocommit."""
     for url in pg_database():
@@ -220,6 +267,43 @@ def test_the_claim_and_the_finish_are_one_statement_each_on_postgresql(
             assert not any("BEGIN" in q or "COMMIT" in q for q in queries), queries
             job = sql_store.get("j1")
             assert job is not None and (job.status, job.result) == (JobStatus.COMPLETED, {"v": 1})
+            _out_of_autocommit(sql_store)
+        finally:
+            sql_store.engine.dispose()
+
+
+def test_a_completion_and_the_next_claim_are_one_round_trip_on_postgresql(
+    tmp_path: Path,
+) -> None:
+    """complete_and_claim on PostgreSQL: the finish and the claim go in one pipeline in
+    autocommit, one Sync (one round trip, one implicit transaction), with no BEGIN
+    and no COMMIT; an empty queue costs the same one round trip, and the connection
+    goes back to the pool out of autocommit."""
+    for url in pg_database():
+        sql_store = open_store(Settings(data_dir=tmp_path / "data", database_url=url))
+        try:
+            for n in (1, 2):
+                sql_store.create_job("k", "text-to-video", {"n": n}, job_id=f"j{n}")
+            claimed = sql_store.claim("w1", lease_seconds=30, max_attempts=3, retention_ms=RET)
+            assert claimed is not None and claimed.id == "j1"
+            with _wire(sql_store, tmp_path) as sent:
+                done, nxt = sql_store.complete_and_claim(
+                    claimed, "w1", RET, result={"v": 1}, lease_seconds=30, max_attempts=3
+                )
+                assert done and nxt is not None and nxt.id == "j2"
+                done, none = sql_store.complete_and_claim(
+                    nxt, "w1", RET, result={"v": 2}, lease_seconds=30, max_attempts=3
+                )
+                assert done and none is None
+                queries = sent()
+            wire = (tmp_path / "wire.trace").read_text().splitlines()
+            syncs = [line for line in wire if "\tF\t" in line and "\tSync" in line]
+            assert len(syncs) == 2, wire
+            assert len(queries) <= 4, queries  # a Parse per statement, until prepared
+            assert not any("BEGIN" in q or "COMMIT" in q for q in queries), queries
+            for job_id in ("j1", "j2"):
+                job = sql_store.get(job_id)
+                assert job is not None and job.status == JobStatus.COMPLETED
             _out_of_autocommit(sql_store)
         finally:
             sql_store.engine.dispose()

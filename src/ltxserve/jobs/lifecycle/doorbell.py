@@ -18,12 +18,19 @@ Waking every idle worker for each job (a thundering herd) costs a wake-up and an
 empty claim per idle worker per job: with 4 workers on the bench's 2 cores that CPU
 halved the rate at which one client could submit (bench/README.md). On PostgreSQL
 the idle workers therefore queue on a session advisory lock; its holder, the leader,
-waits for rings, and the others wait for the lock (every one still LISTENs, so none
-misses a ring while it queues). A leader that takes a job steps down
-(``after_claim``), and PostgreSQL grants the lock to the next idle worker at once:
-it claims once if a ring came since its last claim (a job may have arrived during
-the handover), else it waits as the new leader. So a job wakes two workers at most,
-however many are idle; a dead leader's lock goes with its connection.
+is the only one that LISTENs and waits for rings, and the others wait for the lock.
+A leader that takes a job steps down (``after_claim``: UNLISTEN and unlock), and
+PostgreSQL grants the lock to the next idle worker at once: it LISTENs and claims
+once (a ring sent before its LISTEN reached nobody), then waits as the leader. So
+a job wakes two workers at most, however many are idle; a dead leader's lock goes
+with its connection.
+
+Only the leader listens because every NOTIFY in a database, on any channel, signals
+every backend of that database that LISTENs (PostgreSQL's async.c), and each one
+wakes to read the queue: the ring and the two status events of every job (claim,
+finish) times every listening worker. Six idle listeners on another channel took a
+one-worker run from ~370 to ~210 jobs/s, PostgreSQL's CPU per job from 1.3 to 2.4 ms
+(bench/README.md, "fifth pass").
 
 Which one a deployment gets is the store's choice (``JobStore.doorbell``). Any
 failure to set a doorbell up leaves plain polling (logged once); no error here
@@ -136,12 +143,14 @@ class FifoDoorbell(Doorbell):
 # confuses it with the one-integer keys of the store's transaction locks.
 LEADER_LOCK = "1819572339, 1684169836"  # b"ltxs", b"dbll"
 
-# Queue for the leader lock up to lock_timeout, in one message. PL/pgSQL catches the
-# timeout, so nothing is logged; the session lock taken inside the block's
-# subtransaction stays held when it commits. The answer rides in a session setting.
+# Queue for the leader lock up to lock_timeout and LISTEN once it is held, in one
+# message. PL/pgSQL catches the timeout, so nothing is logged; the session lock taken
+# inside the block's subtransaction stays held when it commits, and so does the LISTEN.
+# The answer rides in a session setting.
 _LEAD = f"""SET lock_timeout = {{ms}};
 DO $$ BEGIN
   PERFORM pg_advisory_lock({LEADER_LOCK});
+  EXECUTE 'LISTEN {CHANNEL}';
   PERFORM set_config('ltxserve.leading', 'on', false);
 EXCEPTION WHEN lock_not_available THEN
   PERFORM set_config('ltxserve.leading', 'off', false);
@@ -174,12 +183,10 @@ class PgDoorbell(Doorbell):
         try:
             if self._conn is None:
                 self._conn = psycopg.connect(self._conninfo, autocommit=True)
-                self._conn.execute(f"LISTEN {CHANNEL}")
             if not self._leading:
-                if not self._lead(timeout):
-                    return False
-                if self._heard():  # rang since this worker's last claim
-                    return True
+                # a new leader claims once: nobody listened between the last leader's
+                # step-down and this LISTEN
+                return self._lead(timeout)
             rang = False
             left = max(0.0, deadline - time.monotonic())
             for _ in self._conn.notifies(timeout=left, stop_after=1):
@@ -194,7 +201,8 @@ class PgDoorbell(Doorbell):
             return False
 
     def _lead(self, timeout: float) -> bool:
-        """Queue for the leader lock up to ``timeout``; True once this worker holds it.
+        """Queue for the leader lock up to ``timeout``; True once this worker holds it
+        (and LISTENs).
 
         The wait's timeout is caught on the server (``_LEAD``): a lock_timeout that
         reached the client was an ERROR in PostgreSQL's log, four a second for every
@@ -208,8 +216,8 @@ class PgDoorbell(Doorbell):
         return self._leading
 
     def _heard(self) -> bool:
-        """Read the rings that have arrived (queued while it waited for the lock, or on
-        the socket), without blocking; True when there was one."""
+        """Read the rings that have arrived (on the socket), without blocking; True when
+        there was one."""
         return any(True for _ in self._conn.notifies(timeout=0.0))
 
     def before_claim(self) -> None:
@@ -225,8 +233,8 @@ class PgDoorbell(Doorbell):
         if not (took and self._leading):
             return
         self._leading = False
-        try:  # the next idle worker in the lock's queue leads from now
-            self._conn.execute(f"SELECT pg_advisory_unlock({LEADER_LOCK})")
+        try:  # the next idle worker in the lock's queue leads (and listens) from now
+            self._conn.execute(f"UNLISTEN {CHANNEL}; SELECT pg_advisory_unlock({LEADER_LOCK})")
         except Exception as exc:  # noqa: BLE001 - closing the connection releases it too
             log.warning("doorbell: stepping down failed (%s)", exc)
             self.close()

@@ -339,6 +339,30 @@ class JobManager:
             job.id, owner, JobStatus.COMPLETED, self.retention_ms, result=result, claimed=job
         ):
             return True
+        return self._held(job, result)
+
+    def complete_and_claim(
+        self, job: Job, owner: str, result: dict[str, Any]
+    ) -> tuple[bool, Job | None]:
+        """``complete``, then ``claim``: (completed, the next job leased to ``owner``).
+        The store may do both at once (one round trip on PostgreSQL), so a worker that
+        goes on to its next job does not pay a claim of its own for it."""
+        s = self.settings
+        self.doorbell.before_claim()
+        done, taken = self.store.complete_and_claim(
+            job,
+            owner,
+            self.retention_ms,
+            result=result,
+            lease_seconds=s.lease_seconds,
+            max_attempts=s.max_attempts,
+        )
+        self.doorbell.after_claim(taken is not None)
+        return done or self._held(job, result), taken
+
+    def _held(self, job: Job, result: dict[str, Any]) -> bool:
+        """After a refused completion: True when the job holds ``result`` after all (a
+        retried write whose first try committed); else its files are deleted (False)."""
         keys = [entry["key"] for entry in result.values()]
         current = self.store.get(job.id)
         held = (current.result or {}).values() if current is not None else ()

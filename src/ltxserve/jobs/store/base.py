@@ -395,6 +395,20 @@ class JobStore(Protocol):
         (status, attempts) the compare-and-set checks with no read first."""
         ...
 
+    def complete_and_claim(
+        self,
+        claimed: Job,
+        owner: str,
+        retention_ms: int,
+        *,
+        result: dict[str, Any] | None,
+        lease_seconds: float,
+        max_attempts: int,
+    ) -> tuple[bool, Job | None]:
+        """``finish`` of ``owner``'s own job as completed, then ``claim``: (whether the
+        finish won, the next job). A worker's hot path, which a store may do at once."""
+        ...
+
     def release(self, job_id: str, owner: str) -> bool: ...
     def fail_exhausted(self, max_attempts: int, retention_ms: int) -> int: ...
     def expired_ids(self, limit: int = 500) -> list[str]: ...

@@ -18,8 +18,8 @@ COMMIT: eight round trips with every feature on, four with none. Now two and two
 the COMMIT rides with the INSERT when no queued check is left to refuse the
 submit, and the credit hold refuses on the server (a ``Refusal``), not in a check
 (bench/README.md, "Admission on the submit path"). The worker's claim and finish
-are transactions of one statement: sent alone in autocommit (``_run_alone``), each
-is one message that commits itself, with no BEGIN and COMMIT around it.
+are sent in autocommit (``_run_implicit``): the statements up to the protocol's Sync
+are one implicit transaction that commits itself, with no BEGIN and COMMIT around it.
 
 Statements are SQLAlchemy Core (or ``text``) compiled once per dialect and run on
 the driver's cursor. SQLite has no round trip to save: there the queue runs one
@@ -122,9 +122,15 @@ class Batch:
         caller's ``commit()`` then finds nothing to do. SQLite commits as before."""
         if stmt is not None:
             self.add(stmt, params or {}, json=json)
+        rows = self.send_all(commit=commit)
+        return (rows[-1] or {}) if stmt is not None and rows else {}
+
+    def send_all(self, *, commit: bool = False) -> list[Row | None]:
+        """``send`` for a queue whose every result the caller reads: the first row of
+        each statement, in queue order (None for a statement that returns none)."""
         queue, self.queue = self.queue, []
         if not queue:
-            return {}
+            return []
         dbapi = self.conn.dialect.loaded_dbapi
         commit = commit and all(item.check is None for item in queue)
         try:
@@ -139,45 +145,38 @@ class Batch:
         for item, row in zip(queue, rows, strict=True):
             if item.check is not None:
                 item.check(row)
-        return (rows[-1] or {}) if stmt is not None else {}
+        return rows
 
     def pending(self) -> bool:
         return bool(self.queue)
 
     def _run_pg(self, queue: list[_Item], commit: bool) -> list[Row | None]:
         driver: Any = self.conn.connection.driver_connection  # a psycopg Connection
-        if commit and len(queue) == 1 and driver.info.transaction_status == IDLE:
-            return [self._run_alone(driver, queue[0])]
+        if commit and driver.info.transaction_status == IDLE:
+            return self._run_implicit(driver, queue)
         with driver.pipeline():
-            cursors = []
-            for item in queue:
-                cur = driver.cursor(row_factory=dict_row)
-                cur.execute(item.sql, item.values)
-                cursors.append(cur)
+            cursors = [_execute(driver, item) for item in queue]
             if commit:  # skipped by the server if a statement above failed
                 # as a statement, not driver.commit(): that syncs the pipeline on its
                 # own, and the pipeline's exit then syncs again, a second round trip
                 driver.cursor().execute(b"COMMIT")
-        rows: list[Row | None] = []
-        for cur in cursors:  # the pipeline has synced: every result is here
-            rows.append(cur.fetchone() if cur.description is not None else None)
-            cur.close()
-        return rows
+        return _first_rows(cursors)  # the pipeline has synced: every result is here
 
-    def _run_alone(self, driver: Any, item: _Item) -> Row | None:
-        """A transaction of one statement (the worker's claim, its finish): sent in
-        autocommit it is its own transaction, so the server parses, runs and commits
-        one message instead of BEGIN, the statement and COMMIT. The connection goes
-        back out of autocommit whatever happens, as FastQuery's does; one that cannot
-        be switched back is invalidated, never pooled to run a later transaction's
-        statements one by one."""
+    def _run_implicit(self, driver: Any, queue: list[_Item]) -> list[Row | None]:
+        """A whole transaction in one send (the worker's claim, its finish, both at
+        once): in autocommit, the statements up to the protocol's Sync are one implicit
+        transaction, which the server commits itself, or rolls back whole when one
+        fails; no BEGIN and COMMIT to parse and run. One statement goes as one message,
+        several as one pipeline. The connection goes back out of autocommit whatever
+        happens, as FastQuery's does; one that cannot be switched back is invalidated,
+        never pooled to run a later transaction's statements one by one."""
         driver.autocommit = True
         try:
-            cur = driver.cursor(row_factory=dict_row)
-            cur.execute(item.sql, item.values)
-            row: Row | None = cur.fetchone() if cur.description is not None else None
-            cur.close()
-            return row
+            if len(queue) == 1:
+                return _first_rows([_execute(driver, queue[0])])
+            with driver.pipeline():
+                cursors = [_execute(driver, item) for item in queue]
+            return _first_rows(cursors)
         finally:
             try:
                 driver.autocommit = False
@@ -199,3 +198,17 @@ class Batch:
         finally:
             cur.close()
         return rows
+
+
+def _execute(driver: Any, item: _Item) -> Any:
+    cur = driver.cursor(row_factory=dict_row)
+    cur.execute(item.sql, item.values)
+    return cur
+
+
+def _first_rows(cursors: list[Any]) -> list[Row | None]:
+    rows: list[Row | None] = []
+    for cur in cursors:
+        rows.append(cur.fetchone() if cur.description is not None else None)
+        cur.close()
+    return rows

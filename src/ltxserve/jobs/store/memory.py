@@ -460,6 +460,21 @@ class MemoryJobStore:
                 self._changed(self._jobs[job_id])
             return True
 
+    def complete_and_claim(
+        self,
+        claimed: Job,
+        owner: str,
+        retention_ms: int,
+        *,
+        result: dict[str, Any] | None,
+        lease_seconds: float,
+        max_attempts: int,
+    ) -> tuple[bool, Job | None]:
+        done = self.finish(
+            claimed.id, owner, JobStatus.COMPLETED, retention_ms, result=result, claimed=claimed
+        )
+        return done, self.claim(owner, lease_seconds, max_attempts, retention_ms=retention_ms)
+
     def finish(
         self,
         job_id: str,

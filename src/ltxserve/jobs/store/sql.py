@@ -54,6 +54,11 @@ from ltxserve.jobs.store.tables import api_keys, jobs, uploads
 log = logging.getLogger(__name__)
 
 
+def _claim_params(owner: str, now: int, expires: int, max_attempts: int) -> dict[str, Any]:
+    """pg_claim's parameters."""
+    return dict(now=now, owner=owner, lease_expires_at=expires, max_attempts=max_attempts)
+
+
 def _job(row: Any) -> Job:
     m = row if isinstance(row, dict) else row._mapping  # a Batch's row, or Core's
     values = {k: m[k] for k in Job.__dataclass_fields__}
@@ -318,55 +323,117 @@ class SqlJobStore:
                     ).first()
                 else:  # lock and take in one statement, sent with the COMMIT (pg_claim)
                     row = Batch(conn).send(
-                        PG_CLAIM,
-                        dict(
-                            now=now,
-                            owner=owner,
-                            lease_expires_at=expires,
-                            max_attempts=max_attempts,
-                        ),
-                        commit=True,
+                        PG_CLAIM, _claim_params(owner, now, expires, max_attempts), commit=True
                     )
                 if not row:
                     return None
-                job = _job(row)
-                if job.attempts >= max_attempts:
-                    # PostgreSQL committed already: the row is no longer locked, and
-                    # _finish's compare-and-set on (status, attempts) is the guard
-                    self._finish(
-                        conn,
-                        job,
-                        JobStatus.FAILED,
-                        now,
-                        retention_ms=retention_ms,
-                        error=("api_error", LOST_MESSAGE.format(n=job.attempts)),
-                    )
-                    continue
-                check_transition(job.status, JobStatus.PROCESSING)
-                claimed = replace(
-                    job,
-                    status=JobStatus.PROCESSING,
-                    lease_owner=owner,
-                    lease_expires_at=expires,
-                    attempts=job.attempts + 1,
-                    started_at=job.started_at or now,
-                    version=job.version + 1,  # the row is locked: exact
+                claimed = self._take(conn, row, owner, now, expires, max_attempts, retention_ms)
+            if claimed is not None:
+                return claimed
+
+    def _take(
+        self,
+        conn: Connection,
+        row: Any,
+        owner: str,
+        now: int,
+        expires: int,
+        max_attempts: int,
+        retention_ms: int,
+    ) -> Job | None:
+        """The claim of the candidate ``row`` (as it was before the claim): the job as
+        leased to ``owner``, or None for a job whose attempts are used up, failed here."""
+        job = _job(row)
+        if job.attempts >= max_attempts:
+            # PostgreSQL committed already: the row is no longer locked, and
+            # _finish's compare-and-set on (status, attempts) is the guard
+            self._finish(
+                conn,
+                job,
+                JobStatus.FAILED,
+                now,
+                retention_ms=retention_ms,
+                error=("api_error", LOST_MESSAGE.format(n=job.attempts)),
+            )
+            return None
+        check_transition(job.status, JobStatus.PROCESSING)
+        claimed = replace(
+            job,
+            status=JobStatus.PROCESSING,
+            lease_owner=owner,
+            lease_expires_at=expires,
+            attempts=job.attempts + 1,
+            started_at=job.started_at or now,
+            version=job.version + 1,  # the row is locked: exact
+        )
+        if self.is_sqlite:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job.id)
+                .values(
+                    status=claimed.status.value,
+                    lease_owner=claimed.lease_owner,
+                    lease_expires_at=claimed.lease_expires_at,
+                    attempts=claimed.attempts,
+                    started_at=claimed.started_at,
+                    version=events.BUMP,
                 )
-                if self.is_sqlite:
-                    conn.execute(
-                        update(jobs)
-                        .where(jobs.c.id == job.id)
-                        .values(
-                            status=claimed.status.value,
-                            lease_owner=claimed.lease_owner,
-                            lease_expires_at=claimed.lease_expires_at,
-                            attempts=claimed.attempts,
-                            started_at=claimed.started_at,
-                            version=events.BUMP,
-                        )
-                    )
-            # the row is what this locked transaction wrote: no second round trip
-            return claimed
+            )
+        # the row is what this locked transaction wrote: no second round trip
+        return claimed
+
+    def complete_and_claim(
+        self,
+        claimed: Job,
+        owner: str,
+        retention_ms: int,
+        *,
+        result: dict[str, Any] | None,
+        lease_seconds: float,
+        max_attempts: int,
+    ) -> tuple[bool, Job | None]:
+        """``finish`` of the job ``owner`` claimed, as completed, then ``claim`` for ``owner``.
+
+        On PostgreSQL the two statements (pg_finish, pg_claim) go in one send, one
+        implicit transaction: a worker that drains a queue makes one round trip per
+        job, and one that finds the queue empty pays nothing more for looking. The
+        claim runs after the finish, so it never sees the job just ended as runnable.
+        A job whose end enqueues a webhook takes the two calls (``finish``'s Core path)."""
+        status = JobStatus.COMPLETED
+        if (
+            self.is_sqlite
+            or claimed.lease_owner != owner
+            or claimed.terminal
+            or deliveries.wanted(claimed, status)
+        ):
+            done = self.finish(
+                claimed.id, owner, status, retention_ms, result=result, claimed=claimed
+            )
+            return done, self.claim(owner, lease_seconds, max_attempts, retention_ms=retention_ms)
+        check_transition(claimed.status, status)
+        now = now_ms()
+        expires = now + int(lease_seconds * 1000)
+        ends = pg_finish.finish_params(
+            claimed.id,
+            claimed.status,
+            claimed.attempts,
+            status,
+            now,
+            result=result,
+            error=None,
+            retention_ms=retention_ms,
+        )
+        with self._write() as conn:
+            batch = Batch(conn)
+            batch.add(pg_finish.FINISH, ends, json=("result",))
+            batch.add(PG_CLAIM, _claim_params(owner, now, expires, max_attempts))
+            ended, row = batch.send_all(commit=True)
+            taken = None
+            if row is not None:
+                taken = self._take(conn, row, owner, now, expires, max_attempts, retention_ms)
+        if row is not None and taken is None:  # its attempts were used up (failed): look on
+            taken = self.claim(owner, lease_seconds, max_attempts, retention_ms=retention_ms)
+        return ended is not None and bool(ended["done"]), taken
 
     def heartbeat(
         self, job_id: str, owner: str, lease_seconds: float, progress: float | None = None
