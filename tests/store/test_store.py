@@ -309,6 +309,39 @@ def test_a_completion_and_the_next_claim_are_one_round_trip_on_postgresql(
             sql_store.engine.dispose()
 
 
+def test_a_submit_that_no_limit_applies_to_is_one_round_trip_on_postgresql(
+    tmp_path: Path,
+) -> None:
+    """With every server-wide limit off, a submit reads nothing first: the key's own
+    limits are checked by a statement sent with the INSERT, all in one pipeline in
+    autocommit (one Sync, no BEGIN, no COMMIT). A key with a limit of its own fails that
+    statement on the server, nothing of the try commits, and the submit runs again
+    with the read, which refuses past the key's limit."""
+    from ltxserve.errors import ConcurrencyLimitError
+    from ltxserve.jobs.lifecycle.limits import Limits
+
+    for url in pg_database():
+        settings = Settings(data_dir=tmp_path / "data", database_url=url, max_unfinished_per_key=0)
+        sql_store = open_store(settings)
+        admit = Limits(settings)
+        try:
+            sql_store.set_key_limits("capped", max_unfinished=1)
+            with _wire(sql_store, tmp_path) as sent:
+                sql_store.create_job("free", "text-to-video", {"n": 1}, admit=admit)
+                queries = sent()
+            wire = (tmp_path / "wire.trace").read_text().splitlines()
+            syncs = [line for line in wire if "\tF\t" in line and "\tSync" in line]
+            assert len(syncs) == 1, wire
+            assert not any("BEGIN" in q or "COMMIT" in q for q in queries), queries
+            sql_store.create_job("capped", "text-to-video", {"n": 2}, admit=admit, job_id="c1")
+            with pytest.raises(ConcurrencyLimitError):
+                sql_store.create_job("capped", "text-to-video", {"n": 3}, admit=admit, job_id="c2")
+            assert sql_store.get("c1") is not None and sql_store.get("c2") is None
+            _out_of_autocommit(sql_store)
+        finally:
+            sql_store.engine.dispose()
+
+
 def _one_round_trip_each(sql_store: SqlJobStore, monkeypatch: pytest.MonkeyPatch) -> None:
     pipelines: list[tuple[int, bool]] = []  # (statements, commit) of each pipeline
     run_pg = Batch._run_pg

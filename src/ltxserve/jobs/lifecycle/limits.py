@@ -6,7 +6,10 @@ count it reads and the bucket it writes are the database's, and a limit holds
 however many API processes take submits. In order:
 
 1. one read (``AdmissionView.limits_state``, one statement): the key's row of
-   ``key_limits`` (its overrides and rate bucket) and the two counts;
+   ``key_limits`` (its overrides and rate bucket) and the two counts. With every
+   server-wide limit off (0) nothing is read: the view defers the key's own to the
+   job's INSERT (``defer_to_insert``), which fails when the key has one turned on,
+   and the submit runs again with the read;
 2. concurrency: the key's jobs pending or processing, against its override or
    ``LTXSERVE_MAX_UNFINISHED_PER_KEY`` (default 2) -> 429
    ``concurrency_limit_error``, Retry-After 1;
@@ -65,6 +68,8 @@ class Limits:
         # own lock near its cap); a key whose own value turns one on is read again,
         # serialised, so its count and bucket are exact too.
         per_key = self.max_unfinished > 0 or self.rate > 0
+        if not per_key and self.max_pending == 0 and view.defer_to_insert(api_key_id):
+            return  # no limit of the server's: the INSERT refuses a key with its own
         state = view.limits_state(
             api_key_id, self.max_unfinished, self.max_pending, serialise=per_key
         )

@@ -28,10 +28,13 @@ class SqlAdmissionView:
     is in limits.py.
     """
 
-    def __init__(self, conn: Connection, sqlite: bool, job_id: str) -> None:
+    def __init__(
+        self, conn: Connection, sqlite: bool, job_id: str, *, may_defer: bool = True
+    ) -> None:
         self.conn = conn
         self.sqlite = sqlite
         self.job_id = job_id  # the job being admitted
+        self.may_defer = may_defer and not sqlite  # SQLite: no round trip to save
         self.locked: set[str] = set()
         # what need not be sent at once waits here for the next statement that must be
         # (batch.py: one round trip on PostgreSQL); the job's INSERT sends the rest
@@ -70,6 +73,12 @@ class SqlAdmissionView:
             limits_sql.lock_queue(self.conn)  # near the cap: one submit at a time
             pending = limits_sql.pending(self.conn, pending_cap)
         return LimitsState(own, unfinished, pending)
+
+    def defer_to_insert(self, api_key_id: str) -> bool:
+        if not self.may_defer:
+            return False
+        limits_sql.unless_own_limits_later(self.batch, api_key_id)
+        return True
 
     def save_tokens(self, api_key_id: str, tokens: float, at_ms: int) -> None:
         self._lock(api_key_id)

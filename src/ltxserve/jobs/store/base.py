@@ -265,6 +265,14 @@ class AdmissionView(Protocol):
         the key's submits, as ``unfinished_jobs`` does; without it the read is a hint."""
         ...
 
+    def defer_to_insert(self, api_key_id: str) -> bool:
+        """Leave the key's own limits to the job's INSERT, if this view can: the submit
+        then fails on the server when the key has a limit of its own turned on (its
+        ``max_unfinished`` or ``rate_per_second``), and the store runs it again on a view
+        that cannot defer, which reads them. True when deferred: a submit that no limit
+        of the server's applies to reads nothing first (PostgreSQL: a round trip)."""
+        ...
+
     def save_tokens(self, api_key_id: str, tokens: float, at_ms: int) -> None:
         """Write the key's rate bucket level, committed with the job (or not at all)."""
         ...

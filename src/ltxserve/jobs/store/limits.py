@@ -13,13 +13,14 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import psycopg
 from sqlalchemy import bindparam, func, literal, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ltxserve.jobs.lifecycle.states import JobStatus
 from ltxserve.jobs.store.base import KeyLimits
-from ltxserve.jobs.store.batch import Batch
+from ltxserve.jobs.store.batch import Batch, Refusal
 from ltxserve.jobs.store.tables import jobs, key_limits
 
 UNFINISHED = (JobStatus.PENDING.value, JobStatus.PROCESSING.value)
@@ -161,6 +162,28 @@ def _read(batch: Batch, lock: str | None, params: dict[str, Any]) -> dict[str, A
     if lock is not None:
         batch.add(LOCK, {"lock_id": lock_id(lock)})
     return batch.send(_SNAPSHOT, params)
+
+
+class OwnLimits(Exception):
+    """The key has a limit of its own turned on: a submit that deferred reading it
+    (``unless_own_limits_later``) was refused on the server, and runs again with the read."""
+
+
+# Fails (22P02, invalid text for an integer) when the key has a concurrency or rate
+# limit of its own, so the submit's transaction fails on the server and the COMMIT
+# sent with it never runs; the CASE is not constant, so nothing is folded at planning.
+_UNLESS_OWN_LIMITS = text(
+    "SELECT (CASE WHEN EXISTS (SELECT 1 FROM key_limits WHERE api_key_id = :api_key_id"
+    " AND (max_unfinished > 0 OR rate_per_second > 0)) THEN 'own limits' ELSE '1' END)::int"
+    " AS admitted"
+)
+
+
+def unless_own_limits_later(batch: Batch, api_key_id: str) -> None:
+    """Queue the check that the key has no limit of its own turned on, sent with the
+    job's INSERT (PostgreSQL; ``AdmissionView.defer_to_insert``): ``OwnLimits`` when it has."""
+    refusal = Refusal(psycopg.errors.InvalidTextRepresentation, OwnLimits(api_key_id))
+    batch.add(_UNLESS_OWN_LIMITS, {"api_key_id": api_key_id}, refusal=refusal)
 
 
 def pending(conn: Connection, cap: int) -> int:

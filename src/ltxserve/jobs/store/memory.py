@@ -83,6 +83,9 @@ class _AdmissionView:
         pending = sum(1 for j in self.store._jobs.values() if j.status == JobStatus.PENDING)
         return LimitsState(own, self.unfinished_jobs(api_key_id, cap), min(pending, pending_cap))
 
+    def defer_to_insert(self, api_key_id: str) -> bool:
+        return False  # nothing to save: the limits are a dict away
+
     def save_tokens(self, api_key_id: str, tokens: float, at_ms: int) -> None:
         old = self.store._limits.get(api_key_id, KeyLimits())
         self.store._limits[api_key_id] = replace(old, tokens=tokens, tokens_at=at_ms)

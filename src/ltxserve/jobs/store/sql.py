@@ -200,13 +200,20 @@ class SqlJobStore:
         """Insert a pending job; ``idempotency`` (idempotency.py), then ``admit`` run
         first in the same write transaction."""
         job_id = job_id or str(uuid.uuid4())
-        try:
-            return self._create(api_key_id, endpoint, request, job_id, admit, idempotency)
-        except idempotency_sql.Replay:
-            pass  # the key was there already: again, with the key's claim first
-        return self._create(
-            api_key_id, endpoint, request, job_id, admit, idempotency, claim_first=True
-        )
+        claim_first, defer = False, True
+        while True:
+            try:
+                return self._create(
+                    api_key_id, endpoint, request, job_id, admit, idempotency, claim_first, defer
+                )
+            except idempotency_sql.Replay:
+                if claim_first:
+                    raise
+                claim_first = True  # the key was there already: again, its claim first
+            except limits_sql.OwnLimits:
+                if not defer:
+                    raise
+                defer = False  # the key has limits of its own: again, reading them
 
     def _create(
         self,
@@ -217,6 +224,7 @@ class SqlJobStore:
         admit: Admission | None,
         idempotency: IdempotencyClaim | None,
         claim_first: bool = False,
+        defer: bool = True,
     ) -> Job:
         created_at = now_ms()
         values = dict(
@@ -228,7 +236,7 @@ class SqlJobStore:
             created_at=created_at,
         )
         with self._write() as conn:
-            view = SqlAdmissionView(conn, self.is_sqlite, job_id)
+            view = SqlAdmissionView(conn, self.is_sqlite, job_id, may_defer=defer)
             batch = view.batch
             if idempotency is not None:
                 if claim_first:
