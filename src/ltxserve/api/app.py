@@ -120,6 +120,9 @@ def create_app(settings: Settings | None = None, *, manager: JobManager | None =
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        # ltxserve's metrics are Prometheus' (/metrics); FastAPI's own OpenTelemetry
+        # hooks asked the OpenTelemetry API for its providers on every request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.deps = deps
     app.state.events = hub  # live event streams; closed first at shutdown (cli.py)

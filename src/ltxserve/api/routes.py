@@ -8,11 +8,10 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ltxserve import simulate
-from ltxserve.api.deps import KeyResolver, api_deps, base_url, run_store
+from ltxserve.api.deps import KeyResolver, api_deps, base_url, run_store, to_thread
 from ltxserve.api.errors import JSONBytes
 from ltxserve.api.input_check import check_inputs
 from ltxserve.api.status import iso_ms, status_body
@@ -68,7 +67,7 @@ async def create_job(
         if manager.content.inline:
             manager.screen(endpoint, validated)
         else:
-            await run_in_threadpool(manager.screen, endpoint, validated)
+            await to_thread(manager.screen, endpoint, validated)
     part = sim.job_part() if sim else None
     if part is not None:
         validated["_simulate"] = part  # played by the runner, for every engine
@@ -83,9 +82,7 @@ async def create_job(
     once = None
     if idem_key is not None:
         once = IdempotencyKey(idem_key, idempotency.request_hash(request.url.path, body))
-    made: Submission = await run_in_threadpool(
-        manager.submit_once, key_id, endpoint, validated, once
-    )
+    made: Submission = await to_thread(manager.submit_once, key_id, endpoint, validated, once)
     job_id_var.set(made.job.id)  # this request's later log records name the job
     if made.replayed:
         log.info("job %s (%s) replayed for its Idempotency-Key", made.job.id, endpoint)
@@ -140,7 +137,7 @@ async def cancel_job(request: Request) -> Response:
         raise NotFoundError(f"Job {job_id} not found")
     job_id_var.set(job_id)
     # a write: always off the event loop (SQLite's write lock may be held)
-    job = await run_in_threadpool(deps.manager.cancel, key_id, endpoint, job_id)
+    job = await to_thread(deps.manager.cancel, key_id, endpoint, job_id)
     return JSONBytes(status_body(job, base_url(request, deps.settings), deps.blobs))
 
 
