@@ -30,7 +30,7 @@ every backend of that database that LISTENs (PostgreSQL's async.c), and each one
 wakes to read the queue: the ring and the two status events of every job (claim,
 finish) times every listening worker. Six idle listeners on another channel took a
 one-worker run from ~370 to ~210 jobs/s, PostgreSQL's CPU per job from 1.3 to 2.4 ms
-(bench/README.md, "fifth pass").
+(bench/bench_cpu.py --listeners; bench/README.md, "fifth pass").
 
 Which one a deployment gets is the store's choice (``JobStore.doorbell``). Any
 failure to set a doorbell up leaves plain polling (logged once); no error here
