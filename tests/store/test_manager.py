@@ -229,6 +229,38 @@ def test_worker_finishes_through_the_manager(make_manager: Callable[..., JobMana
     assert m.blobs.local_path(out["key"]).read_bytes() == b"not a real video"
 
 
+def test_a_completion_claims_the_next_job_and_a_stop_gives_it_back(
+    make_manager: Callable[..., JobManager],
+) -> None:
+    """A worker's completion leases it the next job in the same write
+    (complete_and_claim), for its loop to run without a claim of its own; when the stop
+    comes as that claim lands, the loop runs nothing more and gives the job back."""
+    m = make_manager()
+    ids = {m.submit("k1", "text-to-video", {"prompt": str(n)}).id for n in range(3)}
+    w = _worker(m, _done)
+    first = m.claim(w.owner)
+    assert first is not None
+    w.process(first)
+    assert m.job(first.id).status == JobStatus.COMPLETED  # type: ignore[union-attr]
+    nxt = w.next_job
+    assert nxt is not None and nxt.id in ids - {first.id}
+    leased = m.job(nxt.id)
+    assert leased is not None and (leased.status, leased.lease_owner) == (
+        JobStatus.PROCESSING,
+        w.owner,
+    )
+    w.stopping.set()  # the stop, as the completion's claim landed
+    w.run()
+    back = m.job(nxt.id)
+    assert back is not None and (back.status, back.lease_owner) == (JobStatus.PENDING, None)
+    assert w.next_job is None and w.runner.sent == [  # type: ignore[attr-defined]
+        s
+        for s in w.runner.sent
+        if getattr(s, "job_id", None) == first.id  # type: ignore[attr-defined]
+    ]
+    assert sum(m.job(i).status == JobStatus.PENDING for i in ids) == 2  # type: ignore[union-attr]
+
+
 def test_worker_records_the_engine_s_failure(make_manager: Callable[..., JobManager]) -> None:
     m = make_manager()
     job = m.submit("k1", "text-to-video", {})
