@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_peers import Ltxserve, wait_done  # noqa: E402
-from bench_submit import cpu_seconds  # noqa: E402
+from bench_submit import admin_engine, cpu_seconds  # noqa: E402
 
 WORKER_MARKS = (b"peer_jobs.py", b"multiprocessing")  # a worker, its runner child
 
@@ -89,9 +88,7 @@ def main() -> None:
     ap.add_argument("--listeners", type=int, default=0, help="idle LISTEN connections")
     ap.add_argument("--pg-url", default=os.environ.get("LTXSERVE_TEST_PG_URL"))
     args = ap.parse_args()
-    if not args.pg_url:
-        raise SystemExit("needs --pg-url or $LTXSERVE_TEST_PG_URL (scripts/pg-start.sh)")
-    admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
+    admin = admin_engine(args.pg_url)
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         systems = [Ltxserve(tmp, admin, args.pg_url, client="stdlib")]

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_peers import Ltxserve  # noqa: E402
@@ -36,6 +36,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def admin_engine(pg_url: str | None) -> Engine:
+    """An AUTOCOMMIT engine on the server the benches make their databases on."""
+    if not pg_url:
+        raise SystemExit("needs --pg-url or $LTXSERVE_TEST_PG_URL (scripts/pg-start.sh)")
+    return create_engine(pg_url, isolation_level="AUTOCOMMIT")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline-src", required=True, help="the other tree's src directory")
@@ -43,9 +50,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--pg-url", default=os.environ.get("LTXSERVE_TEST_PG_URL"))
     args = ap.parse_args()
-    if not args.pg_url:
-        raise SystemExit("needs --pg-url or $LTXSERVE_TEST_PG_URL (scripts/pg-start.sh)")
-    admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
+    admin = admin_engine(args.pg_url)
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         trees = {
