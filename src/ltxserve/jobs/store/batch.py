@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import orjson
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ExecStatus, TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types.json import Json
 from sqlalchemy import exc as sa_exc
@@ -43,6 +43,7 @@ from sqlalchemy.sql import ClauseElement
 
 Row = dict[str, Any]
 IDLE = TransactionStatus.IDLE  # nothing sent yet in this transaction
+TUPLES = ExecStatus.TUPLES_OK  # a statement that returns rows (none, maybe)
 Check = Callable[[Row | None], None]
 
 
@@ -211,6 +212,10 @@ def _execute(driver: Any, item: _Item) -> Any:
 def _first_rows(cursors: list[Any]) -> list[Row | None]:
     rows: list[Row | None] = []
     for cur in cursors:
-        rows.append(cur.fetchone() if cur.description is not None else None)
+        # the result's status, not ``cur.description``: psycopg builds that list of
+        # columns anew on each access (~50 us for a claim's row here), and dict_row
+        # builds it once more for the row's keys
+        result = cur.pgresult
+        rows.append(cur.fetchone() if result is not None and result.status == TUPLES else None)
         cur.close()
     return rows
