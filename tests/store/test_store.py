@@ -212,6 +212,12 @@ def _wire(sql_store: SqlJobStore, tmp_path: Path) -> Iterator[Callable[[], list[
         event.remove(sql_store.engine, "connect", _trace)
 
 
+def _syncs(tmp_path: Path) -> int:
+    """Round trips in ``_wire``'s trace: the Sync messages the client sent."""
+    wire = (tmp_path / "wire.trace").read_text().splitlines()
+    return sum(1 for line in wire if "\tF\t" in line and "\tSync" in line)
+
+
 def _out_of_autocommit(sql_store: SqlJobStore) -> None:
     assert sql_store.engine.pool.checkedin() == 1
     with sql_store.engine.connect() as conn:
@@ -296,9 +302,7 @@ def test_a_completion_and_the_next_claim_are_one_round_trip_on_postgresql(
                 )
                 assert done and none is None
                 queries = sent()
-            wire = (tmp_path / "wire.trace").read_text().splitlines()
-            syncs = [line for line in wire if "\tF\t" in line and "\tSync" in line]
-            assert len(syncs) == 2, wire
+            assert _syncs(tmp_path) == 2, (tmp_path / "wire.trace").read_text()
             assert len(queries) <= 4, queries  # a Parse per statement, until prepared
             assert not any("BEGIN" in q or "COMMIT" in q for q in queries), queries
             for job_id in ("j1", "j2"):
@@ -329,9 +333,7 @@ def test_a_submit_that_no_limit_applies_to_is_one_round_trip_on_postgresql(
             with _wire(sql_store, tmp_path) as sent:
                 sql_store.create_job("free", "text-to-video", {"n": 1}, admit=admit)
                 queries = sent()
-            wire = (tmp_path / "wire.trace").read_text().splitlines()
-            syncs = [line for line in wire if "\tF\t" in line and "\tSync" in line]
-            assert len(syncs) == 1, wire
+            assert _syncs(tmp_path) == 1, (tmp_path / "wire.trace").read_text()
             assert not any("BEGIN" in q or "COMMIT" in q for q in queries), queries
             sql_store.create_job("capped", "text-to-video", {"n": 2}, admit=admit, job_id="c1")
             with pytest.raises(ConcurrencyLimitError):

@@ -208,7 +208,7 @@ class PgDoorbell(Doorbell):
         reached the client was an ERROR in PostgreSQL's log, four a second for every
         idle worker that does not lead (the idle loop waits in 0.25 s slices)."""
         ms = max(1, int(timeout * 1000))
-        cur = self._conn.execute(_LEAD.replace("{ms}", str(ms)))
+        cur = self._conn.execute(_LEAD.format(ms=ms))
         while cur.nextset():  # the answer is the last statement's
             pass
         row = cur.fetchone()

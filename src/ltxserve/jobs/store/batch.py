@@ -41,6 +41,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Compiled, Connection
 from sqlalchemy.sql import ClauseElement
 
+from ltxserve.jobs.store.connection import out_of_autocommit
+
 Row = dict[str, Any]
 IDLE = TransactionStatus.IDLE  # nothing sent yet in this transaction
 TUPLES = ExecStatus.TUPLES_OK  # a statement that returns rows (none, maybe)
@@ -171,8 +173,7 @@ class Batch:
         transaction, which the server commits itself, or rolls back whole when one
         fails; no BEGIN and COMMIT to parse and run. One statement goes as one message,
         several as one pipeline. The connection goes back out of autocommit whatever
-        happens, as FastQuery's does; one that cannot be switched back is invalidated,
-        never pooled to run a later transaction's statements one by one."""
+        happens (``connection.out_of_autocommit``, as FastQuery's reads do)."""
         driver.autocommit = True
         try:
             if len(queue) == 1:
@@ -181,10 +182,7 @@ class Batch:
                 cursors = [_execute(driver, item) for item in queue]
             return _first_rows(cursors)
         finally:
-            try:
-                driver.autocommit = False
-            except Exception:  # noqa: BLE001 - the connection is gone: the pool drops it
-                self.conn.invalidate()
+            out_of_autocommit(driver, self.conn.invalidate)
 
     def _run_sqlite(self, queue: list[_Item]) -> list[Row | None]:
         """One after another on the driver's cursor: no round trip to save, but Core's

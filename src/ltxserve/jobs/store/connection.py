@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -124,6 +124,18 @@ def busy_as_503(sqlite: bool) -> Iterator[None]:
         raise
 
 
+def out_of_autocommit(driver: Any, invalidate: Callable[[], Any]) -> None:
+    """Switch a psycopg connection that ran in autocommit (FastQuery's reads, Batch's
+    implicit transactions) back out of it before the pool has it again, as the store's
+    other paths expect it, whatever the statements did. One that cannot be switched
+    back is invalidated (``invalidate``), never pooled to run a later write's
+    statements one by one."""
+    try:
+        driver.autocommit = False
+    except Exception:  # noqa: BLE001 - the connection is gone: the pool drops it
+        invalidate()
+
+
 class FastQuery:
     """A SELECT compiled once for the dialect and run on a bare DBAPI cursor.
 
@@ -180,15 +192,9 @@ class FastQuery:
         return self._values(names, row)
 
     def _out_of_autocommit(self, raw: Any) -> None:
-        """A connection goes back to the pool only as the store's other paths expect
-        it, out of autocommit, whatever the read did. One that cannot be switched back
-        is invalidated, never pooled to run a later write's statements one by one."""
         if self.sqlite or raw.dbapi_connection is None:
             return
-        try:
-            raw.driver_connection.autocommit = False
-        except Exception:
-            raw.invalidate()
+        out_of_autocommit(raw.driver_connection, raw.invalidate)
 
     def _values(self, names: list[str], row: Any) -> dict[str, Any] | None:
         if row is None:

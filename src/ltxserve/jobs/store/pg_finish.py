@@ -26,8 +26,10 @@ from typing import Any
 from sqlalchemy import text
 
 from ltxserve.jobs.lifecycle.changes import CHANNEL as EVENTS_CHANNEL
-from ltxserve.jobs.lifecycle.states import JobStatus
+from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
 from ltxserve.jobs.store import ledger
+from ltxserve.jobs.store.base import Job
+from ltxserve.jobs.store.batch import Batch
 
 FINISH = text(
     "WITH ended AS (UPDATE jobs SET status = :status, completed_at = :now,"
@@ -42,6 +44,32 @@ FINISH = text(
     f" {ledger.SETTLE_CTES}"
     " SELECT (SELECT count(*) FROM ended) AS done, (SELECT count(*) FROM settled) AS settled"
 )
+
+
+def queue_finish(
+    batch: Batch,
+    job: Job,
+    status: JobStatus,
+    now: int,
+    *,
+    result: dict[str, Any] | None,
+    error: tuple[str, str] | None,
+    retention_ms: int | None,
+) -> None:
+    """Queue ``FINISH`` moving ``job`` (as the caller holds it) to ``status`` on ``batch``;
+    its row answers ``done`` (1: the compare-and-set won)."""
+    check_transition(job.status, status)
+    params = finish_params(
+        job.id,
+        job.status,
+        job.attempts,
+        status,
+        now,
+        result=result,
+        error=error,
+        retention_ms=retention_ms,
+    )
+    batch.add(FINISH, params, json=("result",))
 
 
 def finish_params(

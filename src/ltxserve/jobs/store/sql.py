@@ -418,22 +418,13 @@ class SqlJobStore:
                 claimed.id, owner, status, retention_ms, result=result, claimed=claimed
             )
             return done, self.claim(owner, lease_seconds, max_attempts, retention_ms=retention_ms)
-        check_transition(claimed.status, status)
         now = now_ms()
         expires = now + int(lease_seconds * 1000)
-        ends = pg_finish.finish_params(
-            claimed.id,
-            claimed.status,
-            claimed.attempts,
-            status,
-            now,
-            result=result,
-            error=None,
-            retention_ms=retention_ms,
-        )
         with self._write() as conn:
             batch = Batch(conn)
-            batch.add(pg_finish.FINISH, ends, json=("result",))
+            pg_finish.queue_finish(
+                batch, claimed, status, now, result=result, error=None, retention_ms=retention_ms
+            )
             batch.add(PG_CLAIM, _claim_params(owner, now, expires, max_attempts))
             ended, row = batch.send_all(commit=True)
             taken = None
@@ -538,19 +529,12 @@ class SqlJobStore:
                 return False
             now = now_ms()
             if not self.is_sqlite and not deliveries.wanted(job, status):
-                check_transition(job.status, status)
-                params = pg_finish.finish_params(
-                    job.id,
-                    job.status,
-                    job.attempts,
-                    status,
-                    now,
-                    result=result,
-                    error=error,
-                    retention_ms=retention_ms,
+                batch = Batch(conn)
+                pg_finish.queue_finish(
+                    batch, job, status, now, result=result, error=error, retention_ms=retention_ms
                 )
-                ended = Batch(conn).send(pg_finish.FINISH, params, commit=True, json=("result",))
-                return bool(ended["done"])
+                ended = batch.send_all(commit=True)[0]
+                return ended is not None and bool(ended["done"])
             return self._finish(
                 conn, job, status, now, result=result, error=error, retention_ms=retention_ms
             )
