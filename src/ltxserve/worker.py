@@ -27,6 +27,7 @@ from typing import Any
 
 from ltxserve.config import Settings
 from ltxserve.errors import CANCELLED_ERROR, LtxError, StoreBusyError
+from ltxserve.jobs.contract.requests import URI_FIELDS
 from ltxserve.jobs.lifecycle.manager import JobManager, Output, open_manager
 from ltxserve.jobs.lifecycle.states import JobStatus
 from ltxserve.jobs.store.base import Job
@@ -48,6 +49,11 @@ from ltxserve.storage.base import StorageError
 from ltxserve.storage.retry import RetryingBlobs
 
 log = logging.getLogger("ltxserve.worker")
+
+# A worker that leads the idle ones (the PostgreSQL doorbell) keeps the lead through
+# a job this short, and hands it over once the job runs longer (or has inputs to
+# fetch): a job that comes meanwhile waits at most this long for another worker.
+LEAD_SECONDS = 0.01
 
 
 class Flag:
@@ -225,6 +231,8 @@ class Worker:
             retrying.on_wait = lambda: self._beat(job, None)
         try:
             try:
+                if any(job.request.get(field) for field in URI_FIELDS):
+                    self.manager.hand_over()  # fetches can take a while
                 # large data URIs were stored as blobs at submit (jobs/payloads.py)
                 job = self.manager.restore(job)
                 inputs = self._resolve_inputs(job, workdir)
@@ -282,8 +290,16 @@ class Worker:
             # heartbeat, never more often than a client could see it.
             next_progress = time.monotonic() + self.settings.progress_seconds
             tick = min(0.5, self.settings.heartbeat_seconds, self.settings.progress_seconds)
+            lead_until: float | None = self.claimed_at + LEAD_SECONDS
             while True:
-                msg = self.runner.recv(timeout=tick)
+                wait = tick
+                if lead_until is not None:
+                    if time.monotonic() >= lead_until:  # not a short job
+                        self.manager.hand_over()
+                        lead_until = None
+                    else:
+                        wait = min(tick, lead_until - time.monotonic())
+                msg = self.runner.recv(timeout=max(0.0, wait))
                 if isinstance(msg, Progress):
                     progress = msg.fraction
                 elif isinstance(msg, Done):
@@ -375,6 +391,8 @@ class Worker:
             if msg.metadata:  # how the engine made it (seed, model...): for operators
                 info["metadata"] = msg.metadata
             outputs[label] = Output(Path(path), content_type, info)
+        if time.monotonic() - self.claimed_at >= LEAD_SECONDS:
+            self.manager.hand_over()  # large outputs take a while to store
         try:
             result = self.manager.store_outputs(job, outputs)
         except StorageError as exc:  # after storage_retry_seconds of retries

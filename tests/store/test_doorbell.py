@@ -6,10 +6,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ltxserve.jobs.lifecycle.doorbell import Silent
+from ltxserve.jobs.lifecycle.states import JobStatus
 from ltxserve.jobs.store.base import JobStore
 
 from .conftest import pg_database
@@ -144,4 +146,80 @@ def test_an_idle_worker_that_does_not_lead_waits_without_an_error(
     finally:
         leader.close()
         other.close()
+        engine.dispose()
+
+
+def test_a_leader_works_through_a_short_job_and_hands_over_a_long_one(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL: a leader whose claim took the one job that rang keeps the lead while
+    it works; a claim that took a job with more rings heard hands the lead over at
+    once (a backlog wants more workers), and so does a job that runs past
+    LEAD_SECONDS (the real Worker, with a scripted runner)."""
+    from sqlalchemy import create_engine
+
+    from ltxserve.config import Settings
+    from ltxserve.jobs.lifecycle.doorbell import PgDoorbell
+    from ltxserve.jobs.lifecycle.manager import JobManager
+    from ltxserve.jobs.store.db import open_store
+    from ltxserve.runner import RunJob
+    from ltxserve.storage.local import LocalBlobStore
+
+    from .test_manager import _done, _worker
+
+    s = Settings(data_dir=tmp_path / "data", database_url=pg_url, max_unfinished_per_key=0)
+    s.ensure_dirs()
+    store = open_store(s)
+    engine = create_engine(pg_url)
+    other = PgDoorbell(engine)
+    m = JobManager(s, store, LocalBlobStore(s.blob_dir), doorbell=store.doorbell(s.data_dir))
+    lead = m.doorbell
+    assert isinstance(lead, PgDoorbell)
+
+    def next_leader() -> bool:
+        other.wait(0.3)
+        return other._leading
+
+    during: list[bool] = []
+
+    def slow(run: RunJob) -> list[Any]:  # silence for a while; who leads meanwhile
+        return [lambda: time.sleep(0.03), lambda: during.append(next_leader())] + _done(run)
+
+    try:
+        warm = store.create_job("k", "text-to-video", {"prompt": "first imports"})
+        w = _worker(m, _done)
+        w.process(m.claim(w.owner))  # type: ignore[arg-type]
+        assert m.job(warm.id).status == JobStatus.COMPLETED  # type: ignore[union-attr]
+        m.wait_for_work(0.05)
+        assert lead._leading and not next_leader()  # the other queues on the lock
+
+        store.create_job("k", "text-to-video", {"prompt": "short"})  # rings once
+        assert m.wait_for_work(5)
+        w = _worker(m, _done)
+        job = m.claim(w.owner)
+        assert job is not None and lead._leading and not next_leader()
+        w.process(job)  # completes and claims again (nothing left): still leading
+        assert m.job(job.id).status == JobStatus.COMPLETED  # type: ignore[union-attr]
+        assert lead._leading and not next_leader()
+
+        store.create_job("k", "text-to-video", {"prompt": "long"})
+        assert m.wait_for_work(5)
+        w = _worker(m, slow)
+        job = m.claim(w.owner)
+        assert job is not None and lead._leading
+        w.process(job)  # ran past LEAD_SECONDS: handed over while it ran
+        assert during == [True] and not lead._leading
+
+        for n in range(2):  # a backlog: two rings heard, one job taken
+            store.create_job("k", "text-to-video", {"prompt": f"backlog {n}"})
+        time.sleep(0.2)
+        other.before_claim()
+        other.after_claim(True)
+        assert not other._leading
+        m.wait_for_work(0.3)
+        assert lead._leading
+    finally:
+        other.close()
+        m.close()
+        store.engine.dispose()
         engine.dispose()

@@ -19,11 +19,22 @@ empty claim per idle worker per job: with 4 workers on the bench's 2 cores that 
 halved the rate at which one client could submit (bench/README.md). On PostgreSQL
 the idle workers therefore queue on a session advisory lock; its holder, the leader,
 is the only one that LISTENs and waits for rings, and the others wait for the lock.
-A leader that takes a job steps down (``after_claim``: UNLISTEN and unlock), and
-PostgreSQL grants the lock to the next idle worker at once: it LISTENs and claims
-once (a ring sent before its LISTEN reached nobody), then waits as the leader. So
-a job wakes two workers at most, however many are idle; a dead leader's lock goes
-with its connection.
+A leader that takes a job steps down (UNLISTEN and unlock), and PostgreSQL grants
+the lock to the next idle worker at once: it LISTENs and claims once (a ring sent
+before its LISTEN reached nobody), then waits as the leader. So a job wakes two
+workers at most, however many are idle; a dead leader's lock goes with its
+connection.
+
+A short job needs no successor, though. A leader whose claim took the one job that
+rang keeps the lead while it works (``after_claim``), and steps down only when the
+job turns out not to be short (``hand_over``: the worker calls it once a job has
+run ``LEAD_SECONDS``, and before fetching inputs) or when it sees more work than it
+took: a claim that took a job with no ring or several heard since the last one
+(a backlog, or jobs that came while it worked). Rings heard while it worked stay
+on its socket and are counted at its next claim. A step-down per job was three
+round trips, two woken workers and an empty claim on every job of a stream of
+short ones (bench/README.md, "sixth pass"); a job that comes while the leader works
+waits at most ``LEAD_SECONDS`` longer for a worker, or the leader's next claim.
 
 Only the leader listens because every NOTIFY in a database, on any channel, signals
 every backend of that database that LISTENs (PostgreSQL's async.c), and each one
@@ -71,6 +82,10 @@ class Doorbell(Protocol):
 
     def after_claim(self, took: bool) -> None:
         """After a claim; ``took``: it leased a job, so this worker is no longer idle."""
+        return None
+
+    def hand_over(self) -> None:
+        """The job at hand is not a short one: let another idle worker answer rings."""
         return None
 
     def close(self) -> None: ...
@@ -167,6 +182,8 @@ class PgDoorbell(Doorbell):
         self._conninfo = url.render_as_string(hide_password=False)
         self._conn: Any = None
         self._leading = False
+        self._working = False  # leading through a job (after_claim)
+        self._rings = 0  # heard since the last claim
 
     def ring(self) -> None:
         try:
@@ -183,6 +200,7 @@ class PgDoorbell(Doorbell):
         try:
             if self._conn is None:
                 self._conn = psycopg.connect(self._conninfo, autocommit=True)
+            self._working = False
             if not self._leading:
                 # a new leader claims once: nobody listened between the last leader's
                 # step-down and this LISTEN
@@ -192,7 +210,7 @@ class PgDoorbell(Doorbell):
             for _ in self._conn.notifies(timeout=left, stop_after=1):
                 rang = True
             if rang:  # drain: several rings wake a waiter once
-                self._heard()
+                self._rings += 1 + self._heard()
             return rang
         except psycopg.Error as exc:
             log.warning("doorbell: LISTEN failed (%s); polling", exc)
@@ -215,22 +233,34 @@ class PgDoorbell(Doorbell):
         self._leading = row is not None and row[0] == "on"
         return self._leading
 
-    def _heard(self) -> bool:
-        """Read the rings that have arrived (on the socket), without blocking; True when
-        there was one."""
-        return any(True for _ in self._conn.notifies(timeout=0.0))
+    def _heard(self) -> int:
+        """Read the rings that have arrived (on the socket), without blocking: how many.
+        A submission rings once, in a transaction of its own, and PostgreSQL folds
+        only a transaction's identical notifications into one."""
+        return sum(1 for _ in self._conn.notifies(timeout=0.0))
 
     def before_claim(self) -> None:
         if self._conn is None:
             return
         try:
-            self._heard()
+            self._rings += self._heard()
         except Exception as exc:  # noqa: BLE001 - a hint only; the next wait reconnects
             log.warning("doorbell: reading rings failed (%s)", exc)
             self.close()
 
     def after_claim(self, took: bool) -> None:
-        if not (took and self._leading):
+        rings, self._rings = self._rings, 0
+        self._working = took and self._leading and rings == 1
+        if took and not self._working:  # more work than it took, or none rang for it
+            self._step_down()
+
+    def hand_over(self) -> None:
+        if self._working:
+            self._working = False
+            self._step_down()
+
+    def _step_down(self) -> None:
+        if not self._leading:
             return
         self._leading = False
         try:  # the next idle worker in the lock's queue leads (and listens) from now
@@ -240,7 +270,8 @@ class PgDoorbell(Doorbell):
             self.close()
 
     def close(self) -> None:
-        self._leading = False
+        self._leading = self._working = False
+        self._rings = 0
         if self._conn is not None:
             try:
                 self._conn.close()

@@ -290,6 +290,11 @@ class JobManager:
         self.doorbell.after_claim(job is not None)  # busy now: another idle worker answers
         return job
 
+    def hand_over(self) -> None:
+        """The job at hand is not a short one: another idle worker answers rings now
+        (doorbell.py: a leader works through a short job)."""
+        self.doorbell.hand_over()
+
     def wait_for_work(self, timeout: float) -> bool:
         """Block up to ``timeout`` for a submission's ring; True when one came (a hint:
         the caller claims either way)."""
