@@ -10,6 +10,14 @@ a slow body is bounded by the routes that read it (size limits; the upload PUT
 streams to disk).
 
 The deadline is ``LTXSERVE_HEADER_TIMEOUT_SECONDS`` (default 15).
+
+The same protocol sends a response of known length (``content-length``: every
+JSON answer) in one write, head and body together (``_WholeResponse``); uvicorn
+writes the head as the app starts the response and the body after. On loopback each
+write is a send that runs the receiver's whole TCP path and wakes it: the first of
+the two was ~13 % of the API's samples under a stream of submits (bench/README.md,
+"sixth pass"), and the client woke twice per answer. A streamed response (events,
+chunked) keeps its head going out at once.
 """
 
 from __future__ import annotations
@@ -39,6 +47,49 @@ def _timeout_response() -> bytes:
         + b"\r\n\r\n"
         + body
     )
+
+
+class _WholeResponse:
+    """The transport as one response cycle sees it: when ``hold`` is set, the next
+    write (the head) waits to go out with the one after it (the body's first piece)."""
+
+    __slots__ = ("_transport", "_head", "hold")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._head: bytes | None = None
+        self.hold = False
+
+    def write(self, data: bytes) -> None:
+        if self.hold:
+            self.hold = False
+            self._head = data
+            return
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:  # close, is_closing...: the transport's
+        return getattr(self._transport, name)
+
+
+def _send_whole(cycle: Any) -> None:
+    """Have ``cycle`` (uvicorn's RequestResponseCycle) write a response of known length
+    in one piece. Not for HEAD: uvicorn writes no body to go with the head."""
+    if cycle.scope["method"] == "HEAD":
+        return
+    transport = _WholeResponse(cycle.transport)
+    send = cycle.send
+
+    async def send_whole(message: Any) -> None:
+        if message["type"] == "http.response.start" and any(
+            name.lower() == b"content-length" for name, _ in message.get("headers", ())
+        ):
+            transport.hold = True
+        await send(message)
+
+    cycle.transport = transport
+    cycle.send = send_whole
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
@@ -77,7 +128,10 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        before = self.cycle
         super().on_headers_complete()
+        if self.cycle is not before:  # not an upgrade (which makes no cycle)
+            _send_whole(self.cycle)
 
 
 def header_deadline_protocol(seconds: float) -> type[HeaderDeadlineProtocol]:
