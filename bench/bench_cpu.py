@@ -1,7 +1,8 @@
 """CPU per no-op job by process group (API, PostgreSQL, workers + runners, client).
 
-bench_peers' ltxserve (an API process, N real workers running the no-op job, one
-`http.client` thread submitting back to back), on PostgreSQL. For each worker count:
+bench_peers' ltxserve (an API process, N real workers running the no-op job,
+--clients `http.client` threads submitting back to back), on PostgreSQL. For each
+worker count:
 --jobs submits while the workers run them; each group's CPU (user + system from
 /proc, every process of the group) over the run, per job. With --baseline-src the
 other tree runs the same, before this one, for each worker count in turn.
@@ -9,7 +10,7 @@ other tree runs the same, before this one, for each worker count in turn.
 channel nobody notifies: what every NOTIFY costs PostgreSQL per listening backend.
 
 Usage: python bench/bench_cpu.py [--jobs 600] [--workers 1,4] [--baseline-src ...]
-       [--listeners 0]
+       [--listeners 0] [--clients 1]
 Needs $LTXSERVE_TEST_PG_URL or --pg-url (scripts/pg-start.sh); PostgreSQL on this
 machine (its backends are counted).
 """
@@ -28,7 +29,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_peers import Ltxserve, wait_done  # noqa: E402
+from bench_peers import Ltxserve, submit_many, wait_done  # noqa: E402
 from bench_submit import admin_engine, cpu_seconds  # noqa: E402
 
 WORKER_MARKS = (b"peer_jobs.py", b"multiprocessing")  # a worker, its runner child
@@ -60,14 +61,16 @@ def listen_idly(url: str, n: int) -> list[Any]:
     return conns
 
 
-def run(system: Ltxserve, tmp: Path, workers: int, jobs: int, listeners: int) -> str:
+def run(
+    system: Ltxserve, tmp: Path, workers: int, jobs: int, listeners: int, clients: int
+) -> str:
     system.start_workers(workers, tmp / f"record-{system.name}-{workers}")
     idle = listen_idly(system.url, listeners)
     try:
         wait_done(system, [system.submit("x") for _ in range(20)], 60)  # warm
         time.sleep(0.5)
         g0, c0, t0 = groups(system.srv.proc.pid), time.process_time(), time.time()
-        ids = [system.submit("x") for _ in range(jobs)]
+        ids = submit_many(system, jobs, clients)
         t1 = wait_done(system, ids, 600)
         g1, c1 = groups(system.srv.proc.pid), time.process_time()
     finally:
@@ -86,6 +89,7 @@ def main() -> None:
     ap.add_argument("--workers", default="1,4")
     ap.add_argument("--baseline-src", help="the other tree's src directory")
     ap.add_argument("--listeners", type=int, default=0, help="idle LISTEN connections")
+    ap.add_argument("--clients", type=int, default=1, help="submitting threads")
     ap.add_argument("--pg-url", default=os.environ.get("LTXSERVE_TEST_PG_URL"))
     args = ap.parse_args()
     admin = admin_engine(args.pg_url)
@@ -97,7 +101,7 @@ def main() -> None:
         try:
             for n in (int(x) for x in args.workers.split(",")):
                 for system in systems:
-                    print(run(system, tmp, n, args.jobs, args.listeners), flush=True)
+                    print(run(system, tmp, n, args.jobs, args.listeners, args.clients), flush=True)
         finally:
             for system in systems:
                 system.close()

@@ -316,11 +316,11 @@ def test_a_completion_and_the_next_claim_are_one_round_trip_on_postgresql(
 def test_a_submit_that_no_limit_applies_to_is_one_round_trip_on_postgresql(
     tmp_path: Path,
 ) -> None:
-    """With every server-wide limit off, a submit reads nothing first: the key's own
-    limits are checked by a statement sent with the INSERT, all in one pipeline in
-    autocommit (one Sync, no BEGIN, no COMMIT). A key with a limit of its own fails that
-    statement on the server, nothing of the try commits, and the submit runs again
-    with the read, which refuses past the key's limit."""
+    """With every server-wide limit off, a submit reads nothing first: it is one
+    statement in autocommit (one Parse, one Sync, no BEGIN, no COMMIT), the INSERT,
+    which checks the key's own limits and rings the doorbell itself. A key with a
+    limit of its own fails the INSERT on the server, nothing of the try commits, and
+    the submit runs again with the read, which refuses past the key's limit."""
     from ltxserve.errors import ConcurrencyLimitError
     from ltxserve.jobs.lifecycle.limits import Limits
 
@@ -334,7 +334,7 @@ def test_a_submit_that_no_limit_applies_to_is_one_round_trip_on_postgresql(
                 sql_store.create_job("free", "text-to-video", {"n": 1}, admit=admit)
                 queries = sent()
             assert _syncs(tmp_path) == 1, (tmp_path / "wire.trace").read_text()
-            assert not any("BEGIN" in q or "COMMIT" in q for q in queries), queries
+            assert len(queries) == 1 and "INSERT INTO jobs" in queries[0], queries
             sql_store.create_job("capped", "text-to-video", {"n": 2}, admit=admit, job_id="c1")
             with pytest.raises(ConcurrencyLimitError):
                 sql_store.create_job("capped", "text-to-video", {"n": 3}, admit=admit, job_id="c2")

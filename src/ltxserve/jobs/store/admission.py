@@ -36,6 +36,7 @@ class SqlAdmissionView:
         self.job_id = job_id  # the job being admitted
         self.may_defer = may_defer and not sqlite  # SQLite: no round trip to save
         self.locked: set[str] = set()
+        self.deferred = False  # the key's own limits are the INSERT's to check
         # what need not be sent at once waits here for the next statement that must be
         # (batch.py: one round trip on PostgreSQL); the job's INSERT sends the rest
         self.batch = Batch(conn)
@@ -77,7 +78,7 @@ class SqlAdmissionView:
     def defer_to_insert(self, api_key_id: str) -> bool:
         if not self.may_defer:
             return False
-        limits_sql.unless_own_limits_later(self.batch, api_key_id)
+        self.deferred = True  # the INSERT checks (limits_sql.ATTEMPTS_UNLESS_OWN_LIMITS)
         return True
 
     def save_tokens(self, api_key_id: str, tokens: float, at_ms: int) -> None:

@@ -71,14 +71,23 @@ _GET_VIEW = select(*(jobs.c[name] for name in JobView.__dataclass_fields__)).whe
     jobs.c.id == bindparam("job_id")
 )
 _KEY_BY_HASH = select(api_keys).where(api_keys.c.key_hash == bindparam("key_hash"))
-_RING = select(func.pg_notify(CHANNEL, ""))  # PostgreSQL delivers it at commit
-_INSERT_JOB = insert(jobs).values(
-    {
-        **{n: bindparam(n) for n in ("id", "api_key_id", "endpoint", "status", "request")},
-        "created_at": bindparam("created_at"),
-        "attempts": 0,
-    }
-)
+
+
+def _insert_job(deferred: bool, ring: bool) -> Any:
+    """The job's INSERT: ``deferred``, it refuses a key with limits of its own
+    (limits.py); ``ring``, it sends the doorbell's NOTIFY too, in its RETURNING
+    (PostgreSQL delivers it at commit). One statement either way."""
+    stmt = insert(jobs).values(
+        {
+            **{n: bindparam(n) for n in ("id", "api_key_id", "endpoint", "status", "request")},
+            "created_at": bindparam("created_at"),
+            "attempts": limits_sql.ATTEMPTS_UNLESS_OWN_LIMITS if deferred else 0,
+        }
+    )
+    return stmt.returning(func.pg_notify(CHANNEL, "").label("rang")) if ring else stmt
+
+
+_INSERT_JOB = {(d, r): _insert_job(d, r) for d in (False, True) for r in (False, True)}
 
 
 class SqlJobStore:
@@ -252,9 +261,9 @@ class SqlJobStore:
                     if batch.pending():
                         replay_first(batch)  # a retried key answers its job, not a refusal
                     raise
-            batch.add(_INSERT_JOB, values, json=("request",))
-            if self.rings_on_insert:
-                batch.add(_RING, {})
+            refusal = limits_sql.own_limits_refusal(api_key_id) if view.deferred else None
+            insert_job = _INSERT_JOB[view.deferred, self.rings_on_insert]
+            batch.add(insert_job, values, json=("request",), refusal=refusal)
             batch.send(commit=True)
         # the row is exactly what was inserted: no second round trip to read it back
         return Job(
