@@ -77,6 +77,27 @@ def test_expired_lease_is_reclaimed_then_given_up(store: JobStore) -> None:
     assert failed.expires_at == failed.completed_at + RET  # type: ignore[operator]
 
 
+def test_a_completion_past_its_lease_is_not_claimed_again(store: JobStore) -> None:
+    """A worker that finishes after its lease ran out, before anyone reclaimed the job:
+    its completion wins (nobody took the job over), and the claim that rides with it
+    does not take that same job back (PostgreSQL: in the one statement of both, its
+    row would be updated twice, and only one of the two would stay)."""
+    job = store.create_job("k", "text-to-video", {})
+    claimed = store.claim("w1", lease_seconds=0.05, max_attempts=3, retention_ms=RET)
+    assert claimed is not None
+    time.sleep(0.1)
+    done, nxt = store.complete_and_claim(
+        claimed, "w1", RET, result={"v": 1}, lease_seconds=30, max_attempts=3
+    )
+    assert done and nxt is None
+    ended = store.get(job.id)
+    assert ended is not None and (ended.status, ended.result, ended.lease_owner) == (
+        JobStatus.COMPLETED,
+        {"v": 1},
+        None,
+    )
+
+
 def test_complete_and_claim_ends_the_job_then_leases_the_next(store: JobStore) -> None:
     """A worker's hot path: its job completed and the next runnable one leased to it,
     in order (the claim never takes the job just ended); a lost job's completion is
@@ -281,7 +302,7 @@ def test_the_claim_and_the_finish_are_one_statement_each_on_postgresql(
 def test_a_completion_and_the_next_claim_are_one_round_trip_on_postgresql(
     tmp_path: Path,
 ) -> None:
-    """complete_and_claim on PostgreSQL: the finish and the claim go in one pipeline in
+    """complete_and_claim on PostgreSQL: the finish and the claim are one statement in
     autocommit, one Sync (one round trip, one implicit transaction), with no BEGIN
     and no COMMIT; an empty queue costs the same one round trip, and the connection
     goes back to the pool out of autocommit."""
@@ -303,7 +324,7 @@ def test_a_completion_and_the_next_claim_are_one_round_trip_on_postgresql(
                 assert done and none is None
                 queries = sent()
             assert _syncs(tmp_path) == 2, (tmp_path / "wire.trace").read_text()
-            assert len(queries) <= 4, queries  # a Parse per statement, until prepared
+            assert len(queries) == 2, queries  # one statement each (a Parse, unprepared yet)
             assert not any("BEGIN" in q or "COMMIT" in q for q in queries), queries
             for job_id in ("j1", "j2"):
                 job = sql_store.get(job_id)

@@ -40,6 +40,7 @@ from psycopg.types.json import Json
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Compiled, Connection
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.elements import TextClause
 
 from ltxserve.jobs.store.connection import out_of_autocommit
 
@@ -97,18 +98,42 @@ class Batch:
         json: tuple[str, ...] = (),
         refusal: Refusal | None = None,
     ) -> None:
-        """Queue ``stmt``; ``json`` names the parameters bound to JSON columns (Core's
-        bind processors are not in the way here, so this says how to send them)."""
+        """Queue ``stmt``; ``json`` names the parameters bound to JSON columns."""
         c: Any = compiled(stmt, self.conn)  # a SQLCompiler
-        values = c.construct_params(params)  # the statement's literals filled in too
-        for name in json:
+        # the statement's literals filled in too
+        values = self._json(c.construct_params(params), json)
+        if c.positiontup is not None:  # SQLite's qmark style
+            values = tuple(values[name] for name in c.positiontup)
+        self.queue.append(_Item(c.string, values, check, refusal))
+
+    def add_with(
+        self,
+        ctes: TextClause,
+        stmt: ClauseElement,
+        params: dict[str, Any],
+        *,
+        json: tuple[str, ...] = (),
+    ) -> None:
+        """Queue ``stmt``, a Core statement that begins with CTEs of its own, with the
+        CTEs of ``ctes`` (``name AS (...), ...``, as text) in front of them: one
+        statement where Core cannot hold data-modifying CTEs written as text
+        (PostgreSQL; pg_finish's finish before pg_claim's claim)."""
+        head: Any = compiled(ctes, self.conn)
+        body: Any = compiled(stmt, self.conn)
+        assert body.string.startswith("WITH "), body.string
+        values = {**head.construct_params(params), **body.construct_params(params)}
+        sql = f"WITH {head.string}, {body.string[len('WITH ') :]}"
+        self.queue.append(_Item(sql, self._json(values, json), None, None))
+
+    def _json(self, values: Any, names: tuple[str, ...]) -> Any:
+        """``names`` bound to JSON columns: Core's bind processors are not in the way
+        here, so this says how to send them."""
+        for name in names:
             if values[name] is not None:
                 values[name] = (
                     orjson.dumps(values[name]).decode() if self.sqlite else Json(values[name])
                 )
-        if c.positiontup is not None:  # SQLite's qmark style
-            values = tuple(values[name] for name in c.positiontup)
-        self.queue.append(_Item(c.string, values, check, refusal))
+        return values
 
     def send(
         self,

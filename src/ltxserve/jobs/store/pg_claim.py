@@ -26,7 +26,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BindParameter, String, bindparam, cast, func, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    String,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
 
 from ltxserve.jobs.lifecycle.changes import CHANNEL as EVENTS_CHANNEL
 from ltxserve.jobs.lifecycle.states import JobStatus
@@ -34,42 +45,70 @@ from ltxserve.jobs.store.tables import jobs
 
 _now: BindParameter[Any] = bindparam("now")
 
-_candidate = (
-    select(jobs)
-    .where(
-        or_(
-            jobs.c.status == JobStatus.PENDING.value,
-            (jobs.c.status == JobStatus.PROCESSING.value) & (jobs.c.lease_expires_at < _now),
+
+def _claim(after_finish: bool) -> tuple[Any, Any]:
+    """The claim's two CTEs, ``candidate`` and ``take``. ``after_finish``: in the same
+    statement as a finish (``pg_finish``), whose job is no candidate while it is as the
+    finish's compare-and-set expects it (``job_id``, ``old_status``, ``attempts``):
+    that row is the finish's to update, and a statement that updated one row twice
+    would keep one of the two, unpredictably. In the statement's one snapshot the job
+    is still processing, and a lease run out would make it look runnable. A job the
+    finish cannot end (released meanwhile) may be claimed again, as a new attempt."""
+    runnable = or_(
+        jobs.c.status == JobStatus.PENDING.value,
+        (jobs.c.status == JobStatus.PROCESSING.value) & (jobs.c.lease_expires_at < _now),
+    )
+    if after_finish:
+        finishing = (
+            (jobs.c.id == bindparam("job_id"))
+            & (jobs.c.status == bindparam("old_status"))
+            & (jobs.c.attempts == bindparam("attempts"))
         )
+        runnable = runnable & ~finishing
+    candidate = (
+        select(jobs)
+        .where(runnable)
+        .order_by(jobs.c.created_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .cte("candidate")
     )
-    .order_by(jobs.c.created_at)
-    .limit(1)
-    .with_for_update(skip_locked=True)
-    .cte("candidate")
-)
+    take = (
+        update(jobs)
+        .where(jobs.c.id == candidate.c.id, candidate.c.attempts < bindparam("max_attempts"))
+        .values(
+            status=JobStatus.PROCESSING.value,
+            lease_owner=bindparam("owner"),
+            lease_expires_at=bindparam("lease_expires_at"),
+            attempts=candidate.c.attempts + 1,
+            started_at=func.coalesce(candidate.c.started_at, _now),
+            version=candidate.c.version + 1,
+        )
+        .returning(
+            jobs.c.id,
+            func.pg_notify(
+                EVENTS_CHANNEL, jobs.c.id.concat(":").concat(cast(jobs.c.version, String))
+            ).label("notified"),
+        )
+        .cte("take")
+    )
+    return candidate, take
 
-_take = (
-    update(jobs)
-    .where(jobs.c.id == _candidate.c.id, _candidate.c.attempts < bindparam("max_attempts"))
-    .values(
-        status=JobStatus.PROCESSING.value,
-        lease_owner=bindparam("owner"),
-        lease_expires_at=bindparam("lease_expires_at"),
-        attempts=_candidate.c.attempts + 1,
-        started_at=func.coalesce(_candidate.c.started_at, _now),
-        version=_candidate.c.version + 1,
-    )
-    .returning(
-        jobs.c.id,
-        func.pg_notify(
-            EVENTS_CHANNEL, jobs.c.id.concat(":").concat(cast(jobs.c.version, String))
-        ).label("notified"),
-    )
-    .cte("take")
-)
 
+_candidate, _take = _claim(after_finish=False)
 # a data-modifying WITH runs whether or not the outer query reads it; the join makes
 # sure its RETURNING (the notification) is computed too
 CLAIM = select(_candidate, _take.c.notified).select_from(
     _candidate.outerjoin(_take, _take.c.id == _candidate.c.id)
+)
+
+# The claim that follows a finish in one statement (pg_finish.FINISH_CTES go in front:
+# ``ended`` is theirs): one row whether or not there is a candidate, ``done`` the
+# finish's compare-and-set (1 or 0), then the candidate's columns (NULL for none).
+_after, _after_take = _claim(after_finish=True)
+_one = select(literal_column("1").label("one")).subquery("one")
+CLAIM_AFTER_FINISH = select(
+    literal_column("(SELECT count(*) FROM ended)").label("done"), _after, _after_take.c.notified
+).select_from(
+    _one.outerjoin(_after, true()).outerjoin(_after_take, _after_take.c.id == _after.c.id)
 )

@@ -30,9 +30,10 @@ from ltxserve.jobs.lifecycle.states import JobStatus, check_transition
 from ltxserve.jobs.store import ledger
 from ltxserve.jobs.store.base import Job
 from ltxserve.jobs.store.batch import Batch
+from ltxserve.jobs.store.pg_claim import CLAIM_AFTER_FINISH
 
-FINISH = text(
-    "WITH ended AS (UPDATE jobs SET status = :status, completed_at = :now,"
+FINISH_CTES = text(
+    "ended AS (UPDATE jobs SET status = :status, completed_at = :now,"
     " lease_owner = NULL, lease_expires_at = NULL, result = :result,"
     " expires_at = COALESCE(:expires_at, expires_at),"
     " error_type = COALESCE(:error_type, error_type),"
@@ -42,6 +43,9 @@ FINISH = text(
     " WHERE id = :job_id AND status = :old_status AND attempts = :attempts"
     f" RETURNING id, pg_notify('{EVENTS_CHANNEL}', id || ':' || version::text) AS notified),"
     f" {ledger.SETTLE_CTES}"
+)
+FINISH = text(
+    f"WITH {FINISH_CTES.text}"
     " SELECT (SELECT count(*) FROM ended) AS done, (SELECT count(*) FROM settled) AS settled"
 )
 
@@ -70,6 +74,35 @@ def queue_finish(
         retention_ms=retention_ms,
     )
     batch.add(FINISH, params, json=("result",))
+
+
+def queue_finish_and_claim(
+    batch: Batch,
+    job: Job,
+    now: int,
+    *,
+    result: dict[str, Any] | None,
+    retention_ms: int | None,
+    claim: dict[str, Any],
+) -> None:
+    """Queue the completion of ``job`` and pg_claim's claim (``claim``: its parameters)
+    as one statement: ``FINISH_CTES`` in front of ``CLAIM_AFTER_FINISH``. Its one row
+    answers ``done`` (the compare-and-set won) and the claim's candidate (``id`` NULL
+    for none). One statement, not a pipeline of two: psycopg's pipeline cost the
+    worker's side twice the CPU of one statement (bench/README.md, "sixth pass")."""
+    status = JobStatus.COMPLETED
+    check_transition(job.status, status)
+    params = finish_params(
+        job.id,
+        job.status,
+        job.attempts,
+        status,
+        now,
+        result=result,
+        error=None,
+        retention_ms=retention_ms,
+    )
+    batch.add_with(FINISH_CTES, CLAIM_AFTER_FINISH, {**claim, **params}, json=("result",))
 
 
 def finish_params(

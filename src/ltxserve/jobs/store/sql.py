@@ -431,17 +431,18 @@ class SqlJobStore:
         expires = now + int(lease_seconds * 1000)
         with self._write() as conn:
             batch = Batch(conn)
-            pg_finish.queue_finish(
-                batch, claimed, status, now, result=result, error=None, retention_ms=retention_ms
+            claim = _claim_params(owner, now, expires, max_attempts)
+            pg_finish.queue_finish_and_claim(
+                batch, claimed, now, result=result, retention_ms=retention_ms, claim=claim
             )
-            batch.add(PG_CLAIM, _claim_params(owner, now, expires, max_attempts))
-            ended, row = batch.send_all(commit=True)
-            taken = None
-            if row is not None:
+            (row,) = batch.send_all(commit=True)
+            assert row is not None  # one row, with a candidate or not
+            found, taken = row["id"] is not None, None
+            if found:
                 taken = self._take(conn, row, owner, now, expires, max_attempts, retention_ms)
-        if row is not None and taken is None:  # its attempts were used up (failed): look on
+        if found and taken is None:  # its attempts were used up (failed): look on
             taken = self.claim(owner, lease_seconds, max_attempts, retention_ms=retention_ms)
-        return ended is not None and bool(ended["done"]), taken
+        return bool(row["done"]), taken
 
     def heartbeat(
         self, job_id: str, owner: str, lease_seconds: float, progress: float | None = None
