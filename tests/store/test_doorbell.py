@@ -152,8 +152,8 @@ def test_an_idle_worker_that_does_not_lead_waits_without_an_error(
 def test_a_leader_works_through_a_short_job_and_hands_over_a_long_one(
     pg_url: str, tmp_path: Path
 ) -> None:
-    """PostgreSQL: a leader whose claim took the one job that rang keeps the lead while
-    it works; a claim that took a job with more rings heard hands the lead over at
+    """PostgreSQL: a leader whose claim took a job that rang keeps the lead while it
+    works; a claim that took a job with two more rings heard hands the lead over at
     once (a backlog wants more workers), and so does a job that runs past
     LEAD_SECONDS (the real Worker, with a scripted runner)."""
     from sqlalchemy import create_engine
@@ -210,7 +210,7 @@ def test_a_leader_works_through_a_short_job_and_hands_over_a_long_one(
         w.process(job)  # ran past LEAD_SECONDS: handed over while it ran
         assert during == [True] and not lead._leading
 
-        for n in range(2):  # a backlog: two rings heard, one job taken
+        for n in range(3):  # a backlog: three rings heard, one job taken, two left
             store.create_job("k", "text-to-video", {"prompt": f"backlog {n}"})
         time.sleep(0.2)
         other.before_claim()
@@ -218,6 +218,13 @@ def test_a_leader_works_through_a_short_job_and_hands_over_a_long_one(
         assert not other._leading
         m.wait_for_work(0.3)
         assert lead._leading
+
+        for n in range(2):  # one job left waiting: the leader's own next claim takes it
+            store.create_job("k", "text-to-video", {"prompt": f"one more {n}"})
+        time.sleep(0.2)
+        lead.before_claim()
+        lead.after_claim(True)
+        assert lead._leading and not next_leader()
     finally:
         other.close()
         m.close()

@@ -25,16 +25,17 @@ before its LISTEN reached nobody), then waits as the leader. So a job wakes two
 workers at most, however many are idle; a dead leader's lock goes with its
 connection.
 
-A short job needs no successor, though. A leader whose claim took the one job that
-rang keeps the lead while it works (``after_claim``), and steps down only when the
-job turns out not to be short (``hand_over``: the worker calls it once a job has
-run ``LEAD_SECONDS``, and before fetching inputs) or when it sees more work than it
-took: a claim that took a job with no ring or several heard since the last one
-(a backlog, or jobs that came while it worked). Rings heard while it worked stay
-on its socket and are counted at its next claim. A step-down per job was three
-round trips, two woken workers and an empty claim on every job of a stream of
-short ones (bench/README.md, "sixth pass"); a job that comes while the leader works
-waits at most ``LEAD_SECONDS`` longer for a worker, or the leader's next claim.
+A short job needs no successor, though. A leader whose claim took a job that rang
+keeps the lead while it works (``after_claim``), and steps down only when the job
+turns out not to be short (``hand_over``: the worker calls it once a job has run
+``LEAD_SECONDS``, and before fetching inputs) or when it sees a backlog: a claim
+that took a job with no ring heard since the last one, or with three or more (two
+jobs or more left waiting). Rings heard while it worked stay on its socket and are
+counted at its next claim. One job left waiting is the leader's next claim, after
+a job that is short or is handed over at ``LEAD_SECONDS``: it waits at most that
+much longer. A step-down per job was three round trips, two woken workers and an
+empty claim on every job of a stream of short ones, and stepping down for one job
+left waiting still made one in five (bench/README.md, "sixth pass").
 
 Only the leader listens because every NOTIFY in a database, on any channel, signals
 every backend of that database that LISTENs (PostgreSQL's async.c), and each one
@@ -250,8 +251,8 @@ class PgDoorbell(Doorbell):
 
     def after_claim(self, took: bool) -> None:
         rings, self._rings = self._rings, 0
-        self._working = took and self._leading and rings == 1
-        if took and not self._working:  # more work than it took, or none rang for it
+        self._working = took and self._leading and 1 <= rings <= 2
+        if took and not self._working:  # a backlog: let more workers in
             self._step_down()
 
     def hand_over(self) -> None:
