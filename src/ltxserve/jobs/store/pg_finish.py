@@ -59,9 +59,16 @@ def queue_finish(
     result: dict[str, Any] | None,
     error: tuple[str, str] | None,
     retention_ms: int | None,
+    claim: dict[str, Any] | None = None,
 ) -> None:
     """Queue ``FINISH`` moving ``job`` (as the caller holds it) to ``status`` on ``batch``;
-    its row answers ``done`` (1: the compare-and-set won)."""
+    its row answers ``done`` (1: the compare-and-set won).
+
+    With ``claim`` (pg_claim's parameters), pg_claim's claim goes in the same
+    statement: ``FINISH_CTES`` in front of ``CLAIM_AFTER_FINISH``, whose one row also
+    holds the candidate (``id`` NULL for none). One statement, not a pipeline of two:
+    psycopg's pipeline cost the worker's side twice the CPU of one statement
+    (bench/README.md, "sixth pass")."""
     check_transition(job.status, status)
     params = finish_params(
         job.id,
@@ -73,36 +80,10 @@ def queue_finish(
         error=error,
         retention_ms=retention_ms,
     )
-    batch.add(FINISH, params, json=("result",))
-
-
-def queue_finish_and_claim(
-    batch: Batch,
-    job: Job,
-    now: int,
-    *,
-    result: dict[str, Any] | None,
-    retention_ms: int | None,
-    claim: dict[str, Any],
-) -> None:
-    """Queue the completion of ``job`` and pg_claim's claim (``claim``: its parameters)
-    as one statement: ``FINISH_CTES`` in front of ``CLAIM_AFTER_FINISH``. Its one row
-    answers ``done`` (the compare-and-set won) and the claim's candidate (``id`` NULL
-    for none). One statement, not a pipeline of two: psycopg's pipeline cost the
-    worker's side twice the CPU of one statement (bench/README.md, "sixth pass")."""
-    status = JobStatus.COMPLETED
-    check_transition(job.status, status)
-    params = finish_params(
-        job.id,
-        job.status,
-        job.attempts,
-        status,
-        now,
-        result=result,
-        error=None,
-        retention_ms=retention_ms,
-    )
-    batch.add_with(FINISH_CTES, CLAIM_AFTER_FINISH, {**claim, **params}, json=("result",))
+    if claim is None:
+        batch.add(FINISH, params, json=("result",))
+    else:
+        batch.add_with(FINISH_CTES, CLAIM_AFTER_FINISH, {**claim, **params}, json=("result",))
 
 
 def finish_params(

@@ -432,8 +432,15 @@ class SqlJobStore:
         with self._write() as conn:
             batch = Batch(conn)
             claim = _claim_params(owner, now, expires, max_attempts)
-            pg_finish.queue_finish_and_claim(
-                batch, claimed, now, result=result, retention_ms=retention_ms, claim=claim
+            pg_finish.queue_finish(
+                batch,
+                claimed,
+                status,
+                now,
+                result=result,
+                error=None,
+                retention_ms=retention_ms,
+                claim=claim,
             )
             (row,) = batch.send_all(commit=True)
             assert row is not None  # one row, with a candidate or not
