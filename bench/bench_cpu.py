@@ -61,9 +61,7 @@ def listen_idly(url: str, n: int) -> list[Any]:
     return conns
 
 
-def run(
-    system: Ltxserve, tmp: Path, workers: int, jobs: int, listeners: int, clients: int
-) -> str:
+def run(system: Ltxserve, tmp: Path, workers: int, jobs: int, listeners: int, clients: int) -> str:
     system.start_workers(workers, tmp / f"record-{system.name}-{workers}")
     idle = listen_idly(system.url, listeners)
     try:
