@@ -62,15 +62,18 @@ def test_time_is_linear_in_the_prompt() -> None:
     terms = TermList([f"term{i}" for i in range(20_000)] + ["a" * 50])
     small, large = "aaaa " * 5_000, "aaaa " * 50_000  # many partial matches of "a"*50
 
-    def cost(text: str) -> float:
-        best = float("inf")
-        for _ in range(5):
-            t0 = time.perf_counter()
-            assert not terms.check_prompt("text-to-video", text)
-            best = min(best, time.perf_counter() - t0)
-        return best
+    def once(text: str) -> float:
+        t0 = time.perf_counter()
+        assert not terms.check_prompt("text-to-video", text)
+        return time.perf_counter() - t0
 
-    ratio = cost(large) / cost(small)
+    # the two sizes alternate, so a burst of load from the suite's other processes
+    # falls on both; the best of each is its cost with the least interference
+    best = {len(small): float("inf"), len(large): float("inf")}
+    for _ in range(9):
+        for text in (small, large):
+            best[len(text)] = min(best[len(text)], once(text))
+    ratio = best[len(large)] / best[len(small)]
     assert ratio < 40, ratio  # ~10-20 here (allocation, caches); quadratic would be ~100
 
 
