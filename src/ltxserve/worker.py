@@ -290,16 +290,10 @@ class Worker:
             # heartbeat, never more often than a client could see it.
             next_progress = time.monotonic() + self.settings.progress_seconds
             tick = min(0.5, self.settings.heartbeat_seconds, self.settings.progress_seconds)
-            lead_until: float | None = self.claimed_at + LEAD_SECONDS
             while True:
-                wait = tick
-                if lead_until is not None:
-                    if time.monotonic() >= lead_until:  # not a short job
-                        self.manager.hand_over()
-                        lead_until = None
-                    else:
-                        wait = min(tick, lead_until - time.monotonic())
-                msg = self.runner.recv(timeout=max(0.0, wait))
+                if (left := self._lead_left()) <= 0:  # not a short job
+                    self.manager.hand_over()  # (nothing more once handed over)
+                msg = self.runner.recv(timeout=min(tick, left) if left > 0 else tick)
                 if isinstance(msg, Progress):
                     progress = msg.fraction
                 elif isinstance(msg, Done):
@@ -330,6 +324,11 @@ class Worker:
                 self._stored(lambda: self.manager.release(job, self.owner))
             if not self.stopping.is_set():
                 self._restart_runner()
+
+    def _lead_left(self) -> float:
+        """How much longer the job at hand counts as short: a worker that leads the
+        idle ones keeps the lead until then (LEAD_SECONDS; doorbell.py)."""
+        return self.claimed_at + LEAD_SECONDS - time.monotonic()
 
     def _beat(self, job: Job, progress: float | None) -> bool:
         """Renew the lease; a saturated store is not a lost lease (the next beat retries)."""
@@ -391,7 +390,7 @@ class Worker:
             if msg.metadata:  # how the engine made it (seed, model...): for operators
                 info["metadata"] = msg.metadata
             outputs[label] = Output(Path(path), content_type, info)
-        if time.monotonic() - self.claimed_at >= LEAD_SECONDS:
+        if self._lead_left() <= 0:
             self.manager.hand_over()  # large outputs take a while to store
         try:
             result = self.manager.store_outputs(job, outputs)

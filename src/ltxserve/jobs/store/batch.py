@@ -18,8 +18,8 @@ COMMIT: eight round trips with every feature on, four with none. Now two and two
 the COMMIT rides with the INSERT when no queued check is left to refuse the
 submit, and the credit hold refuses on the server (a ``Refusal``), not in a check
 (bench/README.md, "Admission on the submit path"). With every server-wide limit
-off, one: nothing is read first, and a statement sent with the INSERT refuses a key
-that has a limit of its own (limits.py, ``OwnLimits``). The worker's claim and finish
+off, one statement: nothing is read first, and the INSERT itself refuses a key that
+has a limit of its own (limits.py, ``OwnLimits``). The worker's claim and finish
 are sent in autocommit (``_run_implicit``): the statements up to the protocol's Sync
 are one implicit transaction that commits itself, with no BEGIN and COMMIT around it.
 
