@@ -5,7 +5,9 @@
 runs (bench/bench_peers.py). Here the lock and the write are one statement:
 
     candidate  the oldest runnable row (pending, or processing with its lease run
-               out), locked, skipping rows other claims hold: the old SELECT
+               out), locked, skipping rows other claims hold: the old SELECT, found
+               by two ordered index walks (``oldest_runnable``), whatever the queue's
+               length
     take       the claim's UPDATE of that row, unless its attempts are used up
     result     the candidate as it was before ``take`` (the old SELECT's row), so the
                caller goes on exactly as before: an exhausted job is failed through
@@ -33,9 +35,9 @@ from sqlalchemy import (
     cast,
     func,
     literal_column,
-    or_,
     select,
     true,
+    union_all,
     update,
 )
 
@@ -46,33 +48,64 @@ from ltxserve.jobs.store.tables import jobs
 _now: BindParameter[Any] = bindparam("now")
 
 
+PENDING: Any = literal_column(f"'{JobStatus.PENDING.value}'")
+PROCESSING: Any = literal_column(f"'{JobStatus.PROCESSING.value}'")
+ONE: Any = literal_column("1")  # a LIMIT the planner sees (a parameter's is a guess)
+
+
+def oldest_runnable(now: Any, exclude: Any = None) -> Any:
+    """The id of the job a claim takes (SQLite's claim too), as a scalar subquery: the
+    older of two, the oldest pending job and the oldest processing one whose lease ran
+    out by ``now``, each found by its own ordered walk of ``ix_jobs_queue`` (status,
+    created_at) and, on PostgreSQL, locked with SKIP LOCKED. ``exclude``: a condition
+    no candidate may meet.
+
+    One condition with an OR of the two admits no ordered walk of an index. SQLite and,
+    with few pending jobs in the table's statistics (a queue that was short when it
+    was last analyzed, or never), PostgreSQL read every live job and sorted them, on
+    every claim: a worker draining a backlog of N jobs did O(N) work per job
+    (bench/README.md, "seventh pass"). The statuses are literals, not parameters, for a
+    prepared statement's generic plan. The expired arm walks the processing jobs,
+    about one per worker; on PostgreSQL its row stays locked until the claim commits,
+    even when the pending one is older."""
+    arms = [
+        jobs.c.status == PENDING,
+        (jobs.c.status == PROCESSING) & (jobs.c.lease_expires_at < now),
+    ]
+    if exclude is not None:
+        arms = [arm & ~exclude for arm in arms]
+    oldest = [
+        select(jobs.c.id, jobs.c.created_at)
+        .where(arm)
+        .order_by(jobs.c.created_at)
+        .limit(ONE)
+        .with_for_update(skip_locked=True)
+        .subquery()
+        for arm in arms
+    ]
+    both = union_all(*(select(arm) for arm in oldest)).subquery("runnable")
+    return select(both.c.id).order_by(both.c.created_at).limit(ONE).scalar_subquery()
+
+
 def _claim(after_finish: bool) -> tuple[Any, Any]:
-    """The claim's two CTEs, ``candidate`` and ``take``. ``after_finish``: in the same
-    statement as a finish (``pg_finish``), whose job is no candidate while it is as the
-    finish's compare-and-set expects it (``job_id``, ``old_status``, ``attempts``):
-    that row is the finish's to update, and a statement that updated one row twice
-    would keep one of the two, unpredictably. In the statement's one snapshot the job
-    is still processing, and a lease run out would make it look runnable. A job the
-    finish cannot end (released meanwhile) may be claimed again, as a new attempt."""
-    runnable = or_(
-        jobs.c.status == JobStatus.PENDING.value,
-        (jobs.c.status == JobStatus.PROCESSING.value) & (jobs.c.lease_expires_at < _now),
-    )
+    """The claim's two CTEs, ``candidate`` (``oldest_runnable``'s row) and ``take``.
+
+    ``after_finish``: in the same statement as a finish (``pg_finish``), whose job is no
+    candidate while it is as the finish's compare-and-set expects it (``job_id``,
+    ``old_status``, ``attempts``): that row is the finish's to update, and a statement
+    that updated one row twice would keep one of the two, unpredictably. In the
+    statement's one snapshot the job is still processing, and a lease run out would
+    make it look runnable. A job the finish cannot end (released meanwhile) may be
+    claimed again, as a new attempt."""
+    finishing = None
     if after_finish:
         finishing = (
             (jobs.c.id == bindparam("job_id"))
             & (jobs.c.status == bindparam("old_status"))
             & (jobs.c.attempts == bindparam("attempts"))
         )
-        runnable = runnable & ~finishing
-    candidate = (
-        select(jobs)
-        .where(runnable)
-        .order_by(jobs.c.created_at)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .cte("candidate")
-    )
+    first = oldest_runnable(_now, exclude=finishing)
+    candidate = select(jobs).where(jobs.c.id == first).cte("candidate")
     take = (
         update(jobs)
         .where(jobs.c.id == candidate.c.id, candidate.c.attempts < bindparam("max_attempts"))

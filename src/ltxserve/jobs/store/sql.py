@@ -49,6 +49,7 @@ from ltxserve.jobs.store.base import JobStore as BaseJobStore
 from ltxserve.jobs.store.batch import Batch
 from ltxserve.jobs.store.connection import DEFAULT_DB_TIMEOUT, FastQuery, WriteTx, busy_as_503
 from ltxserve.jobs.store.pg_claim import CLAIM as PG_CLAIM
+from ltxserve.jobs.store.pg_claim import oldest_runnable
 from ltxserve.jobs.store.tables import api_keys, jobs, uploads
 
 log = logging.getLogger(__name__)
@@ -326,18 +327,8 @@ class SqlJobStore:
             with self._write() as conn:
                 row: Any
                 if self.is_sqlite:
-                    row = conn.execute(
-                        select(jobs)
-                        .where(
-                            or_(
-                                jobs.c.status == JobStatus.PENDING.value,
-                                (jobs.c.status == JobStatus.PROCESSING.value)
-                                & (jobs.c.lease_expires_at < now),
-                            )
-                        )
-                        .order_by(jobs.c.created_at)
-                        .limit(1)
-                    ).first()
+                    first = oldest_runnable(now)
+                    row = conn.execute(select(jobs).where(jobs.c.id == first)).first()
                 else:  # lock and take in one statement, sent with the COMMIT (pg_claim)
                     row = Batch(conn).send(
                         PG_CLAIM, _claim_params(owner, now, expires, max_attempts), commit=True
