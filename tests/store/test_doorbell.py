@@ -155,7 +155,10 @@ def test_a_leader_works_through_a_short_job_and_hands_over_a_long_one(
     """PostgreSQL: a leader whose claim took a job that rang keeps the lead while it
     works; a claim that took a job with two more rings heard hands the lead over at
     once (a backlog wants more workers), and so does a job that runs past
-    LEAD_SECONDS (the real Worker, with a scripted runner)."""
+    LEAD_SECONDS (the real Worker, with a scripted runner). Rings are counted per job:
+    one heard after the claim is its job's, and one heard for a job left waiting
+    counts at the claim that takes it, so a leader that falls behind by two jobs
+    hands over."""
     from sqlalchemy import create_engine
 
     from ltxserve.config import Settings
@@ -225,6 +228,23 @@ def test_a_leader_works_through_a_short_job_and_hands_over_a_long_one(
         lead.before_claim()
         lead.after_claim(True)
         assert lead._leading and not next_leader()
+        lead.before_claim()  # ...and its ring was heard already: no backlog
+        lead.after_claim(True)
+        assert lead._leading and not next_leader()
+
+        lead.before_claim()  # a ring that comes after the claim saw the job's row
+        store.create_job("k", "text-to-video", {"prompt": "late ring"})
+        time.sleep(0.2)
+        lead.after_claim(True)
+        assert lead._leading and not next_leader()
+
+        for round_ in range(2):  # jobs come faster than one leader takes them
+            for n in range(2):
+                store.create_job("k", "text-to-video", {"prompt": f"stream {round_} {n}"})
+            time.sleep(0.2)
+            lead.before_claim()
+            lead.after_claim(True)
+            assert lead._leading is (round_ == 0)  # then two are left waiting: hand over
     finally:
         other.close()
         m.close()

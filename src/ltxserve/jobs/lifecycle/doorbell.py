@@ -29,9 +29,13 @@ A short job needs no successor, though. A leader whose claim took a job that ran
 keeps the lead while it works (``after_claim``), and steps down only when the job
 turns out not to be short (``hand_over``: the worker calls it once a job has run
 ``LEAD_SECONDS``, and before fetching inputs) or when it sees a backlog: a claim
-that took a job with no ring heard since the last one, or with three or more (two
-jobs or more left waiting). Rings heard while it worked stay on its socket and are
-counted at its next claim. One job left waiting is the leader's next claim, after
+that took a job no ring was heard for, or one with two or more jobs left waiting.
+Rings are counted per job: rings heard while it worked stay on its socket and are
+counted at its next claim; a job taken uses one up, and the rest (jobs left
+waiting) carry over to the claim after; a ring heard just after the claim that
+took its job is that job's (its row can be seen before its NOTIFY arrives, more so
+on a busy machine; bench/README.md, "eighth pass").
+One job left waiting is the leader's next claim, after
 a job that is short or is handed over at ``LEAD_SECONDS``: it waits at most that
 much longer. A step-down per job was three round trips, two woken workers and an
 empty claim on every job of a stream of short ones, and stepping down for one job
@@ -250,7 +254,13 @@ class PgDoorbell(Doorbell):
             self.close()
 
     def after_claim(self, took: bool) -> None:
-        rings, self._rings = self._rings, 0
+        rings = self._rings
+        if took and self._leading and rings == 0:
+            self.before_claim()  # the ring of the job just taken can come after its row
+            rings = self._rings
+        # a job taken used up one ring; the rest are jobs still waiting (a claim that
+        # found nothing: their jobs went to other workers)
+        self._rings = max(0, rings - 1) if took else 0
         self._working = took and self._leading and 1 <= rings <= 2
         if took and not self._working:  # a backlog: let more workers in
             self._step_down()
@@ -264,6 +274,7 @@ class PgDoorbell(Doorbell):
         if not self._leading:
             return
         self._leading = False
+        self._rings = 0  # a leader's count only: the next one hears its own rings
         try:  # the next idle worker in the lock's queue leads (and listens) from now
             self._conn.execute(f"UNLISTEN {CHANNEL}; SELECT pg_advisory_unlock({LEADER_LOCK})")
         except Exception as exc:  # noqa: BLE001 - closing the connection releases it too
