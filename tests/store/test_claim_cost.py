@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from ltxserve.config import Settings
 from ltxserve.jobs.lifecycle.states import JobStatus
@@ -55,7 +55,7 @@ def _add_pending(store: SqlJobStore, n: int, start: int) -> None:
 
 
 def _scanned(plan: dict[str, Any]) -> int:
-    """Rows the scans of an EXPLAIN ANALYZE plan (JSON) produced or filtered away."""
+    """Rows the scans of an analyzed plan (auto_explain's JSON) produced or filtered away."""
     rows = 0
     if plan["Node Type"].endswith("Scan") and plan["Node Type"] not in (
         "CTE Scan",
@@ -142,8 +142,6 @@ def _sqlite_claim_steps(store: SqlJobStore, path: Path) -> int:
         def record(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
             if statement.lstrip().upper().startswith("SELECT") and "ORDER BY" in statement:
                 seen.append((statement, params))
-
-        from sqlalchemy import event
 
         event.listen(store.engine, "before_cursor_execute", record)
         try:

@@ -56,9 +56,10 @@ ONE: Any = literal_column("1")  # a LIMIT the planner sees (a parameter's is a g
 def oldest_runnable(now: Any, exclude: Any = None) -> Any:
     """The id of the job a claim takes (SQLite's claim too), as a scalar subquery: the
     older of two, the oldest pending job and the oldest processing one whose lease ran
-    out by ``now``, each found by its own ordered walk of ``ix_jobs_queue`` (status,
-    created_at) and, on PostgreSQL, locked with SKIP LOCKED. ``exclude``: a condition
-    no candidate may meet.
+    out by ``now``, each found by its own ordered walk of an index that stops at its
+    first row (``ix_jobs_queue`` on status and created_at; for the expired arm of an
+    analyzed table PostgreSQL may walk the partial ``ix_jobs_runnable``) and, on
+    PostgreSQL, locked with SKIP LOCKED. ``exclude``: a condition no candidate may meet.
 
     One condition with an OR of the two admits no ordered walk of an index. SQLite and,
     with few pending jobs in the table's statistics (a queue that was short when it
