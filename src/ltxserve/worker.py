@@ -28,6 +28,7 @@ from typing import Any
 from ltxserve.config import Settings
 from ltxserve.errors import CANCELLED_ERROR, LtxError, StoreBusyError
 from ltxserve.jobs.contract.requests import URI_FIELDS
+from ltxserve.jobs.lifecycle.doorbell import LEAD_SECONDS
 from ltxserve.jobs.lifecycle.manager import JobManager, Output, open_manager
 from ltxserve.jobs.lifecycle.states import JobStatus
 from ltxserve.jobs.store.base import Job
@@ -49,11 +50,6 @@ from ltxserve.storage.base import StorageError
 from ltxserve.storage.retry import RetryingBlobs
 
 log = logging.getLogger("ltxserve.worker")
-
-# A worker that leads the idle ones (the PostgreSQL doorbell) keeps the lead through
-# a job this short, and hands it over once the job runs longer (or has inputs to
-# fetch): a job that comes meanwhile waits at most this long for another worker.
-LEAD_SECONDS = 0.01
 
 
 class Flag:

@@ -150,18 +150,19 @@ def test_an_idle_worker_that_does_not_lead_waits_without_an_error(
 
 
 def test_a_leader_works_through_a_short_job_and_hands_over_a_long_one(
-    pg_url: str, tmp_path: Path
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PostgreSQL: a leader whose claim took a job that rang keeps the lead while it
     works; a claim that took a job with two more rings heard hands the lead over at
     once (a backlog wants more workers), and so does a job that runs past
     LEAD_SECONDS (the real Worker, with a scripted runner). Rings are counted per job:
     one heard after the claim is its job's, and one heard for a job left waiting
-    counts at the claim that takes it, so a leader that falls behind by two jobs
-    hands over."""
+    counts at the claim that takes it. Two or more left waiting hand the lead over
+    when at the leader's pace per job they would wait past LEAD_SECONDS."""
     from sqlalchemy import create_engine
 
     from ltxserve.config import Settings
+    from ltxserve.jobs.lifecycle import doorbell
     from ltxserve.jobs.lifecycle.doorbell import PgDoorbell
     from ltxserve.jobs.lifecycle.manager import JobManager
     from ltxserve.jobs.store.db import open_store
@@ -244,7 +245,20 @@ def test_a_leader_works_through_a_short_job_and_hands_over_a_long_one(
             time.sleep(0.2)
             lead.before_claim()
             lead.after_claim(True)
-            assert lead._leading is (round_ == 0)  # then two are left waiting: hand over
+            # then two are left waiting, which at 0.2 s a job would wait past LEAD_SECONDS
+            assert lead._leading is (round_ == 0)
+
+        # a leader fast enough for the jobs it left waiting keeps the lead: here a job
+        # costs it ~0.2 s, against a LEAD_SECONDS of 1 s
+        monkeypatch.setattr(doorbell, "LEAD_SECONDS", 1.0)
+        assert lead.wait(0.3) and lead._leading  # leads again (the lock was free)
+        for batch, keeps in ((1, True), (3, True), (5, False)):
+            for n in range(batch):
+                store.create_job("k", "text-to-video", {"prompt": f"fast {batch} {n}"})
+            time.sleep(0.2)
+            lead.before_claim()
+            lead.after_claim(True)
+            assert lead._leading is keeps  # 0, 2 (0.4 s), then 6 left waiting (1.2 s)
     finally:
         other.close()
         m.close()

@@ -29,15 +29,15 @@ A short job needs no successor, though. A leader whose claim took a job that ran
 keeps the lead while it works (``after_claim``), and steps down only when the job
 turns out not to be short (``hand_over``: the worker calls it once a job has run
 ``LEAD_SECONDS``, and before fetching inputs) or when it sees a backlog: a claim
-that took a job no ring was heard for, or one with two or more jobs left waiting.
-Rings are counted per job: rings heard while it worked stay on its socket and are
-counted at its next claim; a job taken uses one up, and the rest (jobs left
-waiting) carry over to the claim after; a ring heard just after the claim that
-took its job is that job's (its row can be seen before its NOTIFY arrives, more so
-on a busy machine; bench/README.md, "eighth pass").
-One job left waiting is the leader's next claim, after
-a job that is short or is handed over at ``LEAD_SECONDS``: it waits at most that
-much longer. A step-down per job was three round trips, two woken workers and an
+that took a job no ring was heard for, or one that left two or more jobs waiting
+that would wait past ``LEAD_SECONDS`` for it at its pace (the time between its last
+two claims while it worked). Rings are counted per job: rings heard while it worked
+stay on its socket and are counted at its next claim; a job taken uses one up, and
+the rest (jobs left waiting) carry over to the claim after; a ring heard just after
+the claim that took its job is that job's (its row can be seen before its NOTIFY
+arrives, more so on a busy machine; bench/README.md, "eighth pass"). Jobs left
+waiting therefore wait at most about ``LEAD_SECONDS`` longer than they would for
+another worker. A step-down per job was three round trips, two woken workers and an
 empty claim on every job of a stream of short ones, and stepping down for one job
 left waiting still made one in five (bench/README.md, "sixth pass").
 
@@ -69,6 +69,12 @@ from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
 CHANNEL = "ltxserve_jobs"
+
+# A leader keeps the lead through a job this short, and hands it over once the job
+# runs longer (worker.py) or once the jobs it left waiting would wait longer than
+# this for it (``after_claim``): a job that comes meanwhile waits at most about this
+# long more than it would for another worker.
+LEAD_SECONDS = 0.01
 
 
 class Doorbell(Protocol):
@@ -189,6 +195,8 @@ class PgDoorbell(Doorbell):
         self._leading = False
         self._working = False  # leading through a job (after_claim)
         self._rings = 0  # heard since the last claim
+        self._claimed_at = 0.0  # when the last claim returned (time.monotonic)
+        self._per_job = LEAD_SECONDS  # a job's time at the lead, as last seen
 
     def ring(self) -> None:
         try:
@@ -260,8 +268,17 @@ class PgDoorbell(Doorbell):
             rings = self._rings
         # a job taken used up one ring; the rest are jobs still waiting (a claim that
         # found nothing: their jobs went to other workers)
-        self._rings = max(0, rings - 1) if took else 0
-        self._working = took and self._leading and 1 <= rings <= 2
+        self._rings = waiting = max(0, rings - 1) if took else 0
+        now = time.monotonic()
+        if self._working:  # what a job costs this leader: the time since its last claim
+            self._per_job = now - self._claimed_at
+        self._claimed_at = now
+        self._working = (
+            took
+            and self._leading
+            and rings >= 1
+            and (waiting <= 1 or waiting * self._per_job <= LEAD_SECONDS)
+        )
         if took and not self._working:  # a backlog: let more workers in
             self._step_down()
 
