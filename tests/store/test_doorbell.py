@@ -153,12 +153,12 @@ def test_a_leader_works_through_a_short_job_and_hands_over_a_long_one(
     pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PostgreSQL: a leader whose claim took a job that rang keeps the lead while it
-    works; a claim that took a job with two more rings heard hands the lead over at
-    once (a backlog wants more workers), and so does a job that runs past
-    LEAD_SECONDS (the real Worker, with a scripted runner). Rings are counted per job:
-    one heard after the claim is its job's, and one heard for a job left waiting
-    counts at the claim that takes it. Two or more left waiting hand the lead over
-    when at the leader's pace per job they would wait past LEAD_SECONDS."""
+    works; a claim that left two or more jobs waiting hands the lead over at once
+    when, at the leader's pace per job, they would wait past LEAD_SECONDS (a backlog
+    wants more workers), and so does a job that runs past LEAD_SECONDS (the real
+    Worker, with a scripted runner). Rings are counted per job: one heard after the
+    claim is its job's, and one heard for a job left waiting counts at the claim that
+    takes it."""
     from sqlalchemy import create_engine
 
     from ltxserve.config import Settings
