@@ -1,25 +1,24 @@
-"""SqlJobStore: every read and write of jobs, uploads and keys, dialect-neutral SQLAlchemy Core.
+"""SqlJobStore: the job queue's reads and writes, dialect-neutral SQLAlchemy Core.
 
 SQLite (WAL, ``BEGIN IMMEDIATE`` for claims) on one machine; PostgreSQL
 (``FOR UPDATE SKIP LOCKED``) for many. Status changes go through
 ``states.check_transition`` and a compare-and-set UPDATE, so two processes
 racing on one job cannot both win. How it reaches the database (the engine, a
 saturated database as StoreBusyError, the status poll's bare-cursor read, the write
-transaction) is connection.py; the view its submit admits on is admission.py.
+transaction) is connection.py; the view its submit admits on is admission.py; what
+a key owns beside its jobs (the key, limits, webhook, deliveries, uploads, credits)
+is sql_accounts.py, the class this one extends.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ltxserve.jobs.lifecycle.changes import ChangeFeed
@@ -32,25 +31,19 @@ from ltxserve.jobs.store.admission import SqlAdmissionView, replay_first
 from ltxserve.jobs.store.base import (
     LOST_MESSAGE,
     Admission,
-    Credits,
-    Delivery,
-    DeliveryOutcome,
     IdempotencyClaim,
     Job,
     JobView,
-    KeyLimits,
-    LedgerEntry,
     ListQuery,
-    Upload,
     now_ms,
-    valid_upload_id,
 )
 from ltxserve.jobs.store.base import JobStore as BaseJobStore
 from ltxserve.jobs.store.batch import Batch
-from ltxserve.jobs.store.connection import DEFAULT_DB_TIMEOUT, FastQuery, WriteTx, busy_as_503
+from ltxserve.jobs.store.connection import DEFAULT_DB_TIMEOUT, FastQuery
 from ltxserve.jobs.store.pg_claim import CLAIM as PG_CLAIM
 from ltxserve.jobs.store.pg_claim import oldest_runnable
-from ltxserve.jobs.store.tables import api_keys, jobs, uploads
+from ltxserve.jobs.store.sql_accounts import SqlAccounts
+from ltxserve.jobs.store.tables import jobs
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +64,6 @@ _GET_JOB = select(jobs).where(jobs.c.id == bindparam("job_id"))
 _GET_VIEW = select(*(jobs.c[name] for name in JobView.__dataclass_fields__)).where(
     jobs.c.id == bindparam("job_id")
 )
-_KEY_BY_HASH = select(api_keys).where(api_keys.c.key_hash == bindparam("key_hash"))
 
 
 def _insert_job(deferred: bool, ring: bool) -> Any:
@@ -91,12 +83,13 @@ def _insert_job(deferred: bool, ring: bool) -> Any:
 _INSERT_JOB = {(d, r): _insert_job(d, r) for d in (False, True) for r in (False, True)}
 
 
-class SqlJobStore:
-    """The JobStore Protocol (base.py) over SQLAlchemy Core: SQLite or PostgreSQL."""
+class SqlJobStore(SqlAccounts):
+    """The JobStore Protocol (base.py) over SQLAlchemy Core: SQLite or PostgreSQL.
+
+    The job queue is here; what a key owns beside its jobs is SqlAccounts."""
 
     def __init__(self, engine: Engine, timeout: float = DEFAULT_DB_TIMEOUT) -> None:
-        self.engine = engine
-        self.is_sqlite = engine.dialect.name == "sqlite"
+        super().__init__(engine, timeout)
         # SQLite on local disk answers a primary-key lookup in microseconds: cheaper to
         # run inline than to hop to a thread pool. A networked database must not
         # block an event loop.
@@ -104,14 +97,8 @@ class SqlJobStore:
         # PostgreSQL: the insert's transaction sends the doorbell's NOTIFY itself, so a
         # submit is one transaction, and workers wake when the row becomes visible.
         self.rings_on_insert = not self.is_sqlite
-        self.timeout = timeout
-        # SQLite has one writer at a time anyway; queueing this process's writers on a
-        # lock (FIFO-ish, bounded wait) instead of on SQLite's busy handler (sleep and
-        # retry, unfair) keeps each write's wait short and predictable under load.
-        self._write_lock = threading.Lock() if self.is_sqlite else None
         self._get_job = FastQuery(engine, _GET_JOB, ("request", "result"))
         self._get_view = FastQuery(engine, _GET_VIEW, ("result",))
-        self._key_by_hash = FastQuery(engine, _KEY_BY_HASH)
 
     def doorbell(self, data_dir: Path) -> Doorbell:
         """FIFO in the data dir on SQLite (one machine), LISTEN/NOTIFY on PostgreSQL
@@ -126,15 +113,6 @@ class SqlJobStore:
 
     def change_feed(self) -> ChangeFeed:
         return events.change_feed(self.engine)
-
-    def _write(self) -> WriteTx:
-        return WriteTx(self.engine, self.is_sqlite, self._write_lock, self.timeout)
-
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
-        """A connection for a read, with saturation reported as StoreBusyError."""
-        with busy_as_503(self.is_sqlite), self.engine.connect() as conn:
-            yield conn
 
     # -- operations (docs/operations.md) ---------------------------------------
     def ping(self) -> None:
@@ -151,50 +129,6 @@ class SqlJobStore:
         with self.read() as conn:
             rows = conn.execute(stmt).all()
         return {(str(status), str(endpoint)): int(n) for status, endpoint, n in rows}
-
-    # -- keys ---------------------------------------------------------------
-    def add_key(
-        self, key_id: str, name: str, key_hash: str, prefix: str, simulate: str | None = None
-    ) -> None:
-        with self._write() as conn:
-            conn.execute(
-                insert(api_keys).values(
-                    id=key_id,
-                    name=name,
-                    key_hash=key_hash,
-                    prefix=prefix,
-                    created_at=now_ms(),
-                    simulate=simulate,
-                )
-            )
-
-    def key_by_hash(self, key_hash: str) -> dict[str, Any] | None:
-        return self._key_by_hash.one(key_hash=key_hash)
-
-    def list_keys(self) -> list[dict[str, Any]]:
-        with self.read() as conn:
-            rows = conn.execute(select(api_keys).order_by(api_keys.c.created_at)).all()
-        return [dict(r._mapping) for r in rows]
-
-    def revoke_key(self, key_id_or_prefix: str) -> int:
-        with self._write() as conn:
-            res = conn.execute(
-                update(api_keys)
-                .where(
-                    or_(api_keys.c.id == key_id_or_prefix, api_keys.c.prefix == key_id_or_prefix)
-                )
-                .where(api_keys.c.revoked_at.is_(None))
-                .values(revoked_at=now_ms())
-            )
-        return int(res.rowcount)
-
-    def get_key_limits(self, key_id: str) -> KeyLimits:
-        with self.read() as conn:
-            return limits_sql.read(conn, key_id)
-
-    def set_key_limits(self, key_id: str, **overrides: int | float | None) -> None:
-        with self._write() as conn:
-            limits_sql.set_overrides(conn, key_id, overrides)
 
     # -- jobs ---------------------------------------------------------------
     def create_job(
@@ -606,91 +540,6 @@ class SqlJobStore:
         with self._write() as conn:
             res = conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
         return int(res.rowcount)
-
-    # -- webhook deliveries (SQL in deliveries.py; docs/webhooks.md) ----------
-    def set_key_webhook(
-        self, key_id: str, url: str | None, secret: str | None = None
-    ) -> dict[str, Any] | None:
-        with self._write() as conn:
-            return deliveries.set_key_webhook(conn, key_id, url, secret)
-
-    def claim_deliveries(self, owner: str, limit: int, lease_seconds: float) -> list[Delivery]:
-        with self._write() as conn:
-            return deliveries.claim(conn, owner, limit, int(lease_seconds * 1000), now_ms())
-
-    def record_delivery(self, delivery_id: str, owner: str, outcome: DeliveryOutcome) -> bool:
-        with self._write() as conn:
-            return deliveries.record(conn, delivery_id, owner, outcome)
-
-    def deliveries_of(self, job_id: str) -> list[Delivery]:
-        with self.read() as conn:
-            return deliveries.of_job(conn, job_id)
-
-    def webhook_secret(self, api_key_id: str) -> str | None:
-        with self.read() as conn:
-            return deliveries.secret(conn, api_key_id)
-
-    def purge_deliveries(self, ended_before: int) -> int:
-        with self._write() as conn:
-            return deliveries.purge(conn, ended_before)
-
-    # -- uploads ------------------------------------------------------------
-    def add_upload(self, upload: Upload) -> None:
-        with self._write() as conn:
-            conn.execute(insert(uploads).values(**upload.__dict__))
-
-    def get_upload(self, upload_id: str) -> Upload | None:
-        if not valid_upload_id(upload_id):
-            return None
-        with self.read() as conn:
-            row = conn.execute(select(uploads).where(uploads.c.id == upload_id)).first()
-        if row is None:
-            return None
-        m = row._mapping
-        return Upload(**{k: m[k] for k in Upload.__dataclass_fields__})
-
-    def complete_upload(self, upload_id: str, size: int, content_type: str | None) -> bool:
-        now = now_ms()
-        with self._write() as conn:
-            res = conn.execute(
-                update(uploads)
-                .where(
-                    uploads.c.id == upload_id,
-                    uploads.c.completed_at.is_(None),
-                    uploads.c.url_expires_at > now,
-                )
-                .values(completed_at=now, size=size, content_type=(content_type or None))
-            )
-        return bool(res.rowcount)
-
-    def expired_upload_ids(self, limit: int = 500) -> list[str]:
-        with self.read() as conn:
-            rows = conn.execute(
-                select(uploads.c.id).where(uploads.c.expires_at < now_ms()).limit(limit)
-            ).all()
-        return [r.id for r in rows]
-
-    def delete_uploads(self, ids: list[str]) -> int:
-        if not ids:
-            return 0
-        with self._write() as conn:
-            res = conn.execute(delete(uploads).where(uploads.c.id.in_(ids)))
-        return int(res.rowcount)
-
-    # -- credits (jobs/store/ledger.py, docs/credits.md) ---------------------
-    def top_up_credits(self, api_key_id: str, amount: int, note: str | None = None) -> Credits:
-        with self._write() as conn:
-            return ledger.top_up(conn, api_key_id, amount, note)
-
-    def credits(self, api_key_id: str) -> Credits:
-        with self.read() as conn:
-            return ledger.credits(conn, api_key_id)
-
-    def credit_history(
-        self, api_key_id: str, limit: int = 50, before: int | None = None
-    ) -> list[LedgerEntry]:
-        with self.read() as conn:
-            return ledger.history(conn, api_key_id, limit, before)
 
 
 _KEEPS_PROTOCOL: type[BaseJobStore] = SqlJobStore  # mypy checks the class against base.JobStore
