@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ltxserve.jobs.lifecycle.changes import ChangeFeed
@@ -528,18 +528,10 @@ class SqlJobStore(SqlAccounts):
         return n
 
     def expired_ids(self, limit: int = 500) -> list[str]:
-        with self.read() as conn:
-            rows = conn.execute(
-                select(jobs.c.id).where(jobs.c.expires_at < now_ms()).limit(limit)
-            ).all()
-        return [r.id for r in rows]
+        return self._expired(jobs, limit)
 
     def delete_jobs(self, ids: list[str]) -> int:
-        if not ids:
-            return 0
-        with self._write() as conn:
-            res = conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
-        return int(res.rowcount)
+        return self._delete(jobs, ids)
 
 
 _KEEPS_PROTOCOL: type[BaseJobStore] = SqlJobStore  # mypy checks the class against base.JobStore

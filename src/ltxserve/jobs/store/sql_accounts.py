@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from ltxserve.jobs.store import deliveries, ledger
@@ -159,17 +159,24 @@ class SqlAccounts:
         return bool(res.rowcount)
 
     def expired_upload_ids(self, limit: int = 500) -> list[str]:
+        return self._expired(uploads, limit)
+
+    def delete_uploads(self, ids: list[str]) -> int:
+        return self._delete(uploads, ids)
+
+    # -- retention: the sweeper's batches, for jobs (sql.py) and uploads alike --
+    def _expired(self, table: Table, limit: int) -> list[str]:
         with self.read() as conn:
             rows = conn.execute(
-                select(uploads.c.id).where(uploads.c.expires_at < now_ms()).limit(limit)
+                select(table.c.id).where(table.c.expires_at < now_ms()).limit(limit)
             ).all()
         return [r.id for r in rows]
 
-    def delete_uploads(self, ids: list[str]) -> int:
+    def _delete(self, table: Table, ids: list[str]) -> int:
         if not ids:
             return 0
         with self._write() as conn:
-            res = conn.execute(delete(uploads).where(uploads.c.id.in_(ids)))
+            res = conn.execute(delete(table).where(table.c.id.in_(ids)))
         return int(res.rowcount)
 
     # -- credits (jobs/store/ledger.py, docs/credits.md) ---------------------
