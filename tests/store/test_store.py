@@ -130,6 +130,9 @@ def test_complete_and_claim_ends_the_job_then_leases_the_next(store: JobStore) -
     # next one is taken
     third = store.create_job("k", "text-to-video", {"n": 3})
     assert store.claim("w2", lease_seconds=0.05, max_attempts=1, retention_ms=RET) is not None
+    # created_at is in ms and the claim takes the oldest; in the same ms as `third` the
+    # two would tie, and the claim could take `fourth` first (1 run in 4 on a fast CPU)
+    time.sleep(0.002)
     fourth = store.create_job("k", "text-to-video", {"n": 4})
     time.sleep(0.1)
     done, last = store.complete_and_claim(
