@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ltxserve.api.deps import api_deps, base_url, run_store
+from ltxserve.api.deps import api_deps, base_url
 from ltxserve.api.event_hub import EventHub, Subscription
 from ltxserve.api.status import status_body
 from ltxserve.errors import NotFoundError
@@ -119,7 +119,7 @@ async def get_events(request: Request) -> Response:
     key_id = await deps.keys.key_id(request.headers.get("authorization"))
     if endpoint not in ENDPOINTS:
         raise NotFoundError(f"Job {job_id} not found")
-    view = await run_store(deps.manager, deps.manager.get, key_id, endpoint, job_id)
+    view = await deps.manager.aget(key_id, endpoint, job_id)
     base = base_url(request, deps.settings)
 
     def render(v: JobView) -> dict[str, Any]:

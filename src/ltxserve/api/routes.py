@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ltxserve import simulate
-from ltxserve.api.deps import KeyResolver, api_deps, base_url, run_store, to_thread
+from ltxserve.api.deps import KeyResolver, api_deps, base_url, to_thread
 from ltxserve.api.errors import JSONBytes
 from ltxserve.api.input_check import check_inputs
 from ltxserve.api.status import iso_ms, status_body
@@ -82,7 +82,10 @@ async def create_job(
     once = None
     if idem_key is not None:
         once = IdempotencyKey(idem_key, idempotency.request_hash(request.url.path, body))
-    made: Submission = await to_thread(manager.submit_once, key_id, endpoint, validated, once)
+    # on the event loop where the store can (PostgreSQL, no read first), else in a thread
+    made = await manager.asubmit(key_id, endpoint, validated) if once is None else None
+    if made is None:
+        made = await to_thread(manager.submit_once, key_id, endpoint, validated, once)
     job_id_var.set(made.job.id)  # this request's later log records name the job
     if made.replayed:
         log.info("job %s (%s) replayed for its Idempotency-Key", made.job.id, endpoint)
@@ -123,7 +126,7 @@ async def get_status(request: Request) -> Response:
     key_id = await deps.keys.key_id(request.headers.get("authorization"))
     if endpoint not in ENDPOINTS:
         raise NotFoundError(f"Job {job_id} not found")
-    job = await run_store(deps.manager, deps.manager.get, key_id, endpoint, job_id)
+    job = await deps.manager.aget(key_id, endpoint, job_id)
     return JSONBytes(status_body(job, base_url(request, deps.settings), deps.blobs))
 
 

@@ -28,7 +28,7 @@ from ltxserve.jobs.lifecycle.admission import admission_from_settings
 from ltxserve.jobs.lifecycle.changes import ChangeFeed
 from ltxserve.jobs.lifecycle.deliveries import Deliveries
 from ltxserve.jobs.lifecycle.doorbell import Doorbell, Silent
-from ltxserve.jobs.lifecycle.payloads import job_prefix, offload, restore
+from ltxserve.jobs.lifecycle.payloads import job_prefix, needs_offload, offload, restore
 from ltxserve.jobs.lifecycle.policy import ContentPolicy, load_policy
 from ltxserve.jobs.lifecycle.states import TERMINAL, JobStatus
 from ltxserve.jobs.lifecycle.uploads import Uploads
@@ -182,6 +182,25 @@ class JobManager:
             self.doorbell.ring()
         return Submission(job)
 
+    async def asubmit(
+        self, api_key_id: str, endpoint: str, request: dict[str, Any]
+    ) -> Submission | None:
+        """``submit_once`` with no Idempotency-Key, awaited on the event loop where the
+        store can make the job that way (``store.acreate_job``: PostgreSQL, nothing to
+        read first). None, having done nothing, where it cannot or the request has data
+        URIs to store as blobs first (file writes): then the caller runs
+        ``submit_once`` in a thread."""
+        if needs_offload(request):
+            return None
+        job = await self.store.acreate_job(
+            api_key_id, endpoint, request, str(uuid.uuid4()), admit=self.admission
+        )
+        if job is None:
+            return None
+        if not self.store.rings_on_insert:
+            self.doorbell.ring()
+        return Submission(job)
+
     def list_jobs(
         self,
         api_key_id: str,
@@ -212,14 +231,12 @@ class JobManager:
         """The job's status view, if this key may see it under this endpoint and it is
         not past retention. Reads no request (a poll must not pay for a large one)."""
         job = self.store.view(job_id) if len(job_id) <= 64 else None
-        if (
-            job is None
-            or job.api_key_id != api_key_id
-            or job.endpoint != endpoint
-            or (job.expires_at is not None and job.expires_at <= now_ms())
-        ):
-            raise NotFoundError(f"Job {job_id} not found")
-        return job
+        return _visible(job, api_key_id, endpoint, job_id)
+
+    async def aget(self, api_key_id: str, endpoint: str, job_id: str) -> JobView:
+        """``get`` without blocking the event loop (``store.aview``): the status poll."""
+        job = await self.store.aview(job_id) if len(job_id) <= 64 else None
+        return _visible(job, api_key_id, endpoint, job_id)
 
     def peek(self, job_id: str) -> JobView | None:
         """The job's status view with no key or endpoint check (live events: the stream
@@ -444,3 +461,15 @@ def open_manager(
         catalog,
         store.doorbell(settings.data_dir),
     )
+
+
+def _visible(job: JobView | None, api_key_id: str, endpoint: str, job_id: str) -> JobView:
+    """``job`` if this key may see it under this endpoint and it is not past retention."""
+    if (
+        job is None
+        or job.api_key_id != api_key_id
+        or job.endpoint != endpoint
+        or (job.expires_at is not None and job.expires_at <= now_ms())
+    ):
+        raise NotFoundError(f"Job {job_id} not found")
+    return job

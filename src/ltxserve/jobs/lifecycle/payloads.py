@@ -40,6 +40,15 @@ def reference(job_id: str, field: str) -> str:
     return f"ltx://{payload_key(job_id, field)}"
 
 
+def needs_offload(request: dict[str, Any]) -> bool:
+    """True when ``offload`` would store a blob (a file write and a put) for ``request``."""
+    return any(_large(request.get(field)) for field in URI_FIELDS)
+
+
+def _large(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("data:") and len(value) > INLINE_MAX
+
+
 def offload(
     job_id: str, request: dict[str, Any], blobs: BlobStore, tmp_dir: Path
 ) -> dict[str, Any]:
@@ -47,7 +56,8 @@ def offload(
     out = dict(request)
     for field in URI_FIELDS:
         value = request.get(field)
-        if isinstance(value, str) and value.startswith("data:") and len(value) > INLINE_MAX:
+        if _large(value):
+            assert isinstance(value, str)
             tmp_dir.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="payload-")
             try:

@@ -367,6 +367,20 @@ class JobStore(Protocol):
         is recorded for the new job, which commits with it."""
         ...
 
+    async def acreate_job(
+        self,
+        api_key_id: str,
+        endpoint: str,
+        request: dict[str, Any],
+        job_id: str,
+        *,
+        admit: Admission | None = None,
+    ) -> Job | None:
+        """``create_job`` (no Idempotency-Key) without blocking the event loop, when
+        this store can do it that way; None when it cannot (then call ``create_job``
+        in a thread), having written nothing."""
+        ...
+
     def list_jobs(self, query: ListQuery) -> list[JobView]:
         """Up to ``query.limit`` jobs of the key, newest first (ListQuery)."""
         ...
@@ -377,6 +391,11 @@ class JobStore(Protocol):
 
     def get(self, job_id: str) -> Job | None: ...
     def view(self, job_id: str) -> JobView | None: ...
+    async def aview(self, job_id: str) -> JobView | None:
+        """``view`` without blocking the event loop: awaited on a non-blocking driver
+        (PostgreSQL), or inline where reads are (``inline_reads``)."""
+        ...
+
     def versions(self, ids: list[str]) -> dict[str, int]:
         """job id -> version (bumped by every status or progress change) of those that exist."""
         ...

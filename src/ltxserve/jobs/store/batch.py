@@ -31,14 +31,14 @@ statement after another when sent, which still skips Core's per-statement overhe
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import orjson
 from psycopg.pq import ExecStatus, TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types.json import Json
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Compiled, Connection
+from sqlalchemy.engine import Compiled, Connection, Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.elements import TextClause
 
@@ -88,6 +88,7 @@ class Batch:
         self.conn = conn
         self.sqlite = conn.dialect.name == "sqlite"
         self.queue: list[_Item] = []
+        self._sent: list[_Item] = []  # what ``implicit`` handed out, for ``refused``
 
     def add(
         self,
@@ -166,12 +167,7 @@ class Batch:
         try:
             rows = self._run_sqlite(queue) if self.sqlite else self._run_pg(queue, commit)
         except dbapi.Error as exc:  # as SQLAlchemy would wrap it (busy: OperationalError)
-            for item in queue:
-                if item.refusal is not None and isinstance(exc, item.refusal.error):
-                    raise item.refusal.raise_ from exc
-            raise sa_exc.DBAPIError.instance(
-                queue[-1].sql, queue[-1].values, exc, dbapi.Error
-            ) from exc
+            _refused(queue, exc, dbapi.Error)
         for item, row in zip(queue, rows, strict=True):
             if item.check is not None:
                 item.check(row)
@@ -179,6 +175,21 @@ class Batch:
 
     def pending(self) -> bool:
         return bool(self.queue)
+
+    def implicit(self) -> list[tuple[str, Any]] | None:
+        """The queue taken out to be sent elsewhere as one implicit transaction
+        (pg_async.py: a submit awaited on the event loop), as ``send(commit=True)``
+        would send it in autocommit; None, and the queue kept, when a check must see
+        its results before a COMMIT (a real transaction: ``send``)."""
+        if any(item.check is not None for item in self.queue):
+            return None
+        queue, self.queue = self.queue, []
+        self._sent = queue
+        return [(item.sql, item.values) for item in queue]
+
+    def refused(self, exc: BaseException) -> NoReturn:
+        """Raise for what ``implicit``'s statements failed with, as ``send`` would."""
+        _refused(self._sent, exc, self.conn.dialect.loaded_dbapi.Error)
 
     def _run_pg(self, queue: list[_Item], commit: bool) -> list[Row | None]:
         driver: Any = self.conn.connection.driver_connection  # a psycopg Connection
@@ -224,6 +235,32 @@ class Batch:
         finally:
             cur.close()
         return rows
+
+
+def _refused(queue: list[_Item], exc: BaseException, error: type[Exception]) -> NoReturn:
+    """A refusal's own exception for a statement that refused on the server, else the
+    driver's error wrapped as SQLAlchemy would."""
+    for item in queue:
+        if item.refusal is not None and isinstance(exc, item.refusal.error):
+            raise item.refusal.raise_ from exc
+    raise sa_exc.DBAPIError.instance(queue[-1].sql, queue[-1].values, exc, error) from exc
+
+
+class NeedsRoundTrip(Exception):
+    """A submit built on a ``DryConnection`` had to read (or send) first."""
+
+
+class DryConnection:
+    """A stand-in for a connection that knows its dialect only: a submit's statements
+    are queued on it without a connection (``SqlJobStore.acreate_job``), and anything
+    that would talk to the database raises NeedsRoundTrip, so that submit goes the
+    blocking way instead."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+
+    def __getattr__(self, name: str) -> NoReturn:
+        raise NeedsRoundTrip(name)
 
 
 def _execute(driver: Any, item: _Item) -> Any:

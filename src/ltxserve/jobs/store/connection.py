@@ -189,14 +189,15 @@ class FastQuery:
                 # refused, server shutting down), which SQLAlchemy wraps only on its
                 # own paths: wrapped here, busy_as_503 sees them as it sees those.
                 raise sa_exc.OperationalError(self.sql, args, exc) from exc
-        return self._values(names, row)
+        return self.values(names, row)
 
     def _out_of_autocommit(self, raw: Any) -> None:
         if self.sqlite or raw.dbapi_connection is None:
             return
         out_of_autocommit(raw.driver_connection, raw.invalidate)
 
-    def _values(self, names: list[str], row: Any) -> dict[str, Any] | None:
+    def values(self, names: list[str], row: Any) -> dict[str, Any] | None:
+        """A row as the store's dict (JSON columns decoded); also for pg_async's reads."""
         if row is None:
             return None
         values = dict(zip(names, row, strict=True))

@@ -226,6 +226,20 @@ class MemoryJobStore(MemoryAccounts):
             return None
         return replace(job, request=json_copy(job.request), result=json_copy(job.result))
 
+    async def acreate_job(
+        self,
+        api_key_id: str,
+        endpoint: str,
+        request: dict[str, Any],
+        job_id: str,
+        *,
+        admit: Admission | None = None,
+    ) -> Job | None:
+        return None  # its lock is a thread's: create_job, in a thread
+
+    async def aview(self, job_id: str) -> JobView | None:
+        return self.view(job_id)
+
     def view(self, job_id: str) -> JobView | None:
         with self._lock:
             job = self._jobs.get(job_id)

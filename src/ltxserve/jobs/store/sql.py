@@ -16,8 +16,9 @@ import logging
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import psycopg
 from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
@@ -38,8 +39,9 @@ from ltxserve.jobs.store.base import (
     now_ms,
 )
 from ltxserve.jobs.store.base import JobStore as BaseJobStore
-from ltxserve.jobs.store.batch import Batch
+from ltxserve.jobs.store.batch import Batch, DryConnection, NeedsRoundTrip
 from ltxserve.jobs.store.connection import DEFAULT_DB_TIMEOUT, FastQuery
+from ltxserve.jobs.store.pg_async import AsyncPg
 from ltxserve.jobs.store.pg_claim import CLAIM as PG_CLAIM
 from ltxserve.jobs.store.pg_claim import oldest_runnable
 from ltxserve.jobs.store.sql_accounts import SqlAccounts
@@ -58,6 +60,35 @@ def _job(row: Any) -> Job:
     values = {k: m[k] for k in Job.__dataclass_fields__}
     values["status"] = JobStatus(values["status"])
     return Job(**values)
+
+
+def _view(values: dict[str, Any] | None) -> JobView | None:
+    if values is None:
+        return None
+    values["status"] = JobStatus(values["status"])
+    return JobView(**values)
+
+
+def _pending_job(api_key_id: str, endpoint: str, request: dict[str, Any], job_id: str) -> Job:
+    """The row a submit inserts, as the store hands it out."""
+    return Job(
+        id=job_id,
+        api_key_id=api_key_id,
+        endpoint=endpoint,
+        status=JobStatus.PENDING,
+        request=request,
+        created_at=now_ms(),
+        started_at=None,
+        completed_at=None,
+        expires_at=None,
+        result=None,
+        error_type=None,
+        error_message=None,
+        progress=None,
+        attempts=0,
+        lease_owner=None,
+        lease_expires_at=None,
+    )
 
 
 _GET_JOB = select(jobs).where(jobs.c.id == bindparam("job_id"))
@@ -99,6 +130,8 @@ class SqlJobStore(SqlAccounts):
         self.rings_on_insert = not self.is_sqlite
         self._get_job = FastQuery(engine, _GET_JOB, ("request", "result"))
         self._get_view = FastQuery(engine, _GET_VIEW, ("result",))
+        # the status poll and the plain submit, awaited on the API's loop (pg_async.py)
+        self.aio = None if self.is_sqlite else AsyncPg(engine, timeout)
 
     def doorbell(self, data_dir: Path) -> Doorbell:
         """FIFO in the data dir on SQLite (one machine), LISTEN/NOTIFY on PostgreSQL
@@ -170,55 +203,89 @@ class SqlJobStore(SqlAccounts):
         claim_first: bool = False,
         defer: bool = True,
     ) -> Job:
-        created_at = now_ms()
-        values = dict(
-            id=job_id,
-            api_key_id=api_key_id,
-            endpoint=endpoint,
-            status=JobStatus.PENDING.value,
-            request=request,
-            created_at=created_at,
-        )
+        job = _pending_job(api_key_id, endpoint, request, job_id)
         with self._write() as conn:
-            view = SqlAdmissionView(conn, self.is_sqlite, job_id, may_defer=defer)
-            batch = view.batch
-            if idempotency is not None:
-                if claim_first:
-                    named = idempotency_sql.claim(conn, idempotency, job_id)
-                    if named is not None:
-                        return named
-                else:
-                    idempotency_sql.claim_later(batch, idempotency, job_id)
-            if admit is not None:
-                try:
-                    admit(view, api_key_id, endpoint, request)
-                except Exception:
-                    if batch.pending():
-                        replay_first(batch)  # a retried key answers its job, not a refusal
-                    raise
-            refusal = limits_sql.own_limits_refusal(api_key_id) if view.deferred else None
-            insert_job = _INSERT_JOB[view.deferred, self.rings_on_insert]
-            batch.add(insert_job, values, json=("request",), refusal=refusal)
-            batch.send(commit=True)
+            queued = self._queue_create(conn, job, admit, idempotency, claim_first, defer)
+            if isinstance(queued, Job):
+                return queued
+            queued.send(commit=True)
         # the row is exactly what was inserted: no second round trip to read it back
-        return Job(
-            id=job_id,
-            api_key_id=api_key_id,
-            endpoint=endpoint,
-            status=JobStatus.PENDING,
-            request=request,
-            created_at=created_at,
-            started_at=None,
-            completed_at=None,
-            expires_at=None,
-            result=None,
-            error_type=None,
-            error_message=None,
-            progress=None,
-            attempts=0,
-            lease_owner=None,
-            lease_expires_at=None,
+        return job
+
+    def _queue_create(
+        self,
+        conn: Connection,
+        job: Job,
+        admit: Admission | None,
+        idempotency: IdempotencyClaim | None,
+        claim_first: bool,
+        defer: bool,
+    ) -> Batch | Job:
+        """The submit's statements, queued; or the job an Idempotency-Key already names."""
+        view = SqlAdmissionView(conn, self.is_sqlite, job.id, may_defer=defer)
+        batch = view.batch
+        if idempotency is not None:
+            if claim_first:
+                named = idempotency_sql.claim(conn, idempotency, job.id)
+                if named is not None:
+                    return named
+            else:
+                idempotency_sql.claim_later(batch, idempotency, job.id)
+        if admit is not None:
+            try:
+                admit(view, job.api_key_id, job.endpoint, job.request)
+            except Exception:
+                if batch.pending():
+                    replay_first(batch)  # a retried key answers its job, not a refusal
+                raise
+        refusal = limits_sql.own_limits_refusal(job.api_key_id) if view.deferred else None
+        values = dict(
+            id=job.id,
+            api_key_id=job.api_key_id,
+            endpoint=job.endpoint,
+            status=job.status.value,
+            request=job.request,
+            created_at=job.created_at,
         )
+        insert_job = _INSERT_JOB[view.deferred, self.rings_on_insert]
+        batch.add(insert_job, values, json=("request",), refusal=refusal)
+        return batch
+
+    async def acreate_job(
+        self,
+        api_key_id: str,
+        endpoint: str,
+        request: dict[str, Any],
+        job_id: str,
+        *,
+        admit: Admission | None = None,
+    ) -> Job | None:
+        """``create_job`` awaited on the event loop (PostgreSQL, pg_async.py) when the
+        submit is statements sent in one implicit transaction, nothing read first
+        (every server-wide limit off, or deferred to the INSERT): the common case.
+        None when it is not (SQLite, a limit that reads, a key with limits of its own):
+        the caller runs ``create_job`` instead, which starts again from nothing, since
+        nothing was sent or the one transaction sent failed whole."""
+        if self.aio is None:
+            return None
+        job = _pending_job(api_key_id, endpoint, request, job_id)
+        dry = cast(Connection, DryConnection(self.engine.dialect))  # dialect only
+        try:
+            queued = self._queue_create(dry, job, admit, None, False, True)
+        except NeedsRoundTrip:
+            return None
+        assert isinstance(queued, Batch)  # no Idempotency-Key: nothing named a job
+        statements = queued.implicit()
+        if statements is None:  # a check to run before the commit: a real transaction
+            return None
+        try:
+            await self.aio.execute(statements)
+        except psycopg.Error as exc:
+            try:
+                queued.refused(exc)
+            except limits_sql.OwnLimits:
+                return None  # the key has limits of its own: create_job reads them
+        return job
 
     def list_jobs(self, query: ListQuery) -> list[JobView]:
         with self.read() as conn:
@@ -237,11 +304,15 @@ class SqlJobStore(SqlAccounts):
 
     def view(self, job_id: str) -> JobView | None:
         """The status poll's read: the columns of JobView only, never the request."""
-        values = self._get_view.one(job_id=job_id)
-        if values is None:
-            return None
-        values["status"] = JobStatus(values["status"])
-        return JobView(**values)
+        return _view(self._get_view.one(job_id=job_id))
+
+    async def aview(self, job_id: str) -> JobView | None:
+        """``view`` awaited on the event loop (PostgreSQL: pg_async.py); inline where
+        reads are (SQLite)."""
+        if self.aio is None:
+            return self.view(job_id)
+        found = await self.aio.fetch_one(self._get_view.sql, {"job_id": job_id})
+        return _view(self._get_view.values(*found) if found else None)
 
     def versions(self, ids: list[str]) -> dict[str, int]:
         with self.read() as conn:
