@@ -56,6 +56,28 @@ class Job:
     def terminal(self) -> bool:
         return self.status in TERMINAL
 
+    @classmethod
+    def pending(cls, job_id: str, api_key_id: str, endpoint: str, request: dict[str, Any]) -> Job:
+        """The row a submit inserts, as a store hands it back (no second read)."""
+        return cls(
+            id=job_id,
+            api_key_id=api_key_id,
+            endpoint=endpoint,
+            status=JobStatus.PENDING,
+            request=request,
+            created_at=now_ms(),
+            started_at=None,
+            completed_at=None,
+            expires_at=None,
+            result=None,
+            error_type=None,
+            error_message=None,
+            progress=None,
+            attempts=0,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+
 
 @dataclass(frozen=True)
 class JobView:

@@ -152,24 +152,7 @@ class MemoryJobStore(MemoryAccounts):
         admit: Admission | None = None,
         idempotency: IdempotencyClaim | None = None,
     ) -> Job:
-        job = Job(
-            id=job_id or str(uuid.uuid4()),
-            api_key_id=api_key_id,
-            endpoint=endpoint,
-            status=JobStatus.PENDING,
-            request=json_copy(request),
-            created_at=now_ms(),
-            started_at=None,
-            completed_at=None,
-            expires_at=None,
-            result=None,
-            error_type=None,
-            error_message=None,
-            progress=None,
-            attempts=0,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
+        job = Job.pending(job_id or str(uuid.uuid4()), api_key_id, endpoint, json_copy(request))
         with self._lock:
             if idempotency is not None:
                 named = self._named(idempotency)

@@ -5,9 +5,10 @@ Every other store call of a request runs in the API's thread pool (api/deps.py,
 the two hottest calls, one statement each, the hop costs more than the statement:
 a SELECT by primary key through a pool thread took ~80 us of the process's CPU and
 ~110 us of wall time here, against ~45 us and ~65 us on psycopg's async connection
-awaited on the loop (bench/README.md, "The submit without its thread hop"). So the
-status poll's read and a submit that needs no read first (its statements sent in
-one implicit transaction, batch.py) are awaited on the event loop instead.
+awaited on the loop (bench/README.md, "The submit and the poll without their thread
+hop"). So the status poll's read and a submit that needs no read first (its
+statements sent in one implicit transaction, batch.py) are awaited on the event
+loop instead.
 
 A free list of autocommit ``psycopg.AsyncConnection`` per event loop, at most
 ``MAX_CONNECTIONS`` at once, is written here rather than taken from psycopg_pool:

@@ -69,28 +69,6 @@ def _view(values: dict[str, Any] | None) -> JobView | None:
     return JobView(**values)
 
 
-def _pending_job(api_key_id: str, endpoint: str, request: dict[str, Any], job_id: str) -> Job:
-    """The row a submit inserts, as the store hands it out."""
-    return Job(
-        id=job_id,
-        api_key_id=api_key_id,
-        endpoint=endpoint,
-        status=JobStatus.PENDING,
-        request=request,
-        created_at=now_ms(),
-        started_at=None,
-        completed_at=None,
-        expires_at=None,
-        result=None,
-        error_type=None,
-        error_message=None,
-        progress=None,
-        attempts=0,
-        lease_owner=None,
-        lease_expires_at=None,
-    )
-
-
 _GET_JOB = select(jobs).where(jobs.c.id == bindparam("job_id"))
 _GET_VIEW = select(*(jobs.c[name] for name in JobView.__dataclass_fields__)).where(
     jobs.c.id == bindparam("job_id")
@@ -203,7 +181,7 @@ class SqlJobStore(SqlAccounts):
         claim_first: bool = False,
         defer: bool = True,
     ) -> Job:
-        job = _pending_job(api_key_id, endpoint, request, job_id)
+        job = Job.pending(job_id, api_key_id, endpoint, request)
         with self._write() as conn:
             queued = self._queue_create(conn, job, admit, idempotency, claim_first, defer)
             if isinstance(queued, Job):
@@ -268,7 +246,7 @@ class SqlJobStore(SqlAccounts):
         nothing was sent or the one transaction sent failed whole."""
         if self.aio is None:
             return None
-        job = _pending_job(api_key_id, endpoint, request, job_id)
+        job = Job.pending(job_id, api_key_id, endpoint, request)
         dry = cast(Connection, DryConnection(self.engine.dialect))  # dialect only
         try:
             queued = self._queue_create(dry, job, admit, None, False, True)
