@@ -145,3 +145,47 @@ def test_a_dropped_connection_is_busy_once_then_replaced(pg_store: SqlJobStore) 
         assert await pg_store.acreate_job("k1", "text-to-video", {}, "d2") is not None
 
     asyncio.run(main())
+
+
+def test_a_cancelled_submit_still_writes_its_row(pg_store: SqlJobStore) -> None:
+    """A request that goes away mid-write (its task cancelled) leaves the write to run to
+    its end, as a thread's call would: never half a submit."""
+
+    async def main() -> None:
+        task = asyncio.ensure_future(pg_store.acreate_job("k1", "text-to-video", {}, "gone"))
+        await asyncio.sleep(0)  # into the write: connecting, a few ms
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        deadline = time.monotonic() + 5
+        while pg_store.get("gone") is None:
+            assert time.monotonic() < deadline, "the cancelled write never landed"
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+
+
+def test_aclose_closes_the_loops_connections(pg_store: SqlJobStore) -> None:
+    def others() -> int:
+        with pg_store.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).scalar_one()
+            )
+
+    async def main() -> None:
+        await pg_store.aview("x")
+        await asyncio.gather(*(pg_store.aview("x") for _ in range(3)))  # more at once
+        opened = others()
+        assert opened >= 1
+        await pg_store.aclose()
+        deadline = time.monotonic() + 5
+        while others() != 0:  # a backend leaves pg_stat_activity as it exits
+            assert time.monotonic() < deadline, f"{others()} of {opened} left open"
+            await asyncio.sleep(0.02)
+
+    asyncio.run(main())

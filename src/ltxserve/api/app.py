@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None, *, manager: JobManager | None =
             if hooks is not None:
                 hooks.stop()
             hub.close()
+            await deps.manager.aclose()  # the event loop's own connections (pg_async.py)
 
     app = FastAPI(
         title="ltxserve",

@@ -445,6 +445,10 @@ class JobManager:
     def close(self) -> None:
         self.doorbell.close()
 
+    async def aclose(self) -> None:
+        """Close what the store opened on the running event loop (the API's shutdown)."""
+        await self.store.aclose()
+
 
 def open_manager(
     settings: Settings, *, catalog: Catalog | None = None, blobs: BlobStore | None = None

@@ -418,6 +418,10 @@ class JobStore(Protocol):
         (PostgreSQL), or inline where reads are (``inline_reads``)."""
         ...
 
+    async def aclose(self) -> None:
+        """Close the connections ``aview`` and ``acreate_job`` opened on this loop."""
+        ...
+
     def versions(self, ids: list[str]) -> dict[str, int]:
         """job id -> version (bumped by every status or progress change) of those that exist."""
         ...

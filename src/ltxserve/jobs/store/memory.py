@@ -223,6 +223,9 @@ class MemoryJobStore(MemoryAccounts):
     async def aview(self, job_id: str) -> JobView | None:
         return self.view(job_id)
 
+    async def aclose(self) -> None:
+        pass
+
     def view(self, job_id: str) -> JobView | None:
         with self._lock:
             job = self._jobs.get(job_id)

@@ -96,7 +96,12 @@ class AsyncPg:
                 for sql, params in statements:
                     await conn.execute(sql, params)
 
-        await asyncio.shield(asyncio.ensure_future(self._run(run)))
+        task = asyncio.ensure_future(self._run(run))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_outcome_logged)  # nobody awaits it any more
+            raise
 
     async def _run(self, fn: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
         pool = self._loop_pool()
@@ -147,6 +152,13 @@ class AsyncPg:
 
 
 _IDLE = psycopg.pq.TransactionStatus.IDLE
+
+
+def _outcome_logged(task: asyncio.Future[None]) -> None:
+    """The end of a write whose request went away: a failure is logged here, not left
+    for asyncio's "exception was never retrieved"."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("a write whose request was cancelled failed: %r", exc)
 
 
 async def _close(conn: psycopg.AsyncConnection[Any] | None) -> None:

@@ -292,6 +292,10 @@ class SqlJobStore(SqlAccounts):
         found = await self.aio.fetch_one(self._get_view.sql, {"job_id": job_id})
         return _view(self._get_view.values(*found) if found else None)
 
+    async def aclose(self) -> None:
+        if self.aio is not None:
+            await self.aio.close()
+
     def versions(self, ids: list[str]) -> dict[str, int]:
         with self.read() as conn:
             return events.versions(conn, ids)
