@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from ltxserve.errors import ApiError
 from ltxserve.jobs.contract.requests import URI_FIELDS
@@ -45,7 +45,7 @@ def needs_offload(request: dict[str, Any]) -> bool:
     return any(_large(request.get(field)) for field in URI_FIELDS)
 
 
-def _large(value: Any) -> bool:
+def _large(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and value.startswith("data:") and len(value) > INLINE_MAX
 
 
@@ -57,7 +57,6 @@ def offload(
     for field in URI_FIELDS:
         value = request.get(field)
         if _large(value):
-            assert isinstance(value, str)
             tmp_dir.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="payload-")
             try:

@@ -88,7 +88,6 @@ class Batch:
         self.conn = conn
         self.sqlite = conn.dialect.name == "sqlite"
         self.queue: list[_Item] = []
-        self._sent: list[_Item] = []  # what ``implicit`` handed out, for ``refused``
 
     def add(
         self,
@@ -177,19 +176,17 @@ class Batch:
         return bool(self.queue)
 
     def implicit(self) -> list[tuple[str, Any]] | None:
-        """The queue taken out to be sent elsewhere as one implicit transaction
+        """The queue's statements, to be sent elsewhere as one implicit transaction
         (pg_async.py: a submit awaited on the event loop), as ``send(commit=True)``
-        would send it in autocommit; None, and the queue kept, when a check must see
-        its results before a COMMIT (a real transaction: ``send``)."""
+        would send them in autocommit; None when a check must see their results
+        before a COMMIT (a real transaction: ``send``). The batch is done with then."""
         if any(item.check is not None for item in self.queue):
             return None
-        queue, self.queue = self.queue, []
-        self._sent = queue
-        return [(item.sql, item.values) for item in queue]
+        return [(item.sql, item.values) for item in self.queue]
 
     def refused(self, exc: BaseException) -> NoReturn:
         """Raise for what ``implicit``'s statements failed with, as ``send`` would."""
-        _refused(self._sent, exc, self.conn.dialect.loaded_dbapi.Error)
+        _refused(self.queue, exc, self.conn.dialect.loaded_dbapi.Error)
 
     def _run_pg(self, queue: list[_Item], commit: bool) -> list[Row | None]:
         driver: Any = self.conn.connection.driver_connection  # a psycopg Connection
