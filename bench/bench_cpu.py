@@ -10,7 +10,7 @@ other tree runs the same, before this one, for each worker count in turn.
 channel nobody notifies: what every NOTIFY costs PostgreSQL per listening backend.
 
 Usage: python bench/bench_cpu.py [--jobs 600] [--workers 1,4] [--baseline-src ...]
-       [--listeners 0] [--clients 1]
+       [--listeners 0] [--clients 1] [--shapes slots|processes|slots,processes]
 Needs $LTXSERVE_TEST_PG_URL or --pg-url (scripts/pg-start.sh); PostgreSQL on this
 machine (its backends are counted).
 """
@@ -88,12 +88,21 @@ def main() -> None:
     ap.add_argument("--baseline-src", help="the other tree's src directory")
     ap.add_argument("--listeners", type=int, default=0, help="idle LISTEN connections")
     ap.add_argument("--clients", type=int, default=1, help="submitting threads")
+    ap.add_argument(
+        "--shapes",
+        default="slots",
+        help="how N workers run: slots (one process, `--concurrency N`), processes "
+        "(N one-slot processes), or both side by side: slots,processes",
+    )
     ap.add_argument("--pg-url", default=os.environ.get("LTXSERVE_TEST_PG_URL"))
     args = ap.parse_args()
     admin = admin_engine(args.pg_url)
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
-        systems = [Ltxserve(tmp, admin, args.pg_url, client="stdlib")]
+        systems = [
+            Ltxserve(tmp, admin, args.pg_url, client="stdlib", processes=shape == "processes")
+            for shape in args.shapes.split(",")
+        ]
         if args.baseline_src:
             systems.insert(0, Ltxserve(tmp, admin, args.pg_url, args.baseline_src, "stdlib"))
         try:

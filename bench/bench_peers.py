@@ -22,11 +22,13 @@ all of them alike. Throughput is the median over rounds; latency percentiles poo
 every round.
 
 The systems, each as deployed by default:
-    ltxserve       `serve --workers 0` (the HTTP API, one process) + N
-                   `python bench/peer_jobs.py` (a real Worker: claim, lease, heartbeat,
+    ltxserve       `serve --workers 0` (the HTTP API, one process) + one
+                   `python bench/peer_jobs.py` with N slots (`ltxserve worker
+                   --concurrency N`: N real Workers, each claim, lease, heartbeat,
                    runner child over a pipe, finish; NoopEngine), on PostgreSQL with
                    LISTEN/NOTIFY; submits are POST /v2/text-to-video over HTTP,
                    with httpx (the SDK's transport) or, with --http stdlib, http.client
+    ltxserve-procs the same with N one-slot worker processes (`--systems` to add it)
     Celery         one `celery worker -c N` (prefork pool), Redis broker and result
                    backend (`redis-server` on a private loopback port); submits are
                    `apply_async` (Redis LPUSH)
@@ -154,16 +156,27 @@ class Ltxserve(System):
     name = "ltxserve"
 
     def __init__(
-        self, tmp: Path, admin: Any, pg_url: str, src: str | None = None, client: str = "httpx"
+        self,
+        tmp: Path,
+        admin: Any,
+        pg_url: str,
+        src: str | None = None,
+        client: str = "httpx",
+        processes: bool = False,
     ) -> None:
         """``src``: another tree's ``src`` directory to run instead of this one's
-        (``--baseline-src``: before and after a change in the same interleaved run).
-        ``client``: the HTTP client that submits (``--http``)."""
+        (``--baseline-src``: before and after a change in the same interleaved run;
+        its N workers are N processes, as trees before worker slots know no other).
+        ``client``: the HTTP client that submits (``--http``). ``processes``: N
+        one-slot worker processes instead of one process with N slots."""
         super().__init__(tmp)
         self.admin = admin
         self.src = src
+        self.processes = processes or bool(src)
         if src:
             self.name = "ltxserve@base"
+        elif processes:
+            self.name = "ltxserve-procs"
         self.db, self.url = new_database(admin, pg_url, "ltx")
         self.data = tmp / f"ltx-{uuid.uuid4().hex[:6]}"
         env = {
@@ -193,14 +206,22 @@ class Ltxserve(System):
             env.pop(key, None)  # the defaults, as deployed
         if self.src:
             env["PYTHONPATH"] = os.pathsep.join([str(HERE), self.src, env["PYTHONPATH"]])
-        logs = [f"ltx-worker-{uuid.uuid4().hex[:6]}.log" for _ in range(n)]
-        for log in logs:
-            self.spawn([PY, str(HERE / "peer_jobs.py")], env, log)
+        # N slots of one worker process (`ltxserve worker --concurrency N`), as Celery's
+        # N are one `celery worker -c N`; --ltx-processes: N one-slot processes instead
+        shape = [1] * n if self.processes else [n]
+        logs = [f"ltx-worker-{uuid.uuid4().hex[:6]}.log" for _ in shape]
+        for log, slots in zip(logs, shape, strict=True):
+            self.spawn(
+                [PY, str(HERE / "peer_jobs.py")],
+                {**env, "LTXSERVE_WORKER_CONCURRENCY": str(slots)},
+                log,
+            )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if all(
-                (self.tmp / log).exists() and b"ready with engine" in (self.tmp / log).read_bytes()
-                for log in logs
+                (self.tmp / log).exists()
+                and (self.tmp / log).read_bytes().count(b"ready with engine") >= slots
+                for log, slots in zip(logs, shape, strict=True)
             ):
                 return
             time.sleep(0.1)
@@ -469,8 +490,9 @@ def main() -> None:
             for name in names:
                 if name == "ltxserve@base":
                     systems.append(Ltxserve(tmp, admin, args.pg_url, args.baseline_src, args.http))
-                elif name == "ltxserve":
-                    systems.append(Ltxserve(tmp, admin, args.pg_url, client=args.http))
+                elif name in ("ltxserve", "ltxserve-procs"):
+                    procs = name == "ltxserve-procs"
+                    systems.append(Ltxserve(tmp, admin, args.pg_url, None, args.http, procs))
                 elif name == "celery":
                     systems.append(CeleryRedis(tmp))
                 elif name == "procrastinate":

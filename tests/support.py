@@ -126,16 +126,19 @@ class Server:
         )
         return [int(p) for p in out.stdout.split()]
 
-    def spawn_worker(self, data_dir: Path | None = None) -> tuple[subprocess.Popen[bytes], Path]:
+    def spawn_worker(
+        self, data_dir: Path | None = None, *args: str
+    ) -> tuple[subprocess.Popen[bytes], Path]:
         """An `ltxserve worker` of this server's store as the test's own child (no
         supervisor restarts it; its exit status is the test's to read), logging to the
-        returned file. ``data_dir`` defaults to the server's. The caller stops it."""
+        returned file. ``data_dir`` defaults to the server's; ``args`` go to the
+        command line. The caller stops it."""
         data_dir = data_dir or self.data_dir
         log_path = data_dir / f"worker-{len(list(data_dir.glob('worker-*.log')))}.log"
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "ltxserve.cli", "worker", "--data-dir", str(data_dir)]
-                + ["--engine", self.engine],
+                + ["--engine", self.engine, *args],
                 env={**self.full_env(), "LTXSERVE_DATA_DIR": str(data_dir)},
                 stdout=log,
                 stderr=subprocess.STDOUT,

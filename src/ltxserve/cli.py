@@ -263,6 +263,17 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Jobs this process runs at once, each in a slot with a runner and an engine "
+            "of its own (so N copies of the model in memory). Default: "
+            "$LTXSERVE_WORKER_CONCURRENCY, else 1.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run one worker: claim jobs from the store and generate them.
 
@@ -273,6 +284,8 @@ def worker(
 
     try:
         settings = _settings(data_dir)
+        if concurrency is not None:
+            settings = settings.model_copy(update={"worker_concurrency": concurrency})
         settings.check_shared()
         os.environ["LTXSERVE_LOG_LEVEL"] = _logging(log_level, settings, "info")  # the runner's
         name = check_engine(engine if engine != "auto" else settings.engine, settings)

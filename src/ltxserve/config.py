@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: int = 30  # SIGTERM: how long in-flight requests get to finish
     metrics_cache_seconds: float = 5.0  # /metrics: in-flight job counts at most this often
     worker_metrics_port: int | None = None  # `ltxserve worker`: serve its own /metrics on this port
+    # `ltxserve worker --concurrency`: jobs one worker process runs at once, each in a
+    # slot with a runner (and engine) of its own (docs/deployment.md, "Worker concurrency")
+    worker_concurrency: int = Field(default=1, ge=1, le=64)
     # Live events (GET /v2/{endpoint}/{id}/events; docs/api.md "Live events"): how often an
     # API process checks its streamed jobs (SQLite polls at this pace; PostgreSQL is told
     # by LISTEN/NOTIFY and only paces its listener with it), and how often an idle stream

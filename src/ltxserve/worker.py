@@ -146,6 +146,8 @@ class Worker:
         engine_name: str = "auto",
         *,
         manager: JobManager | None = None,
+        stopping: Flag | None = None,
+        abort: Flag | None = None,
     ) -> None:
         self.settings = settings
         if manager is None:
@@ -156,8 +158,9 @@ class Worker:
         self.manager = manager
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.runner = Runner(engine_name if engine_name != "auto" else settings.engine, settings)
-        self.stopping = Flag()  # set from signal handlers: see Flag
-        self.abort = Flag()
+        # set from signal handlers (see Flag); shared by the slots of one process
+        self.stopping = stopping or Flag()
+        self.abort = abort or Flag()
         self.claimed_at = time.monotonic()  # of the job at hand (job duration metric)
         self.next_job: Job | None = None  # claimed with the last one's completion
         # where the engine writes each job's outputs; named by pid like a job's cache
@@ -165,22 +168,14 @@ class Worker:
 
     # -- lifecycle ----------------------------------------------------------
     def install_signal_handlers(self) -> None:
-        def handler(signum: int, _frame: Any) -> None:
-            # Logs at most twice whatever arrives: a signal can land inside this
-            # handler's own log call, and a handler that logged every time nested
-            # once per signal of a burst until the stack overflowed.
-            if not self.stopping.is_set():
-                self.stopping.set()
-                log.info("signal %d: stopping after the current job", signum)
-            elif not self.abort.is_set():
-                self.abort.set()
-                log.info("signal %d again: releasing the current job", signum)
+        install_stop_handlers(self.stopping, self.abort)
 
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
-
-    def run(self) -> None:
-        clean_workdirs(self.settings.work_dir)
+    def run(self, *, clean: bool = True) -> None:
+        """Serve jobs until stopped. ``clean``: first remove the job directories of
+        dead workers and of this pid (clean_workdirs); a process running several
+        workers (worker_slots.py) does that once, before any of them starts."""
+        if clean:
+            clean_workdirs(self.settings.work_dir)
         self.runner.start()
         log.info("worker %s ready with engine %s", self.owner, self.runner.engine)
         try:
@@ -438,6 +433,26 @@ class Worker:
         observe_job(job, self.runner.engine, status.value, time.monotonic() - self.claimed_at)
 
 
+def install_stop_handlers(stopping: Flag, abort: Flag) -> None:
+    """SIGTERM/SIGINT: the first stops claiming, the second releases the jobs at hand.
+
+    Logs at most twice whatever arrives: a signal can land inside this handler's own
+    log call, and a handler that logged every time nested once per signal of a burst
+    until the stack overflowed.
+    """
+
+    def handler(signum: int, _frame: Any) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            log.info("signal %d: stopping after the current job", signum)
+        elif not abort.is_set():
+            abort.set()
+            log.info("signal %d again: releasing the current job", signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
 def clean_workdirs(root: Path) -> None:
     """Remove job directories left by workers that died (SIGKILL, machine crash): each
     is named ``<pid>-...`` by the worker that made it, and only dead pids' go. Called at
@@ -499,6 +514,11 @@ def run_worker(
 
         start_http_server(metrics_port, registry=scrape_registry())
         log.info("worker metrics on port %d", metrics_port)
+    if settings.worker_concurrency > 1:  # one process, several job slots
+        from ltxserve.worker_slots import run_slots
+
+        run_slots(settings, engine_name, settings.worker_concurrency)
+        return
     worker = Worker(settings, engine_name)
     worker.install_signal_handlers()
     worker.run()
