@@ -71,19 +71,30 @@ def wait_all(client: httpx.Client, ids: list[str], want: str, timeout: float) ->
     return time.monotonic() - start
 
 
+def slow_key(srv: Server, seconds: float) -> str:
+    """A client-testing key whose jobs stay processing ``seconds`` (docs/simulate.md)."""
+    out = srv.cli("keys", "create", "--name", "slow", "--simulate", f"processing={seconds}")
+    return out.strip().splitlines()[-1]
+
+
+def submit_together(client: httpx.Client) -> list[str]:
+    """SLOTS jobs, seen processing all at once: one slot would leave the others pending."""
+    ids = [client.post(f"/v2/{EP}", json=T2V).json()["id"] for _ in range(SLOTS)]
+    together = wait_all(client, ids, "processing", timeout=2.5)
+    print(f"{SLOTS} jobs processing together after {together:.2f} s")
+    return ids
+
+
 def test_slots_run_together_and_finish_on_sigterm(
     make_server: Callable[..., Server], store_env: dict[str, str]
 ) -> None:
     srv = make_server(env=store_env, workers=0)
-    key = srv.cli("keys", "create", "--name", "slow", "--simulate", "processing=3")
+    key = slow_key(srv, 3)
     proc, log = start_slots(srv, SLOTS)
     try:
         assert runners(proc) == SLOTS, log.read_text()
-        with srv.client(key.strip().splitlines()[-1]) as client:
-            ids = [client.post(f"/v2/{EP}", json=T2V).json()["id"] for _ in range(SLOTS)]
-            # one worker would hold two of them pending for 3 s each
-            together = wait_all(client, ids, "processing", timeout=2.5)
-            print(f"{SLOTS} jobs processing together after {together:.2f} s")
+        with srv.client(key) as client:
+            ids = submit_together(client)
             proc.send_signal(signal.SIGTERM)  # every slot finishes its job, then exits
             assert proc.wait(30) == 0, log.read_text()
             assert statuses(client, ids) == ["completed"] * SLOTS, log.read_text()
@@ -98,13 +109,12 @@ def test_killed_slots_leave_each_job_to_its_lease(
     make_server: Callable[..., Server], store_env: dict[str, str]
 ) -> None:
     srv = make_server(env=store_env, workers=0)
-    key = srv.cli("keys", "create", "--name", "slow", "--simulate", "processing=1")
+    key = slow_key(srv, 1)
     proc, log = start_slots(srv, SLOTS)
     second = None
     try:
-        with srv.client(key.strip().splitlines()[-1]) as client:
-            ids = [client.post(f"/v2/{EP}", json=T2V).json()["id"] for _ in range(SLOTS)]
-            wait_all(client, ids, "processing", timeout=2.5)
+        with srv.client(key) as client:
+            ids = submit_together(client)
             proc.kill()  # no slot releases anything: the leases must run out
             proc.wait(10)
             second, log2 = start_slots(srv, 2)
