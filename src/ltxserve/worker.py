@@ -1,6 +1,7 @@
 """The worker: claim -> resolve inputs -> run engine (in the runner child) -> store -> finish.
 
-One worker process runs one job at a time. It holds a lease on its job and renews
+One worker runs one job at a time (a process may run several workers as slots:
+worker_slots.py, ``--concurrency``). It holds a lease on its job and renews
 it by heartbeat; if the worker vanishes, the lease runs out and another worker
 (or this one, restarted) reclaims the job. A runner crash releases the job for a
 retry; the attempt count bounds retries (``max_attempts``), after which the job
