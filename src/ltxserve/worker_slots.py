@@ -13,8 +13,9 @@ Why threads rather than N worker processes: it is Celery's shape (one ``celery
 worker -c N``), and on a machine with fewer cores than processes it costs less.
 With 4 slots on the bench's 2 cores the workers' CPU per no-op job was
 0.56-0.91 ms, against 0.79-1.23 ms for 4 processes in the same runs
-(bench/README.md, "Worker concurrency"). A slot's Python holds the GIL only between its blocking calls (the
-database, the runner pipe); generation itself runs in the runner processes.
+(bench/README.md, "Worker concurrency"). A slot's Python holds the GIL only
+between its blocking calls (the database, the runner pipe); generation itself runs
+in the runner processes.
 
 A slot whose worker raises (its engine failed to load: RunnerStartFailed) stops
 the others after their jobs at hand, and the process exits with that error, as a
