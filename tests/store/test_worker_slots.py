@@ -3,7 +3,8 @@
 On every store: the slots really run at the same time (N jobs processing together,
 N runner children of one process), a SIGTERM lets every slot finish its job at hand,
 and a SIGKILL of the process leaves each slot's job to its own lease, which the next
-worker reclaims. A setting out of range is one line and exit status 78.
+worker reclaims. A setting out of range is one line and exit status 78. A slot
+whose engine cannot start stops the others, and the process ends with its error.
 """
 
 from __future__ import annotations
@@ -144,3 +145,39 @@ def test_concurrency_out_of_range_is_one_line(tmp_path: Path, value: str) -> Non
     assert out.returncode == 78, out.stderr
     assert "LTXSERVE_WORKER_CONCURRENCY" in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_a_slot_that_cannot_start_stops_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first slot's engine fails to load: the other slots stop (after their jobs at
+    hand: here none), and run_slots raises that error once every slot has ended."""
+    from ltxserve import worker_slots
+    from ltxserve.config import Settings
+    from ltxserve.worker import RunnerStartFailed, Worker
+
+    stopped: list[bool] = []
+    made = iter(range(SLOTS))
+
+    class Slot(Worker):
+        def run(self, *, clean: bool = True) -> None:
+            assert not clean  # the process cleaned once, before any slot started
+            try:
+                if next(made) == 0:
+                    raise RunnerStartFailed("no engine here")
+                deadline = time.monotonic() + 10
+                while not self.stopping.is_set() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                stopped.append(self.stopping.is_set())
+            finally:
+                self.manager.close()
+
+    monkeypatch.setattr(worker_slots, "Worker", Slot)
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(RunnerStartFailed, match="no engine here"):
+            worker_slots.run_slots(Settings(data_dir=tmp_path), "minimal", SLOTS)
+    finally:
+        signal.signal(signal.SIGTERM, handlers[0])
+        signal.signal(signal.SIGINT, handlers[1])
+    assert stopped == [True] * (SLOTS - 1)
